@@ -1,0 +1,1 @@
+//! Attribute macros for `backpressure` (arrives with the attribute issue).
