@@ -1,0 +1,213 @@
+//! Building a coordinator.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backpressure_pattern::Pattern;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{CoordinatorConfig, MaxDefer};
+use super::context::{ContextShared, WorkContext};
+use super::gate::Gate;
+use super::handle::{Coordinator, Spawner};
+use super::outcome::HandlerOutcome;
+use super::state::{Shared, SkipCallback};
+use super::worker::run_slot;
+use crate::error::BuildError;
+use crate::Sink;
+
+/// Configures and builds a [`Coordinator`]. Every value is checked by
+/// [`build`](Self::build), which reports the first bad one as a [`BuildError`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use backpressure::{BuildError, Coordinator, MaxDefer, Sink, WorkContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BuildError> {
+/// let coordinator = Coordinator::builder()
+///     .sink(Sink::new())
+///     .concurrency(8)
+///     .capacity(1_000)
+///     .defer_on("backpressure.*, db.overloaded")
+///     .resume_on("backpressure.override")
+///     .cancel_on("shutdown.*")
+///     .on_skip(|job: String| eprintln!("skipped {job}"))
+///     .defer_check_interval(Duration::from_millis(100))
+///     .max_defer(MaxDefer::Never)
+///     .build(|job: String, _ctx: WorkContext| async move { println!("{job}") })?;
+/// # drop(coordinator);
+///
+/// let err = Coordinator::<u8>::builder().concurrency(0).build(|_, _| async {}).unwrap_err();
+/// assert_eq!(err, BuildError::ZeroConcurrency);
+/// # Ok(()) }
+/// ```
+pub struct CoordinatorBuilder<T> {
+    config: CoordinatorConfig,
+    sink: Option<Sink>,
+    on_skip: Option<SkipCallback<T>>,
+}
+
+impl<T: Send + 'static> CoordinatorBuilder<T> {
+    pub(super) fn new() -> Self {
+        Self {
+            config: CoordinatorConfig::default(),
+            sink: None,
+            on_skip: None,
+        }
+    }
+
+    /// Replaces every option with `config` (the sink and skip callback are kept).
+    pub fn config(mut self, config: CoordinatorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The sink to watch. Default: the global sink `"default"`.
+    pub fn sink(mut self, sink: Sink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Number of items handled at once. Default 4; must be at least 1.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.config.concurrency = concurrency;
+        self
+    }
+
+    /// Queue capacity; `enqueue` waits while it is full. Default 200; must be at least 1.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.config.capacity = capacity;
+        self
+    }
+
+    /// Signals matching this pattern (glob, comma-separated list) hold back new work.
+    /// Default `backpressure.*`.
+    pub fn defer_on(mut self, pattern: impl Into<String>) -> Self {
+        self.config.defer_on = Some(pattern.into());
+        self
+    }
+
+    /// Never defer on signals (pausing still works).
+    pub fn no_defer(mut self) -> Self {
+        self.config.defer_on = None;
+        self
+    }
+
+    /// Signals matching this pattern let work start even while a `defer_on` signal is active.
+    pub fn resume_on(mut self, pattern: impl Into<String>) -> Self {
+        self.config.resume_on = Some(pattern.into());
+        self
+    }
+
+    /// While a signal matching this pattern is active, items that would start are skipped:
+    /// counted in [`Stats::skipped`](crate::Stats::skipped) and handed to the
+    /// [`on_skip`](Self::on_skip) callback.
+    pub fn cancel_on(mut self, pattern: impl Into<String>) -> Self {
+        self.config.cancel_on = Some(pattern.into());
+        self
+    }
+
+    /// Receives every item skipped by `cancel_on`, so nothing is silently lost.
+    pub fn on_skip(mut self, callback: impl Fn(T) + Send + Sync + 'static) -> Self {
+        self.on_skip = Some(Box::new(callback));
+        self
+    }
+
+    /// The longest gap between gate re-checks while work is held (wake-ups on signal changes
+    /// are immediate). Default 50 ms; must be positive.
+    pub fn defer_check_interval(mut self, interval: Duration) -> Self {
+        self.config.defer_check_interval = interval;
+        self
+    }
+
+    /// Start a held item anyway after `attempts × defer_check_interval`. Default 200.
+    pub fn max_defer_attempts(mut self, attempts: u32) -> Self {
+        self.config.max_defer = MaxDefer::Attempts(attempts);
+        self
+    }
+
+    /// How long an item may be held before it starts anyway, or [`MaxDefer::Never`].
+    pub fn max_defer(mut self, max_defer: MaxDefer) -> Self {
+        self.config.max_defer = max_defer;
+        self
+    }
+
+    /// Checks the configuration and starts the slots on the current tokio runtime.
+    ///
+    /// The handler gets each item with a [`WorkContext`] and returns `()` or
+    /// `Result<(), E: Display>`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] for a zero concurrency, capacity, check interval or `max_defer`, a
+    /// pattern that does not compile, or when called outside a tokio runtime.
+    pub fn build<F, Fut>(self, handler: F) -> Result<Coordinator<T>, BuildError>
+    where
+        F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerOutcome,
+    {
+        let config = self.config;
+        validate(&config)?;
+        let compile = |field: &'static str, pattern: &Option<String>| {
+            pattern
+                .as_deref()
+                .map(Pattern::parse)
+                .transpose()
+                .map_err(|source| BuildError::Pattern { field, source })
+        };
+        let defer_on = compile("defer_on", &config.defer_on)?;
+        let resume_on = compile("resume_on", &config.resume_on)?;
+        let cancel_on = compile("cancel_on", &config.cancel_on)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+
+        let sink = self.sink.unwrap_or_else(|| crate::sink("default"));
+        let wake = Arc::new(Notify::new());
+        let gate = Gate::new(&sink, &wake, defer_on, resume_on, cancel_on);
+        let context = Arc::new(ContextShared {
+            token: CancellationToken::new(),
+            sink,
+        });
+        let shared = Arc::new(Shared::new(gate, wake, context, config, self.on_skip));
+        let handler = Arc::new(handler);
+        let spawner: Spawner<T> = Box::new(move |shared| {
+            runtime.spawn(run_slot(shared, Arc::clone(&handler)));
+        });
+        Ok(Coordinator::from_parts(shared, spawner))
+    }
+}
+
+/// Checks the numeric options of `config`.
+pub(crate) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
+    if config.concurrency == 0 {
+        return Err(BuildError::ZeroConcurrency);
+    }
+    if config.capacity == 0 {
+        return Err(BuildError::ZeroCapacity);
+    }
+    if config.defer_check_interval.is_zero() {
+        return Err(BuildError::ZeroCheckInterval);
+    }
+    if matches!(
+        config.max_defer,
+        MaxDefer::Attempts(0) | MaxDefer::After(Duration::ZERO)
+    ) {
+        return Err(BuildError::ZeroMaxDefer);
+    }
+    Ok(())
+}
+
+impl<T> fmt::Debug for CoordinatorBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoordinatorBuilder")
+            .field("config", &self.config)
+            .field("sink", &self.sink)
+            .field("on_skip", &self.on_skip.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,70 @@
+//! What a handler gets besides its item.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::Sink;
+
+/// Passed to every handler call with its item.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::{Coordinator, Sink, WorkContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let coordinator = Coordinator::builder()
+///     .sink(Sink::new())
+///     .build(|item: u32, ctx: WorkContext| async move {
+///         tokio::select! {
+///             _ = ctx.cancelled() => println!("item {} cancelled by shutdown", ctx.id()),
+///             _ = async { /* real work with `item` */ } => {}
+///         }
+///     })?;
+/// coordinator.enqueue(7).await?;
+/// coordinator.drain().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct WorkContext {
+    shared: Arc<ContextShared>,
+    id: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct ContextShared {
+    pub(crate) token: CancellationToken,
+    pub(crate) sink: Sink,
+}
+
+impl WorkContext {
+    pub(crate) fn new(shared: Arc<ContextShared>, id: u64) -> Self {
+        Self { shared, id }
+    }
+
+    /// The item's id: its position in the coordinator's intake order, starting at 0.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The coordinator's sink, to raise or retract signals from inside a handler.
+    pub fn sink(&self) -> &Sink {
+        &self.shared.sink
+    }
+
+    /// The token that [`Coordinator::shutdown`](crate::Coordinator::shutdown) cancels.
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        &self.shared.token
+    }
+
+    /// Whether shutdown has asked running handlers to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.token.is_cancelled()
+    }
+
+    /// Completes when shutdown asks running handlers to stop.
+    pub async fn cancelled(&self) {
+        self.shared.token.cancelled().await;
+    }
+}

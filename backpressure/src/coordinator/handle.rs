@@ -1,0 +1,275 @@
+//! The user-facing [`Coordinator`] handle.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::builder::CoordinatorBuilder;
+use super::config::CoordinatorConfig;
+use super::state::Shared;
+use super::stats::Stats;
+use crate::error::{BuildError, EnqueueError, TryEnqueueError};
+use crate::Sink;
+
+/// Spawns one more slot task for a coordinator.
+pub(super) type Spawner<T> = Box<dyn Fn(Arc<Shared<T>>) + Send + Sync>;
+
+/// A signal-driven work coordinator: a bounded queue of `T`, a fixed number of concurrent
+/// slots running an async handler, and a gate that holds back new work while a `defer_on`
+/// signal is active on its [`Sink`].
+///
+/// `Coordinator` is a cheap handle: clones share the same queue and slots. When the last
+/// handle is dropped, intake closes and the slots finish what is queued.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::{Coordinator, Sink, WorkContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sink = Sink::new();
+/// let coordinator = Coordinator::builder()
+///     .sink(sink.clone())
+///     .concurrency(2)
+///     .build(|n: u64, _ctx: WorkContext| async move {
+///         // call the downstream service with `n`
+///         Ok::<(), std::io::Error>(())
+///     })?;
+///
+/// sink.raise("backpressure.downstream")?;  // new work defers
+/// coordinator.enqueue(1).await?;           // accepted, held in the queue
+/// tokio::task::yield_now().await;
+/// assert_eq!(coordinator.stats().deferred, 1);
+///
+/// sink.retract("backpressure.downstream")?; // work resumes at once
+/// coordinator.drain().await;
+/// assert_eq!(coordinator.stats().completed, 1);
+/// # Ok(()) }
+/// ```
+pub struct Coordinator<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    shared: Arc<Shared<T>>,
+    spawner: Spawner<T>,
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        // The last handle is gone: nobody can enqueue any more, so let the slots finish
+        // what is queued and leave.
+        self.shared.close();
+    }
+}
+
+impl<T> Clone for Coordinator<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: Send + 'static> Coordinator<T> {
+    /// A builder with the seed's defaults: concurrency 4, capacity 200, `defer_on`
+    /// `backpressure.*`, re-check every 50 ms, start anyway after 200 re-checks (10 s), on the
+    /// global sink `"default"`.
+    pub fn builder() -> CoordinatorBuilder<T> {
+        CoordinatorBuilder::new()
+    }
+
+    pub(super) fn from_parts(shared: Arc<Shared<T>>, spawner: Spawner<T>) -> Self {
+        for _ in 0..shared.config.concurrency {
+            spawner(Arc::clone(&shared));
+        }
+        Self {
+            inner: Arc::new(Inner { shared, spawner }),
+        }
+    }
+
+    /// Adds an item, waiting for queue space if the queue is full. This wait is how the
+    /// backpressure reaches producers.
+    ///
+    /// Cancel-safe: if the future is dropped while waiting, the item is dropped with it and
+    /// was never enqueued.
+    ///
+    /// # Errors
+    ///
+    /// [`EnqueueError`] with the item if intake is closed (by [`complete`](Self::complete),
+    /// [`drain`](Self::drain) or [`shutdown`](Self::shutdown)), including while waiting.
+    pub async fn enqueue(&self, item: T) -> Result<(), EnqueueError<T>> {
+        let shared = &self.inner.shared;
+        let mut guard = WaitingProducer {
+            shared,
+            waiting: false,
+        };
+        let mut item = item;
+        loop {
+            match shared.try_push(item, Some(&mut guard.waiting)) {
+                Ok(()) => return Ok(()),
+                Err(TryEnqueueError::Closed(item)) => return Err(EnqueueError(item)),
+                Err(TryEnqueueError::Full(back)) => item = back,
+            }
+            let notified = shared.space().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Registered: try once more so that a pop or close in between is not missed.
+            match shared.try_push(item, Some(&mut guard.waiting)) {
+                Ok(()) => return Ok(()),
+                Err(TryEnqueueError::Closed(item)) => return Err(EnqueueError(item)),
+                Err(TryEnqueueError::Full(back)) => item = back,
+            }
+            notified.await;
+        }
+    }
+
+    /// Adds an item if there is room right now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryEnqueueError::Full`] or [`TryEnqueueError::Closed`], each handing the item back.
+    pub fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
+        self.inner.shared.try_push(item, None)
+    }
+
+    /// Enqueues every item in order, waiting for space as needed; returns how many were
+    /// enqueued.
+    ///
+    /// # Errors
+    ///
+    /// If intake closes part-way, [`EnqueueError`] hands back the item that was refused and
+    /// every item after it, in order.
+    pub async fn enqueue_many<I>(&self, items: I) -> Result<usize, EnqueueError<Vec<T>>>
+    where
+        I: IntoIterator<Item = T>,
+    {
+        let mut items = items.into_iter();
+        let mut count = 0;
+        while let Some(item) = items.next() {
+            if let Err(EnqueueError(refused)) = self.enqueue(item).await {
+                let mut back = vec![refused];
+                back.extend(items);
+                return Err(EnqueueError(back));
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// A consistent snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.stats()
+    }
+
+    /// Stops starting new items until [`resume`](Self::resume); running items go on, and
+    /// `max_defer` does not apply while paused.
+    pub fn pause(&self) {
+        self.inner.shared.gate.set_paused(true);
+        self.inner.shared.gate_changed();
+    }
+
+    /// Lets held slots start items again, at once.
+    pub fn resume(&self) {
+        self.inner.shared.gate.set_paused(false);
+        self.inner.shared.gate_changed();
+    }
+
+    /// Whether the coordinator is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.shared.gate.is_paused()
+    }
+
+    /// Changes the number of concurrent slots. Growing starts new slots at once; shrinking
+    /// lets running items finish, and no new item starts until fewer than `concurrency` run.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroConcurrency`] for zero.
+    pub fn set_concurrency(&self, concurrency: usize) -> Result<(), BuildError> {
+        if concurrency == 0 {
+            return Err(BuildError::ZeroConcurrency);
+        }
+        let missing = self.inner.shared.set_target(concurrency);
+        for _ in 0..missing {
+            (self.inner.spawner)(Arc::clone(&self.inner.shared));
+        }
+        Ok(())
+    }
+
+    /// Closes intake: further enqueues fail with the item handed back, queued items still
+    /// run. Returns whether intake was open.
+    pub fn complete(&self) -> bool {
+        self.inner.shared.close()
+    }
+
+    /// Closes intake and waits until every queued item has finished (run, failed,
+    /// panicked or skipped).
+    ///
+    /// Deferral still applies: while a `defer_on` signal stays raised, draining waits for its
+    /// retraction or for `max_defer`, and a paused coordinator drains after `resume`.
+    pub async fn drain(&self) {
+        self.complete();
+        self.settled().await;
+    }
+
+    /// Closes intake, cancels running handlers through their
+    /// [`WorkContext::cancellation_token`](crate::WorkContext::cancellation_token), waits for
+    /// them to return, and hands back every item that never started, in queue order.
+    ///
+    /// Nothing is dropped: each item enqueued has either finished (counted), been skipped
+    /// (counted, given to the skip callback) or is in the returned vector (counted as
+    /// `returned`).
+    pub async fn shutdown(&self) -> Vec<T> {
+        let shared = &self.inner.shared;
+        shared.begin_shutdown();
+        shared.context.token.cancel();
+        self.settled().await;
+        shared.take_unstarted()
+    }
+
+    async fn settled(&self) {
+        let shared = &self.inner.shared;
+        loop {
+            let notified = shared.settled().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.settled_now() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The configuration this coordinator was built with.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.inner.shared.config
+    }
+
+    /// The sink whose signals drive this coordinator.
+    pub fn sink(&self) -> &Sink {
+        &self.inner.shared.context.sink
+    }
+}
+
+/// Keeps `waiting_producers` right when an `enqueue` future is dropped mid-wait.
+struct WaitingProducer<'a, T> {
+    shared: &'a Shared<T>,
+    waiting: bool,
+}
+
+impl<T> Drop for WaitingProducer<'_, T> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.shared.abandon_wait();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Coordinator<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("config", &self.inner.shared.config)
+            .field("stats", &self.inner.shared.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,24 @@
+//! The signal-driven [`Coordinator`]: a bounded queue, a fixed number of concurrent slots and
+//! a defer gate on a [`Sink`](crate::Sink).
+//!
+//! A slot starts the next item only while the gate is open: no active signal matches
+//! `defer_on` (or one matches `resume_on`) and the coordinator is not paused. The gate is
+//! event-driven: a retract, a TTL expiry, a resume signal or [`Coordinator::resume`] wakes the
+//! held slots at once. Checking it reads two counters; it never scans the sink.
+
+mod builder;
+mod config;
+mod context;
+mod gate;
+mod handle;
+mod outcome;
+mod state;
+mod stats;
+mod worker;
+
+pub use builder::CoordinatorBuilder;
+pub use config::{CoordinatorConfig, MaxDefer};
+pub use context::WorkContext;
+pub use handle::Coordinator;
+pub use outcome::HandlerOutcome;
+pub use stats::Stats;

@@ -1,0 +1,391 @@
+//! The state shared by a coordinator's handles and its slots, and every transition of it.
+//!
+//! All counters live under one lock together with the queue, so a [`Stats`] snapshot is
+//! always consistent, and each item costs one lock acquisition on the producer side and one
+//! on the slot side (recording the previous outcome and taking the next item together).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::config::CoordinatorConfig;
+use super::context::ContextShared;
+use super::gate::Gate;
+use super::stats::Stats;
+use crate::error::TryEnqueueError;
+use crate::sync::{lock, AtomicU64, Mutex, MutexGuard, Ordering};
+
+/// Callback that receives items skipped by `cancel_on`.
+pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
+
+pub(super) struct Shared<T> {
+    state: Mutex<State<T>>,
+    pub(super) gate: Gate,
+    /// Wakes slots: gate changes (`notify_waiters` from the sink), new items, closing,
+    /// shutdown, concurrency changes.
+    pub(super) wake: Arc<Notify>,
+    /// Bumped after every coordinator-side change that slots must see (close, shutdown,
+    /// concurrency, pause); a slot compares it before and after registering for a wake-up,
+    /// so a change that happened in between is never slept through.
+    epoch: AtomicU64,
+    /// Wakes producers waiting for queue space.
+    space: Notify,
+    /// Wakes `drain` / `shutdown` when nothing is left to wait for.
+    settled: Notify,
+    pub(super) context: Arc<ContextShared>,
+    pub(super) config: CoordinatorConfig,
+    max_defer: Option<Duration>,
+    pub(super) on_skip: Option<SkipCallback<T>>,
+}
+
+struct State<T> {
+    items: VecDeque<Queued<T>>,
+    closed: bool,
+    shutting_down: bool,
+    /// Configured number of slots.
+    target: usize,
+    /// Live slot tasks.
+    workers: usize,
+    active: usize,
+    /// Slots waiting for an item to arrive (the queue was empty).
+    idle_for_items: usize,
+    /// Producers waiting for queue space.
+    waiting_producers: usize,
+    /// Since when the current head of the queue has been held by signals.
+    head_held_since: Option<Instant>,
+    next_id: u64,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    enqueued: u64,
+    completed: u64,
+    failed: u64,
+    panicked: u64,
+    skipped: u64,
+    defer_timeouts: u64,
+    returned: u64,
+    gate_rechecks: u64,
+}
+
+pub(super) struct Queued<T> {
+    pub(super) id: u64,
+    pub(super) item: T,
+}
+
+/// How a started item ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Completed,
+    Failed,
+    Panicked,
+    Skipped,
+}
+
+/// What a slot should do next.
+pub(super) enum Job<T> {
+    Run(Queued<T>),
+    Skip(Queued<T>),
+}
+
+/// The result of one look at the state by a slot.
+pub(super) enum Step<T> {
+    Job(Job<T>),
+    /// Leave the slot (closed and empty, shut down, or too many slots).
+    Exit,
+    /// Nothing to start yet; wait for a wake-up, or until the deadline if there is one.
+    Wait {
+        deadline: Option<Instant>,
+        /// Whether the wait is on the gate (rather than for items).
+        on_gate: bool,
+        /// The gate as seen during the look, to detect a change missed before waiting.
+        gate_open: bool,
+    },
+}
+
+/// How a slot is waiting, so its counters are adjusted when it stops waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waiting {
+    No,
+    ForItems,
+    OnGate,
+}
+
+impl<T> Shared<T> {
+    pub(super) fn new(
+        gate: Gate,
+        wake: Arc<Notify>,
+        context: Arc<ContextShared>,
+        config: CoordinatorConfig,
+        on_skip: Option<SkipCallback<T>>,
+    ) -> Self {
+        let max_defer = config.max_defer.resolve(config.defer_check_interval);
+        Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                closed: false,
+                shutting_down: false,
+                target: config.concurrency,
+                workers: config.concurrency,
+                active: 0,
+                idle_for_items: 0,
+                waiting_producers: 0,
+                head_held_since: None,
+                next_id: 0,
+                counts: Counts::default(),
+            }),
+            gate,
+            wake,
+            epoch: AtomicU64::new(0),
+            space: Notify::new(),
+            settled: Notify::new(),
+            context,
+            config,
+            max_defer,
+            on_skip,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    /// Pushes an item if there is room. `waiting` tracks whether this producer is counted in
+    /// `waiting_producers`.
+    /// `waiting` is `None` for a producer that will not wait when the queue is full.
+    pub(super) fn try_push(
+        &self,
+        item: T,
+        waiting: Option<&mut bool>,
+    ) -> Result<(), TryEnqueueError<T>> {
+        let mut state = self.lock();
+        let result = if state.closed {
+            Err(TryEnqueueError::Closed(item))
+        } else if state.items.len() >= self.config.capacity {
+            Err(TryEnqueueError::Full(item))
+        } else {
+            let id = state.next_id;
+            state.next_id += 1;
+            state.counts.enqueued += 1;
+            state.items.push_back(Queued { id, item });
+            if state.idle_for_items > 0 {
+                self.wake.notify_one();
+            }
+            Ok(())
+        };
+        if let Some(waiting) = waiting {
+            let now_waiting = matches!(result, Err(TryEnqueueError::Full(_)));
+            match (*waiting, now_waiting) {
+                (false, true) => state.waiting_producers += 1,
+                (true, false) => state.waiting_producers -= 1,
+                _ => {}
+            }
+            *waiting = now_waiting;
+        }
+        result
+    }
+
+    /// Forgets a producer that stopped waiting (its `enqueue` future was dropped).
+    pub(super) fn abandon_wait(&self) {
+        let mut state = self.lock();
+        state.waiting_producers -= 1;
+        if state.waiting_producers > 0 {
+            // It may have consumed a wake-up meant for the others.
+            self.space.notify_one();
+        }
+    }
+
+    pub(super) fn space(&self) -> &Notify {
+        &self.space
+    }
+
+    pub(super) fn settled(&self) -> &Notify {
+        &self.settled
+    }
+
+    /// One look at the state by a slot: records the outcome of its previous item, then
+    /// decides what to do next.
+    pub(super) fn step(&self, finished: Option<Outcome>, waiting: &mut Waiting) -> Step<T> {
+        let mut state = self.lock();
+        match std::mem::replace(waiting, Waiting::No) {
+            Waiting::No => {}
+            Waiting::ForItems => state.idle_for_items -= 1,
+            Waiting::OnGate => state.counts.gate_rechecks += 1,
+        }
+        if let Some(outcome) = finished {
+            state.active -= 1;
+            let counts = &mut state.counts;
+            match outcome {
+                Outcome::Completed => counts.completed += 1,
+                Outcome::Failed => counts.failed += 1,
+                Outcome::Panicked => counts.panicked += 1,
+                Outcome::Skipped => counts.skipped += 1,
+            }
+            self.notify_if_settled(&state);
+        }
+        if state.shutting_down || state.workers > state.target {
+            state.workers -= 1;
+            return Step::Exit;
+        }
+        if state.items.is_empty() {
+            if state.closed {
+                state.workers -= 1;
+                return Step::Exit;
+            }
+            state.idle_for_items += 1;
+            *waiting = Waiting::ForItems;
+            return Step::Wait {
+                deadline: None,
+                on_gate: false,
+                gate_open: self.gate.is_open(),
+            };
+        }
+        let now = Instant::now();
+        if !self.gate.is_open() {
+            // Pausing holds work for as long as it lasts; so does `MaxDefer::Never`.
+            let limit = if self.gate.is_paused() {
+                None
+            } else {
+                self.max_defer
+            };
+            let recheck = now + self.config.defer_check_interval;
+            match limit {
+                None => {
+                    *waiting = Waiting::OnGate;
+                    return Step::Wait {
+                        deadline: Some(recheck),
+                        on_gate: true,
+                        gate_open: false,
+                    };
+                }
+                Some(limit) => {
+                    let deadline = *state.head_held_since.get_or_insert(now) + limit;
+                    if deadline > now {
+                        *waiting = Waiting::OnGate;
+                        return Step::Wait {
+                            deadline: Some(deadline.min(recheck)),
+                            on_gate: true,
+                            gate_open: false,
+                        };
+                    }
+                    // Held for `max_defer`: start it anyway.
+                    state.counts.defer_timeouts += 1;
+                }
+            }
+        }
+        state.head_held_since = None;
+        let Some(queued) = state.items.pop_front() else {
+            unreachable!("the queue was checked to be non-empty under the same lock")
+        };
+        state.active += 1;
+        if state.waiting_producers > 0 {
+            self.space.notify_one();
+        }
+        if self.gate.cancels() {
+            Step::Job(Job::Skip(queued))
+        } else {
+            Step::Job(Job::Run(queued))
+        }
+    }
+
+    /// Wakes `drain` / `shutdown` waiters if nothing remains for them to wait for.
+    fn notify_if_settled(&self, state: &State<T>) {
+        if Self::is_settled(state) {
+            self.settled.notify_waiters();
+        }
+    }
+
+    fn is_settled(state: &State<T>) -> bool {
+        state.closed && state.active == 0 && (state.items.is_empty() || state.shutting_down)
+    }
+
+    /// Whether `drain` / `shutdown` may return.
+    pub(super) fn settled_now(&self) -> bool {
+        Self::is_settled(&self.lock())
+    }
+
+    /// Closes intake; returns whether it was open.
+    pub(super) fn close(&self) -> bool {
+        let mut state = self.lock();
+        let was_open = !state.closed;
+        state.closed = true;
+        self.notify_if_settled(&state);
+        drop(state);
+        self.wake_all_slots();
+        self.space.notify_waiters();
+        was_open
+    }
+
+    /// Closes intake and stops slots from starting anything.
+    pub(super) fn begin_shutdown(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.shutting_down = true;
+        self.notify_if_settled(&state);
+        drop(state);
+        self.wake_all_slots();
+        self.space.notify_waiters();
+    }
+
+    /// Takes every unstarted item out of the queue, counting them as returned.
+    pub(super) fn take_unstarted(&self) -> Vec<T> {
+        let mut state = self.lock();
+        let items: Vec<T> = state.items.drain(..).map(|q| q.item).collect();
+        state.counts.returned += items.len() as u64;
+        items
+    }
+
+    /// Sets the number of slots; returns how many new slot tasks the caller must spawn.
+    pub(super) fn set_target(&self, target: usize) -> usize {
+        let mut state = self.lock();
+        state.target = target;
+        let missing = target.saturating_sub(state.workers);
+        state.workers += missing;
+        drop(state);
+        // Surplus idle slots notice and leave.
+        self.wake_all_slots();
+        missing
+    }
+
+    /// Wakes held slots after a pause/resume change.
+    pub(super) fn gate_changed(&self) {
+        self.wake_all_slots();
+    }
+
+    fn wake_all_slots(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// The current control epoch; see the field's docs.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn stats(&self) -> Stats {
+        let state = self.lock();
+        let gate_open = self.gate.is_open();
+        let counts = &state.counts;
+        Stats {
+            queued: state.items.len(),
+            deferred: if gate_open { 0 } else { state.items.len() },
+            active: state.active,
+            enqueued: counts.enqueued,
+            completed: counts.completed,
+            failed: counts.failed,
+            panicked: counts.panicked,
+            skipped: counts.skipped,
+            defer_timeouts: counts.defer_timeouts,
+            returned: counts.returned,
+            gate_rechecks: counts.gate_rechecks,
+            concurrency: state.target,
+            gate_open,
+            paused: self.gate.is_paused(),
+            closed: state.closed,
+        }
+    }
+}

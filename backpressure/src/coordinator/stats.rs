@@ -1,0 +1,56 @@
+//! Counters.
+
+use serde::Serialize;
+
+/// A consistent snapshot of a coordinator's counters.
+///
+/// Taken under the coordinator's lock, so at every observable moment
+/// `enqueued == completed + failed + panicked + skipped + returned + queued + active`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Items waiting in the queue.
+    pub queued: usize,
+    /// Queued items held back right now by the gate (all of `queued` while it is closed).
+    pub deferred: usize,
+    /// Items whose handler (or skip callback) is running.
+    pub active: usize,
+    /// Items ever accepted.
+    pub enqueued: u64,
+    /// Handlers that returned `()` or `Ok(())`.
+    pub completed: u64,
+    /// Handlers that returned `Err`.
+    pub failed: u64,
+    /// Handlers that panicked.
+    pub panicked: u64,
+    /// Items skipped because a `cancel_on` signal was active.
+    pub skipped: u64,
+    /// Items started anyway after being held for `max_defer`.
+    pub defer_timeouts: u64,
+    /// Items handed back unstarted by `shutdown`.
+    pub returned: u64,
+    /// Times a held slot woke up to re-check the gate (signal changes and safety re-checks).
+    pub gate_rechecks: u64,
+    /// The configured number of concurrent slots.
+    pub concurrency: usize,
+    /// Whether the gate is open (no deferring signal, not paused).
+    pub gate_open: bool,
+    /// Whether the coordinator is paused.
+    pub paused: bool,
+    /// Whether intake is closed.
+    pub closed: bool,
+}
+
+impl Stats {
+    /// Whether the accounting invariant holds (it always should).
+    pub fn is_consistent(&self) -> bool {
+        self.enqueued
+            == self.completed
+                + self.failed
+                + self.panicked
+                + self.skipped
+                + self.returned
+                + self.queued as u64
+                + self.active as u64
+    }
+}

@@ -1,0 +1,528 @@
+//! The sink and its state.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backpressure_pattern::{validate_name, Pattern};
+use tokio::sync::{broadcast, Notify};
+use tokio::time::Instant;
+
+use super::event::{SignalEvent, SignalEventKind, Subscription};
+use super::expiry::ensure_reaper;
+use super::watch::{Watch, WatchEntry, WatchHandle};
+use crate::error::SignalError;
+use crate::sync::{lock, AtomicBool, Mutex};
+
+/// How many events a subscription buffers before it reports [`Lagged`](crate::Lagged).
+const EVENT_BUFFER: usize = 1024;
+
+/// A shared set of active signals.
+///
+/// A signal is a name such as `backpressure.downstream`, optionally with a **key** that tells
+/// raisers apart and a **TTL** after which it expires by itself. The sink holds the active
+/// (name, key) entries; raising an active entry again is idempotent and refreshes its TTL.
+/// Coordinators watch a sink and hold back work while a matching signal is active.
+///
+/// `Sink` is a cheap handle: clones share the same set. [`sink`](crate::sink()) returns named
+/// process-wide sinks; [`Sink::new`] makes a standalone one (for tests and libraries).
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::Sink;
+///
+/// let sink = Sink::new();
+/// sink.raise_keyed("backpressure.downstream", "replica-1")?;
+/// sink.raise_keyed("backpressure.downstream", "replica-2")?;
+///
+/// // One raiser recovering does not clear the other's signal.
+/// sink.retract_keyed("backpressure.downstream", "replica-1")?;
+/// assert!(sink.is_raised("backpressure.downstream"));
+///
+/// assert_eq!(sink.retract("backpressure.downstream")?, 1);
+/// assert!(!sink.any_matching("backpressure.*")?);
+/// # Ok::<(), backpressure::SignalError>(())
+/// ```
+#[derive(Clone)]
+pub struct Sink {
+    pub(super) shared: Arc<Shared>,
+}
+
+/// One active (name, key) entry, as seen by [`Sink::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSignal {
+    /// The signal name.
+    pub name: Arc<str>,
+    /// The key it was raised with, if any.
+    pub key: Option<Arc<str>>,
+    /// When the entry became active (re-raising does not change it).
+    pub raised_at: Instant,
+    /// When the entry expires by itself, if it was raised with a TTL.
+    pub expires_at: Option<Instant>,
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    events: broadcast::Sender<SignalEvent>,
+    pub(super) expiry_wake: Arc<Notify>,
+    pub(super) reaper_running: AtomicBool,
+}
+
+type Key = Option<Arc<str>>;
+
+#[derive(Default)]
+struct State {
+    /// Active names, each with its active keys.
+    names: HashMap<Arc<str>, HashMap<Key, Entry>>,
+    /// One entry per distinct watched pattern.
+    watches: Vec<WatchEntry>,
+    /// TTL deadlines, earliest first; stale ones (refreshed or removed entries) are skipped.
+    deadlines: BinaryHeap<Reverse<Deadline>>,
+    next_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    raised_at: Instant,
+    expires_at: Option<Instant>,
+    /// Identifies the raise that set `expires_at`, to recognise stale deadlines.
+    seq: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Deadline {
+    at: Instant,
+    seq: u64,
+    name: Arc<str>,
+    key: Key,
+}
+
+impl Sink {
+    /// Creates a standalone sink, not reachable through [`sink`](crate::sink()).
+    pub fn new() -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                events,
+                expiry_wake: Arc::new(Notify::new()),
+                reaper_running: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Raises `name` (without a key). Idempotent: raising an active signal again only makes
+    /// it permanent again if it had a TTL.
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Name`] if `name` breaks the naming rules.
+    pub fn raise(&self, name: &str) -> Result<(), SignalError> {
+        self.raise_entry(name, None, None)
+    }
+
+    /// Raises `name` under `key`. Entries with different keys are independent: each must be
+    /// retracted (or expire) before the signal is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Name`] / [`SignalError::Key`] if the name or key breaks the naming rules.
+    pub fn raise_keyed(&self, name: &str, key: &str) -> Result<(), SignalError> {
+        self.raise_entry(name, Some(key), None)
+    }
+
+    /// Raises `name` for `ttl`: it expires by itself unless raised again (which refreshes
+    /// the TTL) or retracted first. Expiry wakes waiting coordinators at once when the sink
+    /// is used inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Name`] for a bad name, [`SignalError::ZeroTtl`] for a zero TTL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backpressure::Sink;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), backpressure::SignalError> {
+    /// let sink = Sink::new();
+    /// sink.raise_for("backpressure.downstream", Duration::from_secs(5))?;
+    /// assert!(sink.is_raised("backpressure.downstream"));
+    /// tokio::time::sleep(Duration::from_secs(6)).await;
+    /// assert!(!sink.is_raised("backpressure.downstream"));
+    /// # Ok(()) }
+    /// ```
+    pub fn raise_for(&self, name: &str, ttl: Duration) -> Result<(), SignalError> {
+        self.raise_entry(name, None, Some(ttl))
+    }
+
+    /// Raises `name` under `key` for `ttl`; see [`raise_keyed`](Self::raise_keyed) and
+    /// [`raise_for`](Self::raise_for).
+    ///
+    /// # Errors
+    ///
+    /// As [`raise_keyed`](Self::raise_keyed), plus [`SignalError::ZeroTtl`].
+    pub fn raise_keyed_for(&self, name: &str, key: &str, ttl: Duration) -> Result<(), SignalError> {
+        self.raise_entry(name, Some(key), Some(ttl))
+    }
+
+    fn raise_entry(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<(), SignalError> {
+        validate_name(name)?;
+        if let Some(key) = key {
+            validate_name(key).map_err(SignalError::Key)?;
+        }
+        if ttl == Some(Duration::ZERO) {
+            return Err(SignalError::ZeroTtl);
+        }
+        let now = Instant::now();
+        let has_deadline = {
+            let mut state = lock(&self.shared.state);
+            self.shared.expire_locked(&mut state, now);
+            state.raise(&self.shared.events, name, key, ttl, now)
+        };
+        if has_deadline {
+            ensure_reaper(&self.shared);
+        }
+        Ok(())
+    }
+
+    /// Retracts every entry of `name`, whatever its key; returns how many were active.
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Name`] if `name` breaks the naming rules.
+    pub fn retract(&self, name: &str) -> Result<usize, SignalError> {
+        validate_name(name)?;
+        let mut state = self.lock_current();
+        let Some(keys) = state.names.get(name) else {
+            return Ok(0);
+        };
+        let keys: Vec<Key> = keys.keys().cloned().collect();
+        let name: Arc<str> = name.into();
+        for key in &keys {
+            state.remove(&self.shared.events, &name, key, SignalEventKind::Retracted);
+        }
+        Ok(keys.len())
+    }
+
+    /// Retracts the entry of `name` raised under `key`; returns whether it was active.
+    /// Entries of `name` with other keys (or none) stay.
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Name`] / [`SignalError::Key`] for a bad name or key.
+    pub fn retract_keyed(&self, name: &str, key: &str) -> Result<bool, SignalError> {
+        validate_name(name)?;
+        validate_name(key).map_err(SignalError::Key)?;
+        let mut state = self.lock_current();
+        let (name, key): (Arc<str>, Key) = (name.into(), Some(key.into()));
+        Ok(state.remove(&self.shared.events, &name, &key, SignalEventKind::Retracted))
+    }
+
+    /// Retracts every entry whose name matches `pattern`; returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Pattern`] if the pattern does not compile.
+    pub fn retract_matching(&self, pattern: &str) -> Result<usize, SignalError> {
+        let pattern = Pattern::parse(pattern)?;
+        let mut state = self.lock_current();
+        let doomed: Vec<(Arc<str>, Key)> = state
+            .names
+            .iter()
+            .filter(|(name, _)| pattern.matches(name))
+            .flat_map(|(name, keys)| keys.keys().map(|key| (Arc::clone(name), key.clone())))
+            .collect();
+        for (name, key) in &doomed {
+            state.remove(&self.shared.events, name, key, SignalEventKind::Retracted);
+        }
+        Ok(doomed.len())
+    }
+
+    /// Retracts every active entry; returns how many there were.
+    pub fn clear(&self) -> usize {
+        let mut state = self.lock_current();
+        let all: Vec<(Arc<str>, Key)> = state
+            .names
+            .iter()
+            .flat_map(|(name, keys)| keys.keys().map(|key| (Arc::clone(name), key.clone())))
+            .collect();
+        for (name, key) in &all {
+            state.remove(&self.shared.events, name, key, SignalEventKind::Retracted);
+        }
+        all.len()
+    }
+
+    /// Whether `name` is active under any key. A name that breaks the naming rules cannot
+    /// be raised, so it is never active.
+    pub fn is_raised(&self, name: &str) -> bool {
+        self.lock_current().names.contains_key(name)
+    }
+
+    /// Whether any active signal matches `pattern`.
+    ///
+    /// This scans the active signals; coordinators do not use it (their gate keeps counts).
+    ///
+    /// # Errors
+    ///
+    /// [`SignalError::Pattern`] if the pattern does not compile.
+    pub fn any_matching(&self, pattern: &str) -> Result<bool, SignalError> {
+        let pattern = Pattern::parse(pattern)?;
+        Ok(self
+            .lock_current()
+            .names
+            .keys()
+            .any(|name| pattern.matches(name)))
+    }
+
+    /// The active entries, sorted by name then key.
+    pub fn snapshot(&self) -> Vec<ActiveSignal> {
+        let state = self.lock_current();
+        let mut active: Vec<ActiveSignal> = state
+            .names
+            .iter()
+            .flat_map(|(name, keys)| {
+                keys.iter().map(|(key, entry)| ActiveSignal {
+                    name: Arc::clone(name),
+                    key: key.clone(),
+                    raised_at: entry.raised_at,
+                    expires_at: entry.expires_at,
+                })
+            })
+            .collect();
+        active.sort_by(|a, b| (&a.name, &a.key).cmp(&(&b.name, &b.key)));
+        active
+    }
+
+    /// Subscribes to raise / retract / expire events from now on.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription::new(self.shared.events.subscribe())
+    }
+
+    /// Registers `listener` to be woken whenever the number of active names matching
+    /// `pattern` goes from zero to non-zero or back. Watches of equal patterns are shared.
+    pub(crate) fn watch(&self, pattern: Pattern, listener: &Arc<Notify>) -> WatchHandle {
+        let mut state = self.lock_current();
+        let watch = match state
+            .watches
+            .iter_mut()
+            .find(|entry| entry.watch.pattern() == &pattern)
+        {
+            Some(entry) => {
+                entry.listeners.push(Arc::clone(listener));
+                Arc::clone(&entry.watch)
+            }
+            None => {
+                let active = state.names.keys().filter(|n| pattern.matches(n)).count();
+                let watch = Arc::new(Watch::new(pattern, active));
+                state.watches.push(WatchEntry {
+                    watch: Arc::clone(&watch),
+                    listeners: vec![Arc::clone(listener)],
+                });
+                watch
+            }
+        };
+        WatchHandle::new(watch, Arc::clone(listener), Arc::downgrade(&self.shared))
+    }
+
+    /// Expires every entry whose TTL has run out. Coordinators call this on their safety
+    /// re-check so that TTLs work even when no runtime could host the reaper.
+    pub(crate) fn expire_due(&self) {
+        self.shared.expire_due();
+    }
+
+    /// Locks the state after removing expired entries.
+    fn lock_current(&self) -> crate::sync::MutexGuard<'_, State> {
+        let mut state = lock(&self.shared.state);
+        self.shared.expire_locked(&mut state, Instant::now());
+        state
+    }
+
+    /// Whether both handles refer to the same sink.
+    pub fn same_sink(&self, other: &Sink) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Shared {
+    /// Expires what is due; returns the next deadline.
+    pub(super) fn expire_due(&self) -> Option<Instant> {
+        let mut state = lock(&self.state);
+        self.expire_locked(&mut state, Instant::now());
+        state.deadlines.peek().map(|Reverse(d)| d.at)
+    }
+
+    fn expire_locked(&self, state: &mut State, now: Instant) {
+        while let Some(Reverse(next)) = state.deadlines.peek() {
+            if next.at > now {
+                break;
+            }
+            let Some(Reverse(due)) = state.deadlines.pop() else {
+                break;
+            };
+            let current = state
+                .names
+                .get(&due.name)
+                .and_then(|keys| keys.get(&due.key))
+                .is_some_and(|entry| entry.seq == due.seq);
+            if current {
+                state.remove(&self.events, &due.name, &due.key, SignalEventKind::Expired);
+            }
+        }
+    }
+
+    pub(super) fn detach(&self, watch: &Arc<Watch>, listener: &Arc<Notify>) {
+        let mut state = lock(&self.state);
+        if let Some(index) = state
+            .watches
+            .iter()
+            .position(|entry| Arc::ptr_eq(&entry.watch, watch))
+        {
+            let entry = &mut state.watches[index];
+            if let Some(at) = entry
+                .listeners
+                .iter()
+                .position(|l| Arc::ptr_eq(l, listener))
+            {
+                entry.listeners.swap_remove(at);
+            }
+            if entry.listeners.is_empty() {
+                state.watches.swap_remove(index);
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets an idle reaper task notice that its sink is gone.
+        self.expiry_wake.notify_one();
+    }
+}
+
+impl State {
+    /// Inserts or refreshes an entry; returns whether a TTL deadline was scheduled.
+    fn raise(
+        &mut self,
+        events: &broadcast::Sender<SignalEvent>,
+        name: &str,
+        key: Option<&str>,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let expires_at = ttl.map(|ttl| now + ttl);
+        let (name, newly_named): (Arc<str>, bool) = match self.names.get_key_value(name) {
+            Some((existing, _)) => (Arc::clone(existing), false),
+            None => (name.into(), true),
+        };
+        let key: Key = key.map(Arc::from);
+        let keys = self.names.entry(Arc::clone(&name)).or_default();
+        let newly_keyed = match keys.get_mut(&key) {
+            Some(entry) => {
+                entry.expires_at = expires_at;
+                entry.seq = seq;
+                false
+            }
+            None => {
+                keys.insert(
+                    key.clone(),
+                    Entry {
+                        raised_at: now,
+                        expires_at,
+                        seq,
+                    },
+                );
+                true
+            }
+        };
+        if newly_named {
+            for entry in &self.watches {
+                if entry.watch.pattern().matches(&name) && entry.watch.increment() {
+                    entry.wake();
+                }
+            }
+        }
+        if newly_keyed {
+            emit(events, SignalEventKind::Raised, &name, &key, now);
+        }
+        match expires_at {
+            Some(at) => {
+                self.deadlines
+                    .push(Reverse(Deadline { at, seq, name, key }));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes one entry; returns whether it existed.
+    fn remove(
+        &mut self,
+        events: &broadcast::Sender<SignalEvent>,
+        name: &Arc<str>,
+        key: &Key,
+        kind: SignalEventKind,
+    ) -> bool {
+        let Some(keys) = self.names.get_mut(name) else {
+            return false;
+        };
+        if keys.remove(key).is_none() {
+            return false;
+        }
+        if keys.is_empty() {
+            self.names.remove(name);
+            for entry in &self.watches {
+                if entry.watch.pattern().matches(name) && entry.watch.decrement() {
+                    entry.wake();
+                }
+            }
+        }
+        emit(events, kind, name, key, Instant::now());
+        true
+    }
+}
+
+fn emit(
+    events: &broadcast::Sender<SignalEvent>,
+    kind: SignalEventKind,
+    name: &Arc<str>,
+    key: &Key,
+    at: Instant,
+) {
+    if events.receiver_count() > 0 {
+        // A send error only means every receiver went away meanwhile.
+        let _ = events.send(SignalEvent {
+            kind,
+            name: Arc::clone(name),
+            key: key.clone(),
+            at,
+        });
+    }
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.shared.state);
+        f.debug_struct("Sink")
+            .field("active_names", &state.names.len())
+            .field("watches", &state.watches.len())
+            .finish()
+    }
+}

@@ -1,0 +1,17 @@
+//! Signal sinks: the shared places where signals are raised and retracted.
+//!
+//! A [`Sink`] holds the set of active signals, each a (name, key) pair with an optional
+//! time-to-live. Coordinators watch a sink through patterns and react the moment the set
+//! changes. [`sink`](crate::sink()) returns a named process-wide sink; [`Sink::new`] makes a
+//! standalone one.
+
+mod core;
+mod event;
+mod expiry;
+mod global;
+mod watch;
+
+pub use self::core::{ActiveSignal, Sink};
+pub use self::event::{Lagged, SignalEvent, SignalEventKind, Subscription};
+pub use self::global::sink;
+pub(crate) use self::watch::WatchHandle;
