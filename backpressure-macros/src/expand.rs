@@ -5,8 +5,8 @@
 //! `try_enqueue`, `coordinator`, `stats`, `shutdown`, `NAME`) and the `inventory` registration.
 //! Everything reaches the runtime through `::backpressure::__private`.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
@@ -189,41 +189,31 @@ fn duration(d: std::time::Duration) -> TokenStream {
 fn checks(function: &ItemFn, handler: &Handler) -> TokenStream {
     let private = quote!(::backpressure::__private);
     let ident = &function.sig.ident;
-    let item_ty = &handler.item;
-    let item_span = item_ty.span();
-    let item_check = quote_spanned! {item_span=>
+    let item_check = quote_spanned! {handler.item.span()=>
         #private::item_must_be_send_and_static::<Item>();
     };
-    let future_span = match &function.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => ident.span(),
-    };
-    let future_span = join(function.sig.fn_token.span(), future_span);
     let args = match handler.shape {
         Shape::ItemOnly => quote!(item),
         Shape::WithContext => quote!(item, ctx),
     };
-    let future_check = quote_spanned! {future_span=>
-        #private::future_must_be_send(super::#ident(#args));
-    };
+    let future_span = ident.span();
     let output_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => ident.span(),
     };
-    let output_check = quote_spanned! {output_span=>
-        #private::output_must_be_unit_or_result(super::#ident(#args));
+    let future_check = quote_spanned! {future_span=>
+        #private::future_must_be_send(&__future);
     };
-    let _ = output_check.to_token_stream();
+    let output_check = quote_spanned! {output_span=>
+        #private::output_must_be_unit_or_result(&__future);
+    };
     quote! {
-        #[allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
+        #[allow(unused_variables, clippy::let_underscore_future)]
         fn __backpressure_checks(item: Item, ctx: ::backpressure::WorkContext) {
             #item_check
+            let __future = super::#ident(#args);
             #future_check
             #output_check
         }
     }
-}
-
-fn join(a: Span, b: Span) -> Span {
-    a.join(b).unwrap_or(a)
 }

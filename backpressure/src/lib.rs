@@ -50,8 +50,13 @@
     rust_2018_idioms
 )]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+pub mod config_file;
 mod coordinator;
 mod error;
+mod registry;
 mod sink;
 mod sync;
 
@@ -65,3 +70,9 @@ pub use error::{
 };
 pub use sink::{sink, ActiveSignal, Lagged, SignalEvent, SignalEventKind, Sink, Subscription};
 pub use tokio_util::sync::CancellationToken;
+
+pub use backpressure_macros::backpressure_worker;
+pub use config_file::{ConfigError, CONFIG_ENV_VAR};
+pub use registry::{
+    start, RegistryError, Runtime, RuntimeBuilder, ShutdownReport, WorkerEnqueueError, WorkerInfo,
+};

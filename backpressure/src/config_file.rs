@@ -1,0 +1,490 @@
+//! Worker overrides from a TOML file, by worker name, without recompiling.
+//!
+//! ```toml
+//! # backpressure.toml
+//! [workers."my_app::send_email"]
+//! concurrency = 8
+//! capacity = 500
+//! defer_on = ["backpressure.*", "smtp.slow"]   # a string or a list of strings
+//! resume_on = "smtp.priority"
+//! cancel_on = "smtp.down"
+//! defer_check_interval = "100ms"
+//! max_defer = "30s"                            # or "never", or max_defer_attempts = 300
+//! sink = "mail"
+//! ```
+//!
+//! Every field is optional; a field that is absent keeps the attribute's value (or the
+//! runtime's default). Loaded by [`RuntimeBuilder::config_file`](crate::RuntimeBuilder::config_file)
+//! or from the path in the `BACKPRESSURE_CONFIG` environment variable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use backpressure_pattern::{validate_name, Pattern};
+use serde::{Deserialize, Serialize};
+
+use crate::{CoordinatorConfig, MaxDefer};
+
+/// The environment variable that names a config file for [`start`](crate::start).
+pub const CONFIG_ENV_VAR: &str = "BACKPRESSURE_CONFIG";
+
+/// The fields a worker section may hold.
+const FIELDS: &[&str] = &[
+    "sink",
+    "concurrency",
+    "capacity",
+    "defer_on",
+    "resume_on",
+    "cancel_on",
+    "defer_check_interval",
+    "max_defer_attempts",
+    "max_defer",
+];
+
+/// A config file could not be used. Every variant names the file; those about a worker name
+/// the worker and the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{file}`: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or its top level is not `[workers."name"]` sections.
+    #[error("invalid config file `{file}`: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// A section names a worker that no `#[backpressure_worker]` registered.
+    #[error("config file `{file}` configures worker `{worker}`, which is not registered (registered workers: {known})")]
+    UnknownWorker {
+        /// The file.
+        file: String,
+        /// The unknown name.
+        worker: String,
+        /// The registered names, in backticks, comma-separated.
+        known: String,
+    },
+    /// A worker section holds a field that does not exist.
+    #[error(
+        "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {})",
+        list(FIELDS)
+    )]
+    UnknownField {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The unknown field.
+        field: String,
+    },
+    /// A field's value has the wrong type or is out of range (zero, a bad pattern, a
+    /// malformed duration, ...).
+    #[error("config file `{file}`, worker `{worker}`, field `{field}`: {message}")]
+    InvalidValue {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The field.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One pattern or a list of patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a pattern string or a list of pattern strings"
+)]
+enum PatternList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A worker section as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverrides {
+    sink: Option<String>,
+    concurrency: Option<usize>,
+    capacity: Option<usize>,
+    defer_on: Option<PatternList>,
+    resume_on: Option<PatternList>,
+    cancel_on: Option<PatternList>,
+    defer_check_interval: Option<String>,
+    max_defer_attempts: Option<u32>,
+    max_defer: Option<String>,
+}
+
+/// The top level: only `[workers."name"]` sections.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    workers: BTreeMap<String, toml::Table>,
+}
+
+/// A worker's validated overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Overrides {
+    pub(crate) sink: Option<String>,
+    concurrency: Option<usize>,
+    capacity: Option<usize>,
+    defer_on: Option<String>,
+    resume_on: Option<String>,
+    cancel_on: Option<String>,
+    defer_check_interval: Option<Duration>,
+    max_defer: Option<MaxDefer>,
+}
+
+impl Overrides {
+    /// Writes the overridden values into `config`.
+    pub(crate) fn apply(&self, config: &mut CoordinatorConfig) {
+        if let Some(n) = self.concurrency {
+            config.concurrency = n;
+        }
+        if let Some(n) = self.capacity {
+            config.capacity = n;
+        }
+        if let Some(p) = &self.defer_on {
+            config.defer_on = Some(p.clone());
+        }
+        if let Some(p) = &self.resume_on {
+            config.resume_on = Some(p.clone());
+        }
+        if let Some(p) = &self.cancel_on {
+            config.cancel_on = Some(p.clone());
+        }
+        if let Some(d) = self.defer_check_interval {
+            config.defer_check_interval = d;
+        }
+        if let Some(m) = self.max_defer {
+            config.max_defer = m;
+        }
+    }
+}
+
+/// A parsed and validated config file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConfigFile {
+    pub(crate) file: String,
+    pub(crate) workers: BTreeMap<String, Overrides>,
+}
+
+impl ConfigFile {
+    /// Reads and validates a file.
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Validates TOML text; `file` names it in errors.
+    pub(crate) fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            file: file.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        let mut workers = BTreeMap::new();
+        for (worker, table) in raw.workers {
+            let overrides = worker_overrides(file, &worker, table)?;
+            workers.insert(worker, overrides);
+        }
+        Ok(Self {
+            file: file.to_owned(),
+            workers,
+        })
+    }
+
+    /// Fails on the first section whose worker is not in `known`.
+    pub(crate) fn check_workers<'a>(
+        &self,
+        known: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<(), ConfigError> {
+        for worker in self.workers.keys() {
+            if !known.clone().any(|k| k == worker) {
+                let mut names: Vec<&str> = known.clone().collect();
+                names.sort_unstable();
+                names.dedup();
+                return Err(ConfigError::UnknownWorker {
+                    file: self.file.clone(),
+                    worker: worker.clone(),
+                    known: if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        list(&names)
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn worker_overrides(
+    file: &str,
+    worker: &str,
+    table: toml::Table,
+) -> Result<Overrides, ConfigError> {
+    let invalid = |field: &str, message: String| ConfigError::InvalidValue {
+        file: file.to_owned(),
+        worker: worker.to_owned(),
+        field: field.to_owned(),
+        message,
+    };
+    // Field by field first, so that an error names the field it is about.
+    for (field, value) in &table {
+        if !FIELDS.contains(&field.as_str()) {
+            return Err(ConfigError::UnknownField {
+                file: file.to_owned(),
+                worker: worker.to_owned(),
+                field: field.clone(),
+            });
+        }
+        let mut single = toml::Table::new();
+        single.insert(field.clone(), value.clone());
+        RawOverrides::deserialize(single)
+            .map_err(|err| invalid(field, err.message().to_owned()))?;
+    }
+    let raw = RawOverrides::deserialize(table).map_err(|err| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: format!("worker `{worker}`: {}", err.message()),
+    })?;
+
+    let positive = |field: &str, value: Option<usize>| match value {
+        Some(0) => Err(invalid(field, "must be at least 1, found 0".to_owned())),
+        other => Ok(other),
+    };
+    let patterns =
+        |field: &str, value: Option<PatternList>| -> Result<Option<String>, ConfigError> {
+            let items = match value {
+                None => return Ok(None),
+                Some(PatternList::One(p)) => vec![p],
+                Some(PatternList::Many(ps)) => ps,
+            };
+            if items.is_empty() {
+                return Err(invalid(field, "needs at least one pattern".to_owned()));
+            }
+            for item in &items {
+                Pattern::parse(item).map_err(|err| invalid(field, err.to_string()))?;
+            }
+            Ok(Some(items.join(", ")))
+        };
+    let duration = |field: &str, text: &str| -> Result<Duration, ConfigError> {
+        let value = humantime::parse_duration(text.trim()).map_err(|err| {
+            invalid(
+                field,
+                format!(
+                    "invalid duration `{}`: {err}; write a duration such as \"50ms\", \"1s\" or \"2m 30s\"",
+                    text.escape_debug()
+                ),
+            )
+        })?;
+        if value.is_zero() {
+            return Err(invalid(
+                field,
+                format!("must be longer than zero, found `{}`", text.escape_debug()),
+            ));
+        }
+        Ok(value)
+    };
+
+    if let Some(sink) = &raw.sink {
+        validate_name(sink).map_err(|err| {
+            invalid(
+                "sink",
+                err.to_string().replacen("signal name", "sink name", 1),
+            )
+        })?;
+    }
+    let max_defer =
+        match (raw.max_defer_attempts, raw.max_defer.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "max_defer",
+                    "`max_defer` and `max_defer_attempts` cannot both be given".to_owned(),
+                ))
+            }
+            (Some(0), None) => return Err(invalid(
+                "max_defer_attempts",
+                "must be at least 1, found 0; to wait without limit write `max_defer = \"never\"`"
+                    .to_owned(),
+            )),
+            (Some(n), None) => Some(MaxDefer::Attempts(n)),
+            (None, Some(text)) if text.trim() == "never" => Some(MaxDefer::Never),
+            (None, Some(text)) => Some(MaxDefer::After(duration("max_defer", text)?)),
+            (None, None) => None,
+        };
+    Ok(Overrides {
+        sink: raw.sink,
+        concurrency: positive("concurrency", raw.concurrency)?,
+        capacity: positive("capacity", raw.capacity)?,
+        defer_on: patterns("defer_on", raw.defer_on)?,
+        resume_on: patterns("resume_on", raw.resume_on)?,
+        cancel_on: patterns("cancel_on", raw.cancel_on)?,
+        defer_check_interval: raw
+            .defer_check_interval
+            .as_deref()
+            .map(|text| duration("defer_check_interval", text))
+            .transpose()?,
+        max_defer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
+        ConfigFile::parse("test.toml", text)
+    }
+
+    fn message(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_field_is_read_and_applied() {
+        let file = parse(
+            r#"
+            [workers."app::send"]
+            sink = "mail"
+            concurrency = 8
+            capacity = 500
+            defer_on = ["backpressure.*", "smtp.slow"]
+            resume_on = "smtp.priority"
+            cancel_on = "smtp.down"
+            defer_check_interval = "100ms"
+            max_defer = "30s"
+            "#,
+        )
+        .unwrap();
+        let overrides = &file.workers["app::send"];
+        assert_eq!(overrides.sink.as_deref(), Some("mail"));
+        let mut config = CoordinatorConfig::default();
+        overrides.apply(&mut config);
+        assert_eq!(config.concurrency, 8);
+        assert_eq!(config.capacity, 500);
+        assert_eq!(
+            config.defer_on.as_deref(),
+            Some("backpressure.*, smtp.slow")
+        );
+        assert_eq!(config.resume_on.as_deref(), Some("smtp.priority"));
+        assert_eq!(config.cancel_on.as_deref(), Some("smtp.down"));
+        assert_eq!(config.defer_check_interval, Duration::from_millis(100));
+        assert_eq!(config.max_defer, MaxDefer::After(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn absent_fields_keep_the_existing_values() {
+        let file = parse("[workers.a]\nmax_defer = \"never\"\n").unwrap();
+        let mut config = CoordinatorConfig::default();
+        file.workers["a"].apply(&mut config);
+        assert_eq!(
+            config,
+            CoordinatorConfig {
+                max_defer: MaxDefer::Never,
+                ..CoordinatorConfig::default()
+            }
+        );
+        let file = parse("[workers.a]\nmax_defer_attempts = 7\n").unwrap();
+        file.workers["a"].apply(&mut config);
+        assert_eq!(config.max_defer, MaxDefer::Attempts(7));
+        assert!(parse("").unwrap().workers.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_file_the_worker_and_the_field() {
+        assert_eq!(
+            message("[workers.a]\nconcurrenc = 3\n"),
+            "config file `test.toml`, worker `a`: unknown field `concurrenc` (valid fields: \
+             `sink`, `concurrency`, `capacity`, `defer_on`, `resume_on`, `cancel_on`, \
+             `defer_check_interval`, `max_defer_attempts`, `max_defer`)"
+        );
+        assert_eq!(
+            message("[workers.a]\nconcurrency = \"4\"\n"),
+            "config file `test.toml`, worker `a`, field `concurrency`: invalid type: string \"4\", expected usize"
+        );
+        assert_eq!(
+            message("[workers.a]\ncapacity = 0\n"),
+            "config file `test.toml`, worker `a`, field `capacity`: must be at least 1, found 0"
+        );
+        assert!(message("[workers.a]\ndefer_on = \"a b\"\n").starts_with(
+            "config file `test.toml`, worker `a`, field `defer_on`: invalid pattern `a b`"
+        ));
+        assert!(message("[workers.a]\ndefer_on = \"a.*,,b\"\n")
+            .contains("item 1 of the comma-separated list is empty"));
+        assert_eq!(
+            message("[workers.a]\ndefer_on = 3\n"),
+            "config file `test.toml`, worker `a`, field `defer_on`: expected a pattern string or a list of pattern strings"
+        );
+        assert!(message("[workers.a]\ndefer_check_interval = \"5 parsecs\"\n")
+            .starts_with("config file `test.toml`, worker `a`, field `defer_check_interval`: invalid duration `5 parsecs`"));
+        assert_eq!(
+            message("[workers.a]\nmax_defer = \"0s\"\n"),
+            "config file `test.toml`, worker `a`, field `max_defer`: must be longer than zero, found `0s`"
+        );
+        assert!(
+            message("[workers.a]\nmax_defer = \"1s\"\nmax_defer_attempts = 3\n")
+                .contains("cannot both be given")
+        );
+        assert!(message("[workers.a]\nsink = \"has space\"\n")
+            .contains("field `sink`: invalid sink name"));
+    }
+
+    #[test]
+    fn top_level_mistakes_are_syntax_errors() {
+        let err = parse("[worker.a]\nconcurrency = 3\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid config file `test.toml`: "),
+            "{err}"
+        );
+        assert!(err.to_string().contains("unknown field `worker`"), "{err}");
+        let err = parse("[workers.a\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn unknown_workers_are_reported_with_the_known_ones() {
+        let file = parse("[workers.nope]\n").unwrap();
+        let err = file.check_workers(["b", "a"].into_iter()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config file `test.toml` configures worker `nope`, which is not registered (registered workers: `a`, `b`)"
+        );
+        assert!(file.check_workers(["nope"].into_iter()).is_ok());
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error() {
+        let err = ConfigFile::load(Path::new("/definitely/not/here.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err
+            .to_string()
+            .starts_with("cannot read config file `/definitely/not/here.toml`: "));
+    }
+}

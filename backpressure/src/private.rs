@@ -1,0 +1,310 @@
+//! Support for the code that `#[backpressure_worker]` generates. Not a public API: everything
+//! here may change in any release. Reached as `::backpressure::__private`.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::registry::{RegistryError, WorkerEnqueueError};
+use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, MaxDefer, Sink, Stats, WorkContext};
+
+pub use inventory;
+
+/// `max_defer` as written in the attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxDeferSpec {
+    /// `max_defer_attempts = n`.
+    Attempts(u32),
+    /// `max_defer = "10s"`.
+    After(Duration),
+    /// `max_defer = "never"`.
+    Never,
+}
+
+impl From<MaxDeferSpec> for MaxDefer {
+    fn from(spec: MaxDeferSpec) -> Self {
+        match spec {
+            MaxDeferSpec::Attempts(n) => MaxDefer::Attempts(n),
+            MaxDeferSpec::After(limit) => MaxDefer::After(limit),
+            MaxDeferSpec::Never => MaxDefer::Never,
+        }
+    }
+}
+
+/// One `#[backpressure_worker]`, as submitted to `inventory`. Const-constructible; `None`
+/// means "the runtime's default". Values were validated at compile time.
+#[derive(Debug)]
+pub struct Registration {
+    /// The worker's name (default: module path + function name).
+    pub name: &'static str,
+    /// The sink name; `None` is `"default"`.
+    pub sink: Option<&'static str>,
+    /// Concurrent slots.
+    pub concurrency: Option<usize>,
+    /// Queue capacity.
+    pub capacity: Option<usize>,
+    /// Defer pattern (a comma-separated list).
+    pub defer_on: Option<&'static str>,
+    /// Resume pattern.
+    pub resume_on: Option<&'static str>,
+    /// Cancel pattern.
+    pub cancel_on: Option<&'static str>,
+    /// Longest gap between gate re-checks.
+    pub defer_check_interval: Option<Duration>,
+    /// How long an item may be held.
+    pub max_defer: Option<MaxDeferSpec>,
+    /// Builds the worker's coordinator.
+    pub build: fn(&BuildContext<'_>) -> Result<BuiltWorker, RegistryError>,
+    /// Where the attribute was written.
+    pub file: &'static str,
+    /// Where the attribute was written.
+    pub line: u32,
+}
+
+inventory::collect!(Registration);
+
+impl Registration {
+    /// The sink name, with the default applied.
+    pub(crate) fn sink_name(&self) -> &'static str {
+        self.sink.unwrap_or(crate::registry::DEFAULT_SINK)
+    }
+
+    /// `file:line`, for error messages.
+    pub(crate) fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+
+    /// The attribute's values on top of the runtime's defaults.
+    pub(crate) fn config(&self) -> CoordinatorConfig {
+        let mut config = CoordinatorConfig::default();
+        if let Some(n) = self.concurrency {
+            config.concurrency = n;
+        }
+        if let Some(n) = self.capacity {
+            config.capacity = n;
+        }
+        if let Some(p) = self.defer_on {
+            config.defer_on = Some(p.to_owned());
+        }
+        if let Some(p) = self.resume_on {
+            config.resume_on = Some(p.to_owned());
+        }
+        if let Some(p) = self.cancel_on {
+            config.cancel_on = Some(p.to_owned());
+        }
+        if let Some(d) = self.defer_check_interval {
+            config.defer_check_interval = d;
+        }
+        if let Some(m) = self.max_defer {
+            config.max_defer = m.into();
+        }
+        config
+    }
+}
+
+/// Every registration linked into the binary, in unspecified order.
+pub(crate) fn registrations() -> impl Iterator<Item = &'static Registration> {
+    inventory::iter::<Registration>.into_iter()
+}
+
+/// The per-worker static behind the generated `enqueue` / `try_enqueue`: holds the worker's
+/// coordinator while a global runtime (`backpressure::start()`) is running.
+#[derive(Debug)]
+pub struct WorkerSlot<T> {
+    name: &'static str,
+    current: RwLock<Option<Coordinator<T>>>,
+}
+
+impl<T> WorkerSlot<T> {
+    /// An empty slot.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            current: RwLock::new(None),
+        }
+    }
+
+    fn get(&self) -> Option<Coordinator<T>>
+    where
+        Coordinator<T>: Clone,
+    {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set(&self, coordinator: Option<Coordinator<T>>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = coordinator;
+    }
+}
+
+impl<T: Send + 'static> WorkerSlot<T> {
+    /// See the generated `enqueue`.
+    pub async fn enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
+        match self.get() {
+            Some(coordinator) => coordinator
+                .enqueue(item)
+                .await
+                .map_err(|err| WorkerEnqueueError::Closed(err.into_inner())),
+            None => Err(WorkerEnqueueError::NotStarted {
+                worker: self.name,
+                item,
+            }),
+        }
+    }
+
+    /// See the generated `try_enqueue`.
+    pub fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
+        match self.get() {
+            Some(coordinator) => coordinator.try_enqueue(item).map_err(|err| {
+                if err.is_full() {
+                    WorkerEnqueueError::Full(err.into_inner())
+                } else {
+                    WorkerEnqueueError::Closed(err.into_inner())
+                }
+            }),
+            None => Err(WorkerEnqueueError::NotStarted {
+                worker: self.name,
+                item,
+            }),
+        }
+    }
+
+    /// See the generated `coordinator`.
+    pub fn coordinator(&self) -> Option<Coordinator<T>> {
+        self.get()
+    }
+
+    /// See the generated `stats`.
+    pub fn stats(&self) -> Option<Stats> {
+        self.get().map(|c| c.stats())
+    }
+
+    /// See the generated `shutdown`.
+    pub async fn shutdown(&self) -> Vec<T> {
+        match self.get() {
+            Some(coordinator) => coordinator.shutdown().await,
+            None => Vec::new(),
+        }
+    }
+}
+
+/// What a registration's `build` function gets: the effective config and the sink.
+#[derive(Debug)]
+pub struct BuildContext<'a> {
+    pub(crate) registration: &'a Registration,
+    pub(crate) config: CoordinatorConfig,
+    pub(crate) sink: Sink,
+}
+
+impl BuildContext<'_> {
+    /// Builds the worker's coordinator around `handler`.
+    pub fn build<T, F, Fut, R>(
+        &self,
+        slot: &'static WorkerSlot<T>,
+        handler: F,
+    ) -> Result<BuiltWorker, RegistryError>
+    where
+        T: Send + 'static,
+        F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HandlerOutcome,
+    {
+        let coordinator = Coordinator::builder()
+            .sink(self.sink.clone())
+            .config(self.config.clone())
+            .build(handler)
+            .map_err(|source| RegistryError::Build {
+                worker: self.registration.name.to_owned(),
+                source,
+            })?;
+        Ok(BuiltWorker(Box::new(TypedWorker {
+            coordinator,
+            slot,
+            returned: Mutex::new(Vec::new()),
+        })))
+    }
+}
+
+/// A built worker with its item type erased.
+pub struct BuiltWorker(pub(crate) Box<dyn ErasedWorker>);
+
+impl std::fmt::Debug for BuiltWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltWorker").finish_non_exhaustive()
+    }
+}
+
+/// What the runtime needs from a worker without knowing its item type.
+pub(crate) trait ErasedWorker: Send + Sync {
+    fn config(&self) -> CoordinatorConfig;
+    fn stats(&self) -> Stats;
+    fn install(&self);
+    fn uninstall(&self);
+    fn drain(&self) -> BoxFuture<'_, ()>;
+    /// Shuts down and keeps the unstarted items; returns how many there were.
+    fn shutdown(&self) -> BoxFuture<'_, usize>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub(crate) struct TypedWorker<T: 'static> {
+    pub(crate) coordinator: Coordinator<T>,
+    slot: &'static WorkerSlot<T>,
+    pub(crate) returned: Mutex<Vec<T>>,
+}
+
+impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
+    fn config(&self) -> CoordinatorConfig {
+        self.coordinator.config().clone()
+    }
+
+    fn stats(&self) -> Stats {
+        self.coordinator.stats()
+    }
+
+    fn install(&self) {
+        self.slot.set(Some(self.coordinator.clone()));
+    }
+
+    fn uninstall(&self) {
+        self.slot.set(None);
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.coordinator.drain())
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, usize> {
+        Box::pin(async move {
+            let items = self.coordinator.shutdown().await;
+            let count = items.len();
+            self.returned
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(items);
+            count
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Compile-time check: a worker's item must be `Send + 'static`.
+pub fn item_must_be_send_and_static<T: Send + 'static>() {}
+
+/// Compile-time check: a worker's future must be `Send`.
+pub fn future_must_be_send<F: Future + Send>(_: &F) {}
+
+/// Compile-time check: a worker returns `()` or `Result<(), E>` with `E: Display`.
+pub fn output_must_be_unit_or_result<F>(_: &F)
+where
+    F: Future,
+    F::Output: HandlerOutcome,
+{
+}
