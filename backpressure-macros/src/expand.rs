@@ -77,6 +77,16 @@ pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> T
         Shape::WithContext => quote!(super::#ident(item, ctx)),
     };
     let checks = checks(function, handler);
+    // A failed bound of `build` (the same bounds as the checks) lands on the function's name.
+    let build_call = quote_spanned! {ident.span()=>
+        ctx.build(
+            &__BACKPRESSURE_SLOT,
+            |item: Item, ctx: ::backpressure::WorkContext| {
+                let _ = &ctx;
+                #call
+            },
+        )
+    };
     let doc = format!(
         "The `#[backpressure_worker]` generated API of [`{ident}`](fn@{ident}).\n\n\
          Call `backpressure::start()` inside a tokio runtime first; before that, \
@@ -147,13 +157,7 @@ pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> T
             fn __backpressure_build(
                 ctx: &#private::BuildContext<'_>,
             ) -> ::core::result::Result<#private::BuiltWorker, ::backpressure::RegistryError> {
-                ctx.build(
-                    &__BACKPRESSURE_SLOT,
-                    |item: Item, ctx: ::backpressure::WorkContext| {
-                        let _ = &ctx;
-                        #call
-                    },
-                )
+                #build_call
             }
 
             #checks
@@ -185,7 +189,9 @@ fn duration(d: std::time::Duration) -> TokenStream {
 }
 
 /// Trait-bound checks whose errors land on the user's own tokens: the item type must be
-/// `Send + 'static`, the future must be `Send`, the output `()` or `Result<(), E: Display>`.
+/// `Send + 'static` (error on the item type) and the output `()` or `Result<(), E: Display>`
+/// (error on the return type). A non-`Send` future is reported by the spanned `build` call,
+/// on the function's name.
 fn checks(function: &ItemFn, handler: &Handler) -> TokenStream {
     let private = quote!(::backpressure::__private);
     let ident = &function.sig.ident;
@@ -196,13 +202,9 @@ fn checks(function: &ItemFn, handler: &Handler) -> TokenStream {
         Shape::ItemOnly => quote!(item),
         Shape::WithContext => quote!(item, ctx),
     };
-    let future_span = ident.span();
     let output_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => ident.span(),
-    };
-    let future_check = quote_spanned! {future_span=>
-        #private::future_must_be_send(&__future);
     };
     let output_check = quote_spanned! {output_span=>
         #private::output_must_be_unit_or_result(&__future);
@@ -212,7 +214,6 @@ fn checks(function: &ItemFn, handler: &Handler) -> TokenStream {
         fn __backpressure_checks(item: Item, ctx: ::backpressure::WorkContext) {
             #item_check
             let __future = super::#ident(#args);
-            #future_check
             #output_check
         }
     }

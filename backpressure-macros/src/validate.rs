@@ -163,7 +163,7 @@ fn patterns(arg: &Arg<Patterns>) -> syn::Result<String> {
     for lit in &arg.value.items {
         let source = lit.value();
         Pattern::parse(&source)
-            .map_err(|err| syn::Error::new(lit.span(), format!("{err} in `{key}`")))?;
+            .map_err(|err| syn::Error::new(lit.span(), format!("`{key}`: {err}")))?;
         joined.push(source);
     }
     Ok(joined.join(", "))
@@ -273,6 +273,13 @@ pub(crate) fn check_fn(function: &ItemFn) -> syn::Result<Handler> {
             "`impl Trait` is not supported as a worker's item type: the item type must be concrete",
         ));
     }
+    if let Some(span) = borrowed_span(&item) {
+        return Err(syn::Error::new(
+            span,
+            "a worker's item must be `'static`: items wait in a queue and run on other tasks, \
+             so take an owned type such as `String` or `Vec<u8>` instead of a borrow",
+        ));
+    }
     Ok(Handler { item, shape })
 }
 
@@ -292,6 +299,40 @@ fn is_work_context(ty: &Type) -> bool {
 fn impl_trait_span(ty: &Type) -> Option<Span> {
     match ty {
         Type::ImplTrait(it) => Some(it.span()),
+        _ => None,
+    }
+}
+
+/// The span of the first non-`'static` borrow or lifetime in `ty`, if any.
+fn borrowed_span(ty: &Type) -> Option<Span> {
+    let not_static = |lifetime: &syn::Lifetime| lifetime.ident != "static";
+    match ty {
+        Type::Reference(reference) => match &reference.lifetime {
+            Some(lifetime) if !not_static(lifetime) => borrowed_span(&reference.elem),
+            _ => Some(reference.span()),
+        },
+        Type::Paren(inner) => borrowed_span(&inner.elem),
+        Type::Group(inner) => borrowed_span(&inner.elem),
+        Type::Array(array) => borrowed_span(&array.elem),
+        Type::Slice(slice) => borrowed_span(&slice.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(borrowed_span),
+        Type::Path(path) => {
+            path.path
+                .segments
+                .iter()
+                .find_map(|segment| match &segment.arguments {
+                    syn::PathArguments::AngleBracketed(args) => {
+                        args.args.iter().find_map(|arg| match arg {
+                            syn::GenericArgument::Type(ty) => borrowed_span(ty),
+                            syn::GenericArgument::Lifetime(lifetime) if not_static(lifetime) => {
+                                Some(lifetime.span())
+                            }
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                })
+        }
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -112,10 +112,64 @@ pub(crate) fn registrations() -> impl Iterator<Item = &'static Registration> {
 
 /// The per-worker static behind the generated `enqueue` / `try_enqueue`: holds the worker's
 /// coordinator while a global runtime (`backpressure::start()`) is running.
-#[derive(Debug)]
+///
+/// It places no bounds on `T`, so that a worker whose item is not `Send` fails to compile with
+/// one error on the item type (from the checks) rather than one per generated function.
 pub struct WorkerSlot<T> {
     name: &'static str,
-    current: RwLock<Option<Coordinator<T>>>,
+    current: RwLock<Option<Arc<dyn SlotOps<T>>>>,
+}
+
+impl<T> std::fmt::Debug for WorkerSlot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSlot")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A coordinator seen through a bound-free interface.
+trait SlotOps<T>: Send + Sync {
+    fn enqueue(&self, item: T) -> BoxFuture<'static, Result<(), WorkerEnqueueError<T>>>;
+    fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>>;
+    fn coordinator(&self) -> Coordinator<T>;
+    fn stats(&self) -> Stats;
+    fn shutdown(&self) -> BoxFuture<'static, Vec<T>>;
+}
+
+impl<T: Send + 'static> SlotOps<T> for Coordinator<T> {
+    fn enqueue(&self, item: T) -> BoxFuture<'static, Result<(), WorkerEnqueueError<T>>> {
+        let coordinator = self.clone();
+        Box::pin(async move {
+            coordinator
+                .enqueue(item)
+                .await
+                .map_err(|err| WorkerEnqueueError::Closed(err.into_inner()))
+        })
+    }
+
+    fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
+        Coordinator::try_enqueue(self, item).map_err(|err| {
+            if err.is_full() {
+                WorkerEnqueueError::Full(err.into_inner())
+            } else {
+                WorkerEnqueueError::Closed(err.into_inner())
+            }
+        })
+    }
+
+    fn coordinator(&self) -> Coordinator<T> {
+        self.clone()
+    }
+
+    fn stats(&self) -> Stats {
+        Coordinator::stats(self)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, Vec<T>> {
+        let coordinator = self.clone();
+        Box::pin(async move { coordinator.shutdown().await })
+    }
 }
 
 impl<T> WorkerSlot<T> {
@@ -127,29 +181,21 @@ impl<T> WorkerSlot<T> {
         }
     }
 
-    fn get(&self) -> Option<Coordinator<T>>
-    where
-        Coordinator<T>: Clone,
-    {
+    fn get(&self) -> Option<Arc<dyn SlotOps<T>>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    pub(crate) fn set(&self, coordinator: Option<Coordinator<T>>) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = coordinator;
+    fn set(&self, ops: Option<Arc<dyn SlotOps<T>>>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = ops;
     }
-}
 
-impl<T: Send + 'static> WorkerSlot<T> {
     /// See the generated `enqueue`.
     pub async fn enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
         match self.get() {
-            Some(coordinator) => coordinator
-                .enqueue(item)
-                .await
-                .map_err(|err| WorkerEnqueueError::Closed(err.into_inner())),
+            Some(ops) => ops.enqueue(item).await,
             None => Err(WorkerEnqueueError::NotStarted {
                 worker: self.name,
                 item,
@@ -160,13 +206,7 @@ impl<T: Send + 'static> WorkerSlot<T> {
     /// See the generated `try_enqueue`.
     pub fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
         match self.get() {
-            Some(coordinator) => coordinator.try_enqueue(item).map_err(|err| {
-                if err.is_full() {
-                    WorkerEnqueueError::Full(err.into_inner())
-                } else {
-                    WorkerEnqueueError::Closed(err.into_inner())
-                }
-            }),
+            Some(ops) => ops.try_enqueue(item),
             None => Err(WorkerEnqueueError::NotStarted {
                 worker: self.name,
                 item,
@@ -176,18 +216,18 @@ impl<T: Send + 'static> WorkerSlot<T> {
 
     /// See the generated `coordinator`.
     pub fn coordinator(&self) -> Option<Coordinator<T>> {
-        self.get()
+        self.get().map(|ops| ops.coordinator())
     }
 
     /// See the generated `stats`.
     pub fn stats(&self) -> Option<Stats> {
-        self.get().map(|c| c.stats())
+        self.get().map(|ops| ops.stats())
     }
 
     /// See the generated `shutdown`.
     pub async fn shutdown(&self) -> Vec<T> {
         match self.get() {
-            Some(coordinator) => coordinator.shutdown().await,
+            Some(ops) => ops.shutdown().await,
             None => Vec::new(),
         }
     }
@@ -267,7 +307,7 @@ impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
     }
 
     fn install(&self) {
-        self.slot.set(Some(self.coordinator.clone()));
+        self.slot.set(Some(Arc::new(self.coordinator.clone())));
     }
 
     fn uninstall(&self) {
@@ -297,9 +337,6 @@ impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
 
 /// Compile-time check: a worker's item must be `Send + 'static`.
 pub fn item_must_be_send_and_static<T: Send + 'static>() {}
-
-/// Compile-time check: a worker's future must be `Send`.
-pub fn future_must_be_send<F: Future + Send>(_: &F) {}
 
 /// Compile-time check: a worker returns `()` or `Result<(), E>` with `E: Display`.
 pub fn output_must_be_unit_or_result<F>(_: &F)

@@ -1,0 +1,6 @@
+use backpressure::backpressure_worker;
+
+#[backpressure_worker]
+struct Send;
+
+fn main() {}
