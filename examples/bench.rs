@@ -1,0 +1,1119 @@
+//! Benchmark harness: every figure is measured against a baseline in the same process and run,
+//! with repetitions interleaved and medians reported.
+//!
+//! ```text
+//! cargo run --release --example bench             # default: longer, steadier figures
+//! cargo run --release --example bench -- --quick  # under a minute on 2 cores
+//! ```
+//!
+//! The closing lines (`throughput_ratio: ...` and so on) are a contract read by other tooling;
+//! see `docs/performance.md` for what each one measures and how.
+//!
+//! Memory is measured with a counting global allocator (a thin wrapper around
+//! `std::alloc::System`), which is why this example, unlike the library, contains `unsafe`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backpressure::{Coordinator, Sink, WorkContext};
+use tokio::sync::{mpsc, Semaphore};
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator (for bytes per queued item).
+
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
+// addition is a relaxed counter of live bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+            ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocated() -> usize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings.
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    quick: bool,
+    /// Items per throughput repetition.
+    throughput_items: u64,
+    /// Interleaved repetitions of each throughput variant.
+    throughput_reps: usize,
+    /// Resume-latency trials for the coordinator.
+    resume_trials: usize,
+    /// Resume-latency trials for the model of the original (each takes ~50 ms).
+    model_trials: usize,
+    /// Interleaved rounds the resume trials are split into.
+    resume_rounds: usize,
+    /// Idle-CPU windows per variant.
+    idle_windows: usize,
+    /// Gate decisions timed per repetition.
+    gate_calls: u64,
+    /// Interleaved repetitions of the gate and raise/retract measurements.
+    gate_reps: usize,
+    /// Items per repetition of the per-item dispatch measurement.
+    dispatch_items: u64,
+    /// Raise+retract pairs timed per repetition (divided by watchers / 10 for large counts).
+    raise_pairs: usize,
+}
+
+impl Settings {
+    fn from_args() -> Self {
+        let quick = std::env::args().skip(1).any(|a| a == "--quick");
+        if quick {
+            Self {
+                quick,
+                throughput_items: 200_000,
+                throughput_reps: 5,
+                resume_trials: 200,
+                model_trials: 20,
+                resume_rounds: 4,
+                idle_windows: 1,
+                gate_calls: 1_000_000,
+                gate_reps: 5,
+                dispatch_items: 100_000,
+                raise_pairs: 2_000,
+            }
+        } else {
+            Self {
+                quick,
+                throughput_items: 1_000_000,
+                throughput_reps: 7,
+                resume_trials: 2_000,
+                model_trials: 60,
+                resume_rounds: 10,
+                idle_windows: 3,
+                gate_calls: 5_000_000,
+                gate_reps: 9,
+                dispatch_items: 300_000,
+                raise_pairs: 10_000,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small statistics helpers.
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Tiny deterministic PRNG (xorshift64*), for retract phases in the original's model.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process CPU time.
+
+/// Process CPU time in nanoseconds: the sum of every thread's on-CPU time from
+/// `/proc/self/task/*/schedstat` (nanosecond resolution). Threads that exited during the
+/// window are not counted, which is why the tokio runtime's blocking pool is not used here.
+fn cpu_ns_schedstat() -> Option<u64> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Process CPU time (utime + stime) in clock ticks from `/proc/self/stat`.
+fn cpu_ticks_stat() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Linux's `USER_HZ`: `/proc/<pid>/stat` reports CPU time in 1/100 s on every mainstream
+/// architecture.
+const TICKS_PER_SEC: u64 = 100;
+
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    schedstat_ns: Option<u64>,
+    ticks: Option<u64>,
+}
+
+impl CpuSample {
+    fn now() -> Self {
+        Self {
+            schedstat_ns: cpu_ns_schedstat(),
+            ticks: cpu_ticks_stat(),
+        }
+    }
+
+    /// CPU milliseconds since `earlier`: from schedstat when available, else from ticks.
+    fn ms_since(&self, earlier: &CpuSample) -> (f64, &'static str) {
+        match (self.schedstat_ns, earlier.schedstat_ns) {
+            (Some(a), Some(b)) => (a.saturating_sub(b) as f64 / 1e6, "schedstat"),
+            _ => match (self.ticks, earlier.ticks) {
+                (Some(a), Some(b)) => (
+                    (a.saturating_sub(b) * 1000 / TICKS_PER_SEC) as f64,
+                    "/proc/self/stat",
+                ),
+                _ => (f64::NAN, "unavailable"),
+            },
+        }
+    }
+
+    fn ticks_ms_since(&self, earlier: &CpuSample) -> Option<u64> {
+        Some(self.ticks?.saturating_sub(earlier.ticks?) * 1000 / TICKS_PER_SEC)
+    }
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Dispatch throughput.
+
+const DEFER: &str = "backpressure.downstream";
+const CONCURRENCY: usize = 4;
+const CAPACITY: usize = 1024;
+
+/// The no-op handler body both sides run.
+async fn noop(item: u64) {
+    black_box(item);
+}
+
+/// Items through a coordinator: one producer task awaiting `enqueue`, then `drain`.
+async fn coordinator_throughput(n: u64) -> f64 {
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .concurrency(CONCURRENCY)
+        .capacity(CAPACITY)
+        .build(|item: u64, _ctx: WorkContext| noop(item))
+        .expect("valid coordinator");
+    let start = Instant::now();
+    for i in 0..n {
+        coordinator.enqueue(i).await.expect("intake open");
+    }
+    coordinator.drain().await;
+    let elapsed = start.elapsed();
+    assert_eq!(coordinator.stats().completed, n);
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// The hand-written equivalent: a bounded mpsc channel of the same capacity and 4 worker
+/// tasks sharing the receiver behind a `tokio::sync::Mutex` (tokio's mpsc has a single
+/// receiver, so this is how 4 workers share it without another crate).
+async fn baseline_throughput(n: u64) -> f64 {
+    let (tx, rx) = mpsc::channel::<u64>(CAPACITY);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let rx = Arc::clone(&rx);
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                loop {
+                    let item = rx.lock().await.recv().await;
+                    match item {
+                        Some(item) => {
+                            noop(item).await;
+                            done += 1;
+                        }
+                        None => return done,
+                    }
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    for i in 0..n {
+        tx.send(i).await.expect("receiver alive");
+    }
+    drop(tx);
+    let mut done = 0;
+    for worker in workers {
+        done += worker.await.expect("worker ran");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(done, n);
+    n as f64 / elapsed.as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Resume latency.
+
+/// Items enqueued per resume trial.
+const RESUME_ITEMS: u32 = 4;
+
+/// What handlers record: when the first of a trial's items started, and how many finished.
+struct Recorder {
+    base: Instant,
+    first_start_ns: AtomicU64,
+    done: Semaphore,
+}
+
+impl Recorder {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            base: Instant::now(),
+            first_start_ns: AtomicU64::new(0),
+            done: Semaphore::new(0),
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64 + 1
+    }
+
+    /// Called as the first thing a handler does.
+    fn started(&self) {
+        let now = self.now_ns();
+        let _ = self
+            .first_start_ns
+            .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    fn finished(&self) {
+        self.done.add_permits(1);
+    }
+
+    async fn wait_all(&self, n: u32) {
+        self.done
+            .acquire_many(n)
+            .await
+            .expect("semaphore open")
+            .forget();
+    }
+
+    /// Microseconds from `t0_ns` to the first start, and resets for the next trial.
+    fn take_latency_us(&self, t0_ns: u64) -> f64 {
+        let t1 = self.first_start_ns.swap(0, Ordering::SeqCst);
+        assert!(t1 != 0, "no handler started");
+        t1.saturating_sub(t0_ns) as f64 / 1e3
+    }
+}
+
+struct CoordinatorResume {
+    sink: Sink,
+    coordinator: Coordinator<u32>,
+    recorder: Arc<Recorder>,
+    /// Trials in which a handler started before the retract (the gate failed to hold).
+    leaks: usize,
+}
+
+impl CoordinatorResume {
+    fn new() -> Self {
+        let sink = Sink::new();
+        let recorder = Recorder::new();
+        let rec = Arc::clone(&recorder);
+        let coordinator = Coordinator::builder()
+            .sink(sink.clone())
+            .concurrency(CONCURRENCY)
+            .capacity(CAPACITY)
+            .build(move |item: u32, _ctx: WorkContext| {
+                let rec = Arc::clone(&rec);
+                async move {
+                    rec.started();
+                    black_box(item);
+                    rec.finished();
+                }
+            })
+            .expect("valid coordinator");
+        Self {
+            sink,
+            coordinator,
+            recorder,
+            leaks: 0,
+        }
+    }
+
+    async fn trial(&mut self, rng: &mut Rng) -> f64 {
+        self.sink.raise(DEFER).expect("valid name");
+        for i in 0..RESUME_ITEMS {
+            self.coordinator.enqueue(i).await.expect("intake open");
+        }
+        // Let every slot see the items, find the gate closed and park.
+        tokio::time::sleep(Duration::from_micros(200 + rng.below(800))).await;
+        if self.recorder.first_start_ns.load(Ordering::SeqCst) != 0 {
+            self.leaks += 1;
+            self.recorder.first_start_ns.store(0, Ordering::SeqCst);
+        }
+        let t0 = self.recorder.now_ns();
+        self.sink.retract(DEFER).expect("valid name");
+        self.recorder.wait_all(RESUME_ITEMS).await;
+        self.recorder.take_latency_us(t0)
+    }
+}
+
+/// A faithful model of the original's dispatcher: one loop reads an item from a bounded
+/// channel, then, while a signal matching the defer pattern is in the sink (checked by
+/// scanning it, as the original's `Sense` does), sleeps `defer_check_interval` (50 ms) and
+/// re-checks, up to 200 attempts; then it waits for one of 4 concurrency slots and starts the
+/// body on its own task.
+struct OriginalModel {
+    sink: Sink,
+    tx: Option<mpsc::Sender<u32>>,
+    dispatcher: tokio::task::JoinHandle<()>,
+    rechecks: Arc<AtomicU64>,
+}
+
+const ORIGINAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+const ORIGINAL_MAX_ATTEMPTS: u32 = 200;
+
+impl OriginalModel {
+    fn new(capacity: usize, recorder: Option<Arc<Recorder>>) -> Self {
+        let sink = Sink::new();
+        let (tx, mut rx) = mpsc::channel::<u32>(capacity);
+        let rechecks = Arc::new(AtomicU64::new(0));
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let dispatcher = {
+            let sink = sink.clone();
+            let rechecks = Arc::clone(&rechecks);
+            tokio::spawn(async move {
+                while let Some(item) = rx.recv().await {
+                    let mut attempts = 0;
+                    while attempts < ORIGINAL_MAX_ATTEMPTS
+                        && sink.any_matching("backpressure.*").expect("valid pattern")
+                    {
+                        tokio::time::sleep(ORIGINAL_CHECK_INTERVAL).await;
+                        rechecks.fetch_add(1, Ordering::Relaxed);
+                        attempts += 1;
+                    }
+                    let permit = Arc::clone(&slots)
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore open");
+                    let rec = recorder.clone();
+                    tokio::spawn(async move {
+                        if let Some(rec) = &rec {
+                            rec.started();
+                        }
+                        black_box(item);
+                        if let Some(rec) = &rec {
+                            rec.finished();
+                        }
+                        drop(permit);
+                    });
+                }
+            })
+        };
+        Self {
+            sink,
+            tx: Some(tx),
+            dispatcher,
+            rechecks,
+        }
+    }
+
+    fn sender(&self) -> &mpsc::Sender<u32> {
+        self.tx.as_ref().expect("open")
+    }
+
+    async fn trial(&self, recorder: &Recorder, rng: &mut Rng) -> f64 {
+        self.sink.raise(DEFER).expect("valid name");
+        for i in 0..RESUME_ITEMS {
+            self.sender().send(i).await.expect("dispatcher alive");
+        }
+        // Retract at a random phase of the 50 ms polling cycle.
+        tokio::time::sleep(Duration::from_micros(1_000 + rng.below(50_000))).await;
+        let t0 = recorder.now_ns();
+        self.sink.retract(DEFER).expect("valid name");
+        recorder.wait_all(RESUME_ITEMS).await;
+        recorder.take_latency_us(t0)
+    }
+
+    async fn close(mut self) {
+        self.tx = None;
+        self.dispatcher.abort();
+        let _ = self.dispatcher.await;
+    }
+}
+
+struct ResumeResult {
+    coordinator_us: Vec<f64>,
+    model_us: Vec<f64>,
+    leaks: usize,
+}
+
+async fn resume_latency(s: Settings) -> ResumeResult {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut ours = CoordinatorResume::new();
+    let model_recorder = Recorder::new();
+    let model = OriginalModel::new(CAPACITY, Some(Arc::clone(&model_recorder)));
+    let mut coordinator_us = Vec::with_capacity(s.resume_trials);
+    let mut model_us = Vec::with_capacity(s.model_trials);
+    // Warm up both paths once.
+    ours.trial(&mut rng).await;
+    for round in 0..s.resume_rounds {
+        let share =
+            |total: usize| total / s.resume_rounds + usize::from(round < total % s.resume_rounds);
+        for _ in 0..share(s.resume_trials) {
+            coordinator_us.push(ours.trial(&mut rng).await);
+        }
+        for _ in 0..share(s.model_trials) {
+            model_us.push(model.trial(&model_recorder, &mut rng).await);
+        }
+    }
+    model.close().await;
+    let leaks = ours.leaks;
+    drop(ours.coordinator.shutdown().await);
+    coordinator_us.sort_by(f64::total_cmp);
+    model_us.sort_by(f64::total_cmp);
+    ResumeResult {
+        coordinator_us,
+        model_us,
+        leaks,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Idle cost while deferred.
+
+const IDLE_QUEUED: u32 = 10_000;
+const IDLE_WINDOW: Duration = Duration::from_secs(2);
+
+struct IdleSample {
+    cpu_ms: f64,
+    cpu_source: &'static str,
+    ticks_ms: Option<u64>,
+    rechecks: u64,
+}
+
+async fn idle_window(rechecks: impl Fn() -> u64) -> IdleSample {
+    // Let everything settle into its waiting state first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = CpuSample::now();
+    let rechecks_before = rechecks();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let after = CpuSample::now();
+    let (cpu_ms, cpu_source) = after.ms_since(&before);
+    IdleSample {
+        cpu_ms,
+        cpu_source,
+        ticks_ms: after.ticks_ms_since(&before),
+        rechecks: rechecks() - rechecks_before,
+    }
+}
+
+async fn idle_coordinator() -> IdleSample {
+    let sink = Sink::new();
+    sink.raise(DEFER).expect("valid name");
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .concurrency(CONCURRENCY)
+        .capacity(IDLE_QUEUED as usize)
+        .build(|item: u32, _ctx: WorkContext| async move {
+            black_box(item);
+        })
+        .expect("valid coordinator");
+    for i in 0..IDLE_QUEUED {
+        coordinator.enqueue(i).await.expect("intake open");
+    }
+    let sample = idle_window(|| coordinator.stats().gate_rechecks).await;
+    let stats = coordinator.stats();
+    assert_eq!(
+        stats.completed, 0,
+        "the gate let work through while deferred"
+    );
+    assert_eq!(stats.queued, IDLE_QUEUED as usize);
+    let returned = coordinator.shutdown().await;
+    assert_eq!(returned.len(), IDLE_QUEUED as usize);
+    sample
+}
+
+async fn idle_model() -> IdleSample {
+    let model = OriginalModel::new(IDLE_QUEUED as usize, None);
+    model.sink.raise(DEFER).expect("valid name");
+    for i in 0..IDLE_QUEUED {
+        model.sender().send(i).await.expect("dispatcher alive");
+    }
+    let rechecks = Arc::clone(&model.rechecks);
+    let sample = idle_window(|| rechecks.load(Ordering::Relaxed)).await;
+    model.close().await;
+    sample
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Gate check cost vs active signals; raise+retract cost vs watchers.
+
+const SIGNAL_COUNTS: [usize; 3] = [0, 10, 1_000];
+
+fn raise_unrelated(sink: &Sink, n: usize) {
+    for i in 0..n {
+        sink.raise(&format!("unrelated.signal{i}"))
+            .expect("valid name");
+    }
+}
+
+/// The gate decision through the public API: `stats().gate_open` evaluates the same
+/// `Gate::is_open` a slot evaluates before starting an item, under the same lock. The figure
+/// is therefore an upper bound on the decision (it includes the lock and the snapshot).
+fn gate_decision_ns(coordinator: &Coordinator<u64>, calls: u64) -> f64 {
+    let start = Instant::now();
+    let mut open = 0u64;
+    for _ in 0..calls {
+        open += u64::from(black_box(coordinator.stats()).gate_open);
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(
+        open, calls,
+        "the gate must be open (only unrelated signals)"
+    );
+    elapsed.as_nanos() as f64 / calls as f64
+}
+
+/// The original's decision: scan the sink for a matching signal (`any_matching`).
+fn scan_decision_ns(sink: &Sink, calls: u64) -> f64 {
+    let start = Instant::now();
+    let mut held = 0u64;
+    for _ in 0..calls {
+        held += u64::from(sink.any_matching("backpressure.*").expect("valid pattern"));
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(held, 0);
+    elapsed.as_nanos() as f64 / calls as f64
+}
+
+/// Per item, the whole path a slot takes: enqueue, gate decision, start, finish.
+async fn dispatch_ns(sink: &Sink, items: u64) -> f64 {
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .concurrency(CONCURRENCY)
+        .capacity(CAPACITY)
+        .build(|item: u64, _ctx: WorkContext| noop(item))
+        .expect("valid coordinator");
+    let start = Instant::now();
+    for i in 0..items {
+        coordinator.enqueue(i).await.expect("intake open");
+    }
+    coordinator.drain().await;
+    let elapsed = start.elapsed();
+    assert_eq!(coordinator.stats().completed, items);
+    elapsed.as_nanos() as f64 / items as f64
+}
+
+struct GateResult {
+    /// Per signal count: median ns of the gate decision, of the original's scan, of dispatch.
+    decision_ns: Vec<f64>,
+    scan_ns: Vec<f64>,
+    dispatch_ns: Vec<f64>,
+}
+
+async fn gate_cost(s: Settings) -> GateResult {
+    let sinks: Vec<Sink> = SIGNAL_COUNTS
+        .iter()
+        .map(|&n| {
+            let sink = Sink::new();
+            raise_unrelated(&sink, n);
+            sink
+        })
+        .collect();
+    let coordinators: Vec<Coordinator<u64>> = sinks
+        .iter()
+        .map(|sink| {
+            Coordinator::builder()
+                .sink(sink.clone())
+                .concurrency(CONCURRENCY)
+                .capacity(CAPACITY)
+                .build(|item: u64, _ctx: WorkContext| noop(item))
+                .expect("valid coordinator")
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let k = SIGNAL_COUNTS.len();
+    let (mut decision, mut scan, mut dispatch) =
+        (vec![vec![]; k], vec![vec![]; k], vec![vec![]; k]);
+    let scan_calls = (s.gate_calls / 50).max(1_000);
+    for rep in 0..s.gate_reps {
+        for j in 0..k {
+            // Rotate the order so that no signal count always runs first.
+            let i = (j + rep) % k;
+            decision[i].push(gate_decision_ns(&coordinators[i], s.gate_calls));
+            scan[i].push(scan_decision_ns(&sinks[i], scan_calls));
+            dispatch[i].push(dispatch_ns(&sinks[i], s.dispatch_items).await);
+        }
+    }
+    GateResult {
+        decision_ns: decision.iter().map(|v| median(v)).collect(),
+        scan_ns: scan.iter().map(|v| median(v)).collect(),
+        dispatch_ns: dispatch.iter().map(|v| median(v)).collect(),
+    }
+}
+
+const WATCHER_COUNTS: [usize; 4] = [0, 1, 100, 1_000];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Patterns {
+    /// Every coordinator has its own pattern (each matches the raised signal).
+    Distinct,
+    /// Every coordinator watches `backpressure.*`.
+    Shared,
+}
+
+struct Watched {
+    sink: Sink,
+    _coordinators: Vec<Coordinator<u64>>,
+}
+
+fn watched_sink(watchers: usize, patterns: Patterns) -> Watched {
+    let sink = Sink::new();
+    let coordinators = (0..watchers)
+        .map(|i| {
+            let defer_on = match patterns {
+                Patterns::Distinct => format!("backpressure.*, watcher{i}.*"),
+                Patterns::Shared => "backpressure.*".to_string(),
+            };
+            Coordinator::builder()
+                .sink(sink.clone())
+                .concurrency(1)
+                .capacity(16)
+                .defer_on(defer_on)
+                .build(|item: u64, _ctx: WorkContext| noop(item))
+                .expect("valid coordinator")
+        })
+        .collect();
+    Watched {
+        sink,
+        _coordinators: coordinators,
+    }
+}
+
+/// Caller-side cost of one `raise` + `retract` pair (each flips every watch and notifies
+/// every watcher); the woken slots re-park, untimed, between pairs.
+async fn raise_retract_ns(watched: &Watched, pairs: usize) -> f64 {
+    let mut total = Duration::ZERO;
+    for _ in 0..pairs {
+        let start = Instant::now();
+        watched.sink.raise(DEFER).expect("valid name");
+        watched.sink.retract(DEFER).expect("valid name");
+        total += start.elapsed();
+        tokio::task::yield_now().await;
+    }
+    total.as_nanos() as f64 / pairs as f64
+}
+
+struct RaiseResult {
+    /// (watchers, patterns, median ns per raise+retract pair)
+    rows: Vec<(usize, Patterns, f64)>,
+}
+
+async fn raise_cost(s: Settings) -> RaiseResult {
+    let mut setups = Vec::new();
+    for &w in &WATCHER_COUNTS {
+        for patterns in [Patterns::Distinct, Patterns::Shared] {
+            if w == 0 && patterns == Patterns::Shared {
+                continue;
+            }
+            setups.push((w, patterns, watched_sink(w, patterns)));
+        }
+    }
+    // Let every slot park.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    let mut samples = vec![Vec::new(); setups.len()];
+    for rep in 0..s.gate_reps {
+        for j in 0..setups.len() {
+            let i = (j + rep) % setups.len();
+            let (w, _, watched) = &setups[i];
+            let pairs = (s.raise_pairs / (1 + w / 10)).max(50);
+            samples[i].push(raise_retract_ns(watched, pairs).await);
+        }
+    }
+    RaiseResult {
+        rows: setups
+            .iter()
+            .zip(&samples)
+            .map(|((w, p, _), v)| (*w, *p, median(v)))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Memory per queued item.
+
+const MEMORY_ITEMS: u64 = 1_000_000;
+
+struct MemoryResult {
+    coordinator_bytes: f64,
+    coordinator_rss_bytes: Option<f64>,
+    mpsc_bytes: f64,
+    mpsc_rss_bytes: Option<f64>,
+}
+
+fn per_item(before: usize, after: usize) -> f64 {
+    after.saturating_sub(before) as f64 / MEMORY_ITEMS as f64
+}
+
+fn rss_per_item(before: Option<u64>, after: Option<u64>) -> Option<f64> {
+    Some(after?.saturating_sub(before?) as f64 * 1024.0 / MEMORY_ITEMS as f64)
+}
+
+async fn memory() -> MemoryResult {
+    // Coordinator: the gate is closed, so every item stays queued.
+    let sink = Sink::new();
+    sink.raise(DEFER).expect("valid name");
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .concurrency(CONCURRENCY)
+        .capacity(MEMORY_ITEMS as usize)
+        .build(|item: u64, _ctx: WorkContext| noop(item))
+        .expect("valid coordinator");
+    tokio::task::yield_now().await;
+    let (heap0, rss0) = (allocated(), rss_kib());
+    for i in 0..MEMORY_ITEMS {
+        coordinator.try_enqueue(i).expect("room in the queue");
+    }
+    let (heap1, rss1) = (allocated(), rss_kib());
+    assert_eq!(coordinator.stats().queued, MEMORY_ITEMS as usize);
+    let returned = coordinator.shutdown().await;
+    assert_eq!(returned.len(), MEMORY_ITEMS as usize);
+    drop(returned);
+    drop(coordinator);
+
+    // Baseline: a bounded tokio mpsc channel holding the same items.
+    let (tx, rx) = mpsc::channel::<u64>(MEMORY_ITEMS as usize);
+    let (heap2, rss2) = (allocated(), rss_kib());
+    for i in 0..MEMORY_ITEMS {
+        tx.try_send(i).expect("room in the channel");
+    }
+    let (heap3, rss3) = (allocated(), rss_kib());
+    drop(rx);
+    drop(tx);
+
+    let size = std::mem::size_of::<u64>() as f64;
+    MemoryResult {
+        coordinator_bytes: per_item(heap0, heap1) - size,
+        coordinator_rss_bytes: rss_per_item(rss0, rss1).map(|b| b - size),
+        mpsc_bytes: per_item(heap2, heap3) - size,
+        mpsc_rss_bytes: rss_per_item(rss2, rss3).map(|b| b - size),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The attribute-generated `enqueue`.
+
+/// The same no-op job declared with the attribute; the generated `enqueue` goes through the
+/// global registry started by `backpressure::start()`.
+#[backpressure::backpressure_worker(sink = "bench", concurrency = 4, capacity = 1024)]
+async fn bench_noop(item: u64) {
+    black_box(item);
+}
+
+/// Items through the generated `bench_noop::enqueue`, then `drain_all`. Each repetition
+/// starts the global runtime and shuts it down afterwards (outside the timed part).
+async fn macro_throughput(n: u64) -> Option<f64> {
+    let runtime = backpressure::start().expect("registry starts");
+    let start = Instant::now();
+    for i in 0..n {
+        bench_noop::enqueue(i).await.expect("worker running");
+    }
+    runtime.drain_all().await;
+    let elapsed = start.elapsed();
+    let completed = runtime
+        .worker(bench_noop::NAME)
+        .map(|w| w.stats.completed)
+        .expect("worker registered");
+    assert_eq!(completed, n);
+    runtime.shutdown().await;
+    Some(n as f64 / elapsed.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver.
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, Linux {}", kernel.trim())
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
+}
+
+struct Throughput {
+    coordinator: Vec<f64>,
+    baseline: Vec<f64>,
+    via_macro: Vec<f64>,
+}
+
+async fn throughput(s: Settings) -> Throughput {
+    let n = s.throughput_items;
+    // Warm-up, untimed.
+    coordinator_throughput(n / 10).await;
+    baseline_throughput(n / 10).await;
+    macro_throughput(n / 10).await;
+    let mut t = Throughput {
+        coordinator: vec![],
+        baseline: vec![],
+        via_macro: vec![],
+    };
+    for rep in 0..s.throughput_reps {
+        // Rotate which variant goes first.
+        for k in 0..3 {
+            match (k + rep) % 3 {
+                0 => t.coordinator.push(coordinator_throughput(n).await),
+                1 => t.baseline.push(baseline_throughput(n).await),
+                _ => t.via_macro.extend(macro_throughput(n).await),
+            }
+        }
+    }
+    t
+}
+
+fn main() {
+    let s = Settings::from_args();
+    let run_start = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mode = if s.quick { "--quick" } else { "default" };
+    println!("backpressure benchmark ({mode} mode)");
+    println!("machine: {}", machine());
+    println!("runtime: tokio multi-thread, {threads} workers (sections 1-3); current-thread (4-5)");
+    println!();
+
+    // Sections 1-3 run as tasks on the multi-thread runtime (producers included).
+    let (tp, resume, idle) = rt.block_on(async move {
+        tokio::spawn(async move {
+            let tp = throughput(s).await;
+            let resume = resume_latency(s).await;
+            let mut ours = Vec::new();
+            let mut model = Vec::new();
+            for _ in 0..s.idle_windows {
+                ours.push(idle_coordinator().await);
+                model.push(idle_model().await);
+            }
+            (tp, resume, (ours, model))
+        })
+        .await
+        .expect("benchmark task")
+    });
+    drop(rt);
+
+    // Sections 4-5 on a current-thread runtime: a woken watcher runs only when the timing loop
+    // yields, and nothing else allocates while memory is counted.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (gate, raise, mem) = rt.block_on(async move {
+        let gate = gate_cost(s).await;
+        let raise = raise_cost(s).await;
+        let mem = memory().await;
+        (gate, raise, mem)
+    });
+    drop(rt);
+
+    // ------------------------------------------------------------------ report
+    let n = s.throughput_items;
+    let coord = median(&tp.coordinator);
+    let base = median(&tp.baseline);
+    let via_macro = (!tp.via_macro.is_empty()).then(|| median(&tp.via_macro));
+    println!(
+        "1. dispatch throughput ({n} items, no-op handler, concurrency {CONCURRENCY}, \
+         capacity {CAPACITY}, median of {} interleaved reps)",
+        s.throughput_reps
+    );
+    println!("   coordinator enqueue      {:>12.0} items/s", coord);
+    println!(
+        "   #[backpressure_worker]   {:>12} items/s",
+        fmt_opt(via_macro, 0)
+    );
+    println!(
+        "   baseline mpsc + 4 tasks  {:>12.0} items/s   (receiver shared via tokio Mutex)",
+        base
+    );
+    println!();
+
+    let c = &resume.coordinator_us;
+    let m = &resume.model_us;
+    println!(
+        "2. resume latency, retract -> first handler start ({} trials; original model {} trials)",
+        c.len(),
+        m.len()
+    );
+    println!(
+        "   coordinator     p50 {:>9.1} us   p99 {:>9.1} us   max {:>9.1} us",
+        percentile(c, 50.0),
+        percentile(c, 99.0),
+        percentile(c, 100.0)
+    );
+    println!(
+        "   original model  p50 {:>9.1} us   p99 {:>9.1} us   max {:>9.1} us   (50 ms polling)",
+        percentile(m, 50.0),
+        percentile(m, 99.0),
+        percentile(m, 100.0)
+    );
+    if resume.leaks > 0 {
+        println!(
+            "   WARNING: {} trials started work before the retract",
+            resume.leaks
+        );
+    }
+    println!();
+
+    let (ours, model) = &idle;
+    let idle_ms = median(&ours.iter().map(|x| x.cpu_ms).collect::<Vec<_>>());
+    let idle_rechecks = median(&ours.iter().map(|x| x.rechecks as f64).collect::<Vec<_>>());
+    let model_ms = median(&model.iter().map(|x| x.cpu_ms).collect::<Vec<_>>());
+    let model_rechecks = median(&model.iter().map(|x| x.rechecks as f64).collect::<Vec<_>>());
+    let safety = CONCURRENCY as u128 * IDLE_WINDOW.as_millis() / 50;
+    println!(
+        "3. idle while deferred ({IDLE_QUEUED} queued, signal raised, {} s window, \
+         CPU from {}; median of {})",
+        IDLE_WINDOW.as_secs(),
+        ours[0].cpu_source,
+        ours.len()
+    );
+    println!(
+        "   coordinator     {:>7.2} ms CPU  ({} ms by /proc/self/stat ticks)   {} gate re-checks \
+         (safety re-checks at most {CONCURRENCY} slots x 2 s / 50 ms = {safety})",
+        idle_ms,
+        ours[0].ticks_ms.map_or("?".into(), |t| t.to_string()),
+        idle_rechecks
+    );
+    println!(
+        "   original model  {:>7.2} ms CPU  ({} ms by /proc/self/stat ticks)   {} re-checks",
+        model_ms,
+        model[0].ticks_ms.map_or("?".into(), |t| t.to_string()),
+        model_rechecks
+    );
+    println!();
+
+    println!(
+        "4a. gate decision vs unrelated active signals (ns; median of {} reps)",
+        s.gate_reps
+    );
+    println!("    signals   stats().gate_open   original scan   per-item dispatch");
+    for (i, count) in SIGNAL_COUNTS.iter().enumerate() {
+        println!(
+            "    {count:>7}   {:>17.1}   {:>13.1}   {:>17.1}",
+            gate.decision_ns[i], gate.scan_ns[i], gate.dispatch_ns[i]
+        );
+    }
+    println!("4b. raise + retract pair, caller-side (ns; watchers have 1 slot each)");
+    println!("    watchers   patterns    ns/pair");
+    for (w, p, ns) in &raise.rows {
+        let p = match p {
+            Patterns::Distinct if *w == 0 => "-",
+            Patterns::Distinct => "distinct",
+            Patterns::Shared => "shared",
+        };
+        println!("    {w:>8}   {p:<8}  {ns:>9.0}");
+    }
+    println!();
+
+    println!("5. memory per queued u64 beyond size_of::<u64>() ({MEMORY_ITEMS} queued)");
+    println!(
+        "   coordinator       {:>6.2} B (allocator)   {} B (RSS)",
+        mem.coordinator_bytes,
+        fmt_opt(mem.coordinator_rss_bytes, 2)
+    );
+    println!(
+        "   tokio mpsc        {:>6.2} B (allocator)   {} B (RSS)",
+        mem.mpsc_bytes,
+        fmt_opt(mem.mpsc_rss_bytes, 2)
+    );
+    println!();
+    println!("total run time: {:.1} s", run_start.elapsed().as_secs_f64());
+    println!();
+
+    // ------------------------------------------------------------------ contract lines
+    println!("throughput_ratio: {:.3}", coord / base);
+    match via_macro {
+        Some(v) => println!("macro_throughput_ratio: {:.3}", v / base),
+        None => println!("macro_throughput_ratio: n/a"),
+    }
+    println!("resume_p50_us: {:.1}", percentile(c, 50.0));
+    println!("resume_p99_us: {:.1}", percentile(c, 99.0));
+    println!("original_model_resume_p50_us: {:.1}", percentile(m, 50.0));
+    println!("idle_cpu_ms: {idle_ms:.2}");
+    println!("gate_check_ns_0: {:.1}", gate.decision_ns[0]);
+    println!("gate_check_ns_1000: {:.1}", gate.decision_ns[2]);
+    println!("bytes_per_queued_item: {:.2}", mem.coordinator_bytes);
+}
