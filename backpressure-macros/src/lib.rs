@@ -2,9 +2,9 @@
 //! crate. Use it through `backpressure::backpressure_worker`; this crate's generated code only
 //! works together with `backpressure`.
 //!
-//! The crate is split by stage: [`args`] parses the raw `key = value` pairs with their spans,
-//! [`validate`] turns them into a typed configuration and checks the function's shape, and
-//! [`expand`] writes the generated code.
+//! The crate is split by stage: `args` parses the raw `key = value` pairs with their spans,
+//! `validate` turns them into a typed configuration and checks the function's shape, and
+//! `expand` writes the generated code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
@@ -49,7 +49,7 @@ mod validate;
 ///
 /// # Examples
 ///
-/// ```ignore
+/// ```
 /// use backpressure::{backpressure_worker, WorkContext};
 ///
 /// #[backpressure_worker(sink = "main", concurrency = 2, defer_on = "backpressure.*")]
@@ -61,7 +61,12 @@ mod validate;
 /// #[backpressure_worker(defer_on = ["db.slow", "db.down"], max_defer = "never")]
 /// async fn write_row(row: u64, ctx: WorkContext) {
 ///     // ctx carries the cancellation token, the sink and the item id
+///     let _ = (row, ctx.id());
 /// }
+///
+/// # fn main() {
+/// assert!(send_email::NAME.ends_with("::send_email"));
+/// # }
 /// ```
 #[proc_macro_attribute]
 pub fn backpressure_worker(args: TokenStream, input: TokenStream) -> TokenStream {
