@@ -244,8 +244,9 @@ impl<T> Shared<T> {
                 gate_open: self.gate.is_open(),
             };
         }
-        let now = Instant::now();
         if !self.gate.is_open() {
+            // Read the clock only when the gate is closed: it is not needed on the hot path.
+            let now = Instant::now();
             // Pausing holds work for as long as it lasts; so does `MaxDefer::Never`.
             let limit = if self.gate.is_paused() {
                 None
