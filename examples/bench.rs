@@ -104,7 +104,7 @@ impl Settings {
             Self {
                 quick,
                 throughput_items: 200_000,
-                throughput_reps: 5,
+                throughput_reps: 15,
                 resume_trials: 200,
                 model_trials: 20,
                 resume_rounds: 4,
@@ -112,13 +112,13 @@ impl Settings {
                 gate_calls: 1_000_000,
                 gate_reps: 5,
                 dispatch_items: 100_000,
-                raise_pairs: 2_000,
+                raise_pairs: 20_000,
             }
         } else {
             Self {
                 quick,
                 throughput_items: 1_000_000,
-                throughput_reps: 7,
+                throughput_reps: 11,
                 resume_trials: 2_000,
                 model_trials: 60,
                 resume_rounds: 10,
@@ -126,7 +126,7 @@ impl Settings {
                 gate_calls: 5_000_000,
                 gate_reps: 9,
                 dispatch_items: 300_000,
-                raise_pairs: 10_000,
+                raise_pairs: 50_000,
             }
         }
     }
@@ -147,6 +147,12 @@ fn median(values: &[f64]) -> f64 {
     } else {
         (v[mid - 1] + v[mid]) / 2.0
     }
+}
+
+/// Median of the element-wise ratios `a[i] / b[i]` (each pair measured back to back).
+fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    median(&ratios)
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -594,6 +600,12 @@ async fn idle_coordinator() -> IdleSample {
     sample
 }
 
+/// The floor: the same window with nothing deferred at all (an idle runtime, and the cost of
+/// reading the CPU counters).
+async fn idle_empty() -> IdleSample {
+    idle_window(|| 0).await
+}
+
 async fn idle_model() -> IdleSample {
     let model = OriginalModel::new(IDLE_QUEUED as usize, None);
     model.sink.raise(DEFER).expect("valid name");
@@ -942,7 +954,71 @@ async fn throughput(s: Settings) -> Throughput {
     t
 }
 
+/// `--profile coordinator|macro|baseline [current]`: runs one throughput variant repeatedly
+/// and prints items/s, for `perf` / `callgrind`. Not part of the benchmark proper.
+fn profile_mode(args: &[String]) -> bool {
+    let Some(at) = args.iter().position(|a| a == "--profile") else {
+        return false;
+    };
+    let variant = args
+        .get(at + 1)
+        .map_or("coordinator", String::as_str)
+        .to_string();
+    let current = args.iter().any(|a| a == "current");
+    let rt = if current {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                let n = 1_000_000;
+                let v = match variant.as_str() {
+                    "macro" => macro_throughput(n).await.unwrap_or(f64::NAN),
+                    "baseline" => baseline_throughput(n).await,
+                    _ => coordinator_throughput(n).await,
+                };
+                println!("{variant}: {v:.0} items/s");
+            }
+        })
+        .await
+        .expect("profile task");
+    });
+    true
+}
+
+/// The same three variants on a current-thread runtime: CPU cost per item without
+/// cross-thread wake-ups (steadier than the multi-thread figures; informational).
+async fn single_thread(s: Settings) -> Throughput {
+    let n = s.throughput_items / 2;
+    let mut t = Throughput {
+        coordinator: vec![],
+        baseline: vec![],
+        via_macro: vec![],
+    };
+    for rep in 0..s.throughput_reps.div_ceil(2) {
+        for k in 0..3 {
+            match (k + rep) % 3 {
+                0 => t.coordinator.push(coordinator_throughput(n).await),
+                1 => t.baseline.push(baseline_throughput(n).await),
+                _ => t.via_macro.extend(macro_throughput(n).await),
+            }
+        }
+    }
+    t
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if profile_mode(&args) {
+        return;
+    }
     let s = Settings::from_args();
     let run_start = Instant::now();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -964,11 +1040,13 @@ fn main() {
             let resume = resume_latency(s).await;
             let mut ours = Vec::new();
             let mut model = Vec::new();
+            let mut empty = Vec::new();
             for _ in 0..s.idle_windows {
                 ours.push(idle_coordinator().await);
                 model.push(idle_model().await);
+                empty.push(idle_empty().await);
             }
-            (tp, resume, (ours, model))
+            (tp, resume, (ours, model, empty))
         })
         .await
         .expect("benchmark task")
@@ -981,11 +1059,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (gate, raise, mem) = rt.block_on(async move {
+    let (single, gate, raise, mem) = rt.block_on(async move {
+        let single = single_thread(s).await;
         let gate = gate_cost(s).await;
         let raise = raise_cost(s).await;
         let mem = memory().await;
-        (gate, raise, mem)
+        (single, gate, raise, mem)
     });
     drop(rt);
 
@@ -993,21 +1072,44 @@ fn main() {
     let n = s.throughput_items;
     let coord = median(&tp.coordinator);
     let base = median(&tp.baseline);
+    let ratio = median_ratio(&tp.coordinator, &tp.baseline);
     let via_macro = (!tp.via_macro.is_empty()).then(|| median(&tp.via_macro));
+    let macro_ratio = (!tp.via_macro.is_empty()).then(|| median_ratio(&tp.via_macro, &tp.baseline));
     println!(
         "1. dispatch throughput ({n} items, no-op handler, concurrency {CONCURRENCY}, \
-         capacity {CAPACITY}, median of {} interleaved reps)",
+         capacity {CAPACITY}; median of {} interleaved reps; ratio = median of per-rep ratios)",
         s.throughput_reps
     );
-    println!("   coordinator enqueue      {:>12.0} items/s", coord);
+    println!("   multi-thread runtime            items/s   vs baseline");
+    println!("   coordinator enqueue      {coord:>12.0}   {ratio:>6.3}");
     println!(
-        "   #[backpressure_worker]   {:>12} items/s",
-        fmt_opt(via_macro, 0)
+        "   #[backpressure_worker]   {:>12}   {:>6}",
+        fmt_opt(via_macro, 0),
+        fmt_opt(macro_ratio, 3)
+    );
+    println!("   baseline mpsc + 4 tasks  {base:>12.0}   (receiver shared via tokio Mutex)");
+    let (sc, sb) = (median(&single.coordinator), median(&single.baseline));
+    let sm = (!single.via_macro.is_empty()).then(|| median(&single.via_macro));
+    println!(
+        "   current-thread runtime ({} items, {} reps)   ns/item",
+        n / 2,
+        single.baseline.len()
     );
     println!(
-        "   baseline mpsc + 4 tasks  {:>12.0} items/s   (receiver shared via tokio Mutex)",
-        base
+        "   coordinator enqueue      {:>12.1}   {:>6.3}",
+        1e9 / sc,
+        median_ratio(&single.coordinator, &single.baseline)
     );
+    println!(
+        "   #[backpressure_worker]   {:>12}   {:>6}",
+        fmt_opt(sm.map(|v| 1e9 / v), 1),
+        fmt_opt(
+            (!single.via_macro.is_empty())
+                .then(|| median_ratio(&single.via_macro, &single.baseline)),
+            3
+        )
+    );
+    println!("   baseline mpsc + 4 tasks  {:>12.1}", 1e9 / sb);
     println!();
 
     let c = &resume.coordinator_us;
@@ -1037,11 +1139,12 @@ fn main() {
     }
     println!();
 
-    let (ours, model) = &idle;
+    let (ours, model, empty) = &idle;
     let idle_ms = median(&ours.iter().map(|x| x.cpu_ms).collect::<Vec<_>>());
     let idle_rechecks = median(&ours.iter().map(|x| x.rechecks as f64).collect::<Vec<_>>());
     let model_ms = median(&model.iter().map(|x| x.cpu_ms).collect::<Vec<_>>());
     let model_rechecks = median(&model.iter().map(|x| x.rechecks as f64).collect::<Vec<_>>());
+    let empty_ms = median(&empty.iter().map(|x| x.cpu_ms).collect::<Vec<_>>());
     let safety = CONCURRENCY as u128 * IDLE_WINDOW.as_millis() / 50;
     println!(
         "3. idle while deferred ({IDLE_QUEUED} queued, signal raised, {} s window, \
@@ -1062,6 +1165,10 @@ fn main() {
         model_ms,
         model[0].ticks_ms.map_or("?".into(), |t| t.to_string()),
         model_rechecks
+    );
+    println!(
+        "   nothing deferred {:>6.2} ms CPU  (the floor: idle runtime + reading the counters)",
+        empty_ms
     );
     println!();
 
@@ -1104,9 +1211,9 @@ fn main() {
     println!();
 
     // ------------------------------------------------------------------ contract lines
-    println!("throughput_ratio: {:.3}", coord / base);
-    match via_macro {
-        Some(v) => println!("macro_throughput_ratio: {:.3}", v / base),
+    println!("throughput_ratio: {ratio:.3}");
+    match macro_ratio {
+        Some(v) => println!("macro_throughput_ratio: {v:.3}"),
         None => println!("macro_throughput_ratio: n/a"),
     }
     println!("resume_p50_us: {:.1}", percentile(c, 50.0));
