@@ -1,8 +1,32 @@
 //! Synchronisation primitives used by the crate, in one place so that a model checker can
-//! swap them.
+//! swap them, and the gate's wake protocol built on them.
+//!
+//! Built with `RUSTFLAGS="--cfg backpressure_loom"`, the atomics come from [`loom`] and the
+//! loom models in `sync/loom_tests.rs` check the protocol below (see `docs/loom.md`). Only
+//! those tests may run in such a build: loom atomics panic outside a loom model. A
+//! crate-specific cfg is used because tokio itself reacts to `--cfg loom`.
+//!
+//! # The wake protocol
+//!
+//! Two kinds of change open a closed gate: a sink flips an [`ActiveCount`] (a retract or an
+//! expiry makes the last matching name inactive, or a `resume_on` name becomes active), or the
+//! coordinator bumps its [`Epoch`] (resume, close, shutdown, a concurrency change). Either
+//! side makes its change *first* and then calls `Notify::notify_waiters`.
+//!
+//! A slot reads the epoch and the gate during its look at the state ([`Look`]). If it has to
+//! wait, it registers for wake-ups and only then compares again
+//! ([`register_then_recheck`]); it sleeps only if nothing changed. A change that lands before
+//! the registration is seen by the comparison, one that lands after it wakes the slot, so no
+//! wake-up is lost.
 
+#[cfg(backpressure_loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(backpressure_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(all(test, backpressure_loom))]
+mod loom_tests;
 
 /// Locks `mutex`, recovering the data if a panicking thread poisoned it.
 ///
@@ -12,4 +36,86 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The number of active signal names matching one watched pattern.
+///
+/// Changed only with the sink's lock held; read without it by gates. Whoever gets `true`
+/// back from [`increment`](Self::increment) or [`decrement`](Self::decrement) (a flip) must
+/// wake the watch's listeners afterwards.
+#[derive(Debug)]
+pub(crate) struct ActiveCount(AtomicUsize);
+
+impl ActiveCount {
+    pub(crate) fn new(active: usize) -> Self {
+        Self(AtomicUsize::new(active))
+    }
+
+    /// Whether at least one matching name is active. O(1).
+    pub(crate) fn is_active(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+
+    /// A matching name became active; returns whether the count went from zero to one.
+    pub(crate) fn increment(&self) -> bool {
+        self.0.fetch_add(1, Ordering::SeqCst) == 0
+    }
+
+    /// A matching name became inactive; returns whether the count went from one to zero.
+    pub(crate) fn decrement(&self) -> bool {
+        let previous = self.0.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(previous > 0, "watch count went negative");
+        previous == 1
+    }
+
+    /// The current count (for tests and models).
+    #[cfg(all(test, backpressure_loom))]
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A coordinator's control epoch, bumped after every coordinator-side change that held slots
+/// must see (pause, resume, close, shutdown, concurrency).
+#[derive(Debug)]
+pub(crate) struct Epoch(AtomicU64);
+
+impl Epoch {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    pub(crate) fn current(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Records a change; the caller then calls `notify_waiters`.
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What a slot saw in the look that made it decide to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Look {
+    /// The epoch, read *before* the look.
+    pub(crate) epoch: u64,
+    /// Whether the gate was open during the look.
+    pub(crate) gate_open: bool,
+}
+
+/// The slot's side of the wake protocol, after a look that decided to wait.
+///
+/// `register` must make the slot reachable by the next `notify_waiters` (with tokio: create
+/// the `Notified` and enable it). Then the epoch and the gate are compared with the look.
+/// Returns whether the slot may sleep on its registration; `false` means something changed
+/// since the look and the slot must look again instead.
+pub(crate) fn register_then_recheck(
+    look: Look,
+    epoch: &Epoch,
+    gate_open: impl FnOnce() -> bool,
+    register: impl FnOnce(),
+) -> bool {
+    register();
+    epoch.current() == look.epoch && gate_open() == look.gate_open
 }

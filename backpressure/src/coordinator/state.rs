@@ -16,7 +16,7 @@ use super::context::ContextShared;
 use super::gate::Gate;
 use super::stats::Stats;
 use crate::error::TryEnqueueError;
-use crate::sync::{lock, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{lock, Epoch, Mutex, MutexGuard};
 
 /// Callback that receives items skipped by `cancel_on`.
 pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
@@ -30,7 +30,7 @@ pub(super) struct Shared<T> {
     /// Bumped after every coordinator-side change that slots must see (close, shutdown,
     /// concurrency, pause); a slot compares it before and after registering for a wake-up,
     /// so a change that happened in between is never slept through.
-    epoch: AtomicU64,
+    epoch: Epoch,
     /// Wakes producers waiting for queue space.
     space: Notify,
     /// Wakes `drain` / `shutdown` when nothing is left to wait for.
@@ -140,7 +140,7 @@ impl<T> Shared<T> {
             }),
             gate,
             wake,
-            epoch: AtomicU64::new(0),
+            epoch: Epoch::new(),
             space: Notify::new(),
             settled: Notify::new(),
             context,
@@ -264,11 +264,17 @@ impl<T> Shared<T> {
                     };
                 }
                 Some(limit) => {
-                    let deadline = *state.head_held_since.get_or_insert(now) + limit;
+                    let held_since = *state.head_held_since.get_or_insert(now);
+                    let deadline = held_since + limit;
                     if deadline > now {
                         *waiting = Waiting::OnGate;
+                        // Every slot held on this head re-checks on the same grid
+                        // (`held_since + k × interval`, never later than `recheck`), so their
+                        // timers fire together: one wake-up per interval, not one per slot.
+                        let aligned =
+                            aligned_recheck(held_since, now, self.config.defer_check_interval);
                         return Step::Wait {
-                            deadline: Some(deadline.min(recheck)),
+                            deadline: Some(deadline.min(aligned.min(recheck))),
                             on_gate: true,
                             gate_open: false,
                         };
@@ -358,13 +364,13 @@ impl<T> Shared<T> {
     }
 
     fn wake_all_slots(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.epoch.bump();
         self.wake.notify_waiters();
     }
 
-    /// The current control epoch; see the field's docs.
-    pub(super) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+    /// The control epoch; see the field's docs.
+    pub(super) fn epoch(&self) -> &Epoch {
+        &self.epoch
     }
 
     pub(super) fn stats(&self) -> Stats {
@@ -388,5 +394,16 @@ impl<T> Shared<T> {
             paused: self.gate.is_paused(),
             closed: state.closed,
         }
+    }
+}
+
+/// The first instant after `now` on the grid `origin + k × interval` (k ≥ 1); at most
+/// `now + interval`.
+fn aligned_recheck(origin: Instant, now: Instant, interval: Duration) -> Instant {
+    let step = interval.as_nanos().max(1);
+    let k = now.saturating_duration_since(origin).as_nanos() / step + 1;
+    match u64::try_from(k * step) {
+        Ok(nanos) => origin + Duration::from_nanos(nanos),
+        Err(_) => now + interval,
     }
 }

@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use super::context::WorkContext;
 use super::outcome::HandlerOutcome;
 use super::state::{Job, Outcome, Shared, Step, Waiting};
+use crate::sync::{register_then_recheck, Look};
 
 /// Runs one slot until the coordinator closes and empties, shuts down, or has too many slots.
 pub(super) async fn run_slot<T, F, Fut>(shared: Arc<Shared<T>>, handler: Arc<F>)
@@ -22,7 +23,7 @@ where
     let mut finished = None;
     let mut waiting = Waiting::No;
     loop {
-        let epoch = shared.epoch();
+        let epoch = shared.epoch().current();
         let job = match shared.step(finished.take(), &mut waiting) {
             Step::Job(job) => job,
             Step::Exit => return,
@@ -31,7 +32,7 @@ where
                 on_gate,
                 gate_open,
             } => {
-                wait(&shared, deadline, on_gate, gate_open, epoch).await;
+                wait(&shared, deadline, on_gate, Look { epoch, gate_open }).await;
                 continue;
             }
         };
@@ -53,15 +54,22 @@ async fn wait<T>(
     shared: &Shared<T>,
     deadline: Option<tokio::time::Instant>,
     on_gate: bool,
-    gate_open: bool,
-    epoch: u64,
+    look: Look,
 ) {
     let notified = shared.wake.notified();
     tokio::pin!(notified);
-    notified.as_mut().enable();
-    // Registered for wake-ups now; anything that changed between the look and here is
-    // caught by comparing, so no wake-up is lost.
-    if shared.epoch() != epoch || shared.gate.is_open() != gate_open {
+    // Register for wake-ups, then compare with the look: anything that changed in between
+    // is caught by the comparison, anything later wakes us, so no wake-up is lost. The loom
+    // models in `sync/loom_tests.rs` check this protocol.
+    let may_sleep = register_then_recheck(
+        look,
+        shared.epoch(),
+        || shared.gate.is_open(),
+        || {
+            notified.as_mut().enable();
+        },
+    );
+    if !may_sleep {
         return;
     }
     match deadline {

@@ -12,20 +12,20 @@ use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 
 use super::core::Shared;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::ActiveCount;
 
 /// The live count of active signal names matching one pattern.
 #[derive(Debug)]
 pub(crate) struct Watch {
     pattern: Pattern,
-    active: AtomicUsize,
+    active: ActiveCount,
 }
 
 impl Watch {
     pub(super) fn new(pattern: Pattern, active: usize) -> Self {
         Self {
             pattern,
-            active: AtomicUsize::new(active),
+            active: ActiveCount::new(active),
         }
     }
 
@@ -35,21 +35,19 @@ impl Watch {
 
     /// Whether at least one active signal matches. O(1).
     pub(crate) fn is_active(&self) -> bool {
-        self.active.load(Ordering::SeqCst) > 0
+        self.active.is_active()
     }
 
     /// Records that a matching name became active; returns whether the watch went from
     /// inactive to active. Called with the sink's lock held.
     pub(super) fn increment(&self) -> bool {
-        self.active.fetch_add(1, Ordering::SeqCst) == 0
+        self.active.increment()
     }
 
     /// Records that a matching name became inactive; returns whether the watch went from
     /// active to inactive. Called with the sink's lock held.
     pub(super) fn decrement(&self) -> bool {
-        let previous = self.active.fetch_sub(1, Ordering::SeqCst);
-        debug_assert!(previous > 0, "watch count went negative");
-        previous == 1
+        self.active.decrement()
     }
 }
 

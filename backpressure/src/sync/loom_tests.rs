@@ -1,0 +1,296 @@
+//! Loom models of the gate's wake protocol (see the parent module's docs).
+//!
+//! Run with `RUSTFLAGS="--cfg backpressure_loom" cargo test -p backpressure --lib --release
+//! sync::loom_tests` (the exact line is in `docs/loom.md`).
+//!
+//! The atomics are the crate's own [`ActiveCount`] and [`Epoch`] (loom atomics under this cfg)
+//! and the slot's decision is the crate's own [`register_then_recheck`]. tokio's `Notify` is
+//! not loom-aware, so [`Broadcast`] models the one property of `Notify::notify_waiters` that
+//! the protocol relies on: a `Notified` created before a `notify_waiters` call is woken by it.
+//! tokio implements that with a call counter captured when the `Notified` is created; so does
+//! the model. The sink's lock is a loom `Mutex`, as the sink holds its lock while it flips a
+//! count and wakes the listeners.
+
+use loom::sync::atomic::AtomicBool;
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+use super::{register_then_recheck, ActiveCount, Epoch, Look, Ordering};
+
+/// `tokio::sync::Notify`'s `notify_waiters` semantics: a registration captures the number of
+/// `notify_waiters` calls so far, and sleeping returns once that number has moved on.
+struct Broadcast {
+    calls: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Broadcast {
+    fn new() -> Self {
+        Self {
+            calls: Mutex::new(0),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn register(&self) -> u64 {
+        *self.calls.lock().unwrap()
+    }
+
+    fn notify_waiters(&self) {
+        *self.calls.lock().unwrap() += 1;
+        self.changed.notify_all();
+    }
+
+    fn sleep(&self, registered: u64) {
+        let mut calls = self.calls.lock().unwrap();
+        while *calls == registered {
+            calls = self.changed.wait(calls).unwrap();
+        }
+    }
+}
+
+/// A coordinator's gate inputs plus a sink's lock and a slot's wake-up, as in the crate:
+/// `Gate::is_open` is "not paused, and not (a `defer_on` match without a `resume_on` match)".
+struct Model {
+    sink_lock: Mutex<()>,
+    defer: ActiveCount,
+    resume: ActiveCount,
+    paused: AtomicBool,
+    epoch: Epoch,
+    wake: Broadcast,
+}
+
+impl Model {
+    fn new(defer: usize, resume: usize, paused: bool) -> Self {
+        Self {
+            sink_lock: Mutex::new(()),
+            defer: ActiveCount::new(defer),
+            resume: ActiveCount::new(resume),
+            paused: AtomicBool::new(paused),
+            epoch: Epoch::new(),
+            wake: Broadcast::new(),
+        }
+    }
+
+    fn gate_open(&self) -> bool {
+        !self.paused.load(Ordering::SeqCst) && !(self.defer.is_active() && !self.resume.is_active())
+    }
+
+    /// `Sink::retract` / expiry of the last name matching `defer_on`: flip, then wake.
+    fn retract_defer(&self) {
+        let _sink = self.sink_lock.lock().unwrap();
+        if self.defer.decrement() {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// `Sink::raise` of a new name matching `defer_on`.
+    fn raise_defer(&self) {
+        let _sink = self.sink_lock.lock().unwrap();
+        if self.defer.increment() {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// `Sink::raise` of a name matching `resume_on`.
+    fn raise_resume(&self) {
+        let _sink = self.sink_lock.lock().unwrap();
+        if self.resume.increment() {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// `Coordinator::resume`: store, bump the epoch, wake (`Shared::wake_all_slots`).
+    fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        self.epoch.bump();
+        self.wake.notify_waiters();
+    }
+
+    /// A held slot, as `run_slot` + `wait` (without the safety re-check timer, which would
+    /// hide a lost wake-up): read the epoch, look at the gate, and if it is closed register,
+    /// re-check and sleep. Returns once it sees the gate open, i.e. once it may start an
+    /// item. Loom reports a deadlock if it sleeps with nobody left to wake it.
+    fn slot_until_open(&self) {
+        loop {
+            let epoch = self.epoch.current();
+            let gate_open = self.gate_open();
+            if gate_open {
+                return;
+            }
+            let look = Look { epoch, gate_open };
+            let mut registered = None;
+            let may_sleep = register_then_recheck(
+                look,
+                &self.epoch,
+                || self.gate_open(),
+                || registered = Some(self.wake.register()),
+            );
+            if may_sleep {
+                if let Some(registered) = registered {
+                    self.wake.sleep(registered);
+                }
+            }
+        }
+    }
+}
+
+/// A retract racing with a slot going to sleep never leaves the slot asleep while the gate is
+/// open.
+#[test]
+fn retract_racing_with_a_sleeping_slot_is_never_lost() {
+    loom::model(|| {
+        let model = Arc::new(Model::new(1, 0, false));
+        let sink = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.retract_defer())
+        };
+        model.slot_until_open();
+        sink.join().unwrap();
+        assert!(model.gate_open());
+        assert_eq!(model.defer.get(), 0);
+    });
+}
+
+/// Two slots waiting on one gate are both woken by one retract.
+#[test]
+fn one_retract_wakes_every_held_slot() {
+    loom::model(|| {
+        let model = Arc::new(Model::new(1, 0, false));
+        let other_slot = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || {
+                model.slot_until_open();
+            })
+        };
+        let sink = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.retract_defer())
+        };
+        model.slot_until_open();
+        other_slot.join().unwrap();
+        sink.join().unwrap();
+    });
+}
+
+/// A `resume_on` raise opens the gate while the `defer_on` match stays.
+#[test]
+fn resume_signal_racing_with_a_sleeping_slot_is_never_lost() {
+    loom::model(|| {
+        let model = Arc::new(Model::new(1, 0, false));
+        let sink = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.raise_resume())
+        };
+        model.slot_until_open();
+        sink.join().unwrap();
+        assert_eq!((model.defer.get(), model.resume.get()), (1, 1));
+    });
+}
+
+/// `Coordinator::resume` (the epoch path) racing with a slot going to sleep.
+#[test]
+fn resume_racing_with_a_sleeping_slot_is_never_lost() {
+    loom::model(|| {
+        let model = Arc::new(Model::new(0, 0, true));
+        let control = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.resume())
+        };
+        model.slot_until_open();
+        control.join().unwrap();
+    });
+}
+
+/// A raise and a retract of different names matching one pattern, racing with a slot: the
+/// count never goes negative (`decrement` asserts it), ends where the operations say, and the
+/// slot wakes once the last matching name is gone.
+#[test]
+fn counts_never_go_negative_and_the_last_retract_wakes() {
+    // Four threads of operations: bound the preemptions so the model finishes in seconds.
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        // One name active; a second is raised and then both are retracted, by two threads
+        // that each own one name (as keyed raisers do).
+        let model = Arc::new(Model::new(1, 0, false));
+        let raiser = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || {
+                model.raise_defer();
+                model.retract_defer();
+            })
+        };
+        let retracter = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.retract_defer())
+        };
+        model.slot_until_open();
+        raiser.join().unwrap();
+        retracter.join().unwrap();
+        assert_eq!(model.defer.get(), 0);
+        assert!(model.gate_open());
+    });
+}
+
+/// The slot's decision alone, without sleeping: `Some(registration)` if it would sleep.
+fn decide(model: &Model, recheck: bool) -> Option<u64> {
+    let epoch = model.epoch.current();
+    let gate_open = model.gate_open();
+    if gate_open {
+        return None;
+    }
+    let mut registered = None;
+    let may_sleep = if recheck {
+        register_then_recheck(
+            Look { epoch, gate_open },
+            &model.epoch,
+            || model.gate_open(),
+            || registered = Some(model.wake.register()),
+        )
+    } else {
+        registered = Some(model.wake.register());
+        true
+    };
+    registered.filter(|_| may_sleep)
+}
+
+/// Whether a slot that registered at `registered` and went to sleep would be stuck: the gate
+/// is open and no `notify_waiters` came after its registration.
+fn stuck(model: &Model, registered: Option<u64>) -> bool {
+    registered.is_some_and(|registered| model.gate_open() && model.wake.register() == registered)
+}
+
+/// The same race as the first test, checked without sleeping: after the retract, a slot
+/// that decided to sleep always has a wake-up pending.
+#[test]
+fn a_slot_that_decides_to_sleep_always_has_a_wake_up_pending() {
+    loom::model(|| {
+        let model = Arc::new(Model::new(1, 0, false));
+        let sink = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.retract_defer())
+        };
+        let decision = decide(&model, true);
+        sink.join().unwrap();
+        assert!(!stuck(&model, decision));
+    });
+}
+
+/// The model is strong enough to catch the bug it guards against: a slot that sleeps without
+/// comparing after registering misses a retract that lands between its look and its
+/// registration, and loom finds that interleaving.
+#[test]
+#[should_panic(expected = "lost wake-up")]
+fn sleeping_without_the_recheck_loses_the_wake_up() {
+    loom::model(|| {
+        let model = Arc::new(Model::new(1, 0, false));
+        let sink = {
+            let model = Arc::clone(&model);
+            thread::spawn(move || model.retract_defer())
+        };
+        let decision = decide(&model, false);
+        sink.join().unwrap();
+        assert!(!stuck(&model, decision), "lost wake-up");
+    });
+}
