@@ -104,7 +104,7 @@ impl Settings {
             Self {
                 quick,
                 throughput_items: 200_000,
-                throughput_reps: 15,
+                throughput_reps: 21,
                 resume_trials: 200,
                 model_trials: 20,
                 resume_rounds: 4,
@@ -920,6 +920,14 @@ fn machine() -> String {
     format!("{model}, {cores} cores, Linux {}", kernel.trim())
 }
 
+/// The 1-minute load average: other processes on the machine skew every timing.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
 }
@@ -1030,6 +1038,7 @@ fn main() {
     let mode = if s.quick { "--quick" } else { "default" };
     println!("backpressure benchmark ({mode} mode)");
     println!("machine: {}", machine());
+    println!("load average at start: {}", loadavg());
     println!("runtime: tokio multi-thread, {threads} workers (sections 1-3); current-thread (4-5)");
     println!();
 
@@ -1208,7 +1217,12 @@ fn main() {
         fmt_opt(mem.mpsc_rss_bytes, 2)
     );
     println!();
-    println!("total run time: {:.1} s", run_start.elapsed().as_secs_f64());
+    println!(
+        "total run time: {:.1} s; load average at end: {} (above ~0.5 means other processes \
+         competed for the cores)",
+        run_start.elapsed().as_secs_f64(),
+        loadavg()
+    );
     println!();
 
     // ------------------------------------------------------------------ contract lines
