@@ -253,34 +253,37 @@ impl<T> Shared<T> {
             } else {
                 self.max_defer
             };
-            let recheck = now + self.config.defer_check_interval;
+            // Checked: a huge interval or limit means "no timer", never an overflow panic.
+            let interval = self.config.defer_check_interval;
+            let recheck = now.checked_add(interval);
             match limit {
                 None => {
                     *waiting = Waiting::OnGate;
                     return Step::Wait {
-                        deadline: Some(recheck),
+                        deadline: recheck,
                         on_gate: true,
                         gate_open: false,
                     };
                 }
                 Some(limit) => {
                     let held_since = *state.head_held_since.get_or_insert(now);
-                    let deadline = held_since + limit;
-                    if deadline > now {
-                        *waiting = Waiting::OnGate;
-                        // Every slot held on this head re-checks on the same grid
-                        // (`held_since + k × interval`, never later than `recheck`), so their
-                        // timers fire together: one wake-up per interval, not one per slot.
-                        let aligned =
-                            aligned_recheck(held_since, now, self.config.defer_check_interval);
-                        return Step::Wait {
-                            deadline: Some(deadline.min(aligned.min(recheck))),
-                            on_gate: true,
-                            gate_open: false,
-                        };
+                    match held_since.checked_add(limit) {
+                        // Held for `max_defer`: start it anyway.
+                        Some(deadline) if deadline <= now => state.counts.defer_timeouts += 1,
+                        deadline => {
+                            *waiting = Waiting::OnGate;
+                            // Every slot held on this head re-checks on the same grid
+                            // (`held_since + k × interval`, never later than `recheck`), so
+                            // their timers fire together: one wake-up per interval, not one
+                            // per slot.
+                            let aligned = aligned_recheck(held_since, now, interval);
+                            return Step::Wait {
+                                deadline: [deadline, aligned, recheck].into_iter().flatten().min(),
+                                on_gate: true,
+                                gate_open: false,
+                            };
+                        }
                     }
-                    // Held for `max_defer`: start it anyway.
-                    state.counts.defer_timeouts += 1;
                 }
             }
         }
@@ -397,13 +400,11 @@ impl<T> Shared<T> {
     }
 }
 
-/// The first instant after `now` on the grid `origin + k × interval` (k ≥ 1); at most
-/// `now + interval`.
-fn aligned_recheck(origin: Instant, now: Instant, interval: Duration) -> Instant {
+/// The first instant after `now` on the grid `origin + k × interval` (k ≥ 1), so at most
+/// `now + interval`; `None` if that is beyond what `Instant` can represent.
+fn aligned_recheck(origin: Instant, now: Instant, interval: Duration) -> Option<Instant> {
     let step = interval.as_nanos().max(1);
     let k = now.saturating_duration_since(origin).as_nanos() / step + 1;
-    match u64::try_from(k * step) {
-        Ok(nanos) => origin + Duration::from_nanos(nanos),
-        Err(_) => now + interval,
-    }
+    let offset = u64::try_from(k.checked_mul(step)?).ok()?;
+    origin.checked_add(Duration::from_nanos(offset))
 }

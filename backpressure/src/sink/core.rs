@@ -421,7 +421,8 @@ impl State {
     ) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
-        let expires_at = ttl.map(|ttl| now + ttl);
+        // A TTL too large to represent is no expiry at all (rather than an overflow panic).
+        let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
         let (name, newly_named): (Arc<str>, bool) = match self.names.get_key_value(name) {
             Some((existing, _)) => (Arc::clone(existing), false),
             None => (name.into(), true),
