@@ -195,7 +195,11 @@ impl<T> WorkerSlot<T> {
     /// See the generated `enqueue`.
     pub async fn enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
         match self.get() {
-            Some(ops) => ops.enqueue(item).await,
+            // Fast path without the boxed future: most enqueues find room at once.
+            Some(ops) => match ops.try_enqueue(item) {
+                Err(WorkerEnqueueError::Full(item)) => ops.enqueue(item).await,
+                done => done,
+            },
             None => Err(WorkerEnqueueError::NotStarted {
                 worker: self.name,
                 item,
