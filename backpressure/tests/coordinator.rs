@@ -11,7 +11,7 @@ use backpressure::{
     BuildError, Coordinator, CoordinatorConfig, MaxDefer, PatternError, Sink, TryEnqueueError,
     WorkContext,
 };
-use common::{consistent, settle, until, Log};
+use common::{consistent, recv, settle, until, Log};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
@@ -212,7 +212,7 @@ async fn retract_wakes_held_work_without_waiting_for_a_recheck() {
 
     let retracted_at = Instant::now();
     sink.retract("backpressure.downstream").unwrap();
-    let started_at = started.recv().await.unwrap();
+    let started_at = recv(&mut started).await.unwrap();
     // No 50 ms polling: the start happens without the (paused) clock moving at all.
     assert_eq!(started_at, retracted_at);
 }
@@ -462,7 +462,7 @@ async fn max_defer_attempts_starts_held_items_anyway_and_counts_them() {
 
     let limit = Duration::from_millis(50);
     let interval = Duration::from_millis(10);
-    let (first, first_at) = started.recv().await.unwrap();
+    let (first, first_at) = recv(&mut started).await.unwrap();
     assert_eq!(first, 0);
     let waited = first_at - t0;
     assert!(
@@ -472,7 +472,7 @@ async fn max_defer_attempts_starts_held_items_anyway_and_counts_them() {
     assert_eq!(consistent(coordinator.stats()).defer_timeouts, 1);
 
     // The next head of the queue waits its own max_defer.
-    let (second, second_at) = started.recv().await.unwrap();
+    let (second, second_at) = recv(&mut started).await.unwrap();
     assert_eq!(second, 1);
     let waited = second_at - first_at;
     assert!(
@@ -500,7 +500,7 @@ async fn max_defer_as_a_duration() {
     sink.raise("backpressure.downstream").unwrap();
     let t0 = Instant::now();
     coordinator.enqueue(0).await.unwrap();
-    let waited = started.recv().await.unwrap() - t0;
+    let waited = recv(&mut started).await.unwrap() - t0;
     assert!(
         waited >= Duration::from_secs(2) && waited < Duration::from_millis(2_050),
         "started after {waited:?}"
@@ -556,7 +556,7 @@ async fn ttl_expiry_of_a_defer_signal_wakes_the_coordinator_promptly() {
     settle().await;
     assert_eq!(consistent(coordinator.stats()).deferred, 1);
 
-    let waited = started.recv().await.unwrap() - t0;
+    let waited = recv(&mut started).await.unwrap() - t0;
     assert!(
         waited >= Duration::from_secs(3) && waited < Duration::from_millis(3_002),
         "started {waited:?} after a 3 s TTL raise"
@@ -859,13 +859,13 @@ fn blocking(
 async fn set_concurrency_grows_at_once_and_shrinks_as_items_finish() {
     let (coordinator, release, mut started) = blocking(1);
     coordinator.enqueue_many(0..8).await.unwrap();
-    assert_eq!(started.recv().await, Some(0));
+    assert_eq!(recv(&mut started).await, Some(0));
     settle().await;
     assert_eq!(consistent(coordinator.stats()).active, 1);
 
     coordinator.set_concurrency(3).unwrap();
-    assert_eq!(started.recv().await, Some(1));
-    assert_eq!(started.recv().await, Some(2));
+    assert_eq!(recv(&mut started).await, Some(1));
+    assert_eq!(recv(&mut started).await, Some(2));
     settle().await;
     let stats = consistent(coordinator.stats());
     assert_eq!((stats.active, stats.concurrency, stats.queued), (3, 3, 5));
@@ -884,13 +884,13 @@ async fn set_concurrency_grows_at_once_and_shrinks_as_items_finish() {
     assert_eq!(consistent(coordinator.stats()).active, 1);
 
     release.add_permits(1);
-    assert_eq!(started.recv().await, Some(3));
+    assert_eq!(recv(&mut started).await, Some(3));
     settle().await;
     assert_eq!(consistent(coordinator.stats()).active, 1);
 
     // Growing again after a shrink starts new slots.
     coordinator.set_concurrency(2).unwrap();
-    assert_eq!(started.recv().await, Some(4));
+    assert_eq!(recv(&mut started).await, Some(4));
     release.add_permits(100);
     coordinator.drain().await;
     let stats = consistent(coordinator.stats());
@@ -906,8 +906,8 @@ async fn set_concurrency_zero_is_an_error_and_changes_nothing() {
     );
     assert_eq!(coordinator.stats().concurrency, 2);
     coordinator.enqueue_many(0..3).await.unwrap();
-    assert_eq!(started.recv().await, Some(0));
-    assert_eq!(started.recv().await, Some(1));
+    assert_eq!(recv(&mut started).await, Some(0));
+    assert_eq!(recv(&mut started).await, Some(1));
     release.add_permits(3);
     coordinator.drain().await;
     assert_eq!(consistent(coordinator.stats()).completed, 3);

@@ -439,7 +439,11 @@ async fn subscription_reports_raised_retracted_and_expired_events() {
     // Expiry is pushed by the sink itself: nobody touches the sink after the raise.
     sink.raise_for("cpu.high", Duration::from_secs(3)).unwrap();
     assert_eq!(next_ready(&mut events).kind, SignalEventKind::Raised);
-    let expired = events.next().await.unwrap().unwrap();
+    let expired = tokio::time::timeout(Duration::from_secs(60), events.next())
+        .await
+        .expect("the expiry event is pushed without anyone touching the sink")
+        .unwrap()
+        .unwrap();
     assert_eq!(expired.kind, SignalEventKind::Expired);
     assert_eq!(&*expired.name, "cpu.high");
     assert_eq!(expired.at, t0 + Duration::from_secs(3));

@@ -54,3 +54,30 @@ impl<T: Clone> Log<T> {
         self.0.lock().unwrap().len()
     }
 }
+
+/// Awaits `fut`, failing the test instead of hanging if it does not finish within `limit`
+/// (virtual time under a paused clock).
+#[track_caller]
+pub fn within<F: std::future::Future>(
+    limit: std::time::Duration,
+    what: &'static str,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    async move {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(output) => output,
+            Err(_) => panic!("{what} did not finish within {limit:?}"),
+        }
+    }
+}
+
+/// The next message of `rx`; fails instead of hanging if none arrives within an hour of
+/// (usually virtual) time. `None` means the channel closed.
+pub async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Option<T> {
+    within(
+        std::time::Duration::from_secs(3_600),
+        "receiving the next message",
+        rx.recv(),
+    )
+    .await
+}
