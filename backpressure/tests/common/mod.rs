@@ -57,17 +57,14 @@ impl<T: Clone> Log<T> {
 
 /// Awaits `fut`, failing the test instead of hanging if it does not finish within `limit`
 /// (virtual time under a paused clock).
-#[track_caller]
-pub fn within<F: std::future::Future>(
+pub async fn within<F: std::future::Future>(
     limit: std::time::Duration,
     what: &'static str,
     fut: F,
-) -> impl std::future::Future<Output = F::Output> {
-    async move {
-        match tokio::time::timeout(limit, fut).await {
-            Ok(output) => output,
-            Err(_) => panic!("{what} did not finish within {limit:?}"),
-        }
+) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not finish within {limit:?}"),
     }
 }
 
