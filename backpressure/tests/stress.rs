@@ -203,7 +203,7 @@ async fn handle(book: Arc<Book>, id: u64, ctx: WorkContext) -> Result<(), String
         _ => {}
     }
     // Simulated work: mostly a yield or two, sometimes a brief sleep.
-    if (fate >> 8) % 64 == 0 {
+    if (fate >> 8) & 63 == 0 {
         tokio::select! {
             () = ctx.cancelled() => {
                 book.saw_cancel.fetch_add(1, Ordering::SeqCst);
@@ -332,7 +332,7 @@ async fn produce(
     let mut refused = Vec::new();
     let mut id = producer;
     while id < items {
-        let result = if mix(book.seed, id) % 16 == 0 {
+        let result = if mix(book.seed, id) & 15 == 0 {
             match coordinator.try_enqueue(id) {
                 Ok(()) => Ok(()),
                 Err(backpressure::TryEnqueueError::Full(id)) => coordinator.enqueue(id).await,
