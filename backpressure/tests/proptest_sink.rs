@@ -103,7 +103,7 @@ impl Model {
         self.now += ms;
         let now = self.now;
         self.entries
-            .retain(|_, (_, expires)| expires.map_or(true, |at| at > now));
+            .retain(|_, (_, expires)| !matches!(expires, Some(at) if *at <= now));
     }
 
     fn any(&self, pattern: &Pattern) -> bool {
