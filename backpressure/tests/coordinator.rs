@@ -11,7 +11,7 @@ use backpressure::{
     BuildError, Coordinator, CoordinatorConfig, MaxDefer, PatternError, Sink, TryEnqueueError,
     WorkContext,
 };
-use common::{consistent, recv, settle, until, Log};
+use common::{consistent, recv, settle, until, within, Log};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
@@ -215,6 +215,28 @@ async fn retract_wakes_held_work_without_waiting_for_a_recheck() {
     let started_at = recv(&mut started).await.unwrap();
     // No 50 ms polling: the start happens without the (paused) clock moving at all.
     assert_eq!(started_at, retracted_at);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_slots_start_a_new_item_at_once() {
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .build(move |n: u32, _| {
+            started_tx.send((n, Instant::now())).unwrap();
+            async {}
+        })
+        .unwrap();
+    // Every slot has looked at the empty queue and gone to sleep.
+    settle().await;
+    for n in 0..3 {
+        let enqueued_at = Instant::now();
+        coordinator.enqueue(n).await.unwrap();
+        assert_eq!(recv(&mut started).await, Some((n, enqueued_at)));
+        settle().await;
+    }
+    let stats = consistent(coordinator.stats());
+    assert_eq!((stats.completed, stats.queued), (3, 0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -746,7 +768,10 @@ async fn waiting_producers_each_get_in_as_space_frees() {
 
     sink.retract("backpressure.downstream").unwrap();
     for producer in producers {
-        producer.await.unwrap().unwrap();
+        within(Duration::from_secs(60), "a waiting producer", producer)
+            .await
+            .unwrap()
+            .unwrap();
     }
     coordinator.drain().await;
     let mut ran = log.get();
@@ -824,8 +849,12 @@ async fn concurrency_is_never_exceeded_on_a_multi_thread_runtime() {
             }
         })
     };
-    coordinator.enqueue_many(0..500).await.unwrap();
-    coordinator.drain().await;
+    // Hang guard only (real time); nothing here depends on timing.
+    within(Duration::from_secs(60), "enqueue and drain", async {
+        coordinator.enqueue_many(0..500).await.unwrap();
+        coordinator.drain().await;
+    })
+    .await;
     observer.await.unwrap();
     assert!(tracker.max() <= 3, "max concurrent was {}", tracker.max());
     assert_eq!(consistent(coordinator.stats()).completed, 500);
