@@ -1,10 +1,10 @@
 //! Synchronisation primitives used by the crate, in one place so that a model checker can
 //! swap them, and the gate's wake protocol built on them.
 //!
-//! Built with `RUSTFLAGS="--cfg backpressure_loom"`, the atomics come from [`loom`] and the
-//! loom models in `sync/loom_tests.rs` check the protocol below (see `docs/loom.md`). Only
-//! those tests may run in such a build: loom atomics panic outside a loom model. A
-//! crate-specific cfg is used because tokio itself reacts to `--cfg loom`.
+//! In the crate's own test build with `RUSTFLAGS="--cfg backpressure_loom"`, the atomics come
+//! from loom and the models in `sync/loom_tests.rs` check the protocol below (see
+//! `docs/loom.md`). Only those tests may run in such a build: loom atomics panic outside a
+//! loom model. A crate-specific cfg is used because tokio itself reacts to `--cfg loom`.
 //!
 //! # The wake protocol
 //!
@@ -19,10 +19,10 @@
 //! the registration is seen by the comparison, one that lands after it wakes the slot, so no
 //! wake-up is lost.
 
-#[cfg(backpressure_loom)]
+#[cfg(all(test, backpressure_loom))]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use parking_lot::{Mutex, MutexGuard};
-#[cfg(not(backpressure_loom))]
+#[cfg(not(all(test, backpressure_loom)))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(all(test, backpressure_loom))]

@@ -73,7 +73,9 @@ impl Model {
     }
 
     fn gate_open(&self) -> bool {
-        !self.paused.load(Ordering::SeqCst) && !(self.defer.is_active() && !self.resume.is_active())
+        // As `Gate::signals_hold` and `Gate::is_open`.
+        let signals_hold = self.defer.is_active() && !self.resume.is_active();
+        !self.paused.load(Ordering::SeqCst) && !signals_hold
     }
 
     /// `Sink::retract` / expiry of the last name matching `defer_on`: flip, then wake.
