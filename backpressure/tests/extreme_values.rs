@@ -8,7 +8,8 @@ use backpressure::{Coordinator, MaxDefer, Sink, WorkContext};
 #[tokio::test(start_paused = true)]
 async fn a_ttl_too_large_to_represent_never_expires() {
     let sink = Sink::new();
-    sink.raise_for("backpressure.forever", Duration::MAX).unwrap();
+    sink.raise_for("backpressure.forever", Duration::MAX)
+        .unwrap();
     tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
     let active = sink.snapshot();
     assert_eq!(active.len(), 1);
