@@ -780,6 +780,54 @@ async fn waiting_producers_each_get_in_as_space_frees() {
     assert_eq!(ran, vec![0, 1, 2, 3]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_dropped_waiting_producer_passes_its_wake_up_on() {
+    let sink = Sink::new();
+    let (coordinator, log) = {
+        let log = Log::default();
+        let seen = log.clone();
+        let c = Coordinator::builder()
+            .sink(sink.clone())
+            .concurrency(1)
+            .capacity(1)
+            .max_defer(MaxDefer::Never)
+            .build(move |n: u32, _| {
+                seen.push(n);
+                async {}
+            })
+            .unwrap();
+        (c, log)
+    };
+    sink.raise("backpressure.downstream").unwrap();
+    coordinator.enqueue(0).await.unwrap();
+
+    // Producer 1 starts waiting first, so it is first in line for the next free place.
+    let mut first = Box::pin(coordinator.enqueue(1));
+    assert!(first.as_mut().now_or_never().is_none());
+    let second = tokio::spawn({
+        let c = coordinator.clone();
+        async move { c.enqueue(2).await }
+    });
+    settle().await;
+    assert!(!second.is_finished());
+
+    // A place frees up and its wake-up goes to producer 1, which gives up without using it.
+    sink.retract("backpressure.downstream").unwrap();
+    settle().await;
+    sink.raise("backpressure.downstream").unwrap();
+    drop(first);
+
+    // Producer 2 must not be left waiting for space that is free.
+    within(Duration::from_secs(60), "the remaining producer", second)
+        .await
+        .unwrap()
+        .unwrap();
+    sink.retract("backpressure.downstream").unwrap();
+    coordinator.drain().await;
+    assert_eq!(log.get(), vec![0, 2]);
+    assert_eq!(consistent(coordinator.stats()).enqueued, 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Concurrency
 

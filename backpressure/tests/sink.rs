@@ -584,3 +584,39 @@ async fn global_sink_inside_a_runtime_is_the_one_seen_outside() {
     assert!(from_thread);
     assert!(!inside.is_raised("backpressure.db"));
 }
+
+#[test]
+fn ttl_expiry_keeps_working_when_the_first_runtime_is_gone() {
+    const NAME: &str = "tests.sink.ttl-across-runtimes";
+    let paused_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    // The first TTL raise hosts the expiry task on this runtime, which then goes away.
+    let first = paused_runtime();
+    first.block_on(async {
+        backpressure::sink(NAME)
+            .raise_for("backpressure.db", Duration::from_secs(60))
+            .unwrap();
+    });
+    drop(first);
+
+    // A later runtime still gets pushed expiry events.
+    paused_runtime().block_on(async {
+        let sink = backpressure::sink(NAME);
+        sink.clear();
+        let mut events = sink.subscribe();
+        sink.raise_for("backpressure.db", Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(next_ready(&mut events).kind, SignalEventKind::Raised);
+        let expired = tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .expect("expiry must be pushed in the new runtime")
+            .unwrap()
+            .unwrap();
+        assert_eq!(expired.kind, SignalEventKind::Expired);
+    });
+}
