@@ -1,6 +1,6 @@
 //! Property tests: a sink driven by random operations agrees with a `HashMap` model, and a
-//! coordinator's gate opens and closes exactly when the model says; arbitrary names never
-//! make the sink panic.
+//! coordinator's gate (with random pauses and resumes) opens and closes exactly when the
+//! model says; arbitrary names never make the sink panic.
 //!
 //! Time is paused: TTL expiry happens by moving the virtual clock. TTLs end 5 ms past a
 //! multiple of 10 ms and the clock only stops on multiples of 10 ms, so no check ever
@@ -55,6 +55,9 @@ enum Op {
     Clear,
     /// Moves the virtual clock by `10 × n` ms.
     Advance(u64),
+    /// `Coordinator::pause` / `resume`.
+    Pause,
+    Resume,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -70,6 +73,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..PATTERNS.len()).prop_map(Op::RetractMatching),
         1 => Just(Op::Clear),
         4 => (1u64..12).prop_map(Op::Advance),
+        1 => Just(Op::Pause),
+        1 => Just(Op::Resume),
     ]
 }
 
@@ -79,6 +84,7 @@ type ModelEntry = (u64, Option<u64>);
 #[derive(Default)]
 struct Model {
     now: u64,
+    paused: bool,
     entries: HashMap<(String, Option<String>), ModelEntry>,
 }
 
@@ -202,12 +208,20 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     tokio::time::sleep(Duration::from_millis(10 * n)).await;
                     model.advance(10 * n);
                 }
+                Op::Pause => {
+                    coordinator.pause();
+                    model.paused = true;
+                }
+                Op::Resume => {
+                    coordinator.resume();
+                    model.paused = false;
+                }
             }
             prop_assert_eq!(Instant::now() - start, Duration::from_millis(model.now));
 
             // The gate, read before any other sink call (those expire lazily and could
             // hide a missed expiry): it follows the counted watches alone.
-            let open = !model.any(&defer) || model.any(&resume);
+            let open = !model.paused && (!model.any(&defer) || model.any(&resume));
             settle().await;
             let stats = coordinator.stats();
             prop_assert_eq!(stats.gate_open, open, "step {}: {:?}", step, op);
@@ -260,6 +274,7 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
 
         // Nothing is lost: once the gate opens for good, every held item runs.
         sink.clear();
+        coordinator.resume();
         coordinator.drain().await;
         let stats = coordinator.stats();
         prop_assert_eq!(stats.completed, u64::from(next_item));
