@@ -508,6 +508,42 @@ async fn max_defer_attempts_starts_held_items_anyway_and_counts_them() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pause_restarts_the_max_defer_clock() {
+    let sink = Sink::new();
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .concurrency(1)
+        .defer_check_interval(Duration::from_millis(10))
+        .max_defer_attempts(5)
+        .build(move |n: u32, _| {
+            started_tx.send((n, Instant::now())).unwrap();
+            async {}
+        })
+        .unwrap();
+    sink.raise("backpressure.downstream").unwrap();
+    coordinator.enqueue(7).await.unwrap();
+    // Held by the signal for 40 of its 50 ms, then paused for longer than the limit.
+    tokio::time::advance(Duration::from_millis(40)).await;
+    coordinator.pause();
+    settle().await;
+    tokio::time::advance(Duration::from_millis(100)).await;
+    settle().await;
+    assert_eq!(consistent(coordinator.stats()).completed, 0);
+
+    let resumed_at = Instant::now();
+    coordinator.resume();
+    let (item, started_at) = recv(&mut started).await.unwrap();
+    assert_eq!(item, 7);
+    let waited = started_at - resumed_at;
+    assert!(
+        waited >= Duration::from_millis(50),
+        "the signal held the item only {waited:?} after the pause; max_defer is 50 ms"
+    );
+    assert_eq!(consistent(coordinator.stats()).defer_timeouts, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn max_defer_as_a_duration() {
     let sink = Sink::new();
     let (started_tx, mut started) = mpsc::unbounded_channel();

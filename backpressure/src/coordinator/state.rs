@@ -249,6 +249,9 @@ impl<T> Shared<T> {
             let now = Instant::now();
             // Pausing holds work for as long as it lasts; so does `MaxDefer::Never`.
             let limit = if self.gate.is_paused() {
+                // A pause is not a deferral: the head's `max_defer` clock starts afresh when
+                // signals hold it after the pause.
+                state.head_held_since = None;
                 None
             } else {
                 self.max_defer
