@@ -30,6 +30,38 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Declaring workers
+//!
+//! The [`backpressure_worker`] attribute turns an `async fn` into a registered worker with a
+//! typed, generated `enqueue`; [`start`] discovers every worker in the binary and builds its
+//! coordinator. Bad configuration is a compile error pointing at the offending token.
+//!
+//! ```
+//! use backpressure::backpressure_worker;
+//!
+//! #[derive(Debug)]
+//! struct Email { to: String }
+//!
+//! #[backpressure_worker(sink = "mail", concurrency = 2, defer_on = "backpressure.smtp")]
+//! async fn send_email(email: Email) -> Result<(), std::io::Error> {
+//!     println!("sending to {}", email.to);
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let runtime = backpressure::start()?;
+//!     backpressure::sink("mail").raise("backpressure.smtp")?; // the relay is slow: hold
+//!     send_email::enqueue(Email { to: "ops@example.com".into() }).await?;
+//!     assert_eq!(send_email::stats().map(|s| s.deferred), Some(1));
+//!
+//!     backpressure::sink("mail").retract("backpressure.smtp")?; // sending resumes at once
+//!     runtime.drain_all().await;
+//!     assert_eq!(send_email::stats().map(|s| s.completed), Some(1));
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # What is guaranteed
 //!
 //! * Every enqueued item ends in exactly one counted outcome: completed, failed, panicked,
