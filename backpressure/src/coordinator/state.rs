@@ -52,6 +52,14 @@ struct State<T> {
     active: usize,
     /// Slots waiting for an item to arrive (the queue was empty).
     idle_for_items: usize,
+    /// `notify_one` wake-ups sent to idle slots that no slot has yet accounted for by
+    /// looking at the state again. A push wakes an idle slot only while fewer are already on
+    /// their way than are idle: a slot that was woken but has not run yet will take an item,
+    /// so waking it again is wasted work. Every such wake-up makes some waiting slot look
+    /// again (tokio passes a `notify_one` on if its receiver is dropped), and every look
+    /// after a wait decrements this count, so it never overstates the slots on their way; it
+    /// may understate them, which only costs a spare wake-up.
+    waking: usize,
     /// Producers waiting for queue space.
     waiting_producers: usize,
     /// Since when the current head of the queue has been held by signals.
@@ -133,6 +141,7 @@ impl<T> Shared<T> {
                 workers: config.concurrency,
                 active: 0,
                 idle_for_items: 0,
+                waking: 0,
                 waiting_producers: 0,
                 head_held_since: None,
                 next_id: 0,
@@ -172,7 +181,8 @@ impl<T> Shared<T> {
             state.next_id += 1;
             state.counts.enqueued += 1;
             state.items.push_back(Queued { id, item });
-            if state.idle_for_items > 0 {
+            if state.idle_for_items > state.waking {
+                state.waking += 1;
                 self.wake.notify_one();
             }
             Ok(())
@@ -213,8 +223,15 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         match std::mem::replace(waiting, Waiting::No) {
             Waiting::No => {}
-            Waiting::ForItems => state.idle_for_items -= 1,
-            Waiting::OnGate => state.counts.gate_rechecks += 1,
+            Waiting::ForItems => {
+                state.idle_for_items -= 1;
+                state.waking = state.waking.saturating_sub(1);
+            }
+            Waiting::OnGate => {
+                state.counts.gate_rechecks += 1;
+                // It may have taken a wake-up meant for an idle slot.
+                state.waking = state.waking.saturating_sub(1);
+            }
         }
         if let Some(outcome) = finished {
             state.active -= 1;
