@@ -234,14 +234,7 @@ impl<T> Shared<T> {
             }
         }
         if let Some(outcome) = finished {
-            state.active -= 1;
-            let counts = &mut state.counts;
-            match outcome {
-                Outcome::Completed => counts.completed += 1,
-                Outcome::Failed => counts.failed += 1,
-                Outcome::Panicked => counts.panicked += 1,
-                Outcome::Skipped => counts.skipped += 1,
-            }
+            Self::record(&mut state, outcome);
             self.notify_if_settled(&state);
         }
         if state.shutting_down || state.workers > state.target {
@@ -330,7 +323,67 @@ impl<T> Shared<T> {
     }
 
     fn is_settled(state: &State<T>) -> bool {
-        state.closed && state.active == 0 && (state.items.is_empty() || state.shutting_down)
+        // `workers == 0` with items left only happens when every slot task ended abnormally
+        // (see `abandon_slot`): nothing can run them, so waiting would never end.
+        state.closed
+            && state.active == 0
+            && (state.items.is_empty() || state.shutting_down || state.workers == 0)
+    }
+
+    /// Counts how a started item ended.
+    fn record(state: &mut State<T>, outcome: Outcome) {
+        state.active -= 1;
+        let counts = &mut state.counts;
+        match outcome {
+            Outcome::Completed => counts.completed += 1,
+            Outcome::Failed => counts.failed += 1,
+            Outcome::Panicked => counts.panicked += 1,
+            Outcome::Skipped => counts.skipped += 1,
+        }
+    }
+
+    /// Settles the accounts of a slot task that ended without reaching `Step::Exit`: its
+    /// runtime shut down (tokio drops the task mid-`await`) or a panic escaped it.
+    ///
+    /// `finished` is an outcome not yet recorded; `running` says an item was in flight, which
+    /// is counted as panicked if a panic is unwinding and as failed otherwise. When the last
+    /// slot is gone, intake closes, so producers get their items back instead of queueing
+    /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
+    pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
+        let mut state = self.lock();
+        match waiting {
+            Waiting::No => {}
+            Waiting::ForItems => {
+                state.idle_for_items -= 1;
+                state.waking = state.waking.saturating_sub(1);
+            }
+            Waiting::OnGate => state.waking = state.waking.saturating_sub(1),
+        }
+        if let Some(outcome) = finished {
+            Self::record(&mut state, outcome);
+        } else if running {
+            let outcome = if std::thread::panicking() {
+                Outcome::Panicked
+            } else {
+                Outcome::Failed
+            };
+            tracing::error!(
+                ?outcome,
+                "a backpressure slot ended while its item was running (its runtime shut down \
+                 or a panic escaped); the item is counted as not completed"
+            );
+            Self::record(&mut state, outcome);
+        }
+        state.workers -= 1;
+        let last = state.workers == 0 && !state.closed;
+        if last {
+            state.closed = true;
+        }
+        self.notify_if_settled(&state);
+        drop(state);
+        if last {
+            self.space.notify_waiters();
+        }
     }
 
     /// Whether `drain` / `shutdown` may return.

@@ -20,13 +20,21 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: HandlerOutcome,
 {
-    let mut finished = None;
-    let mut waiting = Waiting::No;
+    let mut slot = SlotGuard {
+        shared: Arc::clone(&shared),
+        finished: None,
+        running: false,
+        waiting: Waiting::No,
+        exited: false,
+    };
     loop {
         let epoch = shared.epoch().current();
-        let job = match shared.step(finished.take(), &mut waiting) {
+        let job = match shared.step(slot.finished.take(), &mut slot.waiting) {
             Step::Job(job) => job,
-            Step::Exit => return,
+            Step::Exit => {
+                slot.exited = true;
+                return;
+            }
             Step::Wait {
                 deadline,
                 on_gate,
@@ -36,7 +44,8 @@ where
                 continue;
             }
         };
-        finished = Some(match job {
+        slot.running = true;
+        let outcome = match job {
             Job::Run(queued) => {
                 let context = WorkContext::new(Arc::clone(&shared.context), queued.id);
                 run_handler(&*handler, queued.item, context, queued.id).await
@@ -45,7 +54,34 @@ where
                 skip(&shared, queued.item, queued.id);
                 Outcome::Skipped
             }
-        });
+        };
+        slot.finished = Some(outcome);
+        slot.running = false;
+        // A slot whose items are ready at once (a handler or skip callback that re-enqueues,
+        // say) would otherwise never yield; once its tokio budget is spent, let others run.
+        tokio::task::coop::consume_budget().await;
+    }
+}
+
+/// A slot's bookkeeping, kept where `Drop` can see it: a slot task that ends without
+/// reaching `Step::Exit` (its runtime shut down, or a panic escaped) still settles its
+/// accounts, so nothing stays counted as active forever and `drain` cannot hang on it.
+struct SlotGuard<T> {
+    shared: Arc<Shared<T>>,
+    /// An outcome not yet recorded by `step`.
+    finished: Option<Outcome>,
+    /// Whether an item is in flight.
+    running: bool,
+    waiting: Waiting,
+    exited: bool,
+}
+
+impl<T> Drop for SlotGuard<T> {
+    fn drop(&mut self) {
+        if !self.exited {
+            self.shared
+                .abandon_slot(self.finished.take(), self.running, self.waiting);
+        }
     }
 }
 
@@ -98,14 +134,18 @@ where
         Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
         Err(panic) => Err(panic),
     };
-    match result {
-        Ok(output) => match output.into_error() {
+    let result = result.and_then(|output| {
+        // Reporting an error runs user code too (its `Display` and `Drop`).
+        catch_unwind(AssertUnwindSafe(|| match output.into_error() {
             None => Outcome::Completed,
             Some(error) => {
                 tracing::error!(item_id = id, error = %error, "backpressure handler failed");
                 Outcome::Failed
             }
-        },
+        }))
+    });
+    match result {
+        Ok(outcome) => outcome,
         Err(panic) => {
             tracing::error!(
                 item_id = id,
@@ -128,10 +168,16 @@ fn skip<T>(shared: &Shared<T>, item: T, id: u64) {
                 );
             }
         }
-        None => tracing::debug!(
-            item_id = id,
-            "item skipped by a `cancel_on` signal (no skip callback set)"
-        ),
+        None => {
+            tracing::debug!(
+                item_id = id,
+                "item skipped by a `cancel_on` signal (no skip callback set)"
+            );
+            // Dropping the item runs user code (its `Drop`).
+            if catch_unwind(AssertUnwindSafe(|| drop(item))).is_err() {
+                tracing::error!(item_id = id, "dropping a skipped item panicked");
+            }
+        }
     }
 }
 
