@@ -30,6 +30,15 @@ pub enum BuildError {
     /// `concurrency` is zero; at least one slot is needed.
     #[error("invalid `concurrency`: 0 (allowed: 1 or more)")]
     ZeroConcurrency,
+    /// `concurrency` is above [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY); every slot is a
+    /// task started up front, so a huge value would exhaust memory instead of failing.
+    #[error("invalid `concurrency`: {requested} (allowed: 1 to {max})")]
+    ConcurrencyTooLarge {
+        /// The value asked for.
+        requested: usize,
+        /// The largest allowed value.
+        max: usize,
+    },
     /// `capacity` is zero; the queue must hold at least one item.
     #[error("invalid `capacity`: 0 (allowed: 1 or more)")]
     ZeroCapacity,

@@ -39,3 +39,36 @@ async fn huge_check_interval_and_max_defer_hold_without_panicking() {
         assert_eq!(coordinator.stats().completed, 1, "{max_defer:?}");
     }
 }
+
+#[tokio::test]
+async fn concurrency_beyond_the_limit_is_a_typed_error_not_an_out_of_memory() {
+    use backpressure::{BuildError, MAX_CONCURRENCY};
+
+    let err = Coordinator::<u32>::builder()
+        .sink(Sink::new())
+        .concurrency(usize::MAX)
+        .build(|_, _| async {})
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::ConcurrencyTooLarge {
+            requested: usize::MAX,
+            max: MAX_CONCURRENCY
+        }
+    );
+    assert!(err.to_string().contains("allowed: 1 to 65536"), "{err}");
+
+    let coordinator = Coordinator::<u32>::builder()
+        .sink(Sink::new())
+        .build(|_, _| async {})
+        .unwrap();
+    assert!(matches!(
+        coordinator.set_concurrency(MAX_CONCURRENCY + 1),
+        Err(BuildError::ConcurrencyTooLarge { .. })
+    ));
+    assert_eq!(
+        coordinator.stats().concurrency,
+        4,
+        "a refused change changes nothing"
+    );
+}

@@ -9,7 +9,7 @@ use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{CoordinatorConfig, MaxDefer};
+use super::config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};
 use super::context::{ContextShared, WorkContext};
 use super::gate::Gate;
 use super::handle::{Coordinator, Spawner};
@@ -73,7 +73,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
-    /// Number of items handled at once. Default 4; must be at least 1.
+    /// Number of items handled at once. Default 4; allowed 1 to [`MAX_CONCURRENCY`].
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.config.concurrency = concurrency;
         self
@@ -182,11 +182,21 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     }
 }
 
+/// Checks a number of slots: 1 to [`MAX_CONCURRENCY`].
+pub(super) fn check_concurrency(concurrency: usize) -> Result<(), BuildError> {
+    match concurrency {
+        0 => Err(BuildError::ZeroConcurrency),
+        1..=MAX_CONCURRENCY => Ok(()),
+        requested => Err(BuildError::ConcurrencyTooLarge {
+            requested,
+            max: MAX_CONCURRENCY,
+        }),
+    }
+}
+
 /// Checks the numeric options of `config`.
 pub(crate) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
-    if config.concurrency == 0 {
-        return Err(BuildError::ZeroConcurrency);
-    }
+    check_concurrency(config.concurrency)?;
     if config.capacity == 0 {
         return Err(BuildError::ZeroCapacity);
     }

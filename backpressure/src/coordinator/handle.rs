@@ -184,11 +184,10 @@ impl<T: Send + 'static> Coordinator<T> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroConcurrency`] for zero.
+    /// [`BuildError::ZeroConcurrency`] for zero, [`BuildError::ConcurrencyTooLarge`] above
+    /// [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
     pub fn set_concurrency(&self, concurrency: usize) -> Result<(), BuildError> {
-        if concurrency == 0 {
-            return Err(BuildError::ZeroConcurrency);
-        }
+        super::builder::check_concurrency(concurrency)?;
         let missing = self.inner.shared.set_target(concurrency);
         for _ in 0..missing {
             (self.inner.spawner)(Arc::clone(&self.inner.shared));
@@ -207,6 +206,12 @@ impl<T: Send + 'static> Coordinator<T> {
     ///
     /// Deferral still applies: while a `defer_on` signal stays raised, draining waits for its
     /// retraction or for `max_defer`, and a paused coordinator drains after `resume`.
+    ///
+    /// Do not await `drain` (or [`shutdown`](Self::shutdown)) from inside this coordinator's
+    /// own handler: it waits for every running handler, itself included, and never returns.
+    /// Spawn it instead (`tokio::spawn(async move { coordinator.drain().await })`), or signal
+    /// another task. If the runtime that runs the slots shuts down, `drain` returns once
+    /// nothing can run any more; what is still queued can be taken back with `shutdown`.
     pub async fn drain(&self) {
         self.complete();
         self.settled().await;
@@ -219,6 +224,9 @@ impl<T: Send + 'static> Coordinator<T> {
     /// Nothing is dropped: each item enqueued has either finished (counted), been skipped
     /// (counted, given to the skip callback) or is in the returned vector (counted as
     /// `returned`).
+    ///
+    /// As with [`drain`](Self::drain), do not await this from inside the coordinator's own
+    /// handler; spawn it.
     pub async fn shutdown(&self) -> Vec<T> {
         let shared = &self.inner.shared;
         shared.begin_shutdown();

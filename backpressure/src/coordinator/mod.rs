@@ -17,7 +17,7 @@ mod stats;
 mod worker;
 
 pub use builder::CoordinatorBuilder;
-pub use config::{CoordinatorConfig, MaxDefer};
+pub use config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};
 pub use context::WorkContext;
 pub use handle::Coordinator;
 pub use outcome::HandlerOutcome;

@@ -16,6 +16,9 @@ use super::watch::{Watch, WatchEntry, WatchHandle};
 use crate::error::SignalError;
 use crate::sync::{lock, AtomicBool, Mutex};
 
+/// The smallest heap of TTL deadlines worth compacting.
+const MIN_COMPACTION: usize = 64;
+
 /// How many events a subscription buffers before it reports [`Lagged`](crate::Lagged).
 const EVENT_BUFFER: usize = 1024;
 
@@ -73,7 +76,6 @@ pub(crate) struct Shared {
 
 type Key = Option<Arc<str>>;
 
-#[derive(Default)]
 struct State {
     /// Active names, each with its active keys.
     names: HashMap<Arc<str>, HashMap<Key, Entry>>,
@@ -81,6 +83,8 @@ struct State {
     watches: Vec<WatchEntry>,
     /// TTL deadlines, earliest first; stale ones (refreshed or removed entries) are skipped.
     deadlines: BinaryHeap<Reverse<Deadline>>,
+    /// Heap size at which stale deadlines are dropped.
+    compact_at: usize,
     next_seq: u64,
 }
 
@@ -106,7 +110,13 @@ impl Sink {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Self {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    names: HashMap::new(),
+                    watches: Vec::new(),
+                    deadlines: BinaryHeap::new(),
+                    compact_at: MIN_COMPACTION,
+                    next_seq: 0,
+                }),
                 events,
                 expiry_wake: Arc::new(Notify::new()),
                 reaper_running: AtomicBool::new(false),
@@ -461,10 +471,28 @@ impl State {
             Some(at) => {
                 self.deadlines
                     .push(Reverse(Deadline { at, seq, name, key }));
+                self.compact_deadlines();
                 true
             }
             None => false,
         }
+    }
+
+    /// Drops stale deadlines (of refreshed or removed entries) once the heap has doubled
+    /// since the last compaction, so a signal refreshed often with a long TTL does not grow
+    /// it without bound. Amortised O(1) per raise.
+    fn compact_deadlines(&mut self) {
+        if self.deadlines.len() < self.compact_at {
+            return;
+        }
+        let names = &self.names;
+        self.deadlines.retain(|Reverse(d)| {
+            names
+                .get(&d.name)
+                .and_then(|keys| keys.get(&d.key))
+                .is_some_and(|entry| entry.seq == d.seq)
+        });
+        self.compact_at = (2 * self.deadlines.len()).max(MIN_COMPACTION);
     }
 
     /// Removes one entry; returns whether it existed.
@@ -525,5 +553,30 @@ impl fmt::Debug for Sink {
             .field("active_names", &state.names.len())
             .field("watches", &state.watches.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn refreshing_a_ttl_keeps_the_deadline_heap_bounded() {
+        let sink = Sink::new();
+        for _ in 0..10_000 {
+            sink.raise_for("backpressure.busy", Duration::from_secs(3600))
+                .unwrap();
+        }
+        let heap = lock(&sink.shared.state).deadlines.len();
+        assert!(
+            heap <= 2 * MIN_COMPACTION,
+            "{heap} deadlines kept for one entry"
+        );
+
+        // The live deadline survived compaction: the signal still expires, on time.
+        tokio::time::advance(Duration::from_secs(3599)).await;
+        assert!(sink.is_raised("backpressure.busy"));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!sink.is_raised("backpressure.busy"));
     }
 }
