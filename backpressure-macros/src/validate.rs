@@ -57,7 +57,7 @@ impl RawArgs {
         };
         Ok(Config {
             sink: self.sink.map(|arg| name_value(&arg, "sink")).transpose()?,
-            concurrency: self.concurrency.map(|arg| non_zero(&arg)).transpose()?,
+            concurrency: self.concurrency.map(|arg| concurrency(&arg)).transpose()?,
             capacity: self.capacity.map(|arg| non_zero(&arg)).transpose()?,
             defer_on: self.defer_on.map(|arg| patterns(&arg)).transpose()?,
             resume_on: self.resume_on.map(|arg| patterns(&arg)).transpose()?,
@@ -86,6 +86,20 @@ fn non_zero(arg: &Arg<LitInt>) -> syn::Result<NonZeroUsize> {
             format!("`{key}` must be at least 1, found 0"),
         )
     })
+}
+
+fn concurrency(arg: &Arg<LitInt>) -> syn::Result<NonZeroUsize> {
+    let value = non_zero(arg)?;
+    if value.get() > backpressure_pattern::MAX_CONCURRENCY {
+        return Err(syn::Error::new(
+            arg.value.span(),
+            format!(
+                "`concurrency` must be at most {} (each slot is a task started up front), found {value}",
+                backpressure_pattern::MAX_CONCURRENCY
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 fn attempts_value(arg: &Arg<LitInt>) -> syn::Result<u32> {

@@ -34,3 +34,8 @@ mod pattern;
 pub use error::{NameError, NameErrorKind, PatternError};
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use pattern::Pattern;
+
+/// The largest number of concurrent slots a coordinator may have: each slot is a task
+/// started up front. Shared here so that the runtime's builder and the attribute macro
+/// enforce the same limit.
+pub const MAX_CONCURRENCY: usize = 65_536;

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// Default number of concurrent slots, as in the seed.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 4;
-/// The largest allowed `concurrency`: each slot is a tokio task started up front.
-pub const MAX_CONCURRENCY: usize = 65_536;
+pub use backpressure_pattern::MAX_CONCURRENCY;
 /// Default queue capacity, as in the seed (`MaxTrackedOperations`).
 pub(crate) const DEFAULT_CAPACITY: usize = 200;
 /// Default defer pattern, as in the seed.
