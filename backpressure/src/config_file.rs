@@ -339,7 +339,18 @@ fn worker_overrides(
         };
     Ok(Overrides {
         sink: raw.sink,
-        concurrency: positive("concurrency", raw.concurrency)?,
+        concurrency: match positive("concurrency", raw.concurrency)? {
+            Some(n) if n > crate::MAX_CONCURRENCY => {
+                return Err(invalid(
+                    "concurrency",
+                    format!(
+                        "must be at most {} (each slot is a task started up front), found {n}",
+                        crate::MAX_CONCURRENCY
+                    ),
+                ))
+            }
+            other => other,
+        },
         capacity: positive("capacity", raw.capacity)?,
         defer_on: patterns("defer_on", raw.defer_on)?,
         resume_on: patterns("resume_on", raw.resume_on)?,
@@ -426,6 +437,11 @@ mod tests {
         assert_eq!(
             message("[workers.a]\nconcurrency = \"4\"\n"),
             "config file `test.toml`, worker `a`, field `concurrency`: invalid type: string \"4\", expected usize"
+        );
+        assert_eq!(
+            message("[workers.a]\nconcurrency = 1000000\n"),
+            "config file `test.toml`, worker `a`, field `concurrency`: must be at most 65536 \
+             (each slot is a task started up front), found 1000000"
         );
         assert_eq!(
             message("[workers.a]\ncapacity = 0\n"),
