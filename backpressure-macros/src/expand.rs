@@ -60,14 +60,16 @@ pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> T
     };
     let max_defer = match &config.max_defer {
         Some(MaxDefer::Attempts(n)) => {
-            quote!(::core::option::Option::Some(#private::MaxDeferSpec::Attempts(#n)))
+            quote!(::core::option::Option::Some(::backpressure::MaxDefer::Attempts(#n)))
         }
         Some(MaxDefer::After(d)) => {
             let d = duration(*d);
-            quote!(::core::option::Option::Some(#private::MaxDeferSpec::After(#d)))
+            quote!(::core::option::Option::Some(::backpressure::MaxDefer::After(#d)))
         }
         Some(MaxDefer::Never) => {
-            quote!(::core::option::Option::Some(#private::MaxDeferSpec::Never))
+            quote!(::core::option::Option::Some(
+                ::backpressure::MaxDefer::Never
+            ))
         }
         None => quote!(::core::option::Option::None),
     };

@@ -143,17 +143,17 @@ struct RawFile {
     workers: BTreeMap<String, toml::Table>,
 }
 
-/// A worker's validated overrides.
+/// A worker's validated overrides (from a config file, or the attribute's own values).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Overrides {
     pub(crate) sink: Option<String>,
-    concurrency: Option<usize>,
-    capacity: Option<usize>,
-    defer_on: Option<String>,
-    resume_on: Option<String>,
-    cancel_on: Option<String>,
-    defer_check_interval: Option<Duration>,
-    max_defer: Option<MaxDefer>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) defer_on: Option<String>,
+    pub(crate) resume_on: Option<String>,
+    pub(crate) cancel_on: Option<String>,
+    pub(crate) defer_check_interval: Option<Duration>,
+    pub(crate) max_defer: Option<MaxDefer>,
 }
 
 impl Overrides {

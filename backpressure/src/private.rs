@@ -8,31 +8,11 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::config_file::Overrides;
 use crate::registry::{RegistryError, WorkerEnqueueError};
 use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, MaxDefer, Sink, Stats, WorkContext};
 
 pub use inventory;
-
-/// `max_defer` as written in the attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaxDeferSpec {
-    /// `max_defer_attempts = n`.
-    Attempts(u32),
-    /// `max_defer = "10s"`.
-    After(Duration),
-    /// `max_defer = "never"`.
-    Never,
-}
-
-impl From<MaxDeferSpec> for MaxDefer {
-    fn from(spec: MaxDeferSpec) -> Self {
-        match spec {
-            MaxDeferSpec::Attempts(n) => MaxDefer::Attempts(n),
-            MaxDeferSpec::After(limit) => MaxDefer::After(limit),
-            MaxDeferSpec::Never => MaxDefer::Never,
-        }
-    }
-}
 
 /// One `#[backpressure_worker]`, as submitted to `inventory`. Const-constructible; `None`
 /// means "the runtime's default". Values were validated at compile time.
@@ -55,7 +35,7 @@ pub struct Registration {
     /// Longest gap between gate re-checks.
     pub defer_check_interval: Option<Duration>,
     /// How long an item may be held.
-    pub max_defer: Option<MaxDeferSpec>,
+    pub max_defer: Option<MaxDefer>,
     /// Builds the worker's coordinator.
     pub build: fn(&BuildContext<'_>) -> Result<BuiltWorker, RegistryError>,
     /// Where the attribute was written.
@@ -80,27 +60,17 @@ impl Registration {
     /// The attribute's values on top of the runtime's defaults.
     pub(crate) fn config(&self) -> CoordinatorConfig {
         let mut config = CoordinatorConfig::default();
-        if let Some(n) = self.concurrency {
-            config.concurrency = n;
+        Overrides {
+            sink: None,
+            concurrency: self.concurrency,
+            capacity: self.capacity,
+            defer_on: self.defer_on.map(str::to_owned),
+            resume_on: self.resume_on.map(str::to_owned),
+            cancel_on: self.cancel_on.map(str::to_owned),
+            defer_check_interval: self.defer_check_interval,
+            max_defer: self.max_defer,
         }
-        if let Some(n) = self.capacity {
-            config.capacity = n;
-        }
-        if let Some(p) = self.defer_on {
-            config.defer_on = Some(p.to_owned());
-        }
-        if let Some(p) = self.resume_on {
-            config.resume_on = Some(p.to_owned());
-        }
-        if let Some(p) = self.cancel_on {
-            config.cancel_on = Some(p.to_owned());
-        }
-        if let Some(d) = self.defer_check_interval {
-            config.defer_check_interval = d;
-        }
-        if let Some(m) = self.max_defer {
-            config.max_defer = m.into();
-        }
+        .apply(&mut config);
         config
     }
 }
