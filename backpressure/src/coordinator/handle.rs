@@ -103,22 +103,26 @@ impl<T: Send + 'static> Coordinator<T> {
             shared,
             waiting: false,
         };
+        // `Ok` is a final answer; `Err` hands back an item that found the queue full.
+        let mut push = |item| match shared.try_push(item, Some(&mut guard.waiting)) {
+            Ok(()) => Ok(Ok(())),
+            Err(TryEnqueueError::Closed(item)) => Ok(Err(EnqueueError(item))),
+            Err(TryEnqueueError::Full(item)) => Err(item),
+        };
         let mut item = item;
         loop {
-            match shared.try_push(item, Some(&mut guard.waiting)) {
-                Ok(()) => return Ok(()),
-                Err(TryEnqueueError::Closed(item)) => return Err(EnqueueError(item)),
-                Err(TryEnqueueError::Full(back)) => item = back,
-            }
+            item = match push(item) {
+                Ok(done) => return done,
+                Err(full) => full,
+            };
             let notified = shared.space().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Registered: try once more so that a pop or close in between is not missed.
-            match shared.try_push(item, Some(&mut guard.waiting)) {
-                Ok(()) => return Ok(()),
-                Err(TryEnqueueError::Closed(item)) => return Err(EnqueueError(item)),
-                Err(TryEnqueueError::Full(back)) => item = back,
-            }
+            item = match push(item) {
+                Ok(done) => return done,
+                Err(full) => full,
+            };
             notified.await;
         }
     }

@@ -108,8 +108,6 @@ pub(super) enum Step<T> {
     /// Nothing to start yet; wait for a wake-up, or until the deadline if there is one.
     Wait {
         deadline: Option<Instant>,
-        /// Whether the wait is on the gate (rather than for items).
-        on_gate: bool,
         /// The gate as seen during the look, to detect a change missed before waiting.
         gate_open: bool,
     },
@@ -250,7 +248,6 @@ impl<T> Shared<T> {
             *waiting = Waiting::ForItems;
             return Step::Wait {
                 deadline: None,
-                on_gate: false,
                 gate_open: self.gate.is_open(),
             };
         }
@@ -274,7 +271,6 @@ impl<T> Shared<T> {
                     *waiting = Waiting::OnGate;
                     return Step::Wait {
                         deadline: recheck,
-                        on_gate: true,
                         gate_open: false,
                     };
                 }
@@ -292,7 +288,6 @@ impl<T> Shared<T> {
                             let aligned = aligned_recheck(held_since, now, interval);
                             return Step::Wait {
                                 deadline: [deadline, aligned, recheck].into_iter().flatten().min(),
-                                on_gate: true,
                                 gate_open: false,
                             };
                         }
@@ -393,25 +388,26 @@ impl<T> Shared<T> {
 
     /// Closes intake; returns whether it was open.
     pub(super) fn close(&self) -> bool {
+        self.close_intake(false)
+    }
+
+    /// Closes intake and stops slots from starting anything.
+    pub(super) fn begin_shutdown(&self) {
+        self.close_intake(true);
+    }
+
+    /// Closes intake (and with `shutdown`, stops slots from starting anything), then wakes
+    /// everyone who must notice; returns whether intake was open.
+    fn close_intake(&self, shutdown: bool) -> bool {
         let mut state = self.lock();
         let was_open = !state.closed;
         state.closed = true;
+        state.shutting_down |= shutdown;
         self.notify_if_settled(&state);
         drop(state);
         self.wake_all_slots();
         self.space.notify_waiters();
         was_open
-    }
-
-    /// Closes intake and stops slots from starting anything.
-    pub(super) fn begin_shutdown(&self) {
-        let mut state = self.lock();
-        state.closed = true;
-        state.shutting_down = true;
-        self.notify_if_settled(&state);
-        drop(state);
-        self.wake_all_slots();
-        self.space.notify_waiters();
     }
 
     /// Takes every unstarted item out of the queue, counting them as returned.

@@ -37,9 +37,9 @@ where
             }
             Step::Wait {
                 deadline,
-                on_gate,
                 gate_open,
             } => {
+                let on_gate = slot.waiting == Waiting::OnGate;
                 wait(&shared, deadline, on_gate, Look { epoch, gate_open }).await;
                 continue;
             }

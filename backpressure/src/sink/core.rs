@@ -245,31 +245,27 @@ impl Sink {
     /// [`SignalError::Pattern`] if the pattern does not compile.
     pub fn retract_matching(&self, pattern: &str) -> Result<usize, SignalError> {
         let pattern = Pattern::parse(pattern)?;
-        let mut state = self.lock_current();
-        let doomed: Vec<(Arc<str>, Key)> = state
-            .names
-            .iter()
-            .filter(|(name, _)| pattern.matches(name))
-            .flat_map(|(name, keys)| keys.keys().map(|key| (Arc::clone(name), key.clone())))
-            .collect();
-        for (name, key) in &doomed {
-            state.remove(&self.shared.events, name, key, SignalEventKind::Retracted);
-        }
-        Ok(doomed.len())
+        Ok(self.retract_where(|name| pattern.matches(name)))
     }
 
     /// Retracts every active entry; returns how many there were.
     pub fn clear(&self) -> usize {
+        self.retract_where(|_| true)
+    }
+
+    /// Retracts every entry whose name satisfies `doomed`; returns how many were removed.
+    fn retract_where(&self, doomed: impl Fn(&str) -> bool) -> usize {
         let mut state = self.lock_current();
-        let all: Vec<(Arc<str>, Key)> = state
+        let entries: Vec<(Arc<str>, Key)> = state
             .names
             .iter()
+            .filter(|(name, _)| doomed(name))
             .flat_map(|(name, keys)| keys.keys().map(|key| (Arc::clone(name), key.clone())))
             .collect();
-        for (name, key) in &all {
+        for (name, key) in &entries {
             state.remove(&self.shared.events, name, key, SignalEventKind::Retracted);
         }
-        all.len()
+        entries.len()
     }
 
     /// Whether `name` is active under any key. A name that breaks the naming rules cannot
