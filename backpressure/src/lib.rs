@@ -95,7 +95,7 @@ mod sync;
 pub use backpressure_pattern::{validate_name, Pattern, MAX_NAME_LEN};
 pub use coordinator::{
     Coordinator, CoordinatorBuilder, CoordinatorConfig, HandlerOutcome, MaxDefer, Stats,
-    WorkContext, MAX_CONCURRENCY,
+    WeakCoordinator, WorkContext, MAX_CONCURRENCY,
 };
 pub use error::{
     BuildError, EnqueueError, NameError, NameErrorKind, PatternError, SignalError, TryEnqueueError,

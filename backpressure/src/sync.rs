@@ -96,6 +96,55 @@ impl Epoch {
     }
 }
 
+/// The idle-slot side of the wake-up protocol: which pushes must wake a slot sleeping
+/// because the queue was empty.
+///
+/// Kept under the coordinator's lock. An idle slot registers its `Notified` *while holding
+/// that lock* ([`park`](Self::park)), so every `notify_one` a push sends after it reaches a
+/// registered waiter instead of being folded into tokio's single stored permit (permits do
+/// not add up: two `notify_one` calls with nobody registered wake one slot). A push wakes a
+/// slot only while fewer wake-ups are on their way than slots are idle
+/// ([`wake_one`](Self::wake_one)): a slot already woken but not yet running will take an
+/// item, so waking a second one for it is wasted work. Every slot that looks again after
+/// waiting accounts for one wake-up ([`unpark`](Self::unpark), [`saw_wake_up`](Self::saw_wake_up)),
+/// so `waking` never overstates the wake-ups in flight; it may understate them, which only
+/// costs a spare wake-up.
+#[derive(Debug, Default)]
+pub(crate) struct IdleSlots {
+    /// Slots registered to wait for an item.
+    idle: usize,
+    /// `notify_one` wake-ups sent that no slot has yet accounted for.
+    waking: usize,
+}
+
+impl IdleSlots {
+    /// A slot found the queue empty and registered for a wake-up under the lock.
+    pub(crate) fn park(&mut self) {
+        self.idle += 1;
+    }
+
+    /// A slot that waited for items looks again (woken, or its wait was cut short).
+    pub(crate) fn unpark(&mut self) {
+        self.idle -= 1;
+        self.waking = self.waking.saturating_sub(1);
+    }
+
+    /// A slot that waited on the gate looks again: it may have taken a `notify_one` meant for
+    /// an idle slot.
+    pub(crate) fn saw_wake_up(&mut self) {
+        self.waking = self.waking.saturating_sub(1);
+    }
+
+    /// An item was pushed: returns whether the caller must `notify_one` an idle slot.
+    pub(crate) fn wake_one(&mut self) -> bool {
+        let wake = self.idle > self.waking;
+        if wake {
+            self.waking += 1;
+        }
+        wake
+    }
+}
+
 /// What a slot saw in the look that made it decide to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Look {

@@ -15,7 +15,7 @@ use super::gate::Gate;
 use super::handle::{Coordinator, Spawner};
 use super::outcome::HandlerOutcome;
 use super::state::{Shared, SkipCallback};
-use super::worker::run_slot;
+use super::worker::{run_slot, SlotGuard};
 use crate::error::BuildError;
 use crate::Sink;
 
@@ -176,7 +176,10 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         let shared = Arc::new(Shared::new(gate, wake, context, config, self.on_skip));
         let handler = Arc::new(handler);
         let spawner: Spawner<T> = Box::new(move |shared| {
-            runtime.spawn(run_slot(shared, Arc::clone(&handler)));
+            // The guard exists before the task: if tokio drops the task unpolled (its runtime
+            // is shutting down or gone), the guard still gives the slot back.
+            let slot = SlotGuard::new(shared);
+            runtime.spawn(run_slot(slot, Arc::clone(&handler)));
         });
         Ok(Coordinator::from_parts(shared, spawner))
     }

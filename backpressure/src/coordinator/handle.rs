@@ -1,7 +1,7 @@
 //! The user-facing [`Coordinator`] handle.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::builder::CoordinatorBuilder;
 use super::config::CoordinatorConfig;
@@ -19,6 +19,12 @@ pub(super) type Spawner<T> = Box<dyn Fn(Arc<Shared<T>>) + Send + Sync>;
 ///
 /// `Coordinator` is a cheap handle: clones share the same queue and slots. When the last
 /// handle is dropped, intake closes and the slots finish what is queued.
+///
+/// A handler that enqueues follow-up work should hold a [`WeakCoordinator`]
+/// ([`downgrade`](Self::downgrade)), not a `Coordinator`: a strong handle captured by the
+/// handler keeps the coordinator alive through its own slots (coordinator → handler →
+/// coordinator), so intake never closes and queued items are never dropped after every other
+/// handle is gone.
 ///
 /// # Examples
 ///
@@ -59,6 +65,64 @@ impl<T> Drop for Inner<T> {
         // The last handle is gone: nobody can enqueue any more, so let the slots finish
         // what is queued and leave.
         self.shared.close();
+    }
+}
+
+/// A handle that does not keep its [`Coordinator`] alive, made by
+/// [`Coordinator::downgrade`]; like tokio's `mpsc::WeakSender`.
+///
+/// # Examples
+///
+/// A handler that re-enqueues failed work without creating a reference cycle:
+///
+/// ```
+/// use std::sync::{Arc, OnceLock};
+/// use backpressure::{Coordinator, Sink, WeakCoordinator, WorkContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let me: Arc<OnceLock<WeakCoordinator<u32>>> = Arc::default();
+/// let handle = Arc::clone(&me);
+/// let coordinator = Coordinator::builder()
+///     .sink(Sink::new())
+///     .build(move |attempt: u32, _ctx: WorkContext| {
+///         let me = handle.get().and_then(WeakCoordinator::upgrade);
+///         async move {
+///             if attempt < 3 {
+///                 if let Some(me) = me {
+///                     let _ = me.try_enqueue(attempt + 1); // retry later
+///                 }
+///             }
+///         }
+///     })?;
+/// me.set(coordinator.downgrade()).unwrap();
+/// coordinator.enqueue(0).await?;
+/// tokio::task::yield_now().await;
+/// # Ok(()) }
+/// ```
+pub struct WeakCoordinator<T> {
+    inner: Weak<Inner<T>>,
+}
+
+impl<T> WeakCoordinator<T> {
+    /// The coordinator, if a [`Coordinator`] handle to it still exists.
+    pub fn upgrade(&self) -> Option<Coordinator<T>> {
+        self.inner.upgrade().map(|inner| Coordinator { inner })
+    }
+}
+
+impl<T> Clone for WeakCoordinator<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Weak::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> fmt::Debug for WeakCoordinator<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakCoordinator")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
     }
 }
 
@@ -158,6 +222,15 @@ impl<T: Send + 'static> Coordinator<T> {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// A handle that does not keep the coordinator alive: intake still closes when the last
+    /// [`Coordinator`] is dropped. Use it wherever the coordinator's own handler (or anything
+    /// it owns) needs to reach the coordinator.
+    pub fn downgrade(&self) -> WeakCoordinator<T> {
+        WeakCoordinator {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     /// A consistent snapshot of the counters.

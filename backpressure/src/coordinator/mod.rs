@@ -19,6 +19,6 @@ mod worker;
 pub use builder::CoordinatorBuilder;
 pub use config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};
 pub use context::WorkContext;
-pub use handle::Coordinator;
+pub use handle::{Coordinator, WeakCoordinator};
 pub use outcome::HandlerOutcome;
 pub use stats::Stats;

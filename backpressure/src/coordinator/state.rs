@@ -16,7 +16,7 @@ use super::context::ContextShared;
 use super::gate::Gate;
 use super::stats::Stats;
 use crate::error::TryEnqueueError;
-use crate::sync::{lock, Epoch, Mutex, MutexGuard};
+use crate::sync::{lock, Epoch, IdleSlots, Mutex, MutexGuard};
 
 /// Callback that receives items skipped by `cancel_on`.
 pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
@@ -50,16 +50,8 @@ struct State<T> {
     /// Live slot tasks.
     workers: usize,
     active: usize,
-    /// Slots waiting for an item to arrive (the queue was empty).
-    idle_for_items: usize,
-    /// `notify_one` wake-ups sent to idle slots that no slot has yet accounted for by
-    /// looking at the state again. A push wakes an idle slot only while fewer are already on
-    /// their way than are idle: a slot that was woken but has not run yet will take an item,
-    /// so waking it again is wasted work. Every such wake-up makes some waiting slot look
-    /// again (tokio passes a `notify_one` on if its receiver is dropped), and every look
-    /// after a wait decrements this count, so it never overstates the slots on their way; it
-    /// may understate them, which only costs a spare wake-up.
-    waking: usize,
+    /// Slots waiting for an item to arrive, and the wake-ups sent to them.
+    idle: IdleSlots,
     /// Producers waiting for queue space.
     waiting_producers: usize,
     /// Since when the current head of the queue has been held by signals.
@@ -138,8 +130,7 @@ impl<T> Shared<T> {
                 target: config.concurrency,
                 workers: config.concurrency,
                 active: 0,
-                idle_for_items: 0,
-                waking: 0,
+                idle: IdleSlots::default(),
                 waiting_producers: 0,
                 head_held_since: None,
                 next_id: 0,
@@ -179,8 +170,7 @@ impl<T> Shared<T> {
             state.next_id += 1;
             state.counts.enqueued += 1;
             state.items.push_back(Queued { id, item });
-            if state.idle_for_items > state.waking {
-                state.waking += 1;
+            if state.idle.wake_one() {
                 self.wake.notify_one();
             }
             Ok(())
@@ -217,18 +207,22 @@ impl<T> Shared<T> {
 
     /// One look at the state by a slot: records the outcome of its previous item, then
     /// decides what to do next.
-    pub(super) fn step(&self, finished: Option<Outcome>, waiting: &mut Waiting) -> Step<T> {
+    ///
+    /// `register` makes the slot reachable by the next `notify_one`; it is called under the
+    /// lock when the slot decides to wait for items (see [`IdleSlots`]).
+    pub(super) fn step(
+        &self,
+        finished: Option<Outcome>,
+        waiting: &mut Waiting,
+        register: impl FnOnce(),
+    ) -> Step<T> {
         let mut state = self.lock();
         match std::mem::replace(waiting, Waiting::No) {
             Waiting::No => {}
-            Waiting::ForItems => {
-                state.idle_for_items -= 1;
-                state.waking = state.waking.saturating_sub(1);
-            }
+            Waiting::ForItems => state.idle.unpark(),
             Waiting::OnGate => {
                 state.counts.gate_rechecks += 1;
-                // It may have taken a wake-up meant for an idle slot.
-                state.waking = state.waking.saturating_sub(1);
+                state.idle.saw_wake_up();
             }
         }
         if let Some(outcome) = finished {
@@ -244,7 +238,8 @@ impl<T> Shared<T> {
                 state.workers -= 1;
                 return Step::Exit;
             }
-            state.idle_for_items += 1;
+            register();
+            state.idle.park();
             *waiting = Waiting::ForItems;
             return Step::Wait {
                 deadline: None,
@@ -348,11 +343,8 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         match waiting {
             Waiting::No => {}
-            Waiting::ForItems => {
-                state.idle_for_items -= 1;
-                state.waking = state.waking.saturating_sub(1);
-            }
-            Waiting::OnGate => state.waking = state.waking.saturating_sub(1),
+            Waiting::ForItems => state.idle.unpark(),
+            Waiting::OnGate => state.idle.saw_wake_up(),
         }
         if let Some(outcome) = finished {
             Self::record(&mut state, outcome);

@@ -3,9 +3,11 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use tokio::sync::futures::Notified;
 
 use super::context::WorkContext;
 use super::outcome::HandlerOutcome;
@@ -13,23 +15,25 @@ use super::state::{Job, Outcome, Shared, Step, Waiting};
 use crate::sync::{register_then_recheck, Look};
 
 /// Runs one slot until the coordinator closes and empties, shuts down, or has too many slots.
-pub(super) async fn run_slot<T, F, Fut>(shared: Arc<Shared<T>>, handler: Arc<F>)
+///
+/// The guard is created by the caller, before the task exists: a task that tokio drops
+/// without ever polling it (its runtime shut down first) still settles the slot's accounts.
+pub(super) async fn run_slot<T, F, Fut>(mut slot: SlotGuard<T>, handler: Arc<F>)
 where
     T: Send + 'static,
     F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: HandlerOutcome,
 {
-    let mut slot = SlotGuard {
-        shared: Arc::clone(&shared),
-        finished: None,
-        running: false,
-        waiting: Waiting::No,
-        exited: false,
-    };
+    let shared = Arc::clone(&slot.shared);
     loop {
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
         let epoch = shared.epoch().current();
-        let job = match shared.step(slot.finished.take(), &mut slot.waiting) {
+        let step = shared.step(slot.finished.take(), &mut slot.waiting, || {
+            notified.as_mut().enable();
+        });
+        let job = match step {
             Step::Job(job) => job,
             Step::Exit => {
                 slot.exited = true;
@@ -40,7 +44,8 @@ where
                 gate_open,
             } => {
                 let on_gate = slot.waiting == Waiting::OnGate;
-                wait(&shared, deadline, on_gate, Look { epoch, gate_open }).await;
+                let look = Look { epoch, gate_open };
+                wait(&shared, notified, deadline, on_gate, look).await;
                 continue;
             }
         };
@@ -64,9 +69,10 @@ where
 }
 
 /// A slot's bookkeeping, kept where `Drop` can see it: a slot task that ends without
-/// reaching `Step::Exit` (its runtime shut down, or a panic escaped) still settles its
-/// accounts, so nothing stays counted as active forever and `drain` cannot hang on it.
-struct SlotGuard<T> {
+/// reaching `Step::Exit` (its runtime shut down before or while running it, or a panic
+/// escaped) still settles its accounts, so nothing stays counted as active forever and
+/// `drain` cannot hang on it.
+pub(super) struct SlotGuard<T> {
     shared: Arc<Shared<T>>,
     /// An outcome not yet recorded by `step`.
     finished: Option<Outcome>,
@@ -74,6 +80,19 @@ struct SlotGuard<T> {
     running: bool,
     waiting: Waiting,
     exited: bool,
+}
+
+impl<T> SlotGuard<T> {
+    /// The guard of a slot already counted in the coordinator's live slots.
+    pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
+        Self {
+            shared,
+            finished: None,
+            running: false,
+            waiting: Waiting::No,
+            exited: false,
+        }
+    }
 }
 
 impl<T> Drop for SlotGuard<T> {
@@ -86,14 +105,16 @@ impl<T> Drop for SlotGuard<T> {
 }
 
 /// Sleeps until something the slot cares about changes, or until `deadline`.
+///
+/// `notified` was created before the look (and, for a slot waiting for items, already
+/// registered under the coordinator's lock).
 async fn wait<T>(
     shared: &Shared<T>,
+    mut notified: Pin<&mut Notified<'_>>,
     deadline: Option<tokio::time::Instant>,
     on_gate: bool,
     look: Look,
 ) {
-    let notified = shared.wake.notified();
-    tokio::pin!(notified);
     // Register for wake-ups, then compare with the look: anything that changed in between
     // is caught by the comparison, anything later wakes us, so no wake-up is lost. The loom
     // models in `sync/loom_tests.rs` check this protocol.
@@ -130,31 +151,29 @@ where
     Fut: Future,
     Fut::Output: HandlerOutcome,
 {
-    let result = match catch_unwind(AssertUnwindSafe(|| handler(item, context))) {
-        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-        Err(panic) => Err(panic),
-    };
-    let result = result.and_then(|output| {
-        // Reporting an error runs user code too (its `Display` and `Drop`).
-        catch_unwind(AssertUnwindSafe(|| match output.into_error() {
+    // Everything that runs user code happens inside the guarded future: the handler call,
+    // polling its future, dropping it, and reporting an error (its `Display` and `Drop`).
+    let result = AssertUnwindSafe(async move {
+        let output = handler(item, context).await;
+        match output.into_error() {
             None => Outcome::Completed,
             Some(error) => {
                 tracing::error!(item_id = id, error = %error, "backpressure handler failed");
                 Outcome::Failed
             }
-        }))
-    });
-    match result {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            tracing::error!(
-                item_id = id,
-                panic = panic_message(&*panic),
-                "backpressure handler panicked"
-            );
-            Outcome::Panicked
         }
-    }
+    })
+    .catch_unwind()
+    .await;
+    result.unwrap_or_else(|panic| {
+        tracing::error!(
+            item_id = id,
+            panic = panic_message(&*panic),
+            "backpressure handler panicked"
+        );
+        drop_panic_payload(panic);
+        Outcome::Panicked
+    })
 }
 
 fn skip<T>(shared: &Shared<T>, item: T, id: u64) {
@@ -166,6 +185,7 @@ fn skip<T>(shared: &Shared<T>, item: T, id: u64) {
                     panic = panic_message(&*panic),
                     "backpressure skip callback panicked"
                 );
+                drop_panic_payload(panic);
             }
         }
         None => {
@@ -174,11 +194,25 @@ fn skip<T>(shared: &Shared<T>, item: T, id: u64) {
                 "item skipped by a `cancel_on` signal (no skip callback set)"
             );
             // Dropping the item runs user code (its `Drop`).
-            if catch_unwind(AssertUnwindSafe(|| drop(item))).is_err() {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(item))) {
                 tracing::error!(item_id = id, "dropping a skipped item panicked");
+                drop_panic_payload(panic);
             }
         }
     }
+}
+
+/// Drops a caught panic's payload, whose `Drop` is user code that may panic in turn. A
+/// payload that keeps panicking is leaked after a few attempts rather than unwinding the slot.
+fn drop_panic_payload(payload: Box<dyn Any + Send>) {
+    let mut payload = payload;
+    for _ in 0..4 {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(next) => payload = next,
+        }
+    }
+    std::mem::forget(payload);
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {

@@ -11,10 +11,10 @@ use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 
 use super::event::{SignalEvent, SignalEventKind, Subscription};
-use super::expiry::ensure_reaper;
+use super::expiry::{ensure_reaper, Reaper};
 use super::watch::{Watch, WatchEntry, WatchHandle};
 use crate::error::SignalError;
-use crate::sync::{lock, AtomicBool, Mutex};
+use crate::sync::{lock, Mutex};
 
 /// The smallest heap of TTL deadlines worth compacting.
 const MIN_COMPACTION: usize = 64;
@@ -70,8 +70,7 @@ pub struct ActiveSignal {
 pub(crate) struct Shared {
     state: Mutex<State>,
     events: broadcast::Sender<SignalEvent>,
-    pub(super) expiry_wake: Arc<Notify>,
-    pub(super) reaper_running: AtomicBool,
+    pub(super) reaper: Reaper,
 }
 
 type Key = Option<Arc<str>>;
@@ -118,8 +117,7 @@ impl Sink {
                     next_seq: 0,
                 }),
                 events,
-                expiry_wake: Arc::new(Notify::new()),
-                reaper_running: AtomicBool::new(false),
+                reaper: Reaper::default(),
             }),
         }
     }
@@ -310,7 +308,11 @@ impl Sink {
     }
 
     /// Subscribes to raise / retract / expire events from now on.
+    ///
+    /// Subscribing from inside a tokio runtime makes sure TTL entries expire on time (and
+    /// their [`Expired`](SignalEventKind::Expired) events arrive) while that runtime runs.
     pub fn subscribe(&self) -> Subscription {
+        ensure_reaper(&self.shared);
         Subscription::new(self.shared.events.subscribe())
     }
 
@@ -337,11 +339,14 @@ impl Sink {
                 watch
             }
         };
+        drop(state);
+        // The watcher's runtime gets a reaper of its own, so TTL entries expire on time for
+        // it even if the runtime that raised them is no longer driven.
+        ensure_reaper(&self.shared);
         WatchHandle::new(watch, Arc::clone(listener), Arc::downgrade(&self.shared))
     }
 
-    /// Expires every entry whose TTL has run out. Coordinators call this on their safety
-    /// re-check so that TTLs work even when no runtime could host the reaper.
+    /// Expires every entry whose TTL has run out.
     pub(crate) fn expire_due(&self) {
         self.shared.expire_due();
     }
@@ -410,8 +415,8 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Lets an idle reaper task notice that its sink is gone.
-        self.expiry_wake.notify_one();
+        // Lets idle reaper tasks notice that their sink is gone.
+        self.reaper.deadlines_changed();
     }
 }
 
