@@ -15,7 +15,7 @@ use super::gate::Gate;
 use super::handle::{Coordinator, Spawner};
 use super::outcome::HandlerOutcome;
 use super::state::{Shared, SkipCallback};
-use super::worker::{run_slot, SlotGuard};
+use super::slot::{run_slot, SlotGuard};
 use crate::error::BuildError;
 use crate::Sink;
 

@@ -14,7 +14,7 @@ mod handle;
 mod outcome;
 mod state;
 mod stats;
-mod worker;
+mod slot;
 
 pub use builder::CoordinatorBuilder;
 pub use config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};
