@@ -69,8 +69,10 @@
 //!   [`Coordinator::shutdown`]. [`Stats`] snapshots always satisfy
 //!   `enqueued = completed + failed + panicked + skipped + returned + queued + active`.
 //! * Deciding whether a slot may start is O(1) in the number of active signals.
-//! * A retract, expiry, resume signal or [`Coordinator::resume`] wakes held slots at once;
-//!   `defer_check_interval` is only the longest gap between safety re-checks.
+//! * A retract, expiry, resume signal or [`Coordinator::resume`] wakes held slots at once,
+//!   and nothing else does: held work costs no CPU. The one timer is the head item's
+//!   `max_defer` deadline, one per coordinator; `defer_check_interval` is only the unit of
+//!   `max_defer_attempts` (the .NET original's `MaxDeferAttempts × DeferCheckInterval`).
 //!
 //! Not guaranteed: the order in which concurrent slots *finish*, and which of several
 //! waiting producers gets the next free queue place.

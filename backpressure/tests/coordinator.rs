@@ -586,7 +586,7 @@ async fn max_defer_never_holds_for_as_long_as_the_signal_stays() {
     let stats = consistent(coordinator.stats());
     assert!(log.get().is_empty());
     assert_eq!((stats.deferred, stats.defer_timeouts), (1, 0));
-    assert!(stats.gate_rechecks > 0, "safety re-checks ran: {stats:?}");
+    assert_eq!(stats.gate_rechecks, 0, "a held slot woke up: {stats:?}");
 
     sink.retract("backpressure.downstream").unwrap();
     coordinator.drain().await;

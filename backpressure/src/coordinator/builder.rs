@@ -14,8 +14,8 @@ use super::context::{ContextShared, WorkContext};
 use super::gate::Gate;
 use super::handle::{Coordinator, Spawner};
 use super::outcome::HandlerOutcome;
-use super::state::{Shared, SkipCallback};
 use super::slot::{run_slot, SlotGuard};
+use super::state::{Shared, SkipCallback};
 use crate::error::BuildError;
 use crate::Sink;
 
@@ -118,8 +118,9 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
-    /// The longest gap between gate re-checks while work is held (wake-ups on signal changes
-    /// are immediate). Default 50 ms; must be positive.
+    /// The unit of [`max_defer_attempts`](Self::max_defer_attempts) (the .NET original's
+    /// `DeferCheckInterval`). Held slots do not re-check on it: they sleep until a signal or
+    /// control change, or the head's `max_defer` deadline. Default 50 ms; must be positive.
     pub fn defer_check_interval(mut self, interval: Duration) -> Self {
         self.config.defer_check_interval = interval;
         self

@@ -24,7 +24,8 @@ pub(crate) const DEFAULT_MAX_DEFER_ATTEMPTS: u32 = 200;
 /// Serialises as a number of attempts (`200`), a duration string (`"10s"`) or `"never"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxDefer {
-    /// `defer_check_interval × n` (the seed's `MaxDeferAttempts`). The default is 200.
+    /// `defer_check_interval × n` (the .NET original's `MaxDeferAttempts`). The default is
+    /// 200.
     Attempts(u32),
     /// A fixed duration.
     After(Duration),
@@ -128,7 +129,9 @@ pub struct CoordinatorConfig {
     /// Pattern of signals under which items are skipped (handed to the skip callback)
     /// instead of started.
     pub cancel_on: Option<String>,
-    /// The longest gap between gate re-checks while work is held. Default 50 ms.
+    /// The unit of [`MaxDefer::Attempts`]: `max_defer_attempts × defer_check_interval` is how
+    /// long a head item may be held. Nothing re-checks on this interval: held slots sleep
+    /// until a signal or control change, or the head's deadline. Default 50 ms.
     #[serde(with = "humantime_serde")]
     pub defer_check_interval: Duration,
     /// How long an item may be held before it starts anyway. Default 200 attempts (10 s).

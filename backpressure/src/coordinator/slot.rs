@@ -43,9 +43,8 @@ where
                 deadline,
                 gate_open,
             } => {
-                let on_gate = slot.waiting == Waiting::OnGate;
                 let look = Look { epoch, gate_open };
-                wait(&shared, notified, deadline, on_gate, look).await;
+                wait(&shared, notified, deadline, look).await;
                 continue;
             }
         };
@@ -112,7 +111,6 @@ async fn wait<T>(
     shared: &Shared<T>,
     mut notified: Pin<&mut Notified<'_>>,
     deadline: Option<tokio::time::Instant>,
-    on_gate: bool,
     look: Look,
 ) {
     // Register for wake-ups, then compare with the look: anything that changed in between
@@ -131,15 +129,11 @@ async fn wait<T>(
     }
     match deadline {
         None => notified.await,
+        // Only the slot holding the coordinator's `max_defer` timer has a deadline.
         Some(deadline) => {
             tokio::select! {
                 () = &mut notified => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    if on_gate {
-                        // Safety net for TTLs raised where no runtime could host the reaper.
-                        shared.context.sink.expire_due();
-                    }
-                }
+                () = tokio::time::sleep_until(deadline) => {}
             }
         }
     }

@@ -56,6 +56,10 @@ struct State<T> {
     waiting_producers: usize,
     /// Since when the current head of the queue has been held by signals.
     head_held_since: Option<Instant>,
+    /// Slots waiting on the closed gate.
+    held: usize,
+    /// Whether one of the held slots sleeps until the head's `max_defer` deadline.
+    timer_armed: bool,
     next_id: u64,
     counts: Counts,
 }
@@ -110,7 +114,10 @@ pub(super) enum Step<T> {
 pub(super) enum Waiting {
     No,
     ForItems,
-    OnGate,
+    /// Held by a closed gate; `timer` if this slot holds the coordinator's `max_defer` timer.
+    OnGate {
+        timer: bool,
+    },
 }
 
 impl<T> Shared<T> {
@@ -133,6 +140,8 @@ impl<T> Shared<T> {
                 idle: IdleSlots::default(),
                 waiting_producers: 0,
                 head_held_since: None,
+                held: 0,
+                timer_armed: false,
                 next_id: 0,
                 counts: Counts::default(),
             }),
@@ -217,17 +226,28 @@ impl<T> Shared<T> {
         register: impl FnOnce(),
     ) -> Step<T> {
         let mut state = self.lock();
-        match std::mem::replace(waiting, Waiting::No) {
-            Waiting::No => {}
-            Waiting::ForItems => state.idle.unpark(),
-            Waiting::OnGate => {
-                state.counts.gate_rechecks += 1;
-                state.idle.saw_wake_up();
-            }
+        let had_timer = Self::stop_waiting(&mut state, std::mem::replace(waiting, Waiting::No));
+        let step = self.decide(&mut state, finished, waiting, register);
+        if had_timer && *waiting != (Waiting::OnGate { timer: true }) && state.held > 0 {
+            // It gave up the `max_defer` timer (it starts the timed-out head, say): another
+            // held slot must take it over for the next head, so wake one; whichever slot
+            // looks next re-arms it.
+            self.wake.notify_one();
         }
+        step
+    }
+
+    /// The decision part of [`step`](Self::step), under the lock.
+    fn decide(
+        &self,
+        state: &mut State<T>,
+        finished: Option<Outcome>,
+        waiting: &mut Waiting,
+        register: impl FnOnce(),
+    ) -> Step<T> {
         if let Some(outcome) = finished {
-            Self::record(&mut state, outcome);
-            self.notify_if_settled(&state);
+            Self::record(state, outcome);
+            self.notify_if_settled(state);
         }
         if state.shutting_down || state.workers > state.target {
             state.workers -= 1;
@@ -247,49 +267,75 @@ impl<T> Shared<T> {
             };
         }
         if !self.gate.is_open() {
-            // Read the clock only when the gate is closed: it is not needed on the hot path.
-            let now = Instant::now();
-            // Pausing holds work for as long as it lasts; so does `MaxDefer::Never`.
-            let limit = if self.gate.is_paused() {
-                // A pause is not a deferral: the head's `max_defer` clock starts afresh when
-                // signals hold it after the pause.
-                state.head_held_since = None;
-                None
-            } else {
-                self.max_defer
-            };
-            // Checked: a huge interval or limit means "no timer", never an overflow panic.
-            let interval = self.config.defer_check_interval;
-            let recheck = now.checked_add(interval);
-            match limit {
-                None => {
-                    *waiting = Waiting::OnGate;
-                    return Step::Wait {
-                        deadline: recheck,
-                        gate_open: false,
-                    };
-                }
-                Some(limit) => {
-                    let held_since = *state.head_held_since.get_or_insert(now);
-                    match held_since.checked_add(limit) {
-                        // Held for `max_defer`: start it anyway.
-                        Some(deadline) if deadline <= now => state.counts.defer_timeouts += 1,
-                        deadline => {
-                            *waiting = Waiting::OnGate;
-                            // Every slot held on this head re-checks on the same grid
-                            // (`held_since + k × interval`, never later than `recheck`), so
-                            // their timers fire together: one wake-up per interval, not one
-                            // per slot.
-                            let aligned = aligned_recheck(held_since, now, interval);
-                            return Step::Wait {
-                                deadline: [deadline, aligned, recheck].into_iter().flatten().min(),
-                                gate_open: false,
-                            };
-                        }
-                    }
-                }
+            if let Some(wait) = self.hold(state, waiting) {
+                return wait;
             }
         }
+        self.take_head(state)
+    }
+
+    /// Undoes the bookkeeping of a slot's wait, now that it looks at the state again;
+    /// returns whether it held the `max_defer` timer.
+    fn stop_waiting(state: &mut State<T>, waiting: Waiting) -> bool {
+        match waiting {
+            Waiting::No => false,
+            Waiting::ForItems => {
+                state.idle.unpark();
+                false
+            }
+            Waiting::OnGate { timer } => {
+                state.counts.gate_rechecks += 1;
+                state.idle.saw_wake_up();
+                state.held -= 1;
+                state.timer_armed &= !timer;
+                timer
+            }
+        }
+    }
+
+    /// The gate is closed and the queue is not empty: decides how the slot waits, or returns
+    /// `None` when the head has been held for `max_defer` and starts anyway.
+    ///
+    /// Held slots sleep until something can change the gate's answer (the sink and the
+    /// coordinator wake them). The only timer is the head's `max_defer` deadline, armed by
+    /// one held slot per coordinator.
+    fn hold(&self, state: &mut State<T>, waiting: &mut Waiting) -> Option<Step<T>> {
+        // A pause is not a deferral: it holds work for as long as it lasts, and the head's
+        // `max_defer` clock starts afresh when signals hold it after the pause.
+        let limit = if self.gate.is_paused() {
+            state.head_held_since = None;
+            None
+        } else {
+            self.max_defer
+        };
+        let deadline = match limit {
+            None => None,
+            Some(limit) => {
+                // Read the clock only when a deadline applies: never on the hot path.
+                let now = Instant::now();
+                let held_since = *state.head_held_since.get_or_insert(now);
+                match held_since.checked_add(limit) {
+                    Some(deadline) if deadline <= now => {
+                        state.counts.defer_timeouts += 1;
+                        return None;
+                    }
+                    // Beyond what `Instant` can represent: no timer.
+                    deadline => deadline,
+                }
+            }
+        };
+        let timer = deadline.is_some() && !state.timer_armed;
+        state.timer_armed |= timer;
+        state.held += 1;
+        *waiting = Waiting::OnGate { timer };
+        Some(Step::Wait {
+            deadline: deadline.filter(|_| timer),
+            gate_open: false,
+        })
+    }
+
+    /// Takes the head of the queue for a slot to start.
+    fn take_head(&self, state: &mut State<T>) -> Step<T> {
         state.head_held_since = None;
         let Some(queued) = state.items.pop_front() else {
             unreachable!("the queue was checked to be non-empty under the same lock")
@@ -341,10 +387,9 @@ impl<T> Shared<T> {
     /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
     pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
         let mut state = self.lock();
-        match waiting {
-            Waiting::No => {}
-            Waiting::ForItems => state.idle.unpark(),
-            Waiting::OnGate => state.idle.saw_wake_up(),
+        if Self::stop_waiting(&mut state, waiting) && state.held > 0 {
+            // Another held slot takes the `max_defer` timer over.
+            self.wake.notify_one();
         }
         if let Some(outcome) = finished {
             Self::record(&mut state, outcome);
@@ -459,13 +504,4 @@ impl<T> Shared<T> {
             closed: state.closed,
         }
     }
-}
-
-/// The first instant after `now` on the grid `origin + k × interval` (k ≥ 1), so at most
-/// `now + interval`; `None` if that is beyond what `Instant` can represent.
-fn aligned_recheck(origin: Instant, now: Instant, interval: Duration) -> Option<Instant> {
-    let step = interval.as_nanos().max(1);
-    let k = now.saturating_duration_since(origin).as_nanos() / step + 1;
-    let offset = u64::try_from(k.checked_mul(step)?).ok()?;
-    origin.checked_add(Duration::from_nanos(offset))
 }

@@ -29,7 +29,9 @@ pub struct Stats {
     pub defer_timeouts: u64,
     /// Items handed back unstarted by `shutdown`.
     pub returned: u64,
-    /// Times a held slot woke up to re-check the gate (signal changes and safety re-checks).
+    /// Times a held slot woke up to look at the gate again: a signal or control change that
+    /// could open it, or the head's `max_defer` deadline. There are no periodic re-checks, so
+    /// a coordinator held by an unchanging signal adds nothing here.
     pub gate_rechecks: u64,
     /// The configured number of concurrent slots.
     pub concurrency: usize,

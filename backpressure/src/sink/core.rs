@@ -346,11 +346,6 @@ impl Sink {
         WatchHandle::new(watch, Arc::clone(listener), Arc::downgrade(&self.shared))
     }
 
-    /// Expires every entry whose TTL has run out.
-    pub(crate) fn expire_due(&self) {
-        self.shared.expire_due();
-    }
-
     /// Locks the state after removing expired entries.
     fn lock_current(&self) -> crate::sync::MutexGuard<'_, State> {
         let mut state = lock(&self.shared.state);
