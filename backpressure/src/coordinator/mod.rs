@@ -12,9 +12,9 @@ mod context;
 mod gate;
 mod handle;
 mod outcome;
+mod slot;
 mod state;
 mod stats;
-mod slot;
 
 pub use builder::CoordinatorBuilder;
 pub use config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};
