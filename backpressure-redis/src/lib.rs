@@ -1,0 +1,111 @@
+//! Share [`backpressure`] signals across processes through Redis.
+//!
+//! A [`Bridge`] connects a local [`Sink`](backpressure::Sink) to a namespace in Redis. Signals
+//! raised locally whose names match the `share` pattern are published; signals raised by the
+//! other processes of the namespace appear in the local sink, keyed by their origin
+//! (`instance/key`), with the rest of their lease as TTL. Coordinators keep watching the local
+//! sink, so their gate stays local and O(1): a raise in one process holds work in all of them.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use backpressure_redis::{connect, Config};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sink = backpressure::sink("main");
+//! let bridge = connect(
+//!     sink.clone(),
+//!     Config::new("redis://127.0.0.1:6379").namespace("shop").share("backpressure.*"),
+//! )
+//! .await?;
+//!
+//! // Every process bridged to "shop" now holds work deferring on "backpressure.smtp".
+//! sink.raise("backpressure.smtp")?;
+//! // ...and resumes it.
+//! sink.retract("backpressure.smtp")?;
+//!
+//! println!("{:?}", bridge.status()); // Synced
+//! bridge.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! * **Data.** Under one hash tag `{ns}`: a sorted set of live entries (score = expiry in ms
+//!   of the Redis clock, computed inside Lua from `TIME`), a sequence counter and a pub/sub
+//!   channel whose messages carry the sequence number. Lua scripts raise, retract,
+//!   re-publish and snapshot atomically. See the wire format in the repository's
+//!   `backpressure-redis/src/wire.rs`.
+//! * **Never blocking.** Local `raise`/`retract` only touch the local sink; the bridge reads
+//!   the sink's event stream in a background task and publishes from there.
+//! * **Leases.** Each shared entry lives in Redis for at most [`Config::lease`] (15 s) unless
+//!   its owner renews it (every lease / 3). A killed process's signals vanish everywhere
+//!   within one lease. An entry raised with a TTL shorter than the lease is published with
+//!   that TTL, so it expires on every process at the same moment of the Redis clock.
+//! * **Resync.** After a (re)subscription or a gap in sequence numbers the bridge
+//!   re-publishes its own entries (repairing a Redis restarted without persistence) and
+//!   replaces its mirror with a snapshot, so nothing is lost and nothing stale remains.
+//! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other
+//!   processes' entries follow the [`OnDisconnect`] policy and the bridge reconnects with
+//!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]).
+//! * **Untrusted input.** Anything on the channel or in the sorted set may be garbage:
+//!   malformed messages, invalid names and absurd leases are ignored, counted in
+//!   [`BridgeStats`] and logged once per kind. Credentials never appear in logs, errors or
+//!   `Debug` output ([`RedisUrl`]).
+//!
+//! Mirrored entries are the remote owner's: a local `retract`/`clear` removes them from this
+//! sink only, and the owner's next renewal (within lease / 3) brings them back. Local keys
+//! that start with another instance's id followed by `/` are reserved for mirrors.
+//!
+//! **Levels.** The wire format carries a level per entry (per-mille, 0 = full stop). The sink
+//! has no levels yet: entries are published with level 0 and mirrored as full stops. The seam
+//! is marked `LEVELS SEAM` in the source.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod bridge;
+mod config;
+mod error;
+mod wire;
+
+pub use bridge::{connect, Bridge, BridgeStats, Status};
+pub use config::{Config, OnDisconnect, RedisUrl};
+pub use error::Error;
+
+#[doc(hidden)]
+pub mod __private {
+    //! For this crate's tests only; not part of the API.
+
+    /// Encodes a channel message as the scripts do.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_message(
+        seq: u64,
+        raise: bool,
+        now_ms: u64,
+        expiry_ms: u64,
+        level: u16,
+        instance: &str,
+        name: &str,
+        key: Option<&str>,
+    ) -> String {
+        format!(
+            "1|{seq}|{}|{now_ms}|{expiry_ms}|{level}|{instance}|{name}|{}",
+            if raise { "R" } else { "X" },
+            key.unwrap_or("")
+        )
+    }
+
+    /// The channel of a namespace.
+    pub fn channel(namespace: &str) -> String {
+        crate::wire::Keys::new(namespace).channel
+    }
+
+    /// The sorted set of a namespace.
+    pub fn entries_key(namespace: &str) -> String {
+        crate::wire::Keys::new(namespace).entries
+    }
+}
