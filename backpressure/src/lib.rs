@@ -102,7 +102,10 @@ pub use coordinator::{
 pub use error::{
     BuildError, EnqueueError, NameError, NameErrorKind, PatternError, SignalError, TryEnqueueError,
 };
-pub use sink::{sink, ActiveSignal, Lagged, SignalEvent, SignalEventKind, Sink, Subscription};
+pub use sink::{
+    sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind, Sink,
+    Subscription,
+};
 pub use tokio_util::sync::CancellationToken;
 
 pub use backpressure_macros::backpressure_worker;

@@ -7,7 +7,29 @@ use tokio::sync::Notify;
 
 use crate::sink::WatchHandle;
 use crate::sync::{AtomicBool, Ordering};
-use crate::Sink;
+use crate::{Level, Sink};
+
+/// Whether, and how many, items may run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// No signal holds work back and the coordinator is not paused.
+    Open,
+    /// Paused, or a `defer_on` signal at [`Level::STOP`] is active (and no `resume_on`).
+    Closed,
+    /// The lowest level among the active `defer_on` signals.
+    Limited(Level),
+}
+
+impl Answer {
+    /// How many items may run at once on `concurrency` slots.
+    pub(super) fn limit(self, concurrency: usize) -> usize {
+        match self {
+            Answer::Open => concurrency,
+            Answer::Closed => 0,
+            Answer::Limited(level) => level.limit(concurrency),
+        }
+    }
+}
 
 /// The gate's inputs: three counted watches on the sink and the pause flag. Every check is a
 /// handful of atomic loads, independent of how many signals are active.
@@ -38,10 +60,23 @@ impl Gate {
         }
     }
 
-    /// Whether signals hold work back: a `defer_on` match is active and no `resume_on` match.
-    pub(super) fn signals_hold(&self) -> bool {
-        self.defer.as_ref().is_some_and(WatchHandle::is_active)
-            && !self.resume.as_ref().is_some_and(WatchHandle::is_active)
+    /// What the gate says right now. A handful of atomic loads, whatever the number of
+    /// active signals.
+    pub(super) fn answer(&self) -> Answer {
+        if self.is_paused() {
+            return Answer::Closed;
+        }
+        let Some(defer) = self.defer.as_ref().filter(|defer| defer.is_active()) else {
+            return Answer::Open;
+        };
+        if self.resume.as_ref().is_some_and(WatchHandle::is_active) {
+            return Answer::Open;
+        }
+        match defer.min_level() {
+            Level::STOP => Answer::Closed,
+            Level::FULL => Answer::Open,
+            level => Answer::Limited(level),
+        }
     }
 
     pub(super) fn is_paused(&self) -> bool {
@@ -52,10 +87,6 @@ impl Gate {
         self.paused.store(paused, Ordering::SeqCst);
     }
 
-    /// Whether a slot may start the next item.
-    pub(super) fn is_open(&self) -> bool {
-        !self.is_paused() && !self.signals_hold()
-    }
 
     /// Whether items that would start must be skipped instead.
     pub(super) fn cancels(&self) -> bool {

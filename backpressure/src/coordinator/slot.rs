@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use tokio::sync::futures::Notified;
 
 use super::context::WorkContext;
+use super::gate::Answer;
 use super::outcome::HandlerOutcome;
 use super::state::{Job, Outcome, Shared, Step, Waiting};
 use crate::sync::{register_then_recheck, Look};
@@ -39,12 +40,8 @@ where
                 slot.exited = true;
                 return;
             }
-            Step::Wait {
-                deadline,
-                gate_open,
-            } => {
-                let look = Look { epoch, gate_open };
-                wait(&shared, notified, deadline, look).await;
+            Step::Wait { deadline, gate } => {
+                wait(&shared, notified, deadline, epoch, gate).await;
                 continue;
             }
         };
@@ -111,15 +108,21 @@ async fn wait<T>(
     shared: &Shared<T>,
     mut notified: Pin<&mut Notified<'_>>,
     deadline: Option<tokio::time::Instant>,
-    look: Look,
+    epoch: u64,
+    gate: Answer,
 ) {
     // Register for wake-ups, then compare with the look: anything that changed in between
     // is caught by the comparison, anything later wakes us, so no wake-up is lost. The loom
     // models in `sync/loom_tests.rs` check this protocol.
     let may_sleep = register_then_recheck(
-        look,
+        // The look compares "is the gate's answer still the one seen": it always was at the
+        // look itself.
+        Look {
+            epoch,
+            gate_open: true,
+        },
         shared.epoch(),
-        || shared.gate.is_open(),
+        || shared.gate.answer() == gate,
         || {
             notified.as_mut().enable();
         },

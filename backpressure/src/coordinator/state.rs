@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::config::CoordinatorConfig;
 use super::context::ContextShared;
-use super::gate::Gate;
+use super::gate::{Answer, Gate};
 use super::stats::Stats;
 use crate::error::TryEnqueueError;
 use crate::sync::{lock, Epoch, IdleSlots, Mutex, MutexGuard};
@@ -105,7 +105,7 @@ pub(super) enum Step<T> {
     Wait {
         deadline: Option<Instant>,
         /// The gate as seen during the look, to detect a change missed before waiting.
-        gate_open: bool,
+        gate: Answer,
     },
 }
 
@@ -263,11 +263,12 @@ impl<T> Shared<T> {
             *waiting = Waiting::ForItems;
             return Step::Wait {
                 deadline: None,
-                gate_open: self.gate.is_open(),
+                gate: self.gate.answer(),
             };
         }
-        if !self.gate.is_open() {
-            if let Some(wait) = self.hold(state, waiting) {
+        let gate = self.gate.answer();
+        if state.active >= gate.limit(state.target) {
+            if let Some(wait) = self.hold(state, waiting, gate) {
                 return wait;
             }
         }
@@ -293,13 +294,14 @@ impl<T> Shared<T> {
         }
     }
 
-    /// The gate is closed and the queue is not empty: decides how the slot waits, or returns
-    /// `None` when the head has been held for `max_defer` and starts anyway.
+    /// The gate holds the head (closed, or as many items running as a level allows): decides
+    /// how the slot waits, or returns `None` when the head has been held for `max_defer` and
+    /// starts anyway.
     ///
     /// Held slots sleep until something can change the gate's answer (the sink and the
     /// coordinator wake them). The only timer is the head's `max_defer` deadline, armed by
     /// one held slot per coordinator.
-    fn hold(&self, state: &mut State<T>, waiting: &mut Waiting) -> Option<Step<T>> {
+    fn hold(&self, state: &mut State<T>, waiting: &mut Waiting, gate: Answer) -> Option<Step<T>> {
         // A pause is not a deferral: it holds work for as long as it lasts, and the head's
         // `max_defer` clock starts afresh when signals hold it after the pause.
         let limit = if self.gate.is_paused() {
@@ -330,7 +332,7 @@ impl<T> Shared<T> {
         *waiting = Waiting::OnGate { timer };
         Some(Step::Wait {
             deadline: deadline.filter(|_| timer),
-            gate_open: false,
+            gate,
         })
     }
 
@@ -484,7 +486,8 @@ impl<T> Shared<T> {
 
     pub(super) fn stats(&self) -> Stats {
         let state = self.lock();
-        let gate_open = self.gate.is_open();
+        let limit = self.gate.answer().limit(state.target);
+        let gate_open = limit >= state.target;
         let counts = &state.counts;
         Stats {
             queued: state.items.len(),
@@ -500,6 +503,7 @@ impl<T> Shared<T> {
             gate_rechecks: counts.gate_rechecks,
             concurrency: state.target,
             gate_open,
+            limit,
             paused: self.gate.is_paused(),
             closed: state.closed,
         }

@@ -11,7 +11,8 @@ use serde::Serialize;
 pub struct Stats {
     /// Items waiting in the queue.
     pub queued: usize,
-    /// Queued items held back right now by the gate (all of `queued` while it is closed).
+    /// Queued items held back right now by the gate (all of `queued` while it is not fully
+    /// open).
     pub deferred: usize,
     /// Items whose handler (or skip callback) is running.
     pub active: usize,
@@ -35,7 +36,13 @@ pub struct Stats {
     pub gate_rechecks: u64,
     /// The configured number of concurrent slots.
     pub concurrency: usize,
-    /// Whether the gate is open (no deferring signal, not paused).
+    /// How many items may run at once right now: `concurrency` while the gate is open, 0
+    /// while it is closed (paused, or a `defer_on` signal raised at full stop), and
+    /// `max(1, floor(concurrency × level))` while the lowest active `defer_on` signal has a
+    /// [`Level`](crate::Level) between 0 and 1.
+    pub limit: usize,
+    /// Whether the gate is fully open: `limit == concurrency` (no deferring signal, not
+    /// paused).
     pub gate_open: bool,
     /// Whether the coordinator is paused.
     pub paused: bool,

@@ -1,7 +1,7 @@
 //! The sink and its state.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::event::{SignalEvent, SignalEventKind, Subscription};
 use super::expiry::{ensure_reaper, Reaper};
+use super::level::{Level, RaiseOptions};
 use super::watch::{Watch, WatchEntry, WatchHandle};
 use crate::error::SignalError;
 use crate::sync::{lock, Mutex};
@@ -65,6 +66,8 @@ pub struct ActiveSignal {
     pub raised_at: Instant,
     /// When the entry expires by itself, if it was raised with a TTL.
     pub expires_at: Option<Instant>,
+    /// How far it holds work back ([`Level::STOP`] for a plain raise).
+    pub level: Level,
 }
 
 pub(crate) struct Shared {
@@ -91,6 +94,7 @@ struct State {
 struct Entry {
     raised_at: Instant,
     expires_at: Option<Instant>,
+    level: Level,
     /// Identifies the raise that set `expires_at`, to recognise stale deadlines.
     seq: u64,
 }
@@ -129,7 +133,7 @@ impl Sink {
     ///
     /// [`SignalError::Name`] if `name` breaks the naming rules.
     pub fn raise(&self, name: &str) -> Result<(), SignalError> {
-        self.raise_entry(name, None, None)
+        self.raise_entry(name, None, None, Level::STOP)
     }
 
     /// Raises `name` under `key`. Entries with different keys are independent: each must be
@@ -139,7 +143,7 @@ impl Sink {
     ///
     /// [`SignalError::Name`] / [`SignalError::Key`] if the name or key breaks the naming rules.
     pub fn raise_keyed(&self, name: &str, key: &str) -> Result<(), SignalError> {
-        self.raise_entry(name, Some(key), None)
+        self.raise_entry(name, Some(key), None, Level::STOP)
     }
 
     /// Raises `name` for `ttl`: it expires by itself unless raised again (which refreshes
@@ -165,7 +169,7 @@ impl Sink {
     /// # Ok(()) }
     /// ```
     pub fn raise_for(&self, name: &str, ttl: Duration) -> Result<(), SignalError> {
-        self.raise_entry(name, None, Some(ttl))
+        self.raise_entry(name, None, Some(ttl), Level::STOP)
     }
 
     /// Raises `name` under `key` for `ttl`; see [`raise_keyed`](Self::raise_keyed) and
@@ -175,7 +179,32 @@ impl Sink {
     ///
     /// As [`raise_keyed`](Self::raise_keyed), plus [`SignalError::ZeroTtl`].
     pub fn raise_keyed_for(&self, name: &str, key: &str, ttl: Duration) -> Result<(), SignalError> {
-        self.raise_entry(name, Some(key), Some(ttl))
+        self.raise_entry(name, Some(key), Some(ttl), Level::STOP)
+    }
+
+    /// Raises `name` with any combination of key, TTL and [`Level`]. Raising an active entry
+    /// again refreshes its TTL and sets its level: a higher level wakes held work at once, a
+    /// lower one never cancels running work.
+    ///
+    /// # Errors
+    ///
+    /// As [`raise_keyed_for`](Self::raise_keyed_for).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::{Level, RaiseOptions, Sink};
+    ///
+    /// let sink = Sink::new();
+    /// // The database replica is struggling: let a third of the usual work through.
+    /// sink.raise_with("backpressure.db", RaiseOptions::new().level(Level::new(0.33)?))?;
+    /// // Recovered a little: raising the same entry again updates its level.
+    /// sink.raise_with("backpressure.db", RaiseOptions::new().level(Level::new(0.66)?))?;
+    /// assert_eq!(sink.snapshot()[0].level.per_mille(), 660);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn raise_with(&self, name: &str, options: RaiseOptions) -> Result<(), SignalError> {
+        self.raise_entry(name, options.key.as_deref(), options.ttl, options.level)
     }
 
     fn raise_entry(
@@ -183,6 +212,7 @@ impl Sink {
         name: &str,
         key: Option<&str>,
         ttl: Option<Duration>,
+        level: Level,
     ) -> Result<(), SignalError> {
         validate_name(name)?;
         if let Some(key) = key {
@@ -195,7 +225,7 @@ impl Sink {
         let has_deadline = {
             let mut state = lock(&self.shared.state);
             self.shared.expire_locked(&mut state, now);
-            state.raise(&self.shared.events, name, key, ttl, now)
+            state.raise(&self.shared.events, Raise { name, key, ttl, level }, now)
         };
         if has_deadline {
             ensure_reaper(&self.shared);
@@ -300,6 +330,7 @@ impl Sink {
                     key: key.clone(),
                     raised_at: entry.raised_at,
                     expires_at: entry.expires_at,
+                    level: entry.level,
                 })
             })
             .collect();
@@ -330,12 +361,18 @@ impl Sink {
                 Arc::clone(&entry.watch)
             }
             None => {
-                let active = state.names.keys().filter(|n| pattern.matches(n)).count();
-                let watch = Arc::new(Watch::new(pattern, active));
-                state.watches.push(WatchEntry {
-                    watch: Arc::clone(&watch),
-                    listeners: vec![Arc::clone(listener)],
-                });
+                let mut active = 0;
+                let mut levels = BTreeMap::new();
+                for (_, keys) in state.names.iter().filter(|(n, _)| pattern.matches(n)) {
+                    active += 1;
+                    for entry in keys.values() {
+                        *levels.entry(entry.level).or_default() += 1;
+                    }
+                }
+                let lowest = WatchEntry::lowest(&levels);
+                let watch = Arc::new(Watch::new(pattern, active, lowest));
+                let entry = WatchEntry::new(Arc::clone(&watch), Arc::clone(listener), levels);
+                state.watches.push(entry);
                 watch
             }
         };
@@ -420,48 +457,47 @@ impl State {
     fn raise(
         &mut self,
         events: &broadcast::Sender<SignalEvent>,
-        name: &str,
-        key: Option<&str>,
-        ttl: Option<Duration>,
+        raise: Raise<'_>,
         now: Instant,
     ) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
+        let level = raise.level;
         // A TTL too large to represent is no expiry at all (rather than an overflow panic).
-        let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
-        let (name, newly_named): (Arc<str>, bool) = match self.names.get_key_value(name) {
+        let expires_at = raise.ttl.and_then(|ttl| now.checked_add(ttl));
+        let (name, newly_named): (Arc<str>, bool) = match self.names.get_key_value(raise.name) {
             Some((existing, _)) => (Arc::clone(existing), false),
-            None => (name.into(), true),
+            None => (raise.name.into(), true),
         };
-        let key: Key = key.map(Arc::from);
+        let key: Key = raise.key.map(Arc::from);
         let keys = self.names.entry(Arc::clone(&name)).or_default();
-        let newly_keyed = match keys.get_mut(&key) {
+        // The entry's previous level, if it was already active.
+        let previous = match keys.get_mut(&key) {
             Some(entry) => {
                 entry.expires_at = expires_at;
                 entry.seq = seq;
-                false
+                Some(std::mem::replace(&mut entry.level, level))
             }
             None => {
-                keys.insert(
-                    key.clone(),
-                    Entry {
-                        raised_at: now,
-                        expires_at,
-                        seq,
-                    },
-                );
-                true
+                let entry = Entry {
+                    raised_at: now,
+                    expires_at,
+                    level,
+                    seq,
+                };
+                keys.insert(key.clone(), entry);
+                None
             }
         };
-        if newly_named {
-            for entry in &self.watches {
-                if entry.watch.pattern().matches(&name) && entry.watch.increment() {
-                    entry.wake();
-                }
-            }
+        if previous != Some(level) {
+            self.update_watches(&name, previous, Some(level), newly_named, false);
         }
-        if newly_keyed {
-            emit(events, SignalEventKind::Raised, &name, &key, now);
+        match previous {
+            None => emit(events, SignalEventKind::Raised, &name, &key, level, now),
+            Some(old) if old != level => {
+                emit(events, SignalEventKind::LevelChanged, &name, &key, level, now);
+            }
+            Some(_) => {}
         }
         match expires_at {
             Some(at) => {
@@ -471,6 +507,35 @@ impl State {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Updates every watch matching `name` for an entry that left level `removed` and/or
+    /// entered level `added`, and for the name itself becoming active (`named`) or inactive
+    /// (`unnamed`); wakes the listeners of every watch that now lets more work start.
+    fn update_watches(
+        &mut self,
+        name: &str,
+        removed: Option<Level>,
+        added: Option<Level>,
+        named: bool,
+        unnamed: bool,
+    ) {
+        for entry in &mut self.watches {
+            if !entry.watch.pattern().matches(name) {
+                continue;
+            }
+            // The level first: a slot woken by the count's flip must see the new level.
+            let mut wake = entry.relevel(removed, added);
+            if named {
+                wake |= entry.watch.increment();
+            }
+            if unnamed {
+                wake |= entry.watch.decrement();
+            }
+            if wake {
+                entry.wake();
+            }
         }
     }
 
@@ -502,18 +567,15 @@ impl State {
         let Some(keys) = self.names.get_mut(name) else {
             return false;
         };
-        if keys.remove(key).is_none() {
+        let Some(removed) = keys.remove(key) else {
             return false;
-        }
-        if keys.is_empty() {
+        };
+        let unnamed = keys.is_empty();
+        if unnamed {
             self.names.remove(name);
-            for entry in &self.watches {
-                if entry.watch.pattern().matches(name) && entry.watch.decrement() {
-                    entry.wake();
-                }
-            }
         }
-        emit(events, kind, name, key, Instant::now());
+        self.update_watches(name, Some(removed.level), None, false, unnamed);
+        emit(events, kind, name, key, removed.level, Instant::now());
         true
     }
 }
@@ -523,6 +585,7 @@ fn emit(
     kind: SignalEventKind,
     name: &Arc<str>,
     key: &Key,
+    level: Level,
     at: Instant,
 ) {
     if events.receiver_count() > 0 {
@@ -531,9 +594,18 @@ fn emit(
             kind,
             name: Arc::clone(name),
             key: key.clone(),
+            level,
             at,
         });
     }
+}
+
+/// What to raise, for [`State::raise`].
+struct Raise<'a> {
+    name: &'a str,
+    key: Option<&'a str>,
+    ttl: Option<Duration>,
+    level: Level,
 }
 
 impl Default for Sink {

@@ -18,6 +18,8 @@ pub enum SignalEventKind {
     Retracted,
     /// An entry's time-to-live ran out.
     Expired,
+    /// An active entry was raised again with a different [`Level`](crate::Level).
+    LevelChanged,
 }
 
 /// One change to the set of active signals of a [`Sink`](crate::Sink).
@@ -29,6 +31,9 @@ pub struct SignalEvent {
     pub name: Arc<str>,
     /// The key the entry was raised with, if any.
     pub key: Option<Arc<str>>,
+    /// The entry's level: its new level for `Raised` and `LevelChanged`, its last one for
+    /// `Retracted` and `Expired`.
+    pub level: crate::Level,
     /// When it happened.
     pub at: Instant,
 }

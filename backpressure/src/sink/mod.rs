@@ -9,9 +9,11 @@ mod core;
 mod event;
 mod expiry;
 mod global;
+mod level;
 mod watch;
 
 pub use self::core::{ActiveSignal, Sink};
 pub use self::event::{Lagged, SignalEvent, SignalEventKind, Subscription};
 pub use self::global::sink;
+pub use self::level::{Level, LevelError, RaiseOptions};
 pub(crate) use self::watch::WatchHandle;

@@ -6,27 +6,40 @@
 //! atomic load, whatever the number of active signals. Coordinators watching the same pattern
 //! share one count, so a raise costs one match per distinct pattern, not per coordinator.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 
 use super::core::Shared;
-use crate::sync::ActiveCount;
+use super::level::Level;
+use crate::sync::{ActiveCount, AtomicUsize, Ordering};
 
-/// The live count of active signal names matching one pattern.
+/// The live count of active signal names matching one pattern, and the lowest level among
+/// the matching entries.
 #[derive(Debug)]
 pub(crate) struct Watch {
     pattern: Pattern,
     active: ActiveCount,
+    /// The lowest level (per mille) among active matching entries; [`Level::FULL`] when
+    /// there are none. Written under the sink's lock, read without it.
+    min_level: AtomicUsize,
 }
 
 impl Watch {
-    pub(super) fn new(pattern: Pattern, active: usize) -> Self {
+    pub(super) fn new(pattern: Pattern, active: usize, min_level: Level) -> Self {
         Self {
             pattern,
             active: ActiveCount::new(active),
+            min_level: AtomicUsize::new(usize::from(min_level.per_mille())),
         }
+    }
+
+    /// The lowest level among the active matching entries ([`Level::FULL`] if none). O(1).
+    pub(crate) fn min_level(&self) -> Level {
+        let per_mille = self.min_level.load(Ordering::SeqCst);
+        Level::from_per_mille(u16::try_from(per_mille).unwrap_or(u16::MAX))
     }
 
     pub(super) fn pattern(&self) -> &Pattern {
@@ -51,14 +64,55 @@ impl Watch {
     }
 }
 
-/// One watch with the notifiers to wake when it flips.
+/// One watch with the notifiers to wake when it flips, and the levels of its matching
+/// entries (kept under the sink's lock).
 #[derive(Debug)]
 pub(super) struct WatchEntry {
     pub(super) watch: Arc<Watch>,
     pub(super) listeners: Vec<Arc<Notify>>,
+    /// How many active matching entries have each level.
+    levels: BTreeMap<Level, usize>,
 }
 
 impl WatchEntry {
+    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>, levels: BTreeMap<Level, usize>) -> Self {
+        Self {
+            watch,
+            listeners: vec![listener],
+            levels,
+        }
+    }
+
+    /// The lowest level among `levels`, as published by [`Watch::min_level`].
+    pub(super) fn lowest(levels: &BTreeMap<Level, usize>) -> Level {
+        levels.keys().next().copied().unwrap_or(Level::FULL)
+    }
+
+    /// A matching entry became active at `added`, or left `removed`, or both (a level
+    /// change). Publishes the new lowest level; returns whether it rose, which lets more work
+    /// start, so the listeners must be woken.
+    pub(super) fn relevel(&mut self, removed: Option<Level>, added: Option<Level>) -> bool {
+        let before = Self::lowest(&self.levels);
+        if let Some(level) = removed {
+            if let Some(count) = self.levels.get_mut(&level) {
+                *count -= 1;
+                if *count == 0 {
+                    self.levels.remove(&level);
+                }
+            }
+        }
+        if let Some(level) = added {
+            *self.levels.entry(level).or_default() += 1;
+        }
+        let after = Self::lowest(&self.levels);
+        if after != before {
+            self.watch
+                .min_level
+                .store(usize::from(after.per_mille()), Ordering::SeqCst);
+        }
+        after > before
+    }
+
     pub(super) fn wake(&self) {
         for listener in &self.listeners {
             listener.notify_waiters();
@@ -86,6 +140,11 @@ impl WatchHandle {
     /// Whether at least one active signal matches the watched pattern. O(1).
     pub(crate) fn is_active(&self) -> bool {
         self.watch.is_active()
+    }
+
+    /// The lowest level among the active matching entries ([`Level::FULL`] if none). O(1).
+    pub(crate) fn min_level(&self) -> Level {
+        self.watch.min_level()
     }
 }
 
