@@ -706,22 +706,25 @@ impl Task {
         while let Some(e) = event.take() {
             let id: EntryId = (e.name, e.key);
             if id.1.as_deref().is_some_and(|key| self.is_mirror_key(key)) {
-                if e.kind != SignalEventKind::Raised {
+                if matches!(
+                    e.kind,
+                    SignalEventKind::Retracted | SignalEventKind::Expired
+                ) {
                     self.mirrors.remove(&id);
                 }
             } else if self.share.matches(&id.0) {
                 match e.kind {
-                    SignalEventKind::Raised => {
-                        self.own.insert(
-                            id.clone(),
-                            Own {
-                                remote_expiry: None,
-                                ttl_limited: false,
-                            },
-                        );
-                    }
                     SignalEventKind::Retracted | SignalEventKind::Expired => {
                         self.own.remove(&id);
+                    }
+                    // Raised, and any change to a live entry (LEVELS SEAM: a level change
+                    // re-publishes the entry; its level travels once the sink exposes it).
+                    #[allow(unreachable_patterns)]
+                    _ => {
+                        self.own.entry(id.clone()).or_insert(Own {
+                            remote_expiry: None,
+                            ttl_limited: false,
+                        });
                     }
                 }
                 touched.push(id);
