@@ -93,6 +93,8 @@ mod error;
 mod registry;
 mod sink;
 mod sync;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use backpressure_pattern::{validate_name, Pattern, MAX_NAME_LEN};
 pub use coordinator::{
