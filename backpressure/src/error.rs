@@ -58,6 +58,9 @@ pub enum BuildError {
         /// What was wrong with it.
         source: PatternError,
     },
+    /// A health policy has a value outside its allowed range.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// `build` was called outside a tokio runtime.
     #[error("a coordinator must be built inside a tokio runtime (call `build` from async code or inside `Runtime::enter`)")]
     NoRuntime,

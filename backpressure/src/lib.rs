@@ -91,6 +91,7 @@ pub mod config_file;
 mod coordinator;
 mod error;
 mod registry;
+pub mod policy;
 mod sink;
 mod sync;
 #[cfg(feature = "tower")]
@@ -103,6 +104,10 @@ pub use coordinator::{
 };
 pub use error::{
     BuildError, EnqueueError, NameError, NameErrorKind, PatternError, SignalError, TryEnqueueError,
+};
+pub use policy::{
+    Adaptive, Breaker, BreakerState, ChangeReason, Policy, PolicyChange, PolicyError, PolicyInfo,
+    PolicyState, Reason, WindowCounts,
 };
 pub use sink::{
     sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind, Sink,

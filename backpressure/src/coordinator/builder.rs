@@ -17,6 +17,7 @@ use super::outcome::HandlerOutcome;
 use super::slot::{run_slot, SlotGuard};
 use super::state::{Shared, SkipCallback};
 use crate::error::BuildError;
+use crate::policy::{Host, Policies, Policy};
 use crate::Sink;
 
 /// Configures and builds a [`Coordinator`]. Every value is checked by
@@ -50,6 +51,8 @@ pub struct CoordinatorBuilder<T> {
     config: CoordinatorConfig,
     sink: Option<Sink>,
     on_skip: Option<SkipCallback<T>>,
+    name: Option<String>,
+    policies: Vec<Policy>,
 }
 
 impl<T: Send + 'static> CoordinatorBuilder<T> {
@@ -58,6 +61,8 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             config: CoordinatorConfig::default(),
             sink: None,
             on_skip: None,
+            name: None,
+            policies: Vec::new(),
         }
     }
 
@@ -109,6 +114,22 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     /// [`on_skip`](Self::on_skip) callback.
     pub fn cancel_on(mut self, pattern: impl Into<String>) -> Self {
         self.config.cancel_on = Some(pattern.into());
+        self
+    }
+
+    /// The worker's name: the key under which its [policies](crate::policy) raise their
+    /// signals. Default `coordinator`; registered workers use their registered name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a health policy ([`Breaker`](crate::Breaker), [`Adaptive`](crate::Adaptive))
+    /// that raises a signal on this coordinator's sink from its own outcomes. For the
+    /// coordinator to hold on its own verdict, its `defer_on` must match the policy's
+    /// signal (the default `backpressure.*` does for signals named `backpressure.…`).
+    pub fn policy(mut self, policy: impl Into<Policy>) -> Self {
+        self.policies.push(policy.into());
         self
     }
 
@@ -174,7 +195,20 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             token: CancellationToken::new(),
             sink,
         });
-        let shared = Arc::new(Shared::new(gate, wake, context, config, self.on_skip));
+        let owner = self.name.as_deref().unwrap_or("coordinator");
+        let policies = Policies::new(self.policies, &context.sink, owner)?;
+        let shared = Arc::new(Shared::new(
+            gate,
+            wake,
+            context,
+            config,
+            self.on_skip,
+            policies,
+        ));
+        if !shared.policies.is_empty() {
+            let host: Arc<dyn Host> = shared.clone();
+            shared.policies.start(Arc::downgrade(&host), &runtime);
+        }
         let handler = Arc::new(handler);
         let spawner: Spawner<T> = Box::new(move |shared| {
             // The guard exists before the task: if tokio drops the task unpolled (its runtime
@@ -222,6 +256,8 @@ impl<T> fmt::Debug for CoordinatorBuilder<T> {
             .field("config", &self.config)
             .field("sink", &self.sink)
             .field("on_skip", &self.on_skip.is_some())
+            .field("name", &self.name)
+            .field("policies", &self.policies)
             .finish()
     }
 }

@@ -79,6 +79,11 @@ impl Gate {
         }
     }
 
+    /// The `defer_on` pattern, if any.
+    pub(super) fn defer_pattern(&self) -> Option<&Pattern> {
+        self.defer.as_ref().map(WatchHandle::pattern)
+    }
+
     pub(super) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
     }

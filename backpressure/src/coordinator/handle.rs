@@ -233,6 +233,12 @@ impl<T: Send + 'static> Coordinator<T> {
         }
     }
 
+    /// The state of each of the coordinator's health [policies](crate::policy), in the order
+    /// they were added.
+    pub fn policies(&self) -> Vec<crate::PolicyInfo> {
+        self.inner.shared.policies.infos()
+    }
+
     /// A consistent snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.inner.shared.stats()

@@ -49,7 +49,18 @@ where
         let outcome = match job {
             Job::Run(queued) => {
                 let context = WorkContext::new(Arc::clone(&shared.context), queued.id);
-                run_handler(&*handler, queued.item, context, queued.id).await
+                if shared.policies.is_empty() {
+                    run_handler(&*handler, queued.item, context, queued.id).await
+                } else {
+                    let started = tokio::time::Instant::now();
+                    let outcome = run_handler(&*handler, queued.item, context, queued.id).await;
+                    // Work cut short by shutdown says nothing about the downstream's health.
+                    if !shared.context.token.is_cancelled() {
+                        let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
+                        shared.policies.observe(queued.id, failed, started.elapsed());
+                    }
+                    outcome
+                }
             }
             Job::Skip(queued) => {
                 skip(&shared, queued.item, queued.id);

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::config::CoordinatorConfig;
 use super::context::ContextShared;
 use super::gate::{Answer, Gate};
+use crate::policy::{held_only_by, Host, Policies};
 use super::stats::Stats;
 use crate::error::TryEnqueueError;
 use crate::sync::{lock, Epoch, IdleSlots, Mutex, MutexGuard};
@@ -39,6 +40,7 @@ pub(super) struct Shared<T> {
     pub(super) config: CoordinatorConfig,
     max_defer: Option<Duration>,
     pub(super) on_skip: Option<SkipCallback<T>>,
+    pub(super) policies: Policies,
 }
 
 struct State<T> {
@@ -127,6 +129,7 @@ impl<T> Shared<T> {
         context: Arc<ContextShared>,
         config: CoordinatorConfig,
         on_skip: Option<SkipCallback<T>>,
+        policies: Policies,
     ) -> Self {
         let max_defer = config.max_defer.resolve(config.defer_check_interval);
         Self {
@@ -154,6 +157,7 @@ impl<T> Shared<T> {
             config,
             max_defer,
             on_skip,
+            policies,
         }
     }
 
@@ -267,7 +271,7 @@ impl<T> Shared<T> {
             };
         }
         let gate = self.gate.answer();
-        if state.active >= gate.limit(state.target) {
+        if state.active >= gate.limit(state.target) && !self.may_probe(state, gate) {
             if let Some(wait) = self.hold(state, waiting, gate) {
                 return wait;
             }
@@ -333,6 +337,25 @@ impl<T> Shared<T> {
         Some(Step::Wait {
             deadline: deadline.filter(|_| timer),
             gate,
+        })
+    }
+
+    /// Whether the held head may start anyway as a half-open breaker's probe: only the
+    /// owner's own signal holds it, and the breaker has probes left. Also tells adaptive
+    /// policies that work waits for room under their limit. Free without policies.
+    fn may_probe(&self, state: &State<T>, gate: Answer) -> bool {
+        if self.policies.is_empty() || self.gate.is_paused() {
+            return false;
+        }
+        if gate != Answer::Closed {
+            self.policies.saturated();
+        }
+        let (Some(head), Some(pattern)) = (state.items.front(), self.gate.defer_pattern()) else {
+            return false;
+        };
+        let sink = &self.context.sink;
+        self.policies.try_probe(head.id, |signal, key| {
+            held_only_by(sink, pattern, signal, key)
         })
     }
 
@@ -507,5 +530,11 @@ impl<T> Shared<T> {
             paused: self.gate.is_paused(),
             closed: state.closed,
         }
+    }
+}
+
+impl<T: Send> Host for Shared<T> {
+    fn wake_slots(&self) {
+        self.wake_all_slots();
     }
 }

@@ -390,6 +390,21 @@ impl Sink {
         state
     }
 
+    /// Tells subscribers that a health policy changed state.
+    pub(crate) fn emit_policy(&self, signal: &str, owner: &str, change: crate::PolicyChange) {
+        let events = &self.shared.events;
+        if events.receiver_count() > 0 {
+            let _ = events.send(SignalEvent {
+                kind: SignalEventKind::PolicyChanged,
+                name: signal.into(),
+                key: Some(owner.into()),
+                level: Level::STOP,
+                policy: Some(change),
+                at: Instant::now(),
+            });
+        }
+    }
+
     /// Whether both handles refer to the same sink.
     pub fn same_sink(&self, other: &Sink) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -595,6 +610,7 @@ fn emit(
             name: Arc::clone(name),
             key: key.clone(),
             level,
+            policy: None,
             at,
         });
     }

@@ -20,6 +20,9 @@ pub enum SignalEventKind {
     Expired,
     /// An active entry was raised again with a different [`Level`](crate::Level).
     LevelChanged,
+    /// A health policy changed state: the event's name is the policy's signal, its key the
+    /// worker's name, and [`SignalEvent::policy`] says what changed.
+    PolicyChanged,
 }
 
 /// One change to the set of active signals of a [`Sink`](crate::Sink).
@@ -34,6 +37,9 @@ pub struct SignalEvent {
     /// The entry's level: its new level for `Raised` and `LevelChanged`, its last one for
     /// `Retracted` and `Expired`.
     pub level: crate::Level,
+    /// For [`SignalEventKind::PolicyChanged`]: from which state to which, why, and the
+    /// policy's window counts.
+    pub policy: Option<crate::PolicyChange>,
     /// When it happened.
     pub at: Instant,
 }

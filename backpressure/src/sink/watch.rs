@@ -146,6 +146,11 @@ impl WatchHandle {
     pub(crate) fn min_level(&self) -> Level {
         self.watch.min_level()
     }
+
+    /// The watched pattern.
+    pub(crate) fn pattern(&self) -> &Pattern {
+        &self.watch.pattern
+    }
 }
 
 impl Drop for WatchHandle {

@@ -1,0 +1,209 @@
+//! The AIMD limit behind [`Adaptive`]: its configuration and its state machine.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::PolicyError;
+use crate::Level;
+
+/// An adaptive concurrency limit (additive increase, multiplicative decrease) published as
+/// a [`Level`], so every worker deferring on its signal runs at the same share of its
+/// concurrency.
+///
+/// The limit starts at `max`. At the end of every `window`: if a call failed (or, with
+/// `slow_after`, was slow) the limit is multiplied by 0.9 (at least 1); if none did and the
+/// worker was saturated (it had queued items it could not start), it grows by 1 (at most
+/// `max`) — so it rises at most one step per window and never flaps. The signal is raised
+/// keyed by the worker's name with level `limit / max` (and a TTL refreshed while raised),
+/// and retracted when the limit is back at `max`.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::{Adaptive, Coordinator, Sink, WorkContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let coordinator = Coordinator::builder()
+///     .sink(Sink::new())
+///     .name("api-client")
+///     .concurrency(16)
+///     .defer_on("backpressure.api.*")
+///     .policy(Adaptive::new("backpressure.api.level", 16))
+///     .build(|_: u32, _: WorkContext| async {})?;
+/// # drop(coordinator);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adaptive {
+    pub(super) signal: String,
+    pub(super) max: u32,
+    pub(super) window: Duration,
+    pub(super) slow_after: Option<Duration>,
+    pub(super) ttl: Duration,
+}
+
+impl Adaptive {
+    /// A limit between 1 and `max`, judged every 10 s, published on `signal` with a 15 s TTL.
+    pub fn new(signal: impl Into<String>, max: u32) -> Self {
+        Self {
+            signal: signal.into(),
+            max,
+            window: Duration::from_secs(10),
+            slow_after: None,
+            ttl: Duration::from_secs(15),
+        }
+    }
+
+    /// How often the limit is judged (default 10 s).
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Also count calls slower than this as bad (default: only errors and panics).
+    pub fn slow_after(mut self, slow_after: Duration) -> Self {
+        self.slow_after = Some(slow_after);
+        self
+    }
+
+    /// The signal's time-to-live, refreshed every `ttl / 3` while raised (default 15 s).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The signal it raises.
+    pub fn signal(&self) -> &str {
+        &self.signal
+    }
+
+    pub(super) fn validate(&self) -> Result<(), PolicyError> {
+        if self.max == 0 {
+            return Err(PolicyError::new("adaptive", "max", "0", "1 or more"));
+        }
+        for (field, value) in [("window", Some(self.window)), ("ttl", Some(self.ttl))]
+            .into_iter()
+            .chain([("slow_after", self.slow_after)])
+        {
+            if value.is_some_and(|v| v.is_zero()) {
+                return Err(PolicyError::new("adaptive", field, "0", "a positive duration"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The AIMD state.
+#[derive(Debug)]
+pub(super) struct Limit {
+    config: Adaptive,
+    limit: u32,
+    window_ends: Instant,
+    bad: u32,
+    calls: u32,
+    saturated: bool,
+}
+
+impl Limit {
+    pub(super) fn new(config: Adaptive, now: Instant) -> Self {
+        Self {
+            limit: config.max,
+            window_ends: now + config.window,
+            bad: 0,
+            calls: 0,
+            saturated: false,
+            config,
+        }
+    }
+
+    pub(super) fn config(&self) -> &Adaptive {
+        &self.config
+    }
+
+    pub(super) fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The published level: `limit / max`.
+    pub(super) fn level(&self) -> Level {
+        let per_mille = u64::from(self.limit) * 1000 / u64::from(self.config.max);
+        Level::from_per_mille(u16::try_from(per_mille).unwrap_or(1000))
+    }
+
+    pub(super) fn observe(&mut self, failed: bool, elapsed: Duration) {
+        let slow = self.config.slow_after.is_some_and(|s| elapsed > s);
+        self.calls = self.calls.saturating_add(1);
+        self.bad = self.bad.saturating_add(u32::from(failed || slow));
+    }
+
+    /// The worker had work it could not start for lack of room under the limit.
+    pub(super) fn saturate(&mut self) {
+        self.saturated = true;
+    }
+
+    pub(super) fn next_deadline(&self) -> Instant {
+        self.window_ends
+    }
+
+    /// Judges every window that ended by `now`; returns the old limit if it changed.
+    pub(super) fn tick(&mut self, now: Instant) -> Option<u32> {
+        let before = self.limit;
+        while self.window_ends <= now {
+            if self.bad > 0 {
+                self.limit = ((f64::from(self.limit) * 0.9) as u32).max(1);
+            } else if self.saturated {
+                self.limit = (self.limit + 1).min(self.config.max);
+            }
+            self.bad = 0;
+            self.calls = 0;
+            self.saturated = false;
+            self.window_ends += self.config.window;
+        }
+        (self.limit != before).then_some(before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_windows_shrink_by_a_tenth_and_a_saturated_healthy_one_adds_one() {
+        let start = Instant::now();
+        let mut limit = Limit::new(Adaptive::new("s", 10), start);
+        let mut seen = vec![limit.limit()];
+        for _ in 0..3 {
+            limit.observe(true, Duration::ZERO);
+            let end = limit.next_deadline();
+            limit.tick(end);
+            seen.push(limit.limit());
+        }
+        assert_eq!(seen, [10, 9, 8, 7]);
+        assert_eq!(limit.level().per_mille(), 700);
+
+        // A healthy window that was not saturated keeps the limit.
+        limit.observe(false, Duration::ZERO);
+        assert_eq!(limit.tick(limit.next_deadline()), None);
+        // A saturated healthy window adds one.
+        limit.saturate();
+        assert_eq!(limit.tick(limit.next_deadline()), Some(7));
+        assert_eq!(limit.limit(), 8);
+    }
+
+    #[test]
+    fn the_limit_stays_between_one_and_max() {
+        let start = Instant::now();
+        let mut limit = Limit::new(Adaptive::new("s", 2), start);
+        for _ in 0..5 {
+            limit.observe(true, Duration::ZERO);
+            limit.tick(limit.next_deadline());
+        }
+        assert_eq!(limit.limit(), 1);
+        for _ in 0..5 {
+            limit.saturate();
+            limit.tick(limit.next_deadline());
+        }
+        assert_eq!(limit.limit(), 2);
+    }
+}

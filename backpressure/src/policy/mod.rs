@@ -1,0 +1,183 @@
+//! Health policies: signals that raise themselves.
+//!
+//! A policy watches its worker's own outcomes and turns its verdict into a signal on the
+//! worker's sink, keyed by the worker's name and raised with a time-to-live it keeps
+//! refreshing. Every coordinator that defers on that signal backs off together — in this
+//! process, and in every process sharing the sink. Per-client breakers (resilience4j, Polly,
+//! failsafe, Envoy's adaptive concurrency) each protect one client; here the verdict is
+//! published.
+//!
+//! * [`Breaker::error_rate`] and [`Breaker::slow_call`]: a circuit breaker over a sliding
+//!   window, with half-open probes reserved to the owning worker.
+//! * [`Adaptive`]: an AIMD concurrency limit published as a [`Level`](crate::Level).
+//!
+//! Attach them with [`CoordinatorBuilder::policy`](crate::CoordinatorBuilder::policy); see
+//! their current state with [`Coordinator::policies`](crate::Coordinator::policies); every
+//! state change is a [`SignalEventKind::PolicyChanged`](crate::SignalEventKind::PolicyChanged)
+//! event on the sink's subscription and an INFO `tracing` event.
+
+mod adaptive;
+mod breaker;
+mod driver;
+mod window;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use adaptive::Adaptive;
+pub use breaker::{Breaker, BreakerState, Reason};
+pub(crate) use driver::{held_only_by, Host, Policies};
+pub use window::WindowCounts;
+
+/// A health policy of a worker; see the [module docs](self).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Policy {
+    /// A circuit breaker ([`Breaker::error_rate`] or [`Breaker::slow_call`]).
+    Breaker(Breaker),
+    /// An adaptive limit.
+    Adaptive(Adaptive),
+}
+
+impl Policy {
+    /// The signal the policy raises.
+    pub fn signal(&self) -> &str {
+        match self {
+            Policy::Breaker(b) => b.signal(),
+            Policy::Adaptive(a) => a.signal(),
+        }
+    }
+
+    /// The policy's name as written in configuration: `error_rate`, `slow_call` or
+    /// `adaptive`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Policy::Breaker(b) if b.slow_after.is_some() => "slow_call",
+            Policy::Breaker(_) => "error_rate",
+            Policy::Adaptive(_) => "adaptive",
+        }
+    }
+
+    /// Checks every value and the signal name.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] naming the policy, the field, the value and what is allowed.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if let Err(err) = backpressure_pattern::validate_name(self.signal()) {
+            return Err(PolicyError::new(
+                self.kind(),
+                "signal",
+                self.signal(),
+                &err.to_string(),
+            ));
+        }
+        match self {
+            Policy::Breaker(b) => b.validate(),
+            Policy::Adaptive(a) => a.validate(),
+        }
+    }
+}
+
+impl From<Breaker> for Policy {
+    fn from(breaker: Breaker) -> Self {
+        Policy::Breaker(breaker)
+    }
+}
+
+impl From<Adaptive> for Policy {
+    fn from(adaptive: Adaptive) -> Self {
+        Policy::Adaptive(adaptive)
+    }
+}
+
+/// A policy value outside its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{policy}` policy: `{field}` = {value} (allowed: {allowed})")]
+pub struct PolicyError {
+    /// The policy: `error_rate`, `slow_call` or `adaptive`.
+    pub policy: &'static str,
+    /// The field that is wrong.
+    pub field: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is allowed.
+    pub allowed: String,
+}
+
+impl PolicyError {
+    pub(crate) fn new(policy: &'static str, field: &'static str, value: &str, allowed: &str) -> Self {
+        Self {
+            policy,
+            field,
+            value: value.to_owned(),
+            allowed: allowed.to_owned(),
+        }
+    }
+}
+
+/// A policy's state, as shown in events and [`PolicyInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyState {
+    /// A breaker's state.
+    Breaker(BreakerState),
+    /// An adaptive policy's current limit (out of its `max`).
+    Limit(u32),
+}
+
+impl fmt::Display for PolicyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyState::Breaker(BreakerState::Closed) => f.write_str("closed"),
+            PolicyState::Breaker(BreakerState::Open) => f.write_str("open"),
+            PolicyState::Breaker(BreakerState::HalfOpen) => f.write_str("half-open"),
+            PolicyState::Limit(limit) => write!(f, "limit {limit}"),
+        }
+    }
+}
+
+/// Why a policy changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeReason {
+    /// A breaker's reason.
+    Breaker(Reason),
+    /// An adaptive window ended with failures or slow calls.
+    BadWindow,
+    /// An adaptive window ended saturated and healthy.
+    SaturatedWindow,
+}
+
+/// One state change of a policy, carried by
+/// [`SignalEventKind::PolicyChanged`](crate::SignalEventKind::PolicyChanged) events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyChange {
+    /// `error_rate`, `slow_call` or `adaptive`.
+    pub policy: &'static str,
+    /// The state before.
+    pub from: PolicyState,
+    /// The state after.
+    pub to: PolicyState,
+    /// Why.
+    pub reason: ChangeReason,
+    /// The window's counts at the change.
+    pub counts: WindowCounts,
+}
+
+/// A policy's current state, for [`Coordinator::policies`](crate::Coordinator::policies).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyInfo {
+    /// `error_rate`, `slow_call` or `adaptive`.
+    pub policy: &'static str,
+    /// The signal it raises.
+    pub signal: String,
+    /// Its state.
+    pub state: PolicyState,
+    /// The counts of its current window.
+    pub counts: WindowCounts,
+    /// How long until its next timed transition (open → half-open, a probe timeout, the end
+    /// of an adaptive window), if one is scheduled.
+    #[serde(with = "humantime_serde")]
+    pub next_transition_in: Option<Duration>,
+}
