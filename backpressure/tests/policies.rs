@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::{
-    Adaptive, Breaker, BreakerState, Coordinator, MaxDefer, PolicyState, Sink, SignalEventKind, Stats,
-    WorkContext,
+    Adaptive, Breaker, BreakerState, Coordinator, MaxDefer, PolicyState, SignalEventKind, Sink,
+    Stats, WorkContext,
 };
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -99,10 +99,16 @@ async fn the_twentieth_failure_opens_the_breaker_and_holds_a_peer() {
 
     run(&mailer, &[Call::Fail; 19]).await;
     assert_eq!(stats(&mailer).failed, 19);
-    assert!(!sink.is_raised("backpressure.smtp"), "19 failures stay closed");
+    assert!(
+        !sink.is_raised("backpressure.smtp"),
+        "19 failures stay closed"
+    );
 
     run(&mailer, &[Call::Fail]).await;
-    assert_eq!(breaker_state(&mailer), PolicyState::Breaker(BreakerState::Open));
+    assert_eq!(
+        breaker_state(&mailer),
+        PolicyState::Breaker(BreakerState::Open)
+    );
     let entry = &sink.snapshot()[0];
     assert_eq!(
         (entry.name.as_ref(), entry.key.as_deref()),
@@ -128,7 +134,10 @@ async fn old_failures_slide_out_of_the_window() {
 /// Opens the mailer's breaker with 20 failures.
 async fn open(mailer: &Worker) {
     run(mailer, &[Call::Fail; 20]).await;
-    assert_eq!(breaker_state(mailer), PolicyState::Breaker(BreakerState::Open));
+    assert_eq!(
+        breaker_state(mailer),
+        PolicyState::Breaker(BreakerState::Open)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -146,17 +155,27 @@ async fn half_open_probes_run_on_the_owner_only_and_their_success_releases_every
 
     tokio::time::advance(Duration::from_millis(1)).await;
     settle().await;
-    assert_eq!(breaker_state(&mailer), PolicyState::Breaker(BreakerState::HalfOpen));
+    assert_eq!(
+        breaker_state(&mailer),
+        PolicyState::Breaker(BreakerState::HalfOpen)
+    );
     assert_eq!((stats(&mailer).active, stats(&mailer).queued), (3, 2));
     assert_eq!(stats(&peer).completed, 0, "the peer keeps holding");
 
     // Three probe successes retract the signal: the peer starts in the same tick.
     mailer.release.add_permits(3);
     settle().await;
-    assert_eq!(breaker_state(&mailer), PolicyState::Breaker(BreakerState::Closed));
+    assert_eq!(
+        breaker_state(&mailer),
+        PolicyState::Breaker(BreakerState::Closed)
+    );
     assert!(!sink.is_raised("backpressure.smtp"));
     assert_eq!(stats(&peer).completed, 5);
-    assert_eq!(stats(&mailer).active, 2, "the rest of the owner's queue starts too");
+    assert_eq!(
+        stats(&mailer).active,
+        2,
+        "the rest of the owner's queue starts too"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,10 +190,16 @@ async fn a_probe_that_never_returns_reopens_at_probe_timeout() {
 
     tokio::time::advance(Duration::from_millis(9_999)).await;
     settle().await;
-    assert_eq!(breaker_state(&mailer), PolicyState::Breaker(BreakerState::HalfOpen));
+    assert_eq!(
+        breaker_state(&mailer),
+        PolicyState::Breaker(BreakerState::HalfOpen)
+    );
     tokio::time::advance(Duration::from_millis(1)).await;
     settle().await;
-    assert_eq!(breaker_state(&mailer), PolicyState::Breaker(BreakerState::Open));
+    assert_eq!(
+        breaker_state(&mailer),
+        PolicyState::Breaker(BreakerState::Open)
+    );
     // Reopened for twice as long.
     let next = mailer.coordinator.policies()[0].next_transition_in;
     assert_eq!(next, Some(Duration::from_secs(60)));
@@ -199,7 +224,12 @@ async fn failing_probes_double_the_open_period_up_to_the_cap() {
 #[tokio::test(start_paused = true)]
 async fn a_dead_owner_leaves_its_signal_until_the_ttl_not_after() {
     let sink = Sink::new();
-    let mailer = worker(&sink, "mailer", 1, Some(breaker().ttl(Duration::from_secs(15))));
+    let mailer = worker(
+        &sink,
+        "mailer",
+        1,
+        Some(breaker().ttl(Duration::from_secs(15))),
+    );
     open(&mailer).await;
     // Refreshed while the owner lives: still raised long after one TTL.
     tokio::time::advance(Duration::from_secs(20)).await;
@@ -329,5 +359,9 @@ fn bad_policy_values_are_typed_build_errors() {
         .policy(Adaptive::new("bad name!", 4))
         .build(|_, _| async {})
         .unwrap_err();
-    assert!(err.to_string().starts_with("invalid `adaptive` policy: `signal`"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("invalid `adaptive` policy: `signal`"),
+        "{err}"
+    );
 }

@@ -92,7 +92,6 @@ impl Gate {
         self.paused.store(paused, Ordering::SeqCst);
     }
 
-
     /// Whether items that would start must be skipped instead.
     pub(super) fn cancels(&self) -> bool {
         self.cancel.as_ref().is_some_and(WatchHandle::is_active)

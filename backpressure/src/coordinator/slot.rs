@@ -57,7 +57,9 @@ where
                     // Work cut short by shutdown says nothing about the downstream's health.
                     if !shared.context.token.is_cancelled() {
                         let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
-                        shared.policies.observe(queued.id, failed, started.elapsed());
+                        shared
+                            .policies
+                            .observe(queued.id, failed, started.elapsed());
                     }
                     outcome
                 }

@@ -14,9 +14,9 @@ use tokio::time::Instant;
 use super::config::CoordinatorConfig;
 use super::context::ContextShared;
 use super::gate::{Answer, Gate};
-use crate::policy::{held_only_by, Host, Policies};
 use super::stats::Stats;
 use crate::error::TryEnqueueError;
+use crate::policy::{held_only_by, Host, Policies};
 use crate::sync::{lock, Epoch, IdleSlots, Mutex, MutexGuard};
 
 /// Callback that receives items skipped by `cancel_on`.

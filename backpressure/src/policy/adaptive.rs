@@ -87,7 +87,12 @@ impl Adaptive {
             .chain([("slow_after", self.slow_after)])
         {
             if value.is_some_and(|v| v.is_zero()) {
-                return Err(PolicyError::new("adaptive", field, "0", "a positive duration"));
+                return Err(PolicyError::new(
+                    "adaptive",
+                    field,
+                    "0",
+                    "a positive duration",
+                ));
             }
         }
         Ok(())

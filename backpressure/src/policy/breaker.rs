@@ -189,11 +189,21 @@ impl Breaker {
         }
         if !(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0) {
             let value = self.failure_ratio.to_string();
-            return Err(PolicyError::new(policy, "failure_ratio", &value, "a number in (0, 1]"));
+            return Err(PolicyError::new(
+                policy,
+                "failure_ratio",
+                &value,
+                "a number in (0, 1]",
+            ));
         }
         if !(0.0..1.0).contains(&self.jitter) {
             let value = self.jitter.to_string();
-            return Err(PolicyError::new(policy, "jitter", &value, "a number in [0, 1)"));
+            return Err(PolicyError::new(
+                policy,
+                "jitter",
+                &value,
+                "a number in [0, 1)",
+            ));
         }
         let at_least_one = |field, value: u32| {
             if value == 0 {
@@ -261,9 +271,17 @@ pub(super) struct Change {
 
 #[derive(Debug)]
 enum Phase {
-    Closed { since: Instant },
-    Open { until: Instant },
-    HalfOpen { probes: Vec<(u64, Instant)>, started: u32, succeeded: u32 },
+    Closed {
+        since: Instant,
+    },
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        probes: Vec<(u64, Instant)>,
+        started: u32,
+        succeeded: u32,
+    },
 }
 
 /// A breaker's state machine.
@@ -381,10 +399,7 @@ impl Machine {
     }
 
     fn reopen(&mut self, reason: Reason, now: Instant) -> Change {
-        self.backoff = self
-            .backoff
-            .saturating_mul(2)
-            .min(self.config.max_open_for);
+        self.backoff = self.backoff.saturating_mul(2).min(self.config.max_open_for);
         self.open(BreakerState::HalfOpen, reason, now)
     }
 
@@ -469,8 +484,17 @@ mod tests {
             assert_eq!(m.observe(id, true, now), None);
         }
         let change = m.observe(19, true, now).unwrap();
-        assert_eq!((change.to, change.reason), (BreakerState::Open, Reason::FailureRatio));
-        assert_eq!(change.counts, WindowCounts { calls: 20, failures: 20 });
+        assert_eq!(
+            (change.to, change.reason),
+            (BreakerState::Open, Reason::FailureRatio)
+        );
+        assert_eq!(
+            change.counts,
+            WindowCounts {
+                calls: 20,
+                failures: 20
+            }
+        );
     }
 
     #[test]
@@ -480,7 +504,11 @@ mod tests {
             assert_eq!(m.observe(id, false, now), None);
         }
         for id in 11..20 {
-            assert_eq!(m.observe(id, true, now), None, "9 of 20 failing stays closed");
+            assert_eq!(
+                m.observe(id, true, now),
+                None,
+                "9 of 20 failing stays closed"
+            );
         }
         let (mut m2, now2) = machine(Breaker::error_rate("s"));
         for id in 0..10 {
@@ -504,7 +532,10 @@ mod tests {
             now = deadline;
             assert_eq!(m.tick(now).unwrap().to, BreakerState::HalfOpen);
             assert!(m.try_probe(id, now));
-            assert_eq!(m.observe(id, true, now).unwrap().reason, Reason::ProbeFailed);
+            assert_eq!(
+                m.observe(id, true, now).unwrap().reason,
+                Reason::ProbeFailed
+            );
         }
         assert_eq!(periods, [30, 60, 120, 240, 300, 300]);
     }
@@ -519,10 +550,16 @@ mod tests {
         let half_open_at = m.next_deadline().unwrap();
         m.tick(half_open_at).unwrap();
         assert!(m.try_probe(1, half_open_at));
-        assert_eq!(m.next_deadline(), Some(half_open_at + Duration::from_secs(5)));
+        assert_eq!(
+            m.next_deadline(),
+            Some(half_open_at + Duration::from_secs(5))
+        );
         assert_eq!(m.tick(half_open_at + Duration::from_secs(4)), None);
         let change = m.tick(half_open_at + Duration::from_secs(5)).unwrap();
-        assert_eq!((change.to, change.reason), (BreakerState::Open, Reason::ProbeTimedOut));
+        assert_eq!(
+            (change.to, change.reason),
+            (BreakerState::Open, Reason::ProbeTimedOut)
+        );
     }
 
     #[test]
@@ -538,17 +575,25 @@ mod tests {
         assert_eq!(m.observe(1, false, at), None);
         assert_eq!(m.observe(2, false, at), None);
         let change = m.observe(3, false, at).unwrap();
-        assert_eq!((change.to, change.reason), (BreakerState::Closed, Reason::ProbesSucceeded));
+        assert_eq!(
+            (change.to, change.reason),
+            (BreakerState::Closed, Reason::ProbesSucceeded)
+        );
     }
 
     #[test]
     fn bad_values_name_the_policy_and_field() {
-        let err = Breaker::error_rate("s").failure_ratio(0.0).validate().unwrap_err();
+        let err = Breaker::error_rate("s")
+            .failure_ratio(0.0)
+            .validate()
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid `error_rate` policy: `failure_ratio` = 0 (allowed: a number in (0, 1])"
         );
-        let err = Breaker::slow_call("s", Duration::ZERO).validate().unwrap_err();
+        let err = Breaker::slow_call("s", Duration::ZERO)
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("`slow_after` = 0"), "{err}");
         assert!(Breaker::error_rate("s").validate().is_ok());
     }

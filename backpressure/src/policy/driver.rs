@@ -59,7 +59,11 @@ enum Effect {
 
 impl Policies {
     /// Checks and prepares `policies` for the worker `owner` on `sink`.
-    pub(crate) fn new(policies: Vec<Policy>, sink: &Sink, owner: &str) -> Result<Self, PolicyError> {
+    pub(crate) fn new(
+        policies: Vec<Policy>,
+        sink: &Sink,
+        owner: &str,
+    ) -> Result<Self, PolicyError> {
         let now = Instant::now();
         let owner: Arc<str> = owner.into();
         let mut cells = Vec::with_capacity(policies.len());
@@ -210,13 +214,16 @@ impl Cell {
     /// Reports a breaker's change; returns what it does to the signal.
     fn breaker_changed(&self, machine: &Machine, change: Change) -> Effect {
         let signal = &machine.config().signal;
-        self.report(PolicyChange {
-            policy: breaker_kind(machine),
-            from: PolicyState::Breaker(change.from),
-            to: PolicyState::Breaker(change.to),
-            reason: ChangeReason::Breaker(change.reason),
-            counts: change.counts,
-        }, signal);
+        self.report(
+            PolicyChange {
+                policy: breaker_kind(machine),
+                from: PolicyState::Breaker(change.from),
+                to: PolicyState::Breaker(change.to),
+                reason: ChangeReason::Breaker(change.reason),
+                counts: change.counts,
+            },
+            signal,
+        );
         match change.to {
             BreakerState::Closed => Effect::Retract,
             BreakerState::Open | BreakerState::HalfOpen => Effect::Raise(Level::STOP),
@@ -346,7 +353,11 @@ async fn drive(cell: Arc<Cell>, host: Weak<dyn Host>) {
         let (effect, wake_slots, next) = {
             let mut state = lock(&cell.state);
             let (effect, wake_slots, next) = state.tick(&cell, now);
-            (effect.map(|effect| state.apply(effect, now)), wake_slots, next)
+            (
+                effect.map(|effect| state.apply(effect, now)),
+                wake_slots,
+                next,
+            )
         };
         if let Some(effect) = effect {
             cell.perform(effect);

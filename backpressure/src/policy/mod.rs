@@ -106,7 +106,12 @@ pub struct PolicyError {
 }
 
 impl PolicyError {
-    pub(crate) fn new(policy: &'static str, field: &'static str, value: &str, allowed: &str) -> Self {
+    pub(crate) fn new(
+        policy: &'static str,
+        field: &'static str,
+        value: &str,
+        allowed: &str,
+    ) -> Self {
         Self {
             policy,
             field,

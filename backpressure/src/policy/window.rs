@@ -101,14 +101,23 @@ mod tests {
         window.record(false, start + Duration::from_secs(10));
         assert_eq!(
             window.counts(start + Duration::from_secs(29)),
-            WindowCounts { calls: 6, failures: 5 }
+            WindowCounts {
+                calls: 6,
+                failures: 5
+            }
         );
         // The first bucket has left the 30 s window, the second not yet.
         assert_eq!(
             window.counts(start + Duration::from_secs(30)),
-            WindowCounts { calls: 1, failures: 0 }
+            WindowCounts {
+                calls: 1,
+                failures: 0
+            }
         );
-        assert_eq!(window.counts(start + Duration::from_secs(40)), WindowCounts::default());
+        assert_eq!(
+            window.counts(start + Duration::from_secs(40)),
+            WindowCounts::default()
+        );
     }
 
     #[test]

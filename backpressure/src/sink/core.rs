@@ -225,7 +225,16 @@ impl Sink {
         let has_deadline = {
             let mut state = lock(&self.shared.state);
             self.shared.expire_locked(&mut state, now);
-            state.raise(&self.shared.events, Raise { name, key, ttl, level }, now)
+            state.raise(
+                &self.shared.events,
+                Raise {
+                    name,
+                    key,
+                    ttl,
+                    level,
+                },
+                now,
+            )
         };
         if has_deadline {
             ensure_reaper(&self.shared);
@@ -510,7 +519,14 @@ impl State {
         match previous {
             None => emit(events, SignalEventKind::Raised, &name, &key, level, now),
             Some(old) if old != level => {
-                emit(events, SignalEventKind::LevelChanged, &name, &key, level, now);
+                emit(
+                    events,
+                    SignalEventKind::LevelChanged,
+                    &name,
+                    &key,
+                    level,
+                    now,
+                );
             }
             Some(_) => {}
         }

@@ -75,7 +75,11 @@ pub(super) struct WatchEntry {
 }
 
 impl WatchEntry {
-    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>, levels: BTreeMap<Level, usize>) -> Self {
+    pub(super) fn new(
+        watch: Arc<Watch>,
+        listener: Arc<Notify>,
+        levels: BTreeMap<Level, usize>,
+    ) -> Self {
         Self {
             watch,
             listeners: vec![listener],
