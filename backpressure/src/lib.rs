@@ -90,8 +90,8 @@ pub mod __private;
 pub mod config_file;
 mod coordinator;
 mod error;
-mod registry;
 pub mod policy;
+mod registry;
 mod sink;
 mod sync;
 #[cfg(feature = "tower")]
@@ -110,8 +110,8 @@ pub use policy::{
     PolicyState, Reason, WindowCounts,
 };
 pub use sink::{
-    sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind, Sink,
-    Subscription,
+    sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind,
+    Sink, Subscription,
 };
 pub use tokio_util::sync::CancellationToken;
 
