@@ -3,25 +3,13 @@
 //! Parsing only checks the *shape* of the arguments: known keys, no duplicates, a value of the
 //! right literal kind. Whether the values make sense (`concurrency = 0`, a bad pattern, a
 //! malformed duration, two keys that exclude each other) is decided by [`crate::validate`].
+//! The keys, their kinds and examples come from `backpressure_pattern::options`.
 
+use backpressure_pattern::options::{self, Key, Kind, KEYS};
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr};
-
-/// Every key the attribute accepts, in the order the docs list them.
-pub(crate) const KEYS: &[&str] = &[
-    "sink",
-    "concurrency",
-    "defer_on",
-    "resume_on",
-    "cancel_on",
-    "capacity",
-    "defer_check_interval",
-    "max_defer_attempts",
-    "max_defer",
-    "name",
-];
 
 /// One or more pattern strings: `defer_on = "a.*"` or `defer_on = ["a.*", "b"]`.
 pub(crate) struct Patterns {
@@ -30,92 +18,90 @@ pub(crate) struct Patterns {
     pub(crate) items: Vec<LitStr>,
 }
 
-/// A value together with the key that introduced it.
-pub(crate) struct Arg<V> {
-    pub(crate) key: Ident,
-    pub(crate) value: V,
-    /// Position among the attribute's arguments, to tell which of two keys came second.
-    pub(crate) order: usize,
+/// A value as written, of the literal kind its key's [`Kind`] asks for.
+pub(crate) enum Value {
+    Str(LitStr),
+    Int(LitInt),
+    Patterns(Patterns),
 }
 
-/// The attribute's arguments as written.
+/// A value together with the key that introduced it.
+pub(crate) struct Arg {
+    pub(crate) key: &'static Key,
+    pub(crate) ident: Ident,
+    pub(crate) value: Value,
+}
+
+impl Arg {
+    /// The span of the whole value.
+    pub(crate) fn span(&self) -> Span {
+        match &self.value {
+            Value::Str(lit) => lit.span(),
+            Value::Int(lit) => lit.span(),
+            Value::Patterns(patterns) => patterns.span,
+        }
+    }
+}
+
+/// The attribute's arguments as written, in order.
 #[derive(Default)]
 pub(crate) struct RawArgs {
-    pub(crate) sink: Option<Arg<LitStr>>,
-    pub(crate) concurrency: Option<Arg<LitInt>>,
-    pub(crate) defer_on: Option<Arg<Patterns>>,
-    pub(crate) resume_on: Option<Arg<Patterns>>,
-    pub(crate) cancel_on: Option<Arg<Patterns>>,
-    pub(crate) capacity: Option<Arg<LitInt>>,
-    pub(crate) defer_check_interval: Option<Arg<LitStr>>,
-    pub(crate) max_defer_attempts: Option<Arg<LitInt>>,
-    pub(crate) max_defer: Option<Arg<LitStr>>,
-    pub(crate) name: Option<Arg<LitStr>>,
-    seen: usize,
+    args: Vec<Arg>,
 }
 
 impl RawArgs {
     /// Parses one `key = value` pair; meant for [`syn::meta::parser`].
     pub(crate) fn parse(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
-        let key = match meta.path.get_ident() {
-            Some(ident) => ident.clone(),
-            None => {
-                return Err(syn::Error::new_spanned(
-                    &meta.path,
-                    format!(
-                        "expected a key such as `sink`; valid keys are {}",
-                        key_list()
-                    ),
-                ))
-            }
+        let Some(ident) = meta.path.get_ident().cloned() else {
+            return Err(syn::Error::new_spanned(
+                &meta.path,
+                format!(
+                    "expected a key such as `sink`; valid keys are {}",
+                    key_list()
+                ),
+            ));
         };
-        let name = key.to_string();
-        let key = (key, self.seen);
-        self.seen += 1;
-        match name.as_str() {
-            "sink" => set(&mut self.sink, key, str_value(&meta, &name)?),
-            "concurrency" => set(&mut self.concurrency, key, int_value(&meta, &name)?),
-            "defer_on" => set(&mut self.defer_on, key, patterns_value(&meta, &name)?),
-            "resume_on" => set(&mut self.resume_on, key, patterns_value(&meta, &name)?),
-            "cancel_on" => set(&mut self.cancel_on, key, patterns_value(&meta, &name)?),
-            "capacity" => set(&mut self.capacity, key, int_value(&meta, &name)?),
-            "defer_check_interval" => set(
-                &mut self.defer_check_interval,
-                key,
-                str_value(&meta, &name)?,
-            ),
-            "max_defer_attempts" => {
-                set(&mut self.max_defer_attempts, key, int_value(&meta, &name)?)
-            }
-            "max_defer" => set(&mut self.max_defer, key, str_value(&meta, &name)?),
-            "name" => set(&mut self.name, key, str_value(&meta, &name)?),
-            _ => Err(unknown_key(&key.0, &name)),
+        let name = ident.to_string();
+        let Some(key) = options::key(&name) else {
+            return Err(unknown_key(&ident, &name));
+        };
+        let value = match key.kind {
+            Kind::Count | Kind::Attempts => Value::Int(int_value(&meta, key)?),
+            Kind::Patterns => Value::Patterns(patterns_value(&meta, key)?),
+            _ => Value::Str(str_value(&meta, key)?),
+        };
+        if self.get(key).is_some() {
+            return Err(syn::Error::new(
+                ident.span(),
+                format!("`{ident}` specified more than once"),
+            ));
         }
+        self.args.push(Arg { key, ident, value });
+        Ok(())
     }
-}
 
-fn set<V>(slot: &mut Option<Arg<V>>, (key, order): (Ident, usize), value: V) -> syn::Result<()> {
-    if slot.is_some() {
-        return Err(syn::Error::new(
-            key.span(),
-            format!("`{key}` specified more than once"),
-        ));
+    /// The value given for `key`, if any.
+    pub(crate) fn get(&self, key: &Key) -> Option<&Arg> {
+        self.args.iter().find(|arg| arg.key.name == key.name)
     }
-    *slot = Some(Arg { key, value, order });
-    Ok(())
+
+    /// Of two given keys, the one written second.
+    pub(crate) fn second(&self, a: &Key, b: &Key) -> Option<&Arg> {
+        self.args
+            .iter()
+            .filter(|arg| arg.key.name == a.name || arg.key.name == b.name)
+            .nth(1)
+    }
 }
 
 fn key_list() -> String {
-    KEYS.iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    options::list(KEYS.iter().map(|key| key.name))
 }
 
 fn unknown_key(key: &Ident, name: &str) -> syn::Error {
     let suggestion = KEYS
         .iter()
-        .map(|k| (distance(name, k), *k))
+        .map(|k| (distance(name, k.name), k.name))
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| format!(" (did you mean `{k}`?)"))
@@ -150,98 +136,72 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// Reads `= <expr>`, or explains how to write the value when `=` is missing.
-fn value_expr(meta: &ParseNestedMeta<'_>, key: &str, example: &str) -> syn::Result<Expr> {
+fn value_expr(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<Expr> {
     if !meta.input.peek(syn::Token![=]) {
         return Err(syn::Error::new_spanned(
             &meta.path,
-            format!("missing value for `{key}`: write `{key} = {example}`"),
+            format!(
+                "missing value for `{0}`: write `{0} = {1}`",
+                key.name, key.example
+            ),
         ));
     }
     meta.value()?.parse::<Expr>()
 }
 
-fn example(key: &str) -> &'static str {
-    match key {
-        "sink" => "\"main\"",
-        "concurrency" => "4",
-        "capacity" => "200",
-        "defer_on" => "\"backpressure.*\"",
-        "resume_on" => "\"backpressure.resume\"",
-        "cancel_on" => "\"backpressure.cancel\"",
-        "defer_check_interval" => "\"50ms\"",
-        "max_defer_attempts" => "200",
-        "max_defer" => "\"10s\"",
-        _ => "\"my_app::worker\"",
-    }
-}
-
-fn str_value(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<LitStr> {
-    let expr = value_expr(meta, key, example(key))?;
-    match expr {
+fn str_value(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<LitStr> {
+    match value_expr(meta, key)? {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => Ok(s),
-        other => Err(syn::Error::new(
-            other.span(),
-            format!(
-                "expected a string literal for `{key}`, as in `{key} = {}`",
-                example(key)
-            ),
-        )),
+        other => Err(wrong_type(other.span(), "a string literal", key)),
     }
 }
 
-fn int_value(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<LitInt> {
-    let expr = value_expr(meta, key, example(key))?;
-    match expr {
+fn int_value(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<LitInt> {
+    match value_expr(meta, key)? {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
         }) => Ok(i),
-        other => Err(syn::Error::new(
-            other.span(),
-            format!(
-                "expected a positive integer literal for `{key}`, as in `{key} = {}`",
-                example(key)
-            ),
-        )),
+        other => Err(wrong_type(other.span(), "a positive integer literal", key)),
     }
 }
 
-fn patterns_value(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<Patterns> {
-    let expr = value_expr(meta, key, example(key))?;
+fn wrong_type(span: Span, expected: &str, key: &Key) -> syn::Error {
+    syn::Error::new(
+        span,
+        format!(
+            "expected {expected} for `{0}`, as in `{0} = {1}`",
+            key.name, key.example
+        ),
+    )
+}
+
+fn patterns_value(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<Patterns> {
+    let expr = value_expr(meta, key)?;
     let span = expr.span();
-    let wrong = |span: Span| {
-        syn::Error::new(
-            span,
-            format!(
-                "expected a pattern string or a list of pattern strings for `{key}`, \
-                 as in `{key} = {}` or `{key} = [\"a.*\", \"b.*\"]`",
-                example(key)
-            ),
-        )
+    let wrong = |span| {
+        let one = wrong_type(span, "a pattern string or a list of pattern strings", key);
+        let list = format!("{one} or `{} = [\"a.*\", \"b.*\"]`", key.name);
+        syn::Error::new(span, list)
     };
-    match expr {
+    let items = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => Ok(Patterns {
-            span,
-            items: vec![s],
-        }),
-        Expr::Array(array) => {
-            let items = array
-                .elems
-                .into_iter()
-                .map(|elem| match elem {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Str(s), ..
-                    }) => Ok(s),
-                    other => Err(wrong(other.span())),
-                })
-                .collect::<syn::Result<Vec<_>>>()?;
-            Ok(Patterns { span, items })
-        }
-        other => Err(wrong(other.span())),
-    }
+        }) => vec![s],
+        Expr::Array(array) => array
+            .elems
+            .into_iter()
+            .map(|elem| match elem {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => Ok(s),
+                other => Err(wrong(other.span())),
+            })
+            .collect::<syn::Result<Vec<_>>>()?,
+        other => return Err(wrong(other.span())),
+    };
+    Ok(Patterns { span, items })
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
-use crate::validate::{Config, Handler, MaxDefer, Shape};
+use backpressure_pattern::options::MaxDefer;
+
+use crate::validate::{Config, Handler, Shape};
 
 /// On a config error: the untouched function plus the error, so nothing else cascades.
 pub(crate) fn fallback(function: &TokenStream, error: syn::Error) -> TokenStream {
@@ -22,79 +24,25 @@ pub(crate) fn fallback(function: &TokenStream, error: syn::Error) -> TokenStream
 }
 
 pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> TokenStream {
-    let private = quote!(::backpressure::__private);
     let vis = &function.vis;
     let ident = &function.sig.ident;
     let item_ty = &handler.item;
     let alias = format_ident!("__backpressure_item_{}", ident);
-
+    let doc = format!(
+        "The `#[backpressure_worker]` generated API of [`{ident}`](fn@{ident}).\n\n\
+         Call `backpressure::start()` inside a tokio runtime first; before that, \
+         [`enqueue`] and [`try_enqueue`] hand the item back in an error."
+    );
     let name = match &config.name {
         Some(name) => quote!(#name),
         // Inside the generated module, `module_path!()` is the function's module path followed
         // by the function's name: exactly the default worker name.
         None => quote!(::core::module_path!()),
     };
-    let opt_str = |value: &Option<String>| match value {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
-    };
-    let sink = opt_str(&config.sink);
-    let defer_on = opt_str(&config.defer_on);
-    let resume_on = opt_str(&config.resume_on);
-    let cancel_on = opt_str(&config.cancel_on);
-    let opt_usize = |value: Option<std::num::NonZeroUsize>| match value {
-        Some(n) => {
-            let n = n.get();
-            quote!(::core::option::Option::Some(#n))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let concurrency = opt_usize(config.concurrency);
-    let capacity = opt_usize(config.capacity);
-    let defer_check_interval = match config.defer_check_interval {
-        Some(d) => {
-            let d = duration(d);
-            quote!(::core::option::Option::Some(#d))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let max_defer = match &config.max_defer {
-        Some(MaxDefer::Attempts(n)) => {
-            quote!(::core::option::Option::Some(::backpressure::MaxDefer::Attempts(#n)))
-        }
-        Some(MaxDefer::After(d)) => {
-            let d = duration(*d);
-            quote!(::core::option::Option::Some(::backpressure::MaxDefer::After(#d)))
-        }
-        Some(MaxDefer::Never) => {
-            quote!(::core::option::Option::Some(
-                ::backpressure::MaxDefer::Never
-            ))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-
-    let call = match handler.shape {
-        Shape::ItemOnly => quote!(super::#ident(item)),
-        Shape::WithContext => quote!(super::#ident(item, ctx)),
-    };
+    let api = api();
+    let build = build_fn(function, handler);
     let checks = checks(function, handler);
-    // A failed bound of `build` (the same bounds as the checks) lands on the function's name.
-    let build_call = quote_spanned! {ident.span()=>
-        ctx.build(
-            &__BACKPRESSURE_SLOT,
-            |item: Item, ctx: ::backpressure::WorkContext| {
-                let _ = &ctx;
-                #call
-            },
-        )
-    };
-    let doc = format!(
-        "The `#[backpressure_worker]` generated API of [`{ident}`](fn@{ident}).\n\n\
-         Call `backpressure::start()` inside a tokio runtime first; before that, \
-         [`enqueue`] and [`try_enqueue`] hand the item back in an error."
-    );
-
+    let registration = registration(config);
     quote! {
         #function
 
@@ -112,75 +60,139 @@ pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> T
             /// The name this worker is registered under (the key of its config-file section).
             pub const NAME: &str = #name;
 
-            #[doc(hidden)]
-            pub static __BACKPRESSURE_SLOT: #private::WorkerSlot<Item> =
-                #private::WorkerSlot::new(NAME);
-
-            /// Enqueues an item, waiting while the worker's queue is full.
-            ///
-            /// # Errors
-            ///
-            /// Hands the item back when the runtime has not been started (or was shut down) or
-            /// the worker's intake is closed.
-            pub async fn enqueue(
-                item: Item,
-            ) -> ::core::result::Result<(), ::backpressure::WorkerEnqueueError<Item>> {
-                __BACKPRESSURE_SLOT.enqueue(item).await
-            }
-
-            /// Enqueues an item if there is room right now.
-            ///
-            /// # Errors
-            ///
-            /// Hands the item back when the queue is full, the runtime has not been started
-            /// (or was shut down) or the worker's intake is closed.
-            pub fn try_enqueue(
-                item: Item,
-            ) -> ::core::result::Result<(), ::backpressure::WorkerEnqueueError<Item>> {
-                __BACKPRESSURE_SLOT.try_enqueue(item)
-            }
-
-            /// This worker's coordinator in the started runtime, if there is one.
-            pub fn coordinator() -> ::core::option::Option<::backpressure::Coordinator<Item>> {
-                __BACKPRESSURE_SLOT.coordinator()
-            }
-
-            /// This worker's statistics, if the runtime is started.
-            pub fn stats() -> ::core::option::Option<::backpressure::Stats> {
-                __BACKPRESSURE_SLOT.stats()
-            }
-
-            /// Shuts this worker down: cancels running work and returns the items that never
-            /// started (empty when the runtime is not started).
-            pub async fn shutdown() -> ::std::vec::Vec<Item> {
-                __BACKPRESSURE_SLOT.shutdown().await
-            }
-
-            fn __backpressure_build(
-                ctx: &#private::BuildContext<'_>,
-            ) -> ::core::result::Result<#private::BuiltWorker, ::backpressure::RegistryError> {
-                #build_call
-            }
-
+            #api
+            #build
             #checks
+            #registration
+        }
+    }
+}
 
-            #private::inventory::submit! {
-                #private::Registration {
-                    name: NAME,
-                    sink: #sink,
-                    concurrency: #concurrency,
-                    capacity: #capacity,
-                    defer_on: #defer_on,
-                    resume_on: #resume_on,
-                    cancel_on: #cancel_on,
-                    defer_check_interval: #defer_check_interval,
-                    max_defer: #max_defer,
-                    build: __backpressure_build,
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                }
+/// The typed API around the worker's static cell: `enqueue`, `try_enqueue`, `coordinator`,
+/// `stats`, `shutdown`.
+fn api() -> TokenStream {
+    let private = quote!(::backpressure::__private);
+    quote! {
+        #[doc(hidden)]
+        pub static __BACKPRESSURE_CELL: #private::WorkerCell<Item> =
+            #private::WorkerCell::new(NAME);
+
+        /// Enqueues an item, waiting while the worker's queue is full.
+        ///
+        /// # Errors
+        ///
+        /// Hands the item back when the runtime has not been started (or was shut down) or
+        /// the worker's intake is closed.
+        pub async fn enqueue(
+            item: Item,
+        ) -> ::core::result::Result<(), ::backpressure::WorkerEnqueueError<Item>> {
+            __BACKPRESSURE_CELL.enqueue(item).await
+        }
+
+        /// Enqueues an item if there is room right now.
+        ///
+        /// # Errors
+        ///
+        /// Hands the item back when the queue is full, the runtime has not been started
+        /// (or was shut down) or the worker's intake is closed.
+        pub fn try_enqueue(
+            item: Item,
+        ) -> ::core::result::Result<(), ::backpressure::WorkerEnqueueError<Item>> {
+            __BACKPRESSURE_CELL.try_enqueue(item)
+        }
+
+        /// This worker's coordinator in the started runtime, if there is one.
+        pub fn coordinator() -> ::core::option::Option<::backpressure::Coordinator<Item>> {
+            __BACKPRESSURE_CELL.coordinator()
+        }
+
+        /// This worker's statistics, if the runtime is started.
+        pub fn stats() -> ::core::option::Option<::backpressure::Stats> {
+            __BACKPRESSURE_CELL.stats()
+        }
+
+        /// Shuts this worker down: cancels running work and returns the items that never
+        /// started (empty when the runtime is not started).
+        pub async fn shutdown() -> ::std::vec::Vec<Item> {
+            __BACKPRESSURE_CELL.shutdown().await
+        }
+    }
+}
+
+/// The registration's `build` function: the user's function as the coordinator's handler.
+fn build_fn(function: &ItemFn, handler: &Handler) -> TokenStream {
+    let private = quote!(::backpressure::__private);
+    let ident = &function.sig.ident;
+    let call = match handler.shape {
+        Shape::ItemOnly => quote!(super::#ident(item)),
+        Shape::WithContext => quote!(super::#ident(item, ctx)),
+    };
+    // A failed bound of `build` (the same bounds as the checks) lands on the function's name.
+    let build_call = quote_spanned! {ident.span()=>
+        ctx.build(
+            &__BACKPRESSURE_CELL,
+            |item: Item, ctx: ::backpressure::WorkContext| {
+                let _ = &ctx;
+                #call
+            },
+        )
+    };
+    quote! {
+        fn __backpressure_build(
+            ctx: &#private::BuildContext<'_>,
+        ) -> ::core::result::Result<#private::BuiltWorker, ::backpressure::RegistryError> {
+            #build_call
+        }
+    }
+}
+
+/// The `inventory` registration: the attribute's values, `None` where the runtime's default
+/// applies.
+fn registration(config: &Config) -> TokenStream {
+    let private = quote!(::backpressure::__private);
+    let sink = option(config.sink.as_ref().map(|s| quote!(#s)));
+    let concurrency = option(config.concurrency.map(|n| quote!(#n)));
+    let capacity = option(config.capacity.map(|n| quote!(#n)));
+    let defer_on = option(config.defer_on.as_ref().map(|s| quote!(#s)));
+    let resume_on = option(config.resume_on.as_ref().map(|s| quote!(#s)));
+    let cancel_on = option(config.cancel_on.as_ref().map(|s| quote!(#s)));
+    let defer_check_interval = option(config.defer_check_interval.map(duration));
+    let max_defer = option(config.max_defer.map(max_defer));
+    quote! {
+        #private::inventory::submit! {
+            #private::Registration {
+                name: NAME,
+                sink: #sink,
+                concurrency: #concurrency,
+                capacity: #capacity,
+                defer_on: #defer_on,
+                resume_on: #resume_on,
+                cancel_on: #cancel_on,
+                defer_check_interval: #defer_check_interval,
+                max_defer: #max_defer,
+                build: __backpressure_build,
+                file: ::core::file!(),
+                line: ::core::line!(),
             }
         }
+    }
+}
+
+fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn max_defer(value: MaxDefer) -> TokenStream {
+    match value {
+        MaxDefer::Attempts(n) => quote!(::backpressure::MaxDefer::Attempts(#n)),
+        MaxDefer::After(d) => {
+            let d = duration(d);
+            quote!(::backpressure::MaxDefer::After(#d))
+        }
+        MaxDefer::Never => quote!(::backpressure::MaxDefer::Never),
     }
 }
 

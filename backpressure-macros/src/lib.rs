@@ -13,6 +13,8 @@ use syn::parse::Parser;
 
 mod args;
 mod expand;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 /// Turns an `async fn` into a registered backpressure worker.

@@ -3,28 +3,23 @@
 //! Every rule that looks at a value, or at more than one key, lives here. Errors point at the
 //! literal (or key) that is wrong and say what is allowed.
 
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use backpressure_pattern::{validate_name, NameErrorKind, Pattern};
+use backpressure_pattern::options::{
+    rules, Key, MaxDefer, OptionError, Problem, CANCEL_ON, CAPACITY, CONCURRENCY,
+    DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME, RESUME_ON, SINK,
+};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitInt, LitStr, Type};
+use syn::{FnArg, ItemFn, Signature, Type};
 
-use crate::args::{Arg, Patterns, RawArgs};
-
-/// How long an item may be held at the head of the queue before it starts anyway.
-pub(crate) enum MaxDefer {
-    Attempts(u32),
-    After(Duration),
-    Never,
-}
+use crate::args::{Arg, RawArgs, Value};
 
 /// The validated configuration. `None` means "the runtime's default".
 pub(crate) struct Config {
     pub(crate) sink: Option<String>,
-    pub(crate) concurrency: Option<NonZeroUsize>,
-    pub(crate) capacity: Option<NonZeroUsize>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) capacity: Option<usize>,
     pub(crate) defer_on: Option<String>,
     pub(crate) resume_on: Option<String>,
     pub(crate) cancel_on: Option<String>,
@@ -34,177 +29,114 @@ pub(crate) struct Config {
 }
 
 impl RawArgs {
-    /// Checks every value and the rules between keys.
+    /// Applies every key's rule (from `backpressure_pattern::options`); plumbing only, one
+    /// line a key.
     pub(crate) fn build(self) -> syn::Result<Config> {
-        let max_defer = match (self.max_defer_attempts, self.max_defer) {
-            (Some(attempts), Some(after)) => {
-                // Point at whichever of the two keys was written second.
-                let second = if attempts.order > after.order {
-                    &attempts.key
-                } else {
-                    &after.key
-                };
-                return Err(syn::Error::new(
-                    second.span(),
-                    "`max_defer` and `max_defer_attempts` cannot both be given: \
-                     use `max_defer_attempts = N` (times `defer_check_interval`) \
-                     or `max_defer = \"10s\"` / `\"never\"`",
-                ));
-            }
-            (Some(attempts), None) => Some(MaxDefer::Attempts(attempts_value(&attempts)?)),
-            (None, Some(after)) => Some(max_defer_value(&after)?),
-            (None, None) => None,
-        };
         Ok(Config {
-            sink: self.sink.map(|arg| name_value(&arg, "sink")).transpose()?,
-            concurrency: self.concurrency.map(|arg| concurrency(&arg)).transpose()?,
-            capacity: self.capacity.map(|arg| non_zero(&arg)).transpose()?,
-            defer_on: self.defer_on.map(|arg| patterns(&arg)).transpose()?,
-            resume_on: self.resume_on.map(|arg| patterns(&arg)).transpose()?,
-            cancel_on: self.cancel_on.map(|arg| patterns(&arg)).transpose()?,
-            defer_check_interval: self
-                .defer_check_interval
-                .map(|arg| duration(&arg.value, "defer_check_interval"))
-                .transpose()?,
-            max_defer,
-            name: self.name.map(|arg| name_value(&arg, "name")).transpose()?,
+            max_defer: self.max_defer()?,
+            sink: self.name(&SINK)?,
+            concurrency: self.count(&CONCURRENCY)?,
+            capacity: self.count(&CAPACITY)?,
+            defer_on: self.patterns(&DEFER_ON)?,
+            resume_on: self.patterns(&RESUME_ON)?,
+            cancel_on: self.patterns(&CANCEL_ON)?,
+            defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,
+            name: self.name(&NAME)?,
         })
     }
-}
 
-fn non_zero(arg: &Arg<LitInt>) -> syn::Result<NonZeroUsize> {
-    let key = &arg.key;
-    let value: usize = arg.value.base10_parse().map_err(|_| {
-        syn::Error::new(
-            arg.value.span(),
-            format!("`{key}` must be a positive integer that fits in `usize`"),
-        )
-    })?;
-    NonZeroUsize::new(value).ok_or_else(|| {
-        syn::Error::new(
-            arg.value.span(),
-            format!("`{key}` must be at least 1, found 0"),
-        )
-    })
-}
-
-fn concurrency(arg: &Arg<LitInt>) -> syn::Result<NonZeroUsize> {
-    let value = non_zero(arg)?;
-    if value.get() > backpressure_pattern::MAX_CONCURRENCY {
-        return Err(syn::Error::new(
-            arg.value.span(),
-            format!(
-                "`concurrency` must be at most {} (each slot is a task started up front), found {value}",
-                backpressure_pattern::MAX_CONCURRENCY
-            ),
-        ));
-    }
-    Ok(value)
-}
-
-fn attempts_value(arg: &Arg<LitInt>) -> syn::Result<u32> {
-    let value: u32 = arg.value.base10_parse().map_err(|_| {
-        syn::Error::new(
-            arg.value.span(),
-            "`max_defer_attempts` must be a positive integer that fits in `u32`",
-        )
-    })?;
-    if value == 0 {
-        return Err(syn::Error::new(
-            arg.value.span(),
-            "`max_defer_attempts` must be at least 1, found 0; \
-             to wait without limit write `max_defer = \"never\"`",
-        ));
-    }
-    Ok(value)
-}
-
-fn max_defer_value(arg: &Arg<LitStr>) -> syn::Result<MaxDefer> {
-    if arg.value.value().trim() == "never" {
-        return Ok(MaxDefer::Never);
-    }
-    duration(&arg.value, "max_defer").map(MaxDefer::After)
-}
-
-/// Parses a human-readable duration such as `"50ms"` or `"10s"`; zero is rejected.
-fn duration(lit: &LitStr, key: &str) -> syn::Result<Duration> {
-    let text = lit.value();
-    let never = if key == "max_defer" {
-        " or `\"never\"`"
-    } else {
-        ""
-    };
-    let value = humantime::parse_duration(text.trim()).map_err(|err| {
-        syn::Error::new(
-            lit.span(),
-            format!(
-                "invalid duration `{}` for `{key}`: {}; write a duration such as \
-                 `\"50ms\"`, `\"1s\"` or `\"2m 30s\"`{never}",
-                text.escape_debug(),
-                lowercase_first(&err.to_string()),
-            ),
-        )
-    })?;
-    if value.is_zero() {
-        return Err(syn::Error::new(
-            lit.span(),
-            format!(
-                "`{key}` must be longer than zero, found `{}`",
-                text.escape_debug()
-            ),
-        ));
-    }
-    Ok(value)
-}
-
-fn lowercase_first(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-fn patterns(arg: &Arg<Patterns>) -> syn::Result<String> {
-    let key = &arg.key;
-    if arg.value.items.is_empty() {
-        return Err(syn::Error::new(
-            arg.value.span,
-            format!("`{key}` needs at least one pattern, as in `{key} = [\"backpressure.*\"]`"),
-        ));
-    }
-    let mut joined = Vec::with_capacity(arg.value.items.len());
-    for lit in &arg.value.items {
-        let source = lit.value();
-        Pattern::parse(&source)
-            .map_err(|err| syn::Error::new(lit.span(), format!("`{key}`: {err}")))?;
-        joined.push(source);
-    }
-    Ok(joined.join(", "))
-}
-
-/// A sink or worker name: the signal-name rules.
-fn name_value(arg: &Arg<LitStr>, what: &str) -> syn::Result<String> {
-    let name = arg.value.value();
-    validate_name(&name).map_err(|err| {
-        let why = match err.kind() {
-            NameErrorKind::Empty => "the name is empty".to_owned(),
-            NameErrorKind::TooLong { len } => format!(
-                "{len} bytes long, the limit is {}",
-                backpressure_pattern::MAX_NAME_LEN
-            ),
-            NameErrorKind::BadChar { ch, at } => format!(
-                "character {ch:?} at byte {at} is not allowed \
-                 (allowed: ASCII letters, digits and `. _ - : /`)"
-            ),
-            _ => err.to_string(),
+    fn count(&self, key: &'static Key) -> syn::Result<Option<usize>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
         };
-        syn::Error::new(
-            arg.value.span(),
-            format!("invalid {what} name `{}`: {why}", name.escape_debug()),
-        )
-    })?;
-    Ok(name)
+        let n = int(arg, "usize")?;
+        rules::count(key, n)
+            .map(Some)
+            .map_err(|err| self.error(&err))
+    }
+
+    fn name(&self, key: &'static Key) -> syn::Result<Option<String>> {
+        let Some(text) = self.text(key) else {
+            return Ok(None);
+        };
+        rules::name(key, &text).map_err(|err| self.error(&err))?;
+        Ok(Some(text))
+    }
+
+    fn duration(&self, key: &'static Key) -> syn::Result<Option<Duration>> {
+        let Some(text) = self.text(key) else {
+            return Ok(None);
+        };
+        rules::parse_duration(key, &text)
+            .map(Some)
+            .map_err(|err| self.error(&err))
+    }
+
+    fn patterns(&self, key: &'static Key) -> syn::Result<Option<String>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
+        };
+        let Value::Patterns(patterns) = &arg.value else {
+            return Ok(None);
+        };
+        let items: Vec<String> = patterns.items.iter().map(|lit| lit.value()).collect();
+        rules::patterns(key, &items)
+            .map(Some)
+            .map_err(|err| self.error(&err))
+    }
+
+    fn max_defer(&self) -> syn::Result<Option<MaxDefer>> {
+        let attempts = self.get(&MAX_DEFER_ATTEMPTS);
+        let attempts = attempts.map(|arg| int(arg, "u32")).transpose()?;
+        let text = self.text(&MAX_DEFER);
+        rules::max_defer_keys(attempts, text.as_deref()).map_err(|err| self.error(&err))
+    }
+
+    /// A broken rule, on the token that broke it: the second of two clashing keys, the
+    /// pattern item, or the whole value.
+    fn error(&self, err: &OptionError) -> syn::Error {
+        let arg = match err.problem() {
+            Problem::BothMaxDefer => {
+                let second = self.second(&MAX_DEFER, &MAX_DEFER_ATTEMPTS);
+                let span = second.map_or_else(Span::call_site, |arg| arg.ident.span());
+                return syn::Error::new(span, err);
+            }
+            _ => self.get(err.key()),
+        };
+        let span = match (err.problem(), arg.map(|arg| &arg.value)) {
+            (Problem::Pattern { item, .. }, Some(Value::Patterns(patterns))) => patterns
+                .items
+                .get(*item)
+                .map_or(patterns.span, |lit| lit.span()),
+            _ => arg.map_or_else(Span::call_site, Arg::span),
+        };
+        syn::Error::new(span, err)
+    }
+
+    fn text(&self, key: &Key) -> Option<String> {
+        match &self.get(key)?.value {
+            Value::Str(lit) => Some(lit.value()),
+            _ => None,
+        }
+    }
+}
+
+/// An integer literal as a number of `ty`.
+fn int<N>(arg: &Arg, ty: &str) -> syn::Result<N>
+where
+    N: std::str::FromStr,
+    N::Err: std::fmt::Display,
+{
+    let Value::Int(lit) = &arg.value else {
+        unreachable!("parsed as an integer");
+    };
+    lit.base10_parse().map_err(|_| {
+        let message = format!(
+            "`{}` must be a positive integer that fits in `{ty}`",
+            arg.key.name
+        );
+        syn::Error::new(lit.span(), message)
+    })
 }
 
 /// Which of the two accepted handler shapes the function has.
@@ -224,9 +156,17 @@ pub(crate) struct Handler {
 const SHAPES: &str = "`async fn name(item: T)` or `async fn name(item: T, ctx: WorkContext)`";
 
 /// Checks the function's shape: `async`, no receiver, no generics, one or two parameters,
-/// the second being the work context.
+/// the second being the work context, and an owned, concrete item type.
 pub(crate) fn check_fn(function: &ItemFn) -> syn::Result<Handler> {
     let sig = &function.sig;
+    check_signature(sig)?;
+    let (item, shape) = parameters(sig)?;
+    check_item(&item)?;
+    Ok(Handler { item, shape })
+}
+
+/// `async`, no `self`, no generics.
+fn check_signature(sig: &Signature) -> syn::Result<()> {
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
             sig.fn_token.span(),
@@ -247,6 +187,11 @@ pub(crate) fn check_fn(function: &ItemFn) -> syn::Result<Handler> {
              a worker's item type must be concrete",
         ));
     }
+    Ok(())
+}
+
+/// The item type and the shape: one parameter, or two with the context second.
+fn parameters(sig: &Signature) -> syn::Result<(Type, Shape)> {
     let typed: Vec<_> = sig
         .inputs
         .iter()
@@ -255,46 +200,48 @@ pub(crate) fn check_fn(function: &ItemFn) -> syn::Result<Handler> {
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let shape = match typed.len() {
-        0 => {
+    let shape = match typed.as_slice() {
+        [] => {
             return Err(syn::Error::new(
                 sig.ident.span(),
                 format!("a worker takes the item as its first parameter: write {SHAPES}"),
             ))
         }
-        1 => Shape::ItemOnly,
-        2 => {
-            if !is_work_context(&typed[1].ty) {
-                return Err(syn::Error::new(
-                    typed[1].ty.span(),
-                    "the second parameter of a worker must be its context, \
-                     `backpressure::WorkContext`",
-                ));
-            }
-            Shape::WithContext
-        }
-        _ => {
+        [_] => Shape::ItemOnly,
+        [_, ctx] if is_work_context(&ctx.ty) => Shape::WithContext,
+        [_, ctx] => {
             return Err(syn::Error::new(
-                typed[2].span(),
+                ctx.ty.span(),
+                "the second parameter of a worker must be its context, \
+                 `backpressure::WorkContext`",
+            ))
+        }
+        [_, _, third, ..] => {
+            return Err(syn::Error::new(
+                third.span(),
                 format!("a worker takes at most two parameters: write {SHAPES}"),
             ))
         }
     };
-    let item = (*typed[0].ty).clone();
-    if let Some(span) = impl_trait_span(&item) {
+    Ok(((*typed[0].ty).clone(), shape))
+}
+
+/// The item type is concrete and owned.
+fn check_item(item: &Type) -> syn::Result<()> {
+    if let Some(span) = impl_trait_span(item) {
         return Err(syn::Error::new(
             span,
             "`impl Trait` is not supported as a worker's item type: the item type must be concrete",
         ));
     }
-    if let Some(span) = borrowed_span(&item) {
+    if let Some(span) = borrowed_span(item) {
         return Err(syn::Error::new(
             span,
             "a worker's item must be `'static`: items wait in a queue and run on other tasks, \
              so take an owned type such as `String` or `Vec<u8>` instead of a borrow",
         ));
     }
-    Ok(Handler { item, shape })
+    Ok(())
 }
 
 fn is_work_context(ty: &Type) -> bool {

@@ -50,23 +50,30 @@ impl NameError {
     }
 }
 
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl NameError {
+    /// Writes the message with `what` in place of "signal" ("invalid sink name ...").
+    pub(crate) fn write_as(&self, f: &mut fmt::Formatter<'_>, what: &str) -> fmt::Result {
         match &self.kind {
-            NameErrorKind::Empty => f.write_str("invalid signal name: the name is empty"),
+            NameErrorKind::Empty => write!(f, "invalid {what} name: the name is empty"),
             NameErrorKind::TooLong { len } => write!(
                 f,
-                "invalid signal name `{}…`: {len} bytes long, the limit is {} bytes",
+                "invalid {what} name `{}…`: {len} bytes long, the limit is {} bytes",
                 self.name,
                 crate::MAX_NAME_LEN
             ),
             NameErrorKind::BadChar { ch, at } => write!(
                 f,
-                "invalid signal name `{}`: character {ch:?} at byte {at} is not allowed \
+                "invalid {what} name `{}`: character {ch:?} at byte {at} is not allowed \
                  (allowed: ASCII letters, digits and `. _ - : /`)",
                 self.name.escape_debug()
             ),
         }
+    }
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_as(f, "signal")
     }
 }
 

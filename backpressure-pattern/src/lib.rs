@@ -1,8 +1,10 @@
 //! Signal names and glob patterns for [`backpressure`](https://docs.rs/backpressure).
 //!
-//! This crate is the single definition of what a valid signal name and a valid pattern are.
-//! The `backpressure` runtime compiles patterns with it, and the `#[backpressure_worker]`
-//! attribute uses it to reject bad configuration at compile time, so both always agree.
+//! This crate is the single definition of what a valid signal name and a valid pattern are,
+//! and of every coordinator option ([`options`]: its key, default, allowed values and error
+//! words). The `backpressure` runtime compiles patterns and checks options with it, and the
+//! `#[backpressure_worker]` attribute uses it to reject bad configuration at compile time, so
+//! both always agree.
 //! Users normally reach it through the re-exports in `backpressure`.
 //!
 //! # Examples
@@ -20,6 +22,7 @@
 //! # Ok::<(), backpressure_pattern::PatternError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -29,13 +32,10 @@
 
 mod error;
 mod name;
+pub mod options;
 mod pattern;
 
 pub use error::{NameError, NameErrorKind, PatternError};
 pub use name::{validate_name, MAX_NAME_LEN};
+pub use options::MAX_CONCURRENCY;
 pub use pattern::Pattern;
-
-/// The largest number of concurrent slots a coordinator may have: each slot is a task
-/// started up front. Shared here so that the runtime's builder and the attribute macro
-/// enforce the same limit.
-pub const MAX_CONCURRENCY: usize = 65_536;

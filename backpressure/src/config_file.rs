@@ -21,26 +21,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use backpressure_pattern::{validate_name, Pattern};
-use serde::{Deserialize, Serialize};
+use backpressure_pattern::options::{
+    self, rules, Key, Kind, OptionError, CANCEL_ON, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL,
+    DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, RESUME_ON, SINK,
+};
+use serde::Deserialize;
 
 use crate::{CoordinatorConfig, MaxDefer};
 
 /// The environment variable that names a config file for [`start`](crate::start).
 pub const CONFIG_ENV_VAR: &str = "BACKPRESSURE_CONFIG";
-
-/// The fields a worker section may hold.
-const FIELDS: &[&str] = &[
-    "sink",
-    "concurrency",
-    "capacity",
-    "defer_on",
-    "resume_on",
-    "cancel_on",
-    "defer_check_interval",
-    "max_defer_attempts",
-    "max_defer",
-];
 
 /// A config file could not be used. Every variant names the file; those about a worker name
 /// the worker and the field.
@@ -76,7 +66,7 @@ pub enum ConfigError {
     /// A worker section holds a field that does not exist.
     #[error(
         "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {})",
-        list(FIELDS)
+        options::list(options::KEYS.iter().filter(|key| key.in_file).map(|key| key.name))
     )]
     UnknownField {
         /// The file.
@@ -101,16 +91,8 @@ pub enum ConfigError {
     },
 }
 
-fn list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// One pattern or a list of patterns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One pattern or a list of patterns, as TOML writes them.
+#[derive(Deserialize)]
 #[serde(
     untagged,
     expecting = "expected a pattern string or a list of pattern strings"
@@ -120,19 +102,26 @@ enum PatternList {
     Many(Vec<String>),
 }
 
-/// A worker section as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOverrides {
-    sink: Option<String>,
-    concurrency: Option<usize>,
-    capacity: Option<usize>,
-    defer_on: Option<PatternList>,
-    resume_on: Option<PatternList>,
-    cancel_on: Option<PatternList>,
-    defer_check_interval: Option<String>,
-    max_defer_attempts: Option<u32>,
-    max_defer: Option<String>,
+/// A field's value, read as its key's [`Kind`] says.
+enum Value {
+    Count(usize),
+    Attempts(u32),
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Value {
+    fn read(key: &Key, value: toml::Value) -> Result<Self, toml::de::Error> {
+        Ok(match key.kind {
+            Kind::Count => Value::Count(usize::deserialize(value)?),
+            Kind::Attempts => Value::Attempts(u32::deserialize(value)?),
+            Kind::Patterns => Value::List(match PatternList::deserialize(value)? {
+                PatternList::One(item) => vec![item],
+                PatternList::Many(items) => items,
+            }),
+            _ => Value::Text(String::deserialize(value)?),
+        })
+    }
 }
 
 /// The top level: only `[workers."name"]` sections.
@@ -234,7 +223,7 @@ impl ConfigFile {
                     known: if names.is_empty() {
                         "none".to_owned()
                     } else {
-                        list(&names)
+                        options::list(names)
                     },
                 });
             }
@@ -243,125 +232,113 @@ impl ConfigFile {
     }
 }
 
+/// Where a worker section's errors point: the file and the worker.
+struct Section<'a> {
+    file: &'a str,
+    worker: &'a str,
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl Section<'_> {
+    fn invalid(&self, field: &str, message: String) -> ConfigError {
+        ConfigError::InvalidValue {
+            file: self.file.to_owned(),
+            worker: self.worker.to_owned(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+
+    /// A broken option rule, at the field of its key.
+    fn rule(&self, err: OptionError) -> ConfigError {
+        self.invalid(err.key().name, err.message())
+    }
+
+    /// Reads every field as its key's kind; the first unknown field or wrong type is an error.
+    fn read(&mut self, table: toml::Table) -> Result<(), ConfigError> {
+        for (field, value) in table {
+            let Some(key) = options::key(&field).filter(|key| key.in_file) else {
+                return Err(ConfigError::UnknownField {
+                    file: self.file.to_owned(),
+                    worker: self.worker.to_owned(),
+                    field,
+                });
+            };
+            let value = Value::read(key, value)
+                .map_err(|err| self.invalid(&field, err.message().into()))?;
+            self.values.insert(key.name, value);
+        }
+        Ok(())
+    }
+
+    fn count(&self, key: &'static Key) -> Result<Option<usize>, OptionError> {
+        match self.values.get(key.name) {
+            Some(Value::Count(n)) => rules::count(key, *n).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn text(&self, key: &Key) -> Option<&str> {
+        match self.values.get(key.name) {
+            Some(Value::Text(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn name(&self, key: &'static Key) -> Result<Option<String>, OptionError> {
+        let name = self.text(key);
+        name.map(|name| rules::name(key, name)).transpose()?;
+        Ok(name.map(str::to_owned))
+    }
+
+    fn duration(&self, key: &'static Key) -> Result<Option<Duration>, OptionError> {
+        self.text(key)
+            .map(|text| rules::parse_duration(key, text))
+            .transpose()
+    }
+
+    fn patterns(&self, key: &'static Key) -> Result<Option<String>, OptionError> {
+        match self.values.get(key.name) {
+            Some(Value::List(items)) => rules::patterns(key, items).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn max_defer(&self) -> Result<Option<MaxDefer>, OptionError> {
+        let attempts = match self.values.get(MAX_DEFER_ATTEMPTS.name) {
+            Some(Value::Attempts(n)) => Some(*n),
+            _ => None,
+        };
+        rules::max_defer_keys(attempts, self.text(&MAX_DEFER))
+    }
+
+    /// Applies every key's rule; plumbing only, one line a key.
+    fn overrides(&self) -> Result<Overrides, OptionError> {
+        Ok(Overrides {
+            sink: self.name(&SINK)?,
+            concurrency: self.count(&CONCURRENCY)?,
+            capacity: self.count(&CAPACITY)?,
+            defer_on: self.patterns(&DEFER_ON)?,
+            resume_on: self.patterns(&RESUME_ON)?,
+            cancel_on: self.patterns(&CANCEL_ON)?,
+            defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,
+            max_defer: self.max_defer()?,
+        })
+    }
+}
+
 fn worker_overrides(
     file: &str,
     worker: &str,
     table: toml::Table,
 ) -> Result<Overrides, ConfigError> {
-    let invalid = |field: &str, message: String| ConfigError::InvalidValue {
-        file: file.to_owned(),
-        worker: worker.to_owned(),
-        field: field.to_owned(),
-        message,
+    let mut section = Section {
+        file,
+        worker,
+        values: BTreeMap::new(),
     };
-    // Field by field first, so that an error names the field it is about.
-    for (field, value) in &table {
-        if !FIELDS.contains(&field.as_str()) {
-            return Err(ConfigError::UnknownField {
-                file: file.to_owned(),
-                worker: worker.to_owned(),
-                field: field.clone(),
-            });
-        }
-        let mut single = toml::Table::new();
-        single.insert(field.clone(), value.clone());
-        RawOverrides::deserialize(single)
-            .map_err(|err| invalid(field, err.message().to_owned()))?;
-    }
-    let raw = RawOverrides::deserialize(table).map_err(|err| ConfigError::Syntax {
-        file: file.to_owned(),
-        message: format!("worker `{worker}`: {}", err.message()),
-    })?;
-
-    let positive = |field: &str, value: Option<usize>| match value {
-        Some(0) => Err(invalid(field, "must be at least 1, found 0".to_owned())),
-        other => Ok(other),
-    };
-    let patterns =
-        |field: &str, value: Option<PatternList>| -> Result<Option<String>, ConfigError> {
-            let items = match value {
-                None => return Ok(None),
-                Some(PatternList::One(p)) => vec![p],
-                Some(PatternList::Many(ps)) => ps,
-            };
-            if items.is_empty() {
-                return Err(invalid(field, "needs at least one pattern".to_owned()));
-            }
-            for item in &items {
-                Pattern::parse(item).map_err(|err| invalid(field, err.to_string()))?;
-            }
-            Ok(Some(items.join(", ")))
-        };
-    let duration = |field: &str, text: &str| -> Result<Duration, ConfigError> {
-        let value = humantime::parse_duration(text.trim()).map_err(|err| {
-            invalid(
-                field,
-                format!(
-                    "invalid duration `{}`: {err}; write a duration such as \"50ms\", \"1s\" or \"2m 30s\"",
-                    text.escape_debug()
-                ),
-            )
-        })?;
-        if value.is_zero() {
-            return Err(invalid(
-                field,
-                format!("must be longer than zero, found `{}`", text.escape_debug()),
-            ));
-        }
-        Ok(value)
-    };
-
-    if let Some(sink) = &raw.sink {
-        validate_name(sink).map_err(|err| {
-            invalid(
-                "sink",
-                err.to_string().replacen("signal name", "sink name", 1),
-            )
-        })?;
-    }
-    let max_defer =
-        match (raw.max_defer_attempts, raw.max_defer.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "max_defer",
-                    "`max_defer` and `max_defer_attempts` cannot both be given".to_owned(),
-                ))
-            }
-            (Some(0), None) => return Err(invalid(
-                "max_defer_attempts",
-                "must be at least 1, found 0; to wait without limit write `max_defer = \"never\"`"
-                    .to_owned(),
-            )),
-            (Some(n), None) => Some(MaxDefer::Attempts(n)),
-            (None, Some(text)) if text.trim() == "never" => Some(MaxDefer::Never),
-            (None, Some(text)) => Some(MaxDefer::After(duration("max_defer", text)?)),
-            (None, None) => None,
-        };
-    Ok(Overrides {
-        sink: raw.sink,
-        concurrency: match positive("concurrency", raw.concurrency)? {
-            Some(n) if n > crate::MAX_CONCURRENCY => {
-                return Err(invalid(
-                    "concurrency",
-                    format!(
-                        "must be at most {} (each slot is a task started up front), found {n}",
-                        crate::MAX_CONCURRENCY
-                    ),
-                ))
-            }
-            other => other,
-        },
-        capacity: positive("capacity", raw.capacity)?,
-        defer_on: patterns("defer_on", raw.defer_on)?,
-        resume_on: patterns("resume_on", raw.resume_on)?,
-        cancel_on: patterns("cancel_on", raw.cancel_on)?,
-        defer_check_interval: raw
-            .defer_check_interval
-            .as_deref()
-            .map(|text| duration("defer_check_interval", text))
-            .transpose()?,
-        max_defer,
-    })
+    section.read(table)?;
+    section.overrides().map_err(|err| section.rule(err))
 }
 
 #[cfg(test)]

@@ -2,7 +2,20 @@
 
 use std::fmt;
 
+use backpressure_pattern::options::{
+    Key, OptionError, Problem, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, MAX_DEFER,
+};
 pub use backpressure_pattern::{NameError, NameErrorKind, PatternError};
+
+/// The builder's words for a broken option rule: the rule's own message (see
+/// `backpressure_pattern::options`), the key, and what is allowed.
+fn invalid(key: &'static Key, problem: Problem) -> String {
+    let message = OptionError::new(key, problem).message();
+    format!(
+        "invalid `{}`: {message} (allowed: {})",
+        key.name, key.allowed
+    )
+}
 
 /// A sink operation was given a bad signal name, key or pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,11 +41,11 @@ pub enum SignalError {
 #[non_exhaustive]
 pub enum BuildError {
     /// `concurrency` is zero; at least one slot is needed.
-    #[error("invalid `concurrency`: 0 (allowed: 1 or more)")]
+    #[error("{}", invalid(&CONCURRENCY, Problem::Zero))]
     ZeroConcurrency,
     /// `concurrency` is above [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY); every slot is a
     /// task started up front, so a huge value would exhaust memory instead of failing.
-    #[error("invalid `concurrency`: {requested} (allowed: 1 to {max})")]
+    #[error("{}", invalid(&CONCURRENCY, Problem::TooLarge { found: *requested }))]
     ConcurrencyTooLarge {
         /// The value asked for.
         requested: usize,
@@ -40,15 +53,13 @@ pub enum BuildError {
         max: usize,
     },
     /// `capacity` is zero; the queue must hold at least one item.
-    #[error("invalid `capacity`: 0 (allowed: 1 or more)")]
+    #[error("{}", invalid(&CAPACITY, Problem::Zero))]
     ZeroCapacity,
     /// `defer_check_interval` is zero.
-    #[error("invalid `defer_check_interval`: 0 (allowed: any positive duration, e.g. 50ms)")]
+    #[error("{}", invalid(&DEFER_CHECK_INTERVAL, Problem::ZeroDuration { text: "0s".into() }))]
     ZeroCheckInterval,
     /// `max_defer_attempts` or `max_defer` is zero; use `MaxDefer::Never` to wait without limit.
-    #[error(
-        "invalid `max_defer`: 0 (allowed: a positive number of attempts or duration, or `never`)"
-    )]
+    #[error("{}", invalid(&MAX_DEFER, Problem::ZeroMaxDefer))]
     ZeroMaxDefer,
     /// One of the patterns (`defer_on`, `resume_on`, `cancel_on`) does not compile.
     #[error("invalid `{field}` pattern: {source}")]

@@ -85,21 +85,21 @@ pub(crate) fn registrations() -> impl Iterator<Item = &'static Registration> {
 ///
 /// It places no bounds on `T`, so that a worker whose item is not `Send` fails to compile with
 /// one error on the item type (from the checks) rather than one per generated function.
-pub struct WorkerSlot<T> {
+pub struct WorkerCell<T> {
     name: &'static str,
-    current: RwLock<Option<Arc<dyn SlotOps<T>>>>,
+    current: RwLock<Option<Arc<dyn CellOps<T>>>>,
 }
 
-impl<T> std::fmt::Debug for WorkerSlot<T> {
+impl<T> std::fmt::Debug for WorkerCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerSlot")
+        f.debug_struct("WorkerCell")
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
 /// A coordinator seen through a bound-free interface.
-trait SlotOps<T>: Send + Sync {
+trait CellOps<T>: Send + Sync {
     fn enqueue(&self, item: T) -> BoxFuture<'static, Result<(), WorkerEnqueueError<T>>>;
     fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>>;
     fn coordinator(&self) -> Coordinator<T>;
@@ -107,7 +107,7 @@ trait SlotOps<T>: Send + Sync {
     fn shutdown(&self) -> BoxFuture<'static, Vec<T>>;
 }
 
-impl<T: Send + 'static> SlotOps<T> for Coordinator<T> {
+impl<T: Send + 'static> CellOps<T> for Coordinator<T> {
     fn enqueue(&self, item: T) -> BoxFuture<'static, Result<(), WorkerEnqueueError<T>>> {
         let coordinator = self.clone();
         Box::pin(async move {
@@ -142,8 +142,8 @@ impl<T: Send + 'static> SlotOps<T> for Coordinator<T> {
     }
 }
 
-impl<T> WorkerSlot<T> {
-    /// An empty slot.
+impl<T> WorkerCell<T> {
+    /// An empty cell.
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
@@ -151,14 +151,14 @@ impl<T> WorkerSlot<T> {
         }
     }
 
-    fn get(&self) -> Option<Arc<dyn SlotOps<T>>> {
+    fn get(&self) -> Option<Arc<dyn CellOps<T>>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn set(&self, ops: Option<Arc<dyn SlotOps<T>>>) {
+    fn set(&self, ops: Option<Arc<dyn CellOps<T>>>) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = ops;
     }
 
@@ -228,7 +228,7 @@ impl BuildContext<'_> {
     /// Builds the worker's coordinator around `handler`.
     pub fn build<T, F, Fut, R>(
         &self,
-        slot: &'static WorkerSlot<T>,
+        cell: &'static WorkerCell<T>,
         handler: F,
     ) -> Result<BuiltWorker, RegistryError>
     where
@@ -247,7 +247,7 @@ impl BuildContext<'_> {
             })?;
         Ok(BuiltWorker(Box::new(TypedWorker {
             coordinator,
-            slot,
+            cell,
             returned: Mutex::new(Vec::new()),
         })))
     }
@@ -276,7 +276,7 @@ pub(crate) trait ErasedWorker: Send + Sync {
 
 pub(crate) struct TypedWorker<T: 'static> {
     pub(crate) coordinator: Coordinator<T>,
-    slot: &'static WorkerSlot<T>,
+    cell: &'static WorkerCell<T>,
     pub(crate) returned: Mutex<Vec<T>>,
 }
 
@@ -290,11 +290,11 @@ impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
     }
 
     fn install(&self) {
-        self.slot.set(Some(Arc::new(self.coordinator.clone())));
+        self.cell.set(Some(Arc::new(self.coordinator.clone())));
     }
 
     fn uninstall(&self) {
-        self.slot.set(None);
+        self.cell.set(None);
     }
 
     fn drain(&self) -> BoxFuture<'_, ()> {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backpressure_pattern::options::{rules, Problem, CAPACITY, CONCURRENCY};
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -220,33 +221,27 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     }
 }
 
-/// Checks a number of slots: 1 to [`MAX_CONCURRENCY`].
+/// Checks a number of slots (the rule is [`rules::count`] of `concurrency`).
 pub(super) fn check_concurrency(concurrency: usize) -> Result<(), BuildError> {
-    match concurrency {
-        0 => Err(BuildError::ZeroConcurrency),
-        1..=MAX_CONCURRENCY => Ok(()),
-        requested => Err(BuildError::ConcurrencyTooLarge {
-            requested,
-            max: MAX_CONCURRENCY,
-        }),
+    match rules::count(&CONCURRENCY, concurrency) {
+        Ok(_) => Ok(()),
+        Err(err) => match err.problem() {
+            Problem::TooLarge { found } => Err(BuildError::ConcurrencyTooLarge {
+                requested: *found,
+                max: MAX_CONCURRENCY,
+            }),
+            _ => Err(BuildError::ZeroConcurrency),
+        },
     }
 }
 
-/// Checks the numeric options of `config`.
+/// Checks the numeric options of `config` against their rules; each option has one
+/// [`BuildError`] variant, whose words are the rule's.
 pub(crate) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
     check_concurrency(config.concurrency)?;
-    if config.capacity == 0 {
-        return Err(BuildError::ZeroCapacity);
-    }
-    if config.defer_check_interval.is_zero() {
-        return Err(BuildError::ZeroCheckInterval);
-    }
-    if matches!(
-        config.max_defer,
-        MaxDefer::Attempts(0) | MaxDefer::After(Duration::ZERO)
-    ) {
-        return Err(BuildError::ZeroMaxDefer);
-    }
+    rules::count(&CAPACITY, config.capacity).map_err(|_| BuildError::ZeroCapacity)?;
+    rules::interval(config.defer_check_interval).map_err(|_| BuildError::ZeroCheckInterval)?;
+    rules::max_defer(config.max_defer).map_err(|_| BuildError::ZeroMaxDefer)?;
     Ok(())
 }
 

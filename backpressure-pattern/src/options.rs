@@ -1,0 +1,167 @@
+//! Every option of a coordinator, defined once: its key, default, allowed values, the rules
+//! between keys, and the words of its errors.
+//!
+//! The three front-ends (the `#[backpressure_worker]` attribute, the TOML config file and the
+//! runtime's `CoordinatorBuilder`) read values their own way, then hand them to the rules in
+//! [`rules`]. A broken rule is an [`OptionError`]; a front-end only decides where it points
+//! (a token's span, a file/worker/field, a `BuildError` variant) and never re-states a rule or
+//! its message.
+//!
+//! # Adding a key
+//!
+//! 1. Here: a [`Key`] constant (name, [`Kind`], example, allowed values), its place in
+//!    [`KEYS`], its default next to the others, and a rule in [`rules`] if no existing one
+//!    fits its kind (a new [`Problem`] variant only for a new kind of mistake).
+//! 2. Plumbing, one field each: `CoordinatorConfig` (and a builder setter) and `Overrides` in
+//!    the runtime, `Registration` in `__private`, `Config` in the macro's `validate.rs` and its
+//!    token in `expand.rs`. Reading the value (attribute literal, TOML value) follows from its
+//!    [`Kind`] and needs no new code.
+//! 3. A row in the table-driven test `backpressure-macros/src/validate/tests.rs` for each way
+//!    the value can be wrong.
+
+mod max_defer;
+mod problem;
+pub mod rules;
+
+use std::time::Duration;
+
+pub use max_defer::MaxDefer;
+pub use problem::{OptionError, Problem};
+
+/// How a key's value is written, in the attribute and in a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A name string (sink or worker name): the signal-name rules.
+    Name,
+    /// A positive integer (`usize`), with an optional upper limit.
+    Count,
+    /// A positive number of `defer_check_interval` attempts (`u32`).
+    Attempts,
+    /// A positive duration string such as `"50ms"`.
+    Duration,
+    /// A positive duration string or `"never"`.
+    DurationOrNever,
+    /// A pattern string or a list of pattern strings.
+    Patterns,
+}
+
+/// One option: everything the front-ends need to read it and to explain a mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The key as written in the attribute and in a config file.
+    pub name: &'static str,
+    /// How its value is written.
+    pub kind: Kind,
+    /// A valid value, as written in the attribute and in TOML (the same syntax).
+    pub example: &'static str,
+    /// The allowed values, in words.
+    pub allowed: &'static str,
+    /// The largest allowed value of a [`Kind::Count`], and why there is one.
+    pub max: Option<(usize, &'static str)>,
+    /// Whether a config file's worker section may set it (the worker name may not).
+    pub in_file: bool,
+}
+
+impl Key {
+    const fn new(name: &'static str, kind: Kind, example: &'static str) -> Self {
+        let allowed = match kind {
+            Kind::Name => "ASCII letters, digits and `. _ - : /`",
+            Kind::Count | Kind::Attempts => "1 or more",
+            Kind::Duration => "a positive duration such as `\"50ms\"`",
+            Kind::DurationOrNever => "a positive number of attempts or duration, or `never`",
+            Kind::Patterns => "a pattern or a list of patterns",
+        };
+        Self {
+            name,
+            kind,
+            example,
+            allowed,
+            max: None,
+            in_file: true,
+        }
+    }
+}
+
+/// The largest number of concurrent slots a coordinator may have: each slot is a task
+/// started up front. Shared here so that the runtime's builder and the attribute macro
+/// enforce the same limit.
+pub const MAX_CONCURRENCY: usize = 65_536;
+
+/// `sink`: the name of the sink to watch.
+pub const SINK: Key = Key::new("sink", Kind::Name, "\"main\"");
+/// `concurrency`: the number of items handled at once.
+pub const CONCURRENCY: Key = Key {
+    allowed: "1 to 65536",
+    max: Some((MAX_CONCURRENCY, "each slot is a task started up front")),
+    ..Key::new("concurrency", Kind::Count, "4")
+};
+/// `capacity`: the items the queue holds before `enqueue` waits.
+pub const CAPACITY: Key = Key::new("capacity", Kind::Count, "200");
+/// `defer_on`: signals that hold back new work.
+pub const DEFER_ON: Key = Key::new("defer_on", Kind::Patterns, "\"backpressure.*\"");
+/// `resume_on`: signals that let work start even while a `defer_on` signal is active.
+pub const RESUME_ON: Key = Key::new("resume_on", Kind::Patterns, "\"backpressure.resume\"");
+/// `cancel_on`: signals under which items are skipped instead of started.
+pub const CANCEL_ON: Key = Key::new("cancel_on", Kind::Patterns, "\"backpressure.cancel\"");
+/// `defer_check_interval`: the longest gap between gate re-checks while work is held.
+pub const DEFER_CHECK_INTERVAL: Key = Key::new("defer_check_interval", Kind::Duration, "\"50ms\"");
+/// `max_defer_attempts`: how many check intervals an item may be held (or `max_defer`).
+pub const MAX_DEFER_ATTEMPTS: Key = Key::new("max_defer_attempts", Kind::Attempts, "200");
+/// `max_defer`: how long an item may be held, or `"never"` (or `max_defer_attempts`).
+pub const MAX_DEFER: Key = Key::new("max_defer", Kind::DurationOrNever, "\"10s\"");
+/// `name`: the worker's registered name (attribute only: a config file is keyed by it).
+pub const NAME: Key = Key {
+    in_file: false,
+    ..Key::new("name", Kind::Name, "\"my_app::worker\"")
+};
+
+/// Every key, in the order errors and docs list them.
+pub const KEYS: &[Key] = &[
+    SINK,
+    CONCURRENCY,
+    CAPACITY,
+    DEFER_ON,
+    RESUME_ON,
+    CANCEL_ON,
+    DEFER_CHECK_INTERVAL,
+    MAX_DEFER_ATTEMPTS,
+    MAX_DEFER,
+    NAME,
+];
+
+/// The key named `name`, if there is one.
+pub fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// Default `sink`.
+pub const DEFAULT_SINK: &str = "default";
+/// Default `concurrency`, as in the .NET original.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default `capacity`, as in the .NET original (`MaxTrackedOperations`).
+pub const DEFAULT_CAPACITY: usize = 200;
+/// Default `defer_on`, as in the .NET original.
+pub const DEFAULT_DEFER_ON: &str = "backpressure.*";
+/// Default `defer_check_interval`, as in the .NET original.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Default `max_defer_attempts`, as in the .NET original (10 s with the default interval).
+pub const DEFAULT_MAX_DEFER_ATTEMPTS: u32 = 200;
+
+/// Names in backticks, comma-separated, for "valid keys are ..." messages.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure_pattern::options::{list, KEYS};
+///
+/// let in_file = list(KEYS.iter().filter(|key| key.in_file).map(|key| key.name));
+/// assert!(in_file.starts_with("`sink`, `concurrency`, `capacity`"));
+/// ```
+pub fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
