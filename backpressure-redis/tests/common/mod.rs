@@ -31,7 +31,12 @@ pub fn redis(test: &str) -> Option<RedisServer> {
                 "{test}: redis-server is not on PATH and REQUIRE_REDIS=1 (run .ci/install-redis)"
             );
         }
-        println!("SKIP {test}: redis-server is not on PATH (apt-get install redis-server)");
+        // Written to the real stdout, past libtest's capture, so the skip is visible.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
+            "SKIP {test}: redis-server is not on PATH (apt-get install redis-server)"
+        );
         return None;
     }
     Some(RedisServer::start_on(free_port()))
