@@ -87,9 +87,11 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-pub mod config_file;
+mod config_file;
 mod coordinator;
 mod error;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod policy;
 mod registry;
 mod sink;

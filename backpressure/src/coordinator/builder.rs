@@ -17,6 +17,7 @@ use super::handle::{Coordinator, Spawner};
 use super::outcome::HandlerOutcome;
 use super::slot::{run_slot, SlotGuard};
 use super::state::{Shared, SkipCallback};
+use super::telemetry::Labels;
 use crate::error::BuildError;
 use crate::policy::{Host, Policies, Policy};
 use crate::Sink;
@@ -198,6 +199,10 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         });
         let owner = self.name.as_deref().unwrap_or("coordinator");
         let policies = Policies::new(self.policies, &context.sink, owner)?;
+        let labels = Labels {
+            sink: context.sink.name().unwrap_or("standalone").into(),
+            worker: owner.into(),
+        };
         let shared = Arc::new(Shared::new(
             gate,
             wake,
@@ -205,6 +210,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             config,
             self.on_skip,
             policies,
+            labels,
         ));
         if !shared.policies.is_empty() {
             let host: Arc<dyn Host> = shared.clone();

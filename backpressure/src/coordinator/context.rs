@@ -16,10 +16,10 @@ use crate::Sink;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let coordinator = Coordinator::builder()
 ///     .sink(Sink::new())
-///     .build(|item: u32, ctx: WorkContext| async move {
+///     .build(|_item: u32, ctx: WorkContext| async move {
 ///         tokio::select! {
 ///             _ = ctx.cancelled() => println!("item {} cancelled by shutdown", ctx.id()),
-///             _ = async { /* real work with `item` */ } => {}
+///             _ = async { /* real work with the item */ } => {}
 ///         }
 ///     })?;
 /// coordinator.enqueue(7).await?;

@@ -36,7 +36,7 @@ pub(super) type Spawner<T> = Box<dyn Fn(Arc<Shared<T>>) + Send + Sync>;
 /// let coordinator = Coordinator::builder()
 ///     .sink(sink.clone())
 ///     .concurrency(2)
-///     .build(|n: u64, _ctx: WorkContext| async move {
+///     .build(|_n: u64, _ctx: WorkContext| async move {
 ///         // call the downstream service with `n`
 ///         Ok::<(), std::io::Error>(())
 ///     })?;

@@ -15,6 +15,7 @@ mod outcome;
 mod slot;
 mod state;
 mod stats;
+mod telemetry;
 
 pub use builder::CoordinatorBuilder;
 pub use config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use tokio::sync::futures::Notified;
+use tracing::Instrument;
 
 use super::context::WorkContext;
 use super::gate::Answer;
 use super::outcome::HandlerOutcome;
-use super::state::{Job, Outcome, Shared, Step, Waiting};
+use super::state::{Job, Outcome, Queued, Shared, Step, Waiting};
+use super::telemetry::Started;
 use crate::sync::{register_then_recheck, Look};
 
 /// Runs one slot until the coordinator closes and empties, shuts down, or has too many slots.
@@ -47,25 +49,15 @@ where
         };
         slot.running = true;
         let outcome = match job {
-            Job::Run(queued) => {
+            Job::Run(queued, None) if shared.policies.is_empty() => {
+                // The hot path: nobody listens, no clock is read.
                 let context = WorkContext::new(Arc::clone(&shared.context), queued.id);
-                if shared.policies.is_empty() {
-                    run_handler(&*handler, queued.item, context, queued.id).await
-                } else {
-                    let started = tokio::time::Instant::now();
-                    let outcome = run_handler(&*handler, queued.item, context, queued.id).await;
-                    // Work cut short by shutdown says nothing about the downstream's health.
-                    if !shared.context.token.is_cancelled() {
-                        let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
-                        shared
-                            .policies
-                            .observe(queued.id, failed, started.elapsed());
-                    }
-                    outcome
-                }
+                run_handler(&*handler, queued.item, context, queued.id).await
             }
+            Job::Run(queued, started) => run_observed(&shared, &*handler, queued, started).await,
             Job::Skip(queued) => {
                 skip(&shared, queued.item, queued.id);
+                shared.meters.finished(Outcome::Skipped, None);
                 Outcome::Skipped
             }
         };
@@ -153,6 +145,43 @@ async fn wait<T>(
             }
         }
     }
+}
+
+/// Runs an item that someone observes: inside its `backpressure.item` span, timed for
+/// metrics and health policies.
+async fn run_observed<T, F, Fut>(
+    shared: &Shared<T>,
+    handler: &F,
+    queued: Queued<T>,
+    started: Option<Started>,
+) -> Outcome
+where
+    F: Fn(T, WorkContext) -> Fut,
+    Fut: Future,
+    Fut::Output: HandlerOutcome,
+{
+    let id = queued.id;
+    let context = WorkContext::new(Arc::clone(&shared.context), id);
+    let began = tokio::time::Instant::now();
+    let outcome = match started {
+        Some(started) => {
+            let span = started.span(&shared.labels, id);
+            let outcome = run_handler(handler, queued.item, context, id)
+                .instrument(span.clone())
+                .await;
+            span.record("outcome", outcome.as_str());
+            outcome
+        }
+        None => run_handler(handler, queued.item, context, id).await,
+    };
+    let ran_for = began.elapsed();
+    shared.meters.finished(outcome, Some(ran_for));
+    // Work cut short by shutdown says nothing about the downstream's health.
+    if !shared.policies.is_empty() && !shared.context.token.is_cancelled() {
+        let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
+        shared.policies.observe(id, failed, ran_for);
+    }
+    outcome
 }
 
 async fn run_handler<T, F, Fut>(handler: &F, item: T, context: WorkContext, id: u64) -> Outcome

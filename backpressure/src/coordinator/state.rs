@@ -15,6 +15,7 @@ use super::config::CoordinatorConfig;
 use super::context::ContextShared;
 use super::gate::{Answer, Gate};
 use super::stats::Stats;
+use super::telemetry::{Enqueued, Labels, Meters, Started};
 use crate::error::TryEnqueueError;
 use crate::policy::{held_only_by, Host, Policies};
 use crate::sync::{lock, Epoch, IdleSlots, Mutex, MutexGuard};
@@ -41,6 +42,8 @@ pub(super) struct Shared<T> {
     max_defer: Option<Duration>,
     pub(super) on_skip: Option<SkipCallback<T>>,
     pub(super) policies: Policies,
+    pub(super) labels: Labels,
+    pub(super) meters: Meters,
 }
 
 struct State<T> {
@@ -81,6 +84,8 @@ struct Counts {
 pub(super) struct Queued<T> {
     pub(super) id: u64,
     pub(super) item: T,
+    /// Captured at enqueue when a subscriber or metrics listen.
+    trace: Option<Box<Enqueued>>,
 }
 
 /// How a started item ended.
@@ -94,7 +99,7 @@ pub(super) enum Outcome {
 
 /// What a slot should do next.
 pub(super) enum Job<T> {
-    Run(Queued<T>),
+    Run(Queued<T>, Option<Started>),
     Skip(Queued<T>),
 }
 
@@ -130,6 +135,7 @@ impl<T> Shared<T> {
         config: CoordinatorConfig,
         on_skip: Option<SkipCallback<T>>,
         policies: Policies,
+        labels: Labels,
     ) -> Self {
         let max_defer = config.max_defer.resolve(config.defer_check_interval);
         Self {
@@ -158,6 +164,8 @@ impl<T> Shared<T> {
             max_defer,
             on_skip,
             policies,
+            meters: Meters::new(&labels),
+            labels,
         }
     }
 
@@ -173,6 +181,7 @@ impl<T> Shared<T> {
         item: T,
         waiting: Option<&mut bool>,
     ) -> Result<(), TryEnqueueError<T>> {
+        let trace = Enqueued::capture();
         let mut state = self.lock();
         let result = if state.closed {
             Err(TryEnqueueError::Closed(item))
@@ -182,10 +191,12 @@ impl<T> Shared<T> {
             let id = state.next_id;
             state.next_id += 1;
             state.counts.enqueued += 1;
-            state.items.push_back(Queued { id, item });
+            state.items.push_back(Queued { id, item, trace });
             if state.idle.wake_one() {
                 self.wake.notify_one();
             }
+            self.meters.enqueued();
+            self.update_gauges(&state);
             Ok(())
         };
         if let Some(waiting) = waiting {
@@ -231,7 +242,11 @@ impl<T> Shared<T> {
     ) -> Step<T> {
         let mut state = self.lock();
         let had_timer = Self::stop_waiting(&mut state, std::mem::replace(waiting, Waiting::No));
+        let finished_any = finished.is_some();
         let step = self.decide(&mut state, finished, waiting, register);
+        if finished_any {
+            self.update_gauges(&state);
+        }
         if had_timer && *waiting != (Waiting::OnGate { timer: true }) && state.held > 0 {
             // It gave up the `max_defer` timer (it starts the timed-out head, say): another
             // held slot must take it over for the next head, so wake one; whichever slot
@@ -323,6 +338,13 @@ impl<T> Shared<T> {
                 match held_since.checked_add(limit) {
                     Some(deadline) if deadline <= now => {
                         state.counts.defer_timeouts += 1;
+                        self.meters.defer_timeout();
+                        tracing::warn!(
+                            sink = %self.labels.sink,
+                            worker = %self.labels.worker,
+                            held_ms = limit.as_millis() as u64,
+                            "backpressure: an item held for `max_defer` starts anyway"
+                        );
                         return None;
                     }
                     // Beyond what `Instant` can represent: no timer.
@@ -361,19 +383,36 @@ impl<T> Shared<T> {
 
     /// Takes the head of the queue for a slot to start.
     fn take_head(&self, state: &mut State<T>) -> Step<T> {
-        state.head_held_since = None;
-        let Some(queued) = state.items.pop_front() else {
+        let held_since = state.head_held_since.take();
+        let Some(mut queued) = state.items.pop_front() else {
             unreachable!("the queue was checked to be non-empty under the same lock")
         };
         state.active += 1;
         if state.waiting_producers > 0 {
             self.space.notify_one();
         }
+        self.update_gauges(state);
         if self.gate.cancels() {
-            Step::Job(Job::Skip(queued))
-        } else {
-            Step::Job(Job::Run(queued))
+            return Step::Job(Job::Skip(queued));
         }
+        let started = queued
+            .trace
+            .take()
+            .map(|trace| Started::new(trace, held_since));
+        self.meters.started(started.as_ref());
+        Step::Job(Job::Run(queued, started))
+    }
+
+    /// Sets the metrics' gauges (the `metrics` feature; nothing otherwise).
+    fn update_gauges(&self, state: &State<T>) {
+        #[cfg(feature = "metrics")]
+        {
+            let open = self.gate.answer().limit(state.target) >= state.target;
+            self.meters
+                .gauges(state.items.len(), state.active, state.target, open);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = state;
     }
 
     /// Wakes `drain` / `shutdown` waiters if nothing remains for them to wait for.
@@ -486,6 +525,7 @@ impl<T> Shared<T> {
         state.target = target;
         let missing = target.saturating_sub(state.workers);
         state.workers += missing;
+        self.update_gauges(&state);
         drop(state);
         // Surplus idle slots notice and leave.
         self.wake_all_slots();

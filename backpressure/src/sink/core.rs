@@ -10,7 +10,7 @@ use backpressure_pattern::{validate_name, Pattern};
 use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 
-use super::event::{SignalEvent, SignalEventKind, Subscription};
+use super::event::{Events, SignalEvent, SignalEventKind, Subscription};
 use super::expiry::{ensure_reaper, Reaper};
 use super::level::{Level, RaiseOptions};
 use super::watch::{Watch, WatchEntry, WatchHandle};
@@ -72,7 +72,7 @@ pub struct ActiveSignal {
 
 pub(crate) struct Shared {
     state: Mutex<State>,
-    events: broadcast::Sender<SignalEvent>,
+    events: Events,
     pub(super) reaper: Reaper,
 }
 
@@ -110,7 +110,17 @@ struct Deadline {
 impl Sink {
     /// Creates a standalone sink, not reachable through [`sink`](crate::sink()).
     pub fn new() -> Self {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Self::with_name(None)
+    }
+
+    /// A sink that reports itself as `name` in traces and metrics (global sinks).
+    pub(crate) fn named(name: &str) -> Self {
+        Self::with_name(Some(name))
+    }
+
+    fn with_name(name: Option<&str>) -> Self {
+        let (sender, _) = broadcast::channel(EVENT_BUFFER);
+        let events = Events::new(sender, name);
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -401,17 +411,19 @@ impl Sink {
 
     /// Tells subscribers that a health policy changed state.
     pub(crate) fn emit_policy(&self, signal: &str, owner: &str, change: crate::PolicyChange) {
-        let events = &self.shared.events;
-        if events.receiver_count() > 0 {
-            let _ = events.send(SignalEvent {
-                kind: SignalEventKind::PolicyChanged,
-                name: signal.into(),
-                key: Some(owner.into()),
-                level: Level::STOP,
-                policy: Some(change),
-                at: Instant::now(),
-            });
-        }
+        self.shared.events.send(|| SignalEvent {
+            kind: SignalEventKind::PolicyChanged,
+            name: signal.into(),
+            key: Some(owner.into()),
+            level: Level::STOP,
+            policy: Some(change),
+            at: Instant::now(),
+        });
+    }
+
+    /// The name of a global sink ([`sink`](crate::sink())); `None` for a standalone one.
+    pub fn name(&self) -> Option<&str> {
+        self.shared.events.sink_name()
     }
 
     /// Whether both handles refer to the same sink.
@@ -478,12 +490,7 @@ impl Drop for Shared {
 
 impl State {
     /// Inserts or refreshes an entry; returns whether a TTL deadline was scheduled.
-    fn raise(
-        &mut self,
-        events: &broadcast::Sender<SignalEvent>,
-        raise: Raise<'_>,
-        now: Instant,
-    ) -> bool {
+    fn raise(&mut self, events: &Events, raise: Raise<'_>, now: Instant) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
         let level = raise.level;
@@ -514,19 +521,12 @@ impl State {
             }
         };
         if previous != Some(level) {
-            self.update_watches(&name, previous, Some(level), newly_named, false);
+            self.update_watches(events, &name, previous, Some(level), newly_named, false);
         }
         match previous {
-            None => emit(events, SignalEventKind::Raised, &name, &key, level, now),
+            None => events.emit(SignalEventKind::Raised, &name, &key, level, now),
             Some(old) if old != level => {
-                emit(
-                    events,
-                    SignalEventKind::LevelChanged,
-                    &name,
-                    &key,
-                    level,
-                    now,
-                );
+                events.emit(SignalEventKind::LevelChanged, &name, &key, level, now);
             }
             Some(_) => {}
         }
@@ -546,6 +546,7 @@ impl State {
     /// (`unnamed`); wakes the listeners of every watch that now lets more work start.
     fn update_watches(
         &mut self,
+        events: &Events,
         name: &str,
         removed: Option<Level>,
         added: Option<Level>,
@@ -558,11 +559,13 @@ impl State {
             }
             // The level first: a slot woken by the count's flip must see the new level.
             let mut wake = entry.relevel(removed, added);
-            if named {
-                wake |= entry.watch.increment();
+            if named && entry.watch.increment() {
+                wake = true;
+                entry.closed_by(name, events.label());
             }
-            if unnamed {
-                wake |= entry.watch.decrement();
+            if unnamed && entry.watch.decrement() {
+                wake = true;
+                entry.opened_by(name, events.label());
             }
             if wake {
                 entry.wake();
@@ -590,7 +593,7 @@ impl State {
     /// Removes one entry; returns whether it existed.
     fn remove(
         &mut self,
-        events: &broadcast::Sender<SignalEvent>,
+        events: &Events,
         name: &Arc<str>,
         key: &Key,
         kind: SignalEventKind,
@@ -605,30 +608,9 @@ impl State {
         if unnamed {
             self.names.remove(name);
         }
-        self.update_watches(name, Some(removed.level), None, false, unnamed);
-        emit(events, kind, name, key, removed.level, Instant::now());
+        self.update_watches(events, name, Some(removed.level), None, false, unnamed);
+        events.emit(kind, name, key, removed.level, Instant::now());
         true
-    }
-}
-
-fn emit(
-    events: &broadcast::Sender<SignalEvent>,
-    kind: SignalEventKind,
-    name: &Arc<str>,
-    key: &Key,
-    level: Level,
-    at: Instant,
-) {
-    if events.receiver_count() > 0 {
-        // A send error only means every receiver went away meanwhile.
-        let _ = events.send(SignalEvent {
-            kind,
-            name: Arc::clone(name),
-            key: key.clone(),
-            level,
-            policy: None,
-            at,
-        });
     }
 }
 

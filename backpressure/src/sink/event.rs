@@ -101,3 +101,95 @@ impl Stream for Subscription {
         })
     }
 }
+
+/// The sink's outgoing side: subscribers, `tracing` events and (with the `metrics` feature)
+/// the signal transition counter.
+#[derive(Debug)]
+pub(super) struct Events {
+    sender: tokio::sync::broadcast::Sender<SignalEvent>,
+    /// The global sink's name, for traces and metric labels.
+    sink: Option<Arc<str>>,
+}
+
+impl Events {
+    pub(super) fn new(
+        sender: tokio::sync::broadcast::Sender<SignalEvent>,
+        sink: Option<&str>,
+    ) -> Self {
+        Self {
+            sender,
+            sink: sink.map(Arc::from),
+        }
+    }
+
+    pub(super) fn sink_name(&self) -> Option<&str> {
+        self.sink.as_deref()
+    }
+
+    /// The sink's label in traces and metrics: its global name, or `standalone`.
+    pub(super) fn label(&self) -> &str {
+        self.sink.as_deref().unwrap_or("standalone")
+    }
+
+    pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SignalEvent> {
+        self.sender.subscribe()
+    }
+
+    /// Sends an event to the subscribers, if there are any.
+    pub(super) fn send(&self, event: impl FnOnce() -> SignalEvent) {
+        if self.sender.receiver_count() > 0 {
+            // A send error only means every receiver went away meanwhile.
+            let _ = self.sender.send(event());
+        }
+    }
+
+    /// Reports one change of an entry: to subscribers, as an INFO event, and as a metric.
+    pub(super) fn emit(
+        &self,
+        kind: SignalEventKind,
+        name: &Arc<str>,
+        key: &Option<Arc<str>>,
+        level: crate::Level,
+        at: Instant,
+    ) {
+        let transition = kind.as_str();
+        tracing::info!(
+            sink = self.label(),
+            signal = %name,
+            key = key.as_deref(),
+            level = level.as_f64(),
+            transition,
+            "backpressure signal {transition}"
+        );
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            crate::metrics::SIGNAL_TRANSITIONS,
+            "sink" => self.label().to_owned(),
+            "signal" => name.to_string(),
+            "transition" => transition,
+        )
+        .increment(1);
+        self.send(|| SignalEvent {
+            kind,
+            name: Arc::clone(name),
+            key: key.clone(),
+            level,
+            policy: None,
+            at,
+        });
+    }
+}
+
+impl SignalEventKind {
+    /// The kind in words: `raised`, `retracted`, `expired`, `level_changed`,
+    /// `policy_changed` (as serialised, and as the metrics' `transition` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalEventKind::Raised => "raised",
+            SignalEventKind::Retracted => "retracted",
+            SignalEventKind::Expired => "expired",
+            SignalEventKind::LevelChanged => "level_changed",
+            SignalEventKind::PolicyChanged => "policy_changed",
+        }
+    }
+}

@@ -34,7 +34,7 @@ pub fn sink(name: &str) -> Sink {
     if let Some(sink) = sinks.get(name) {
         return sink.clone();
     }
-    let sink = Sink::new();
+    let sink = Sink::named(name);
     sinks.insert(name.into(), sink.clone());
     sink
 }

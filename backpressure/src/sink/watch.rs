@@ -72,6 +72,8 @@ pub(super) struct WatchEntry {
     pub(super) listeners: Vec<Arc<Notify>>,
     /// How many active matching entries have each level.
     levels: BTreeMap<Level, usize>,
+    /// Since when a matching name has been active, for the "gate opened" trace.
+    closed_since: Option<tokio::time::Instant>,
 }
 
 impl WatchEntry {
@@ -84,7 +86,33 @@ impl WatchEntry {
             watch,
             listeners: vec![listener],
             levels,
+            closed_since: None,
         }
+    }
+
+    /// The first matching name became active: coordinators watching this pattern hold.
+    pub(super) fn closed_by(&mut self, signal: &str, sink: &str) {
+        self.closed_since = Some(tokio::time::Instant::now());
+        tracing::info!(
+            sink,
+            pattern = %self.watch.pattern,
+            signal,
+            "backpressure gate closed: `{signal}` holds work watching `{}`",
+            self.watch.pattern
+        );
+    }
+
+    /// The last matching name became inactive: the pattern no longer holds work.
+    pub(super) fn opened_by(&mut self, signal: &str, sink: &str) {
+        let held = self.closed_since.take().map(|since| since.elapsed());
+        tracing::info!(
+            sink,
+            pattern = %self.watch.pattern,
+            signal,
+            held_ms = held.map(|held| held.as_millis() as u64),
+            "backpressure gate opened: `{signal}` was the last signal matching `{}`",
+            self.watch.pattern
+        );
     }
 
     /// The lowest level among `levels`, as published by [`Watch::min_level`].

@@ -1,6 +1,5 @@
 //! The tower layer: wait mode (pending while held, woken only by the sink, max wait) and
 //! fail-fast mode (a typed rejection, never an error from `poll_ready`).
-#![cfg(feature = "tower")]
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,0 +1,184 @@
+//! What a coordinator tells the outside world about its items: a `tracing` span per item
+//! and, with the `metrics` feature, the metrics of DESIGN §8.
+//!
+//! Without a `tracing` subscriber at INFO and without the `metrics` feature, nothing here
+//! costs more than one relaxed level check per item: no clock reads, no allocation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Span;
+
+use super::state::Outcome;
+
+/// The names a coordinator reports under.
+#[derive(Debug, Clone)]
+pub(super) struct Labels {
+    pub(super) sink: Arc<str>,
+    pub(super) worker: Arc<str>,
+}
+
+/// What an item carries from its enqueue to its start, when anyone is listening.
+#[derive(Debug)]
+pub(super) struct Enqueued {
+    /// The span current at enqueue, which the item's span follows from.
+    follows: Span,
+    at: Instant,
+}
+
+impl Enqueued {
+    /// Captured at enqueue: `None` unless a subscriber listens at INFO or metrics are on.
+    pub(super) fn capture() -> Option<Box<Self>> {
+        if !(tracing::level_enabled!(tracing::Level::INFO) || cfg!(feature = "metrics")) {
+            return None;
+        }
+        Some(Box::new(Self {
+            follows: Span::current(),
+            at: Instant::now(),
+        }))
+    }
+}
+
+/// An item about to start: how long it waited in the queue (`queued_ms`) and, if the gate
+/// held it at the head of the queue, for how long (`held_ms`).
+#[derive(Debug)]
+pub(super) struct Started {
+    enqueued: Box<Enqueued>,
+    queued_for: Duration,
+    held_for: Option<Duration>,
+}
+
+impl Started {
+    pub(super) fn new(enqueued: Box<Enqueued>, held_since: Option<Instant>) -> Self {
+        let now = Instant::now();
+        Self {
+            queued_for: now.saturating_duration_since(enqueued.at),
+            held_for: held_since.map(|since| now.saturating_duration_since(since)),
+            enqueued,
+        }
+    }
+
+    /// The item's span: `backpressure.item`, following from the span current at enqueue.
+    pub(super) fn span(&self, labels: &Labels, id: u64) -> Span {
+        let span = tracing::info_span!(
+            "backpressure.item",
+            sink = %labels.sink,
+            worker = %labels.worker,
+            item_id = id,
+            queued_ms = self.queued_for.as_secs_f64() * 1e3,
+            held_ms = self.held_for.map(|held| held.as_secs_f64() * 1e3),
+            outcome = tracing::field::Empty,
+        );
+        span.follows_from(&self.enqueued.follows);
+        span
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(super) fn queued_for(&self) -> Duration {
+        self.queued_for
+    }
+}
+
+impl Outcome {
+    /// As in traces and the `outcome` metric label.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Panicked => "panicked",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// A coordinator's metric handles (the `metrics` feature), labelled by sink and worker.
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+pub(super) struct Meters {
+    enqueued: metrics::Counter,
+    defer_timeouts: metrics::Counter,
+    queued: metrics::Gauge,
+    deferred: metrics::Gauge,
+    active: metrics::Gauge,
+    concurrency: metrics::Gauge,
+    gate_open: metrics::Gauge,
+    duration: metrics::Histogram,
+    wait: metrics::Histogram,
+    labels: Labels,
+}
+
+#[cfg(feature = "metrics")]
+impl Meters {
+    pub(super) fn new(labels: &Labels) -> Self {
+        use crate::metrics as m;
+        let l = [
+            ("sink", labels.sink.to_string()),
+            ("worker", labels.worker.to_string()),
+        ];
+        Self {
+            enqueued: metrics::counter!(m::ITEMS_ENQUEUED, &l),
+            defer_timeouts: metrics::counter!(m::DEFER_TIMEOUTS, &l),
+            queued: metrics::gauge!(m::WORKER_QUEUED, &l),
+            deferred: metrics::gauge!(m::WORKER_DEFERRED, &l),
+            active: metrics::gauge!(m::WORKER_ACTIVE, &l),
+            concurrency: metrics::gauge!(m::WORKER_CONCURRENCY, &l),
+            gate_open: metrics::gauge!(m::WORKER_GATE_OPEN, &l),
+            duration: metrics::histogram!(m::ITEM_DURATION, &l),
+            wait: metrics::histogram!(m::ITEM_WAIT, &l),
+            labels: labels.clone(),
+        }
+    }
+
+    pub(super) fn enqueued(&self) {
+        self.enqueued.increment(1);
+    }
+
+    pub(super) fn defer_timeout(&self) {
+        self.defer_timeouts.increment(1);
+    }
+
+    pub(super) fn started(&self, started: Option<&Started>) {
+        if let Some(started) = started {
+            self.wait.record(started.queued_for().as_secs_f64());
+        }
+    }
+
+    pub(super) fn finished(&self, outcome: Outcome, ran_for: Option<Duration>) {
+        metrics::counter!(
+            crate::metrics::ITEMS_FINISHED,
+            "sink" => self.labels.sink.to_string(),
+            "worker" => self.labels.worker.to_string(),
+            "outcome" => outcome.as_str(),
+        )
+        .increment(1);
+        if let Some(ran_for) = ran_for {
+            self.duration.record(ran_for.as_secs_f64());
+        }
+    }
+
+    /// Sets every gauge to its absolute value now.
+    pub(super) fn gauges(&self, queued: usize, active: usize, concurrency: usize, open: bool) {
+        self.queued.set(queued as f64);
+        self.deferred.set(if open { 0.0 } else { queued as f64 });
+        self.active.set(active as f64);
+        self.concurrency.set(concurrency as f64);
+        self.gate_open.set(if open { 1.0 } else { 0.0 });
+    }
+}
+
+/// Without the `metrics` feature: nothing.
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug)]
+pub(super) struct Meters;
+
+#[cfg(not(feature = "metrics"))]
+impl Meters {
+    pub(super) fn new(_: &Labels) -> Self {
+        Self
+    }
+    pub(super) fn enqueued(&self) {}
+    pub(super) fn defer_timeout(&self) {}
+    pub(super) fn started(&self, _: Option<&Started>) {}
+    pub(super) fn finished(&self, _: Outcome, _: Option<Duration>) {}
+}

@@ -1,0 +1,166 @@
+//! The `backpressure.item` span and the INFO / WARN events of DESIGN §8, read back by a
+//! recording `tracing` layer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backpressure::{Coordinator, MaxDefer, Sink, WorkContext};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Instrument, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+#[derive(Default, Debug)]
+struct Seen {
+    /// Span id → (name, fields).
+    spans: HashMap<u64, (String, HashMap<String, String>)>,
+    /// (span, follows from).
+    follows: Vec<(u64, u64)>,
+    /// (level, message, fields).
+    events: Vec<(tracing::Level, HashMap<String, String>)>,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Seen>>);
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let name = attrs.metadata().name().to_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .spans
+            .insert(id.into_u64(), (name, fields));
+    }
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some((_, fields)) = self.0.lock().unwrap().spans.get_mut(&id.into_u64()) {
+            values.record(&mut Fields(fields));
+        }
+    }
+    fn on_follows_from(&self, span: &Id, follows: &Id, _: Context<'_, S>) {
+        self.0
+            .lock()
+            .unwrap()
+            .follows
+            .push((span.into_u64(), follows.into_u64()));
+    }
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.0
+            .lock()
+            .unwrap()
+            .events
+            .push((*event.metadata().level(), fields));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_item_gets_a_span_that_follows_from_its_enqueue() {
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sink = Sink::new();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .name("mailer")
+        .max_defer(MaxDefer::After(Duration::from_secs(10)))
+        .build(|n: u32, _: WorkContext| async move {
+            if n == 1 {
+                Err("relay refused")
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    sink.raise("backpressure.smtp").unwrap();
+    let request = tracing::info_span!("http.request");
+    let request_id = request.id().unwrap().into_u64();
+    async { coordinator.enqueue_many([0, 1]).await.unwrap() }
+        .instrument(request)
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    sink.retract("backpressure.smtp").unwrap();
+    coordinator.drain().await;
+
+    let seen = recorder.0.lock().unwrap();
+    let items: Vec<(u64, &HashMap<String, String>)> = seen
+        .spans
+        .iter()
+        .filter(|(_, (name, _))| name == "backpressure.item")
+        .map(|(id, (_, fields))| (*id, fields))
+        .collect();
+    assert_eq!(items.len(), 2, "{seen:?}");
+    for (id, fields) in &items {
+        assert!(seen.follows.contains(&(*id, request_id)), "{seen:?}");
+        assert_eq!(fields["sink"], "standalone");
+        assert_eq!(fields["worker"], "mailer");
+        assert_eq!(fields["queued_ms"], "4000.0", "{fields:?}");
+    }
+    // The head was held at the head of the queue for the whole hold; the second item waited
+    // behind it.
+    let head = items.iter().find(|(_, f)| f["item_id"] == "0").unwrap().1;
+    assert_eq!(head["held_ms"], "4000.0");
+    let mut outcomes: Vec<&str> = items.iter().map(|(_, f)| f["outcome"].as_str()).collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["completed", "failed"]);
+
+    let info = |needle: &str| {
+        seen.events.iter().any(|(level, fields)| {
+            *level == tracing::Level::INFO
+                && fields.get("message").is_some_and(|m| m.contains(needle))
+        })
+    };
+    assert!(info("backpressure signal raised"), "{:?}", seen.events);
+    assert!(info("backpressure signal retracted"));
+    assert!(info("gate closed"));
+    assert!(info("gate opened"));
+    assert!(seen
+        .events
+        .iter()
+        .any(|(level, fields)| *level == tracing::Level::ERROR
+            && fields
+                .get("error")
+                .is_some_and(|e| e.contains("relay refused"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_defer_timeout_is_a_warning() {
+    let recorder = Recorder::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
+    let sink = Sink::new();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .max_defer(MaxDefer::After(Duration::from_secs(1)))
+        .build(|_: u32, _: WorkContext| async {})
+        .unwrap();
+    sink.raise("backpressure.smtp").unwrap();
+    coordinator.enqueue(0).await.unwrap();
+    coordinator.drain().await;
+    let seen = recorder.0.lock().unwrap();
+    assert!(seen
+        .events
+        .iter()
+        .any(|(level, fields)| *level == tracing::Level::WARN
+            && fields
+                .get("message")
+                .is_some_and(|m| m.contains("max_defer"))));
+}
