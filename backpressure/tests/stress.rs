@@ -5,6 +5,10 @@
 //! pauses/resumes, and handlers fail (1%), panic (1%), yield or sleep briefly. At the end every
 //! id has exactly one outcome and `stats()` agrees.
 //!
+//! Every chaos run also has a liveness [`Watchdog`]: a monitor thread that fails the test if
+//! work sits in the queue behind an open gate with a free slot for longer than a moment (a
+//! slot that slept through a wake-up; issue 8, bug A).
+//!
 //! * `BACKPRESSURE_STRESS_ITEMS` sets the number of items (default 100,000);
 //! * `BACKPRESSURE_STRESS_SEED` replays a run (the seed is printed when a run fails).
 //!
@@ -13,7 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backpressure::{Coordinator, MaxDefer, Sink, Stats, WorkContext};
 use rand::rngs::StdRng;
@@ -417,6 +421,75 @@ fn check(book: &Book, stats: &Stats, items: u64, refused: &[u64], returned: &[u6
     assert_eq!(tracker.running, 0);
 }
 
+/// How long work may sit behind an open gate with a free slot before the watchdog calls it
+/// stuck. A healthy slot is woken in microseconds; the margin keeps a loaded 2-core machine
+/// (the sampling thread or a runtime worker descheduled for a while) from failing the test.
+const STUCK_FOR: Duration = Duration::from_millis(50);
+/// The stuck condition must also hold in at least this many consecutive samples, so that a
+/// sampling thread descheduled across the whole window does not count as evidence.
+const STUCK_SAMPLES: u32 = 20;
+/// The watchdog's sampling period.
+const SAMPLE_EVERY: Duration = Duration::from_micros(500);
+
+/// Liveness watchdog: samples `stats()` from a thread of its own (real time, independent of
+/// the runtime under test) and records a failure if `queued > 0 && gate_open && active <
+/// concurrency` persists for [`STUCK_FOR`] while no item finishes. The timer restarts whenever
+/// the condition stops holding or a progress counter moves.
+struct Watchdog {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<u64, String>>,
+}
+
+impl Watchdog {
+    fn start(coordinator: &Coordinator<u64>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (coordinator, stop) = (coordinator.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || watch_liveness(&coordinator, &stop))
+        };
+        Self { stop, thread }
+    }
+
+    /// Stops the watchdog; fails the test if it saw a stuck slot.
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.join().expect("watchdog thread") {
+            Ok(samples) => eprintln!("watchdog: {samples} samples, no stuck slot"),
+            Err(stuck) => panic!("{stuck}"),
+        }
+    }
+}
+
+fn watch_liveness(coordinator: &Coordinator<u64>, stop: &AtomicBool) -> Result<u64, String> {
+    // (since, progress then, samples since)
+    let mut suspect: Option<(Instant, u64, u32)> = None;
+    let mut samples = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let stats = coordinator.stats();
+        samples += 1;
+        let progress = stats.completed + stats.failed + stats.panicked + stats.skipped;
+        let stuck = stats.queued > 0 && stats.gate_open && stats.active < stats.concurrency;
+        suspect = match suspect {
+            _ if !stuck => None,
+            Some((since, then, count)) if then == progress => {
+                let count = count + 1;
+                let held = since.elapsed();
+                if held >= STUCK_FOR && count >= STUCK_SAMPLES {
+                    return Err(format!(
+                        "liveness: work queued behind an open gate with a free slot and no \
+                         progress for {held:?} ({count} samples): {stats:?}"
+                    ));
+                }
+                Some((since, then, count))
+            }
+            _ => Some((Instant::now(), progress, 1)),
+        };
+        // A sampling period, not synchronisation.
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    Ok(samples)
+}
+
 /// What one run starts besides the producers.
 struct Chaos {
     stop: Arc<AtomicBool>,
@@ -469,6 +542,7 @@ async fn every_item_ends_in_exactly_one_outcome_under_chaos() {
     let sink = Sink::new();
     let book = Book::new(seed, items, 4, None);
     let coordinator = build(&sink, &book, 4);
+    let watchdog = Watchdog::start(&coordinator);
     let chaos = Chaos::start(&sink, &coordinator, &book, seed);
 
     let producers: Vec<_> = (0..PRODUCERS)
@@ -486,6 +560,7 @@ async fn every_item_ends_in_exactly_one_outcome_under_chaos() {
     tokio::time::timeout(Duration::from_secs(120), coordinator.drain())
         .await
         .expect("drain finishes once the gate is open");
+    watchdog.stop();
     let stats = coordinator.stats();
     check(&book, &stats, items, &[], &[]);
     let max_seen = book.tracker.lock().unwrap().max_seen;
@@ -511,6 +586,7 @@ async fn shutdown_under_load_returns_or_processes_every_enqueued_item() {
     let sentinel = items / 2;
     let book = Book::new(seed, items, 4, Some(sentinel));
     let coordinator = build(&sink, &book, 4);
+    let watchdog = Watchdog::start(&coordinator);
     let chaos = Chaos::start(&sink, &coordinator, &book, seed);
     let sentinel_started = book.sentinel.notified();
     let producers: Vec<_> = (0..PRODUCERS)
@@ -535,6 +611,8 @@ async fn shutdown_under_load_returns_or_processes_every_enqueued_item() {
         () = sentinel_started => {}
         r = &mut all_produced => refused = Some(r),
     }
+    // Shutdown stops slots from starting queued items on purpose: watch until then.
+    watchdog.stop();
     let returned = tokio::time::timeout(Duration::from_secs(120), coordinator.shutdown())
         .await
         .expect("shutdown finishes");

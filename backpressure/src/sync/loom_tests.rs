@@ -1,4 +1,5 @@
-//! Loom models of the gate's wake protocol (see the parent module's docs).
+//! Loom models of the gate's wake protocol and of the idle-slot wake-up protocol (see the
+//! parent module's docs and [`IdleSlots`]).
 //!
 //! Run with `RUSTFLAGS="--cfg backpressure_loom" cargo test -p backpressure --lib --release
 //! sync::loom_tests` (the exact line is in `docs/loom.md`).
@@ -11,11 +12,13 @@
 //! the model. The sink's lock is a loom `Mutex`, as the sink holds its lock while it flips a
 //! count and wakes the listeners.
 
+use std::collections::VecDeque;
+
 use loom::sync::atomic::AtomicBool;
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-use super::{register_then_recheck, ActiveCount, Epoch, Look, Ordering};
+use super::{register_then_recheck, ActiveCount, Epoch, IdleSlots, Look, Ordering};
 
 /// `tokio::sync::Notify`'s `notify_waiters` semantics: a registration captures the number of
 /// `notify_waiters` calls so far, and sleeping returns once that number has moved on.
@@ -295,4 +298,190 @@ fn sleeping_without_the_recheck_loses_the_wake_up() {
         sink.join().unwrap();
         assert!(!stuck(&model, decision), "lost wake-up");
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The idle-slot protocol: pushes wake slots that sleep because the queue was empty.
+// ---------------------------------------------------------------------------------------------
+
+/// `tokio::sync::Notify`'s `notify_one` semantics, the ones the idle-slot protocol relies on:
+/// a `notify_one` wakes one registered waiter (the longest registered, as tokio does) and,
+/// with no waiter registered, stores a single permit that the next registration consumes.
+/// Permits do not add up: two `notify_one` calls with nobody registered wake one waiter.
+struct NotifyOne {
+    state: Mutex<NotifyState>,
+    changed: Condvar,
+}
+
+struct NotifyState {
+    /// Registered waiters not yet notified, oldest first.
+    waiters: VecDeque<usize>,
+    /// The stored permit.
+    permit: bool,
+    /// Per waiter: notified and not yet awake.
+    notified: Vec<bool>,
+}
+
+impl NotifyOne {
+    fn new(waiters: usize) -> Self {
+        Self {
+            state: Mutex::new(NotifyState {
+                waiters: VecDeque::new(),
+                permit: false,
+                notified: vec![false; waiters],
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// `Notified::enable`: registers `waiter`, or consumes the stored permit.
+    fn register(&self, waiter: usize) {
+        let mut state = self.state.lock().unwrap();
+        if std::mem::take(&mut state.permit) {
+            state.notified[waiter] = true;
+        } else {
+            state.waiters.push_back(waiter);
+        }
+    }
+
+    fn notify_one(&self) {
+        let mut state = self.state.lock().unwrap();
+        match state.waiters.pop_front() {
+            Some(waiter) => {
+                state.notified[waiter] = true;
+                self.changed.notify_all();
+            }
+            None => state.permit = true,
+        }
+    }
+
+    /// Awaiting the registered `Notified`.
+    fn sleep(&self, waiter: usize) {
+        let mut state = self.state.lock().unwrap();
+        while !state.notified[waiter] {
+            state = self.changed.wait(state).unwrap();
+        }
+        state.notified[waiter] = false;
+    }
+}
+
+/// When an idle slot registers for a wake-up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// Under the coordinator's lock, as `Shared::step` does since issue 8.
+    UnderTheLock,
+    /// After releasing the lock: the protocol before issue 8 (bug A).
+    AfterTheLock,
+}
+
+/// The coordinator's lock with the queue and the crate's own [`IdleSlots`], plus the slots'
+/// `Notify`.
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: NotifyOne,
+    registration: Registration,
+}
+
+struct QueueState {
+    items: usize,
+    idle: IdleSlots,
+}
+
+impl Queue {
+    fn new(slots: usize, registration: Registration) -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                items: 0,
+                idle: IdleSlots::default(),
+            }),
+            wake: NotifyOne::new(slots),
+            registration,
+        }
+    }
+
+    /// `Shared::try_push`: push, and `notify_one` under the lock if `IdleSlots` says so.
+    fn push(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.items += 1;
+        if state.idle.wake_one() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A slot, as `run_slot` + `Shared::step`: look under the lock (accounting for a wake-up
+    /// first if it waited); take an item if there is one, else park, register and sleep until
+    /// notified. Once it has an item it keeps it (as a handler waiting on a barrier does), so
+    /// every item needs a slot of its own: a slot left asleep with an item queued is a
+    /// deadlock, which loom reports.
+    fn slot(&self, id: usize) {
+        let mut waiting = false;
+        loop {
+            let mut state = self.state.lock().unwrap();
+            if std::mem::take(&mut waiting) {
+                state.idle.unpark();
+            }
+            if state.items > 0 {
+                state.items -= 1;
+                return;
+            }
+            state.idle.park();
+            waiting = true;
+            match self.registration {
+                Registration::UnderTheLock => {
+                    self.wake.register(id);
+                    drop(state);
+                }
+                Registration::AfterTheLock => {
+                    drop(state);
+                    self.wake.register(id);
+                }
+            }
+            self.wake.sleep(id);
+        }
+    }
+}
+
+/// Two producers each push one item while two idle slots go to sleep: both items are picked
+/// up, whatever the interleaving.
+fn two_producers_two_idle_slots(registration: Registration) {
+    // Four threads: bound the preemptions so the model finishes in seconds (the lost wake-up
+    // of the old protocol needs two).
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(move || {
+        // Leaked rather than shared through a loom `Arc`: when loom reports the deadlock of
+        // the old protocol it unwinds the blocked threads, and a loom `Arc` dropped during
+        // that cleanup aborts the process instead of failing the test.
+        let queue: &'static Queue = Box::leak(Box::new(Queue::new(2, registration)));
+        let threads = [
+            thread::spawn(move || queue.slot(1)),
+            thread::spawn(move || queue.push()),
+            thread::spawn(move || queue.push()),
+        ];
+        queue.slot(0);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(
+            queue.state.lock().unwrap().items,
+            0,
+            "an item was left queued"
+        );
+    });
+}
+
+/// Issue 8, bug A: with slots registering under the coordinator's lock, every push reaches a
+/// registered slot or one that will look again, so no item is left with a slot asleep.
+#[test]
+fn idle_slots_registered_under_the_lock_pick_up_every_item() {
+    two_producers_two_idle_slots(Registration::UnderTheLock);
+}
+
+/// The model catches bug A: slots that register after releasing the lock let two pushes fold
+/// into one stored permit while `IdleSlots` counts two wake-ups; one slot takes the permit
+/// and an item, the other sleeps for ever with the second item queued.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn idle_slots_registered_after_the_lock_lose_a_wake_up() {
+    two_producers_two_idle_slots(Registration::AfterTheLock);
 }
