@@ -4,9 +4,16 @@
 //!
 //! The crate is split by stage: `args` parses the raw `key = value` pairs with their spans,
 //! `validate` turns them into a typed configuration and checks the function's shape, and
-//! `expand` writes the generated code.
+//! `expand` writes the generated code. The keys and their rules are not defined here but in
+//! `backpressure_pattern::options`, shared with the runtime.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 use proc_macro::TokenStream;
 use syn::parse::Parser;
@@ -57,6 +64,7 @@ mod validate;
 /// #[backpressure_worker(sink = "main", concurrency = 2, defer_on = "backpressure.*")]
 /// async fn send_email(to: String) -> Result<(), std::io::Error> {
 ///     // ... talk to the SMTP server ...
+///     println!("sending to {to}");
 ///     Ok(())
 /// }
 ///

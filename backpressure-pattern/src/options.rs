@@ -16,7 +16,7 @@
 //!    the runtime, `Registration` in `__private`, `Config` in the macro's `validate.rs` and its
 //!    token in `expand.rs`. Reading the value (attribute literal, TOML value) follows from its
 //!    [`Kind`] and needs no new code.
-//! 3. A row in the table-driven test `backpressure-macros/src/validate/tests.rs` for each way
+//! 3. A row in the table-driven test `backpressure-macros/src/tests.rs` for each way
 //!    the value can be wrong.
 
 mod max_defer;

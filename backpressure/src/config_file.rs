@@ -1,21 +1,7 @@
-//! Worker overrides from a TOML file, by worker name, without recompiling.
+//! Worker overrides from a TOML file (the format is in the crate docs, "Config files").
 //!
-//! ```toml
-//! # backpressure.toml
-//! [workers."my_app::send_email"]
-//! concurrency = 8
-//! capacity = 500
-//! defer_on = ["backpressure.*", "smtp.slow"]   # a string or a list of strings
-//! resume_on = "smtp.priority"
-//! cancel_on = "smtp.down"
-//! defer_check_interval = "100ms"
-//! max_defer = "30s"                            # or "never", or max_defer_attempts = 300
-//! sink = "mail"
-//! ```
-//!
-//! Every field is optional; a field that is absent keeps the attribute's value (or the
-//! runtime's default). Loaded by [`RuntimeBuilder::config_file`](crate::RuntimeBuilder::config_file)
-//! or from the path in the `BACKPRESSURE_CONFIG` environment variable.
+//! Each field is read as its key's kind and checked by the key's rule in
+//! `backpressure_pattern::options`; errors name the file, the worker and the field.
 
 use std::collections::BTreeMap;
 use std::path::Path;

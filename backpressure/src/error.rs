@@ -1,4 +1,10 @@
-//! Every error type of the crate.
+//! The errors of signals and coordinators. The registry's errors ([`RegistryError`],
+//! [`WorkerEnqueueError`]) live in `registry/error.rs` and the config file's
+//! ([`ConfigError`]) in `config_file.rs`, next to what raises them.
+//!
+//! [`RegistryError`]: crate::RegistryError
+//! [`WorkerEnqueueError`]: crate::WorkerEnqueueError
+//! [`ConfigError`]: crate::ConfigError
 
 use std::fmt;
 

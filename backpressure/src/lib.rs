@@ -62,6 +62,29 @@
 //! }
 //! ```
 //!
+//! # Config files
+//!
+//! A TOML file overrides workers' options by worker name, without recompiling. It is read by
+//! [`RuntimeBuilder::config_file`] or from the path in [`CONFIG_ENV_VAR`]
+//! (`BACKPRESSURE_CONFIG`):
+//!
+//! ```toml
+//! # backpressure.toml
+//! [workers."my_app::send_email"]
+//! concurrency = 8
+//! capacity = 500
+//! defer_on = ["backpressure.*", "smtp.slow"]   # a string or a list of strings
+//! resume_on = "smtp.priority"
+//! cancel_on = "smtp.down"
+//! defer_check_interval = "100ms"
+//! max_defer = "30s"                            # or "never", or max_defer_attempts = 300
+//! sink = "mail"
+//! ```
+//!
+//! Every field is optional; a field that is absent keeps the attribute's value (or the
+//! runtime's default). The values follow the same rules, with the same words, as the
+//! attribute's; a mistake is a [`ConfigError`] naming the file, the worker and the field.
+//!
 //! # What is guaranteed
 //!
 //! * Every enqueued item ends in exactly one counted outcome: completed, failed, panicked,
@@ -77,6 +100,7 @@
 //! Not guaranteed: the order in which concurrent slots *finish*, and which of several
 //! waiting producers gets the next free queue place.
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -198,7 +198,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             sink,
         });
         let owner = self.name.as_deref().unwrap_or("coordinator");
-        let policies = Policies::new(self.policies, &context.sink, owner)?;
+        let policies = Policies::new(self.policies, &context.sink, owner, config.capacity)?;
         let labels = Labels {
             sink: context.sink.name().unwrap_or("standalone").into(),
             worker: owner.into(),

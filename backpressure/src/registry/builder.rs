@@ -1,0 +1,257 @@
+//! [`RuntimeBuilder`]: which workers, which config file, which sinks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::registration::{registrations, Registration};
+use super::runtime::{Runtime, Worker};
+use super::worker::BuildContext;
+use super::{RegistryError, GLOBAL_STARTED};
+use crate::config_file::{ConfigFile, CONFIG_ENV_VAR};
+use crate::Sink;
+
+enum ConfigSource {
+    /// `BACKPRESSURE_CONFIG`, if set (global runtimes only).
+    Env,
+    File(PathBuf),
+    Text {
+        label: String,
+        text: String,
+    },
+}
+
+/// Builds a [`Runtime`]: the config file, which workers, which sinks.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runtime = backpressure::Runtime::builder()
+///     .config_file("backpressure.toml")
+///     .start()?;
+/// for worker in runtime.workers() {
+///     println!("{} on sink {}: concurrency {}", worker.name, worker.sink, worker.config.concurrency);
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct RuntimeBuilder {
+    config: ConfigSource,
+    only: Option<Vec<String>>,
+    isolated: bool,
+    sinks: BTreeMap<String, Sink>,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        Self {
+            config: ConfigSource::Env,
+            only: None,
+            isolated: false,
+            sinks: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("only", &self.only)
+            .field("isolated", &self.isolated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Applies the overrides of this TOML file (see [the format](crate#config-files)). Takes
+    /// precedence over `BACKPRESSURE_CONFIG`.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config = ConfigSource::File(path.into());
+        self
+    }
+
+    /// Applies the overrides of this TOML text; `label` names it in errors. Handy in tests and
+    /// for configs embedded with `include_str!`.
+    pub fn config_toml(mut self, label: impl Into<String>, text: impl Into<String>) -> Self {
+        self.config = ConfigSource::Text {
+            label: label.into(),
+            text: text.into(),
+        };
+        self
+    }
+
+    /// Builds only the workers with these names, as an [isolated](Self::isolated) runtime.
+    /// Naming a worker that is not registered is an error at [`start`](Self::start).
+    pub fn only<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only = Some(names.into_iter().map(Into::into).collect());
+        self.isolated = true;
+        self
+    }
+
+    /// Makes the runtime independent of the process: its workers get fresh sinks (unless set
+    /// with [`sink`](Self::sink)), the generated `enqueue` functions are not connected to it,
+    /// `BACKPRESSURE_CONFIG` is ignored, and any number of isolated runtimes may run at once.
+    pub fn isolated(mut self) -> Self {
+        self.isolated = true;
+        self
+    }
+
+    /// Uses `sink` for the workers whose sink name is `name`, instead of
+    /// [`backpressure::sink(name)`](crate::sink) (or a fresh sink, when isolated).
+    pub fn sink(mut self, name: impl Into<String>, sink: Sink) -> Self {
+        self.sinks.insert(name.into(), sink);
+        self
+    }
+
+    /// Builds and starts the workers. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// See [`start`](crate::start).
+    pub fn start(self) -> Result<Runtime, RegistryError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RegistryError::NoTokioRuntime);
+        }
+        let all: Vec<&'static Registration> = registrations().collect();
+        let selected = self.select(&all)?;
+        check_duplicates(&selected)?;
+        let config = self.load_config()?;
+        config.check_workers(all.iter().map(|r| r.name))?;
+
+        let global = !self.isolated;
+        if global && !claim_global() {
+            return Err(RegistryError::AlreadyStarted);
+        }
+        let built = build_all(&selected, &config, self.sinks, self.isolated);
+        let (workers, sinks) = match built {
+            Ok(built) => built,
+            Err(err) => {
+                if global {
+                    GLOBAL_STARTED.store(false, Ordering::Release);
+                }
+                return Err(err);
+            }
+        };
+        if global {
+            for worker in &workers {
+                worker.erased.install();
+            }
+        }
+        Ok(Runtime {
+            workers,
+            sinks,
+            global,
+            released: AtomicBool::new(false),
+        })
+    }
+
+    /// The registrations this runtime builds: all of them, or those named by [`only`](Self::only).
+    fn select(
+        &self,
+        all: &[&'static Registration],
+    ) -> Result<Vec<&'static Registration>, RegistryError> {
+        let Some(names) = &self.only else {
+            return Ok(all.to_vec());
+        };
+        if let Some(missing) = names.iter().find(|n| !all.iter().any(|r| r.name == **n)) {
+            return Err(RegistryError::UnknownWorker {
+                name: missing.clone(),
+            });
+        }
+        Ok(all
+            .iter()
+            .copied()
+            .filter(|r| names.iter().any(|n| n == r.name))
+            .collect())
+    }
+
+    /// The config file: the one given, else `BACKPRESSURE_CONFIG` (global runtimes only).
+    fn load_config(&self) -> Result<ConfigFile, RegistryError> {
+        Ok(match &self.config {
+            ConfigSource::Env if self.isolated => ConfigFile::default(),
+            ConfigSource::Env => match std::env::var_os(CONFIG_ENV_VAR) {
+                Some(path) if !path.is_empty() => ConfigFile::load(PathBuf::from(path).as_path())?,
+                _ => ConfigFile::default(),
+            },
+            ConfigSource::File(path) => ConfigFile::load(path)?,
+            ConfigSource::Text { label, text } => ConfigFile::parse(label, text)?,
+        })
+    }
+}
+
+/// Marks the global runtime as started; `false` when one already is.
+fn claim_global() -> bool {
+    GLOBAL_STARTED
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+fn check_duplicates(selected: &[&'static Registration]) -> Result<(), RegistryError> {
+    let mut seen: BTreeMap<&str, &Registration> = BTreeMap::new();
+    for registration in selected {
+        if let Some(first) = seen.insert(registration.name, registration) {
+            let (mut first, mut second) = (first.location(), registration.location());
+            // inventory's order is unspecified: report the two places in a stable order.
+            if second < first {
+                std::mem::swap(&mut first, &mut second);
+            }
+            return Err(RegistryError::DuplicateWorker {
+                name: registration.name.to_owned(),
+                first,
+                second,
+            });
+        }
+    }
+    Ok(())
+}
+
+type Built = (Vec<Worker>, BTreeMap<String, Sink>);
+
+fn build_all(
+    selected: &[&'static Registration],
+    config: &ConfigFile,
+    mut sinks: BTreeMap<String, Sink>,
+    isolated: bool,
+) -> Result<Built, RegistryError> {
+    let mut workers = Vec::with_capacity(selected.len());
+    for &registration in selected {
+        let overrides = config.workers.get(registration.name);
+        let mut effective = registration.config();
+        let mut sink_name = registration.sink_name().to_owned();
+        if let Some(overrides) = overrides {
+            overrides.apply(&mut effective);
+            if let Some(name) = &overrides.sink {
+                sink_name.clone_from(name);
+            }
+        }
+        let sink = sinks
+            .entry(sink_name.clone())
+            .or_insert_with(|| {
+                if isolated {
+                    Sink::new()
+                } else {
+                    crate::sink(&sink_name)
+                }
+            })
+            .clone();
+        let context = BuildContext {
+            registration,
+            config: effective,
+            sink,
+        };
+        let erased = (registration.build)(&context)?.into_erased();
+        workers.push(Worker {
+            registration,
+            sink: sink_name,
+            erased,
+        });
+    }
+    workers.sort_by(|a, b| a.registration.name.cmp(b.registration.name));
+    Ok((workers, sinks))
+}

@@ -1,0 +1,124 @@
+//! Why the registry could not start, and why a generated `enqueue` could not take an item.
+
+use std::fmt;
+
+use crate::config_file::ConfigError;
+use crate::BuildError;
+
+/// Why the registry could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// [`start`] was called outside a tokio runtime.
+    #[error("`backpressure::start()` must be called inside a tokio runtime")]
+    NoTokioRuntime,
+    /// A global runtime is already running.
+    #[error(
+        "`backpressure::start()` was already called and its runtime is still running \
+         (shut it down first, or use `Runtime::builder().isolated()`)"
+    )]
+    AlreadyStarted,
+    /// Two registered workers have the same name.
+    #[error(
+        "two workers are named `{name}` (at {first} and {second}): \
+         give one of them another `name = \"...\"`"
+    )]
+    DuplicateWorker {
+        /// The shared name.
+        name: String,
+        /// Where the first one is declared.
+        first: String,
+        /// Where the second one is declared.
+        second: String,
+    },
+    /// [`RuntimeBuilder::only`] named a worker that is not registered.
+    #[error("worker `{name}` is not registered: no `#[backpressure_worker]` has that name")]
+    UnknownWorker {
+        /// The name.
+        name: String,
+    },
+    /// The config file could not be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A worker's coordinator could not be built.
+    #[error("cannot build worker `{worker}`: {source}")]
+    Build {
+        /// The worker.
+        worker: String,
+        /// Why.
+        source: BuildError,
+    },
+}
+
+/// A generated `enqueue` / `try_enqueue` could not take the item; the item is handed back.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::WorkerEnqueueError;
+///
+/// let err = WorkerEnqueueError::NotStarted { worker: "app::send", item: 7 };
+/// assert_eq!(
+///     err.to_string(),
+///     "worker `app::send` is not running: call `backpressure::start()` first (the item is handed back)"
+/// );
+/// assert_eq!(err.into_inner(), 7);
+/// ```
+#[non_exhaustive]
+pub enum WorkerEnqueueError<T> {
+    /// No global runtime is running (not started yet, or shut down).
+    NotStarted {
+        /// The worker's name.
+        worker: &'static str,
+        /// The item.
+        item: T,
+    },
+    /// The queue is full (`try_enqueue` only).
+    Full(T),
+    /// The worker's intake is closed (it was drained or shut down).
+    Closed(T),
+}
+
+impl<T> WorkerEnqueueError<T> {
+    /// Takes back the item.
+    pub fn into_inner(self) -> T {
+        match self {
+            WorkerEnqueueError::NotStarted { item, .. }
+            | WorkerEnqueueError::Full(item)
+            | WorkerEnqueueError::Closed(item) => item,
+        }
+    }
+}
+
+impl<T> fmt::Debug for WorkerEnqueueError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerEnqueueError::NotStarted { worker, .. } => f
+                .debug_struct("NotStarted")
+                .field("worker", worker)
+                .finish_non_exhaustive(),
+            WorkerEnqueueError::Full(_) => f.write_str("Full(..)"),
+            WorkerEnqueueError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for WorkerEnqueueError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerEnqueueError::NotStarted { worker, .. } => write!(
+                f,
+                "worker `{worker}` is not running: call `backpressure::start()` first \
+                 (the item is handed back)"
+            ),
+            WorkerEnqueueError::Full(_) => {
+                f.write_str("the worker's queue is full (the item is handed back)")
+            }
+            WorkerEnqueueError::Closed(_) => f.write_str(
+                "the worker no longer accepts items, its intake is closed (the item is handed back)",
+            ),
+        }
+    }
+}
+
+impl<T> std::error::Error for WorkerEnqueueError<T> {}

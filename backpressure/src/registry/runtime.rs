@@ -1,0 +1,193 @@
+//! [`Runtime`]: the running workers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::PoisonError;
+
+use serde::Serialize;
+
+use super::registration::Registration;
+use super::worker::{ErasedWorker, TypedWorker};
+use super::{RuntimeBuilder, GLOBAL_STARTED};
+use crate::{Coordinator, CoordinatorConfig, Sink, Stats};
+
+/// One running worker, as listed by [`Runtime::workers`]. Serialisable, to dump it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// The registered name.
+    pub name: String,
+    /// The name of the sink it watches.
+    pub sink: String,
+    /// Where its attribute is written (`file:line`).
+    pub location: String,
+    /// Its effective configuration (attribute, then config file, over the defaults).
+    pub config: CoordinatorConfig,
+    /// Its counters now.
+    pub stats: Stats,
+}
+
+/// What [`Runtime::shutdown`] handed back: the number of unstarted items per worker.
+///
+/// The items themselves are kept by the runtime; take them with [`Runtime::take_returned`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ShutdownReport {
+    /// Worker name → number of items that never started.
+    pub returned: BTreeMap<String, usize>,
+}
+
+impl ShutdownReport {
+    /// Items handed back by all workers together.
+    pub fn total(&self) -> usize {
+        self.returned.values().sum()
+    }
+}
+
+pub(super) struct Worker {
+    pub(super) registration: &'static Registration,
+    pub(super) sink: String,
+    pub(super) erased: Box<dyn ErasedWorker>,
+}
+
+/// The running workers. Returned by [`start`] and [`RuntimeBuilder::start`].
+///
+/// Dropping the handle does not stop the workers; call [`Runtime::shutdown`] (or
+/// [`Runtime::drain_all`]).
+pub struct Runtime {
+    pub(super) workers: Vec<Worker>,
+    pub(super) sinks: BTreeMap<String, Sink>,
+    pub(super) global: bool,
+    pub(super) released: AtomicBool,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field(
+                "workers",
+                &self
+                    .workers
+                    .iter()
+                    .map(|w| w.registration.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("global", &self.global)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder, to choose a config file, restrict or isolate the runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // No worker is registered in this doctest: an isolated runtime with none of them.
+    /// let runtime = backpressure::Runtime::builder().only::<_, &str>([]).start()?;
+    /// assert!(runtime.workers().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Every worker with its config and stats, sorted by name.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let mut infos: Vec<_> = self.workers.iter().map(Self::info).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
+    /// One worker's config and stats.
+    pub fn worker(&self, name: &str) -> Option<WorkerInfo> {
+        self.find(name).map(Self::info)
+    }
+
+    fn info(worker: &Worker) -> WorkerInfo {
+        WorkerInfo {
+            name: worker.registration.name.to_owned(),
+            sink: worker.sink.clone(),
+            location: worker.registration.location(),
+            config: worker.erased.config(),
+            stats: worker.erased.stats(),
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<&Worker> {
+        self.workers.iter().find(|w| w.registration.name == name)
+    }
+
+    /// A worker's coordinator, typed by its item. `None` when there is no worker of that name
+    /// or its item type is not `T`.
+    ///
+    /// This is how tests reach the workers of an isolated runtime.
+    pub fn coordinator<T: Send + 'static>(&self, name: &str) -> Option<Coordinator<T>> {
+        let worker = self.find(name)?;
+        worker
+            .erased
+            .as_any()
+            .downcast_ref::<TypedWorker<T>>()
+            .map(|typed| typed.coordinator.clone())
+    }
+
+    /// The sink that this runtime's workers of sink name `name` watch: the one given to
+    /// [`RuntimeBuilder::sink`] for that name if any, else [`backpressure::sink(name)`](crate::sink)
+    /// for the global runtime and a fresh sink of its own for an isolated one.
+    pub fn sink(&self, name: &str) -> Option<Sink> {
+        self.sinks.get(name).cloned()
+    }
+
+    /// Whether this is the global runtime of [`start`].
+    pub fn is_global(&self) -> bool {
+        self.global
+    }
+
+    /// Closes every worker's intake and waits until everything queued has run.
+    pub async fn drain_all(&self) {
+        futures_util::future::join_all(self.workers.iter().map(|w| w.erased.drain())).await;
+    }
+
+    /// Shuts every worker down: running handlers are cancelled through their token, and the
+    /// items that never started are kept (see [`Runtime::take_returned`]). Afterwards the
+    /// generated `enqueue` functions report "not running", and [`start`] may be called again.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let counts =
+            futures_util::future::join_all(self.workers.iter().map(|w| w.erased.shutdown())).await;
+        self.release();
+        ShutdownReport {
+            returned: self
+                .workers
+                .iter()
+                .zip(counts)
+                .map(|(w, n)| (w.registration.name.to_owned(), n))
+                .collect(),
+        }
+    }
+
+    /// Takes the items that [`Runtime::shutdown`] handed back for worker `name` (empty when the
+    /// worker does not exist, its item type is not `T`, or they were already taken).
+    pub fn take_returned<T: Send + 'static>(&self, name: &str) -> Vec<T> {
+        self.find(name)
+            .and_then(|w| w.erased.as_any().downcast_ref::<TypedWorker<T>>())
+            .map(|typed| {
+                std::mem::take(
+                    &mut *typed
+                        .returned
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    fn release(&self) {
+        if self.global && !self.released.swap(true, Ordering::AcqRel) {
+            for worker in &self.workers {
+                worker.erased.uninstall();
+            }
+            GLOBAL_STARTED.store(false, Ordering::Release);
+        }
+    }
+}
