@@ -492,7 +492,6 @@ fn c_ttl_expiry_does_not_depend_on_an_undriven_runtime() {
 /// this thread's entry (the reaper on the undriven helper) stays alive, so no reaper is ever
 /// started on the live runtime; the item starts at the 3 s safety re-check.
 #[test]
-#[ignore = "issue 8 C is not fixed for one thread driving two runtimes (per-thread reaper record)"]
 fn c_ttl_expiry_does_not_depend_on_an_undriven_runtime_used_from_the_same_thread() {
     let sink = Sink::new();
     let helper = current_thread(false);

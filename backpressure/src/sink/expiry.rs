@@ -6,24 +6,30 @@
 //!
 //! A reaper runs on a tokio runtime, and a runtime that is not driven (a current-thread
 //! runtime nobody calls `block_on` on any more) runs none of its timers. So no single runtime
-//! may own a sink's expiry: every thread that raises a TTL or watches the sink from inside a
-//! runtime makes sure a reaper of the sink runs on *its* runtime. Expiry therefore happens on
-//! time for every user that is itself being driven, whatever happened to the others; reapers
-//! on several runtimes expire the same entries idempotently (each entry expires once, under
+//! may own a sink's expiry: every raise with a TTL, watch or subscription made from inside a
+//! runtime makes sure a reaper of the sink runs on *that* runtime. Expiry therefore happens on
+//! time for every user that is itself being driven, whatever happened to the others (runtimes
+//! are told apart by their `Id`, so one thread moving between runtimes gets one reaper on
+//! each); reapers on several runtimes expire the same entries idempotently (each entry expires once, under
 //! the sink's lock). When no runtime is available at all, entries expire lazily: every sink
 //! operation first removes what is due.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
+use tokio::runtime;
 use tokio::sync::Notify;
 
 use super::core::Shared;
+use crate::sync::{lock, Mutex};
 
-/// The reapers' side of a sink: what wakes them when the earliest deadline moves.
+/// The reapers' side of a sink: what wakes them when the earliest deadline moves, and which
+/// runtimes run one.
 #[derive(Debug, Default)]
 pub(super) struct Reaper {
     wake: Arc<Notify>,
+    /// One entry per runtime running a reaper of this sink: the runtime and a token that dies
+    /// with the task (when it ends or its runtime drops it, even before polling it).
+    running: Mutex<Vec<(runtime::Id, Weak<()>)>>,
 }
 
 impl Reaper {
@@ -33,41 +39,27 @@ impl Reaper {
     }
 }
 
-/// A reaper task this thread started: the sink it serves and a token that dies with the task.
-struct Started {
-    sink: Weak<Shared>,
-    alive: Weak<()>,
-}
-
-thread_local! {
-    /// Reapers started from this thread. A thread is in at most one runtime context at a time,
-    /// so "a live reaper started from this thread" means one is running on a runtime this
-    /// thread uses.
-    static STARTED: RefCell<Vec<Started>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Wakes the sink's reapers and makes sure one runs on the current tokio runtime, if any.
 pub(super) fn ensure_reaper(shared: &Arc<Shared>) {
-    shared.reaper.deadlines_changed();
+    let reaper = &shared.reaper;
+    reaper.deadlines_changed();
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    STARTED.with(|started| {
-        let mut started = started.borrow_mut();
-        started.retain(|s| s.alive.strong_count() > 0 && s.sink.strong_count() > 0);
-        let sink = Arc::downgrade(shared);
-        if started.iter().any(|s| Weak::ptr_eq(&s.sink, &sink)) {
-            return;
-        }
-        let alive = Arc::new(());
-        started.push(Started {
-            sink: sink.clone(),
-            alive: Arc::downgrade(&alive),
-        });
-        // The token moves into the future: if tokio drops the task (its runtime shut down,
-        // even before polling it), the token dies and the next caller starts a new reaper.
-        handle.spawn(reap(sink, Arc::clone(&shared.reaper.wake), alive));
-    });
+    let id = handle.id();
+    let mut running = lock(&reaper.running);
+    running.retain(|(_, alive)| alive.strong_count() > 0);
+    if running.iter().any(|(runtime, _)| *runtime == id) {
+        return;
+    }
+    let alive = Arc::new(());
+    running.push((id, Arc::downgrade(&alive)));
+    drop(running);
+    handle.spawn(reap(
+        Arc::downgrade(shared),
+        Arc::clone(&reaper.wake),
+        alive,
+    ));
 }
 
 async fn reap(sink: Weak<Shared>, wake: Arc<Notify>, _alive: Arc<()>) {
