@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{Pattern, SignalEvent, SignalEventKind, Sink, Subscription};
+use backpressure::{
+    Level, Pattern, RaiseOptions, SignalEvent, SignalEventKind, Sink, Subscription,
+};
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ProtocolVersion, PushInfo, PushKind, Value};
@@ -360,6 +362,16 @@ struct Own {
 #[derive(Debug, Clone, Copy)]
 struct Mirror {
     expires_at: Instant,
+    /// The level it was last mirrored with (kept when `HoldUntilReconnect` makes it
+    /// permanent).
+    level: Level,
+}
+
+/// One of this process's shared entries as the local sink has it.
+#[derive(Debug, Clone, Copy)]
+struct Local {
+    expires_at: Option<Instant>,
+    level: Level,
 }
 
 struct Task {
@@ -462,8 +474,8 @@ impl Task {
         let refreshed = self.own.iter().any(|(id, own)| {
             own.ttl_limited
                 && matches!(
-                    (local.get(id), own.remote_expiry),
-                    (Some(Some(at)), Some(remote)) if *at > remote + Duration::from_millis(1)
+                    (local.get(id).and_then(|l| l.expires_at), own.remote_expiry),
+                    (Some(at), Some(remote)) if at > remote + Duration::from_millis(1)
                 )
         });
         if refreshed {
@@ -539,7 +551,8 @@ impl Task {
                     }
                     if let Some(key) = key {
                         // Raising an active entry again without a TTL makes it permanent.
-                        let _ = self.sink.raise_keyed(name, key);
+                        let options = RaiseOptions::new().key(&**key).level(mirror.level);
+                        let _ = self.sink.raise_with(name, options);
                     }
                     true
                 });
@@ -657,19 +670,22 @@ impl Task {
 
     fn mirror(&mut self, entry: &RemoteEntry, remaining: Duration) {
         let key = wire::mirror_key(&entry.instance, entry.key.as_deref());
-        // LEVELS SEAM: the sink has no levels yet, so every mirrored entry is a full stop
-        // whatever `entry.level` says. When `Sink` gains levelled raises, raise the mirror
-        // with `entry.level` here, and publish the local level in `publish_raises` (which
-        // sends 0 today); the `levels_travel_on_the_wire` test documents both ends.
+        // `entry_from_parts` has checked the level is at most 1000.
+        let level = Level::from_per_mille(entry.level);
         let now = Instant::now();
         self.instances.insert(Arc::clone(&entry.instance), now);
-        match self.sink.raise_keyed_for(&entry.name, &key, remaining) {
+        let options = RaiseOptions::new()
+            .key(key.as_str())
+            .ttl(remaining)
+            .level(level);
+        match self.sink.raise_with(&entry.name, options) {
             Ok(()) => {
                 Counters::bump(&self.counters.applied);
                 self.mirrors.insert(
                     (Arc::clone(&entry.name), Some(key.into())),
                     Mirror {
                         expires_at: now + remaining,
+                        level,
                     },
                 );
             }
@@ -704,30 +720,31 @@ impl Task {
         let mut touched: Vec<EntryId> = Vec::new();
         let mut event = Some(first);
         while let Some(e) = event.take() {
+            // Whether the entry is active after the event: a raise, or a live entry re-raised
+            // with another level (republished with the level the sink has now); or gone.
+            // Policy changes are informational and never published.
+            let active = match e.kind {
+                SignalEventKind::Raised | SignalEventKind::LevelChanged => Some(true),
+                SignalEventKind::Retracted | SignalEventKind::Expired => Some(false),
+                SignalEventKind::PolicyChanged => None,
+            };
             let id: EntryId = (e.name, e.key);
-            if id.1.as_deref().is_some_and(|key| self.is_mirror_key(key)) {
-                if matches!(
-                    e.kind,
-                    SignalEventKind::Retracted | SignalEventKind::Expired
-                ) {
-                    self.mirrors.remove(&id);
-                }
-            } else if self.share.matches(&id.0) {
-                match e.kind {
-                    SignalEventKind::Retracted | SignalEventKind::Expired => {
-                        self.own.remove(&id);
+            if let Some(active) = active {
+                if id.1.as_deref().is_some_and(|key| self.is_mirror_key(key)) {
+                    if !active {
+                        self.mirrors.remove(&id);
                     }
-                    // Raised, and any change to a live entry (LEVELS SEAM: a level change
-                    // re-publishes the entry; its level travels once the sink exposes it).
-                    #[allow(unreachable_patterns)]
-                    _ => {
+                } else if self.share.matches(&id.0) {
+                    if active {
                         self.own.entry(id.clone()).or_insert(Own {
                             remote_expiry: None,
                             ttl_limited: false,
                         });
+                    } else {
+                        self.own.remove(&id);
                     }
+                    touched.push(id);
                 }
-                touched.push(id);
             }
             if touched.len() < BATCH {
                 if let Some(Some(Ok(next))) = self.local.next().now_or_never() {
@@ -745,15 +762,16 @@ impl Task {
             .partition(|id| self.own.contains_key(id));
         if !raised.is_empty() {
             let local = self.local_own();
-            let entries: Vec<(EntryId, Option<Instant>)> = raised
+            // An entry already gone from the sink has a Retracted or Expired event coming,
+            // which retracts it from Redis.
+            let entries: Vec<(EntryId, Local)> = raised
                 .into_iter()
-                .map(|id| {
-                    let expires = local.get(&id).copied().flatten();
-                    (id, expires)
-                })
+                .filter_map(|id| local.get(&id).map(|now| (id, *now)))
                 .collect();
-            if let Err(e) = self.publish_raises(entries, false).await {
-                return self.on_redis_error(&e);
+            if !entries.is_empty() {
+                if let Err(e) = self.publish_raises(entries, false).await {
+                    return self.on_redis_error(&e);
+                }
             }
         }
         if !retracted.is_empty() {
@@ -776,21 +794,28 @@ impl Task {
         }
     }
 
-    /// This process's shared entries as the sink has them now, with their local expiry.
-    fn local_own(&self) -> HashMap<EntryId, Option<Instant>> {
+    /// This process's shared entries as the sink has them now, with their local expiry and
+    /// level.
+    fn local_own(&self) -> HashMap<EntryId, Local> {
         self.sink
             .snapshot()
             .into_iter()
             .filter(|s| self.is_own(&s.name, s.key.as_deref()))
-            .map(|s| ((s.name, s.key), s.expires_at))
+            .map(|s| {
+                let local = Local {
+                    expires_at: s.expires_at,
+                    level: s.level,
+                };
+                ((s.name, s.key), local)
+            })
             .collect()
     }
 
-    /// Raises (or renews) `entries` in Redis; `full` also removes every other entry of
-    /// this instance there.
+    /// Raises (or renews) `entries` in Redis with their current level; `full` also removes
+    /// every other entry of this instance there.
     async fn publish_raises(
         &mut self,
-        entries: Vec<(EntryId, Option<Instant>)>,
+        entries: Vec<(EntryId, Local)>,
         full: bool,
     ) -> redis::RedisResult<()> {
         let now = Instant::now();
@@ -803,18 +828,17 @@ impl Task {
             .arg(&*self.instance)
             .arg(if full { "1" } else { "0" });
         let mut sent = Vec::with_capacity(entries.len());
-        for (id, expires) in entries {
-            let left = expires.map(|at| at.saturating_duration_since(now));
+        for (id, local) in entries {
+            let left = local.expires_at.map(|at| at.saturating_duration_since(now));
             let (ttl, ttl_limited) = match left {
                 Some(left) if left < self.lease => (left, true),
                 _ => (self.lease, false),
             };
             let ttl_ms = ttl.as_millis().max(1) as u64;
-            // LEVELS SEAM: level 0 (full stop) until the sink has levels.
             invocation
                 .arg(&*id.0)
                 .arg(id.1.as_deref().unwrap_or(""))
-                .arg(0u16)
+                .arg(local.level.per_mille())
                 .arg(ttl_ms);
             sent.push((id, now + ttl, ttl_limited));
         }

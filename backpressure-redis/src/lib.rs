@@ -56,9 +56,15 @@
 //! sink only, and the owner's next renewal (within lease / 3) brings them back. Local keys
 //! that start with another instance's id followed by `/` are reserved for mirrors.
 //!
-//! **Levels.** The wire format carries a level per entry (per-mille, 0 = full stop). The sink
-//! has no levels yet: entries are published with level 0 and mirrored as full stops. The seam
-//! is marked `LEVELS SEAM` in the source.
+//! **Levels.** Every entry travels with its [`Level`](backpressure::Level) (per-mille on the
+//! wire, 0 = full stop, the level of a plain raise). A local raise through
+//! [`Sink::raise_with`](backpressure::Sink::raise_with) publishes its level, and re-raising a
+//! live entry with another level
+//! ([`LevelChanged`](backpressure::SignalEventKind::LevelChanged)) republishes it; other
+//! processes mirror the entry at that level, so a coordinator of concurrency 10 deferring on
+//! a name raised at 0.3 anywhere in the namespace runs at most 3 items at once.
+//! [`PolicyChanged`](backpressure::SignalEventKind::PolicyChanged) events are informational
+//! and never published.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{Coordinator, SignalEventKind, Sink, WorkContext};
+use backpressure::{Coordinator, Level, RaiseOptions, SignalEventKind, Sink, WorkContext};
 use backpressure_redis::{connect, Bridge, Config, Error, OnDisconnect, Status};
 use common::{keys_of, redis, wait_until, ChildProcess, RedisServer};
 use futures_util::StreamExt;
@@ -464,9 +464,25 @@ async fn a_ttl_raise_expires_everywhere_at_the_same_moment() {
     }
 }
 
-/// The seam for throttling levels: the wire format carries a level per entry, the sink
-/// has none yet. When `Sink` gains levelled raises, this test must change: the mirrored
-/// entry must carry level 500 and A's published level must be its local level.
+/// The level (per-mille) of the entry of `name` under `key`, if active.
+fn level_of(sink: &Sink, name: &str, key: &str) -> Option<u16> {
+    sink.snapshot()
+        .into_iter()
+        .find(|s| &*s.name == name && s.key.as_deref().unwrap_or("") == key)
+        .map(|s| s.level.per_mille())
+}
+
+/// The level of `member` (`instance|name|key`) as stored in Redis.
+fn stored_level(server: &RedisServer, member: &str) -> String {
+    redis::cmd("HGET")
+        .arg("bp:{ns}:levels")
+        .arg(member)
+        .query(&mut server.raw())
+        .unwrap()
+}
+
+/// Levels travel: a levelled raise is published and mirrored with its level, re-raising it
+/// with another level updates every mirror, and a peer's levelled entry keeps its level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn levels_travel_on_the_wire() {
     let Some(server) = redis("levels_travel_on_the_wire") else {
@@ -474,19 +490,67 @@ async fn levels_travel_on_the_wire() {
     };
     let (a, _ba) = bridge(&server, "ns", "a").await;
     let (b, bridge_b) = bridge(&server, "ns", "b").await;
+
+    // A plain raise is a full stop (level 0) everywhere.
     a.raise("backpressure.full").unwrap();
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.full")).await);
-    let level: String = redis::cmd("HGET")
-        .arg("bp:{ns}:levels")
-        .arg("a|backpressure.full|")
-        .query(&mut server.raw())
-        .unwrap();
-    assert_eq!(
-        level, "0",
-        "a plain raise is published as level 0 (full stop)"
+    assert!(
+        wait_until(&b, WAIT, |s| level_of(s, "backpressure.full", "a")
+            == Some(0))
+        .await
+    );
+    assert_eq!(stored_level(&server, "a|backpressure.full|"), "0");
+
+    // A level-500 entry raised in A appears in B with level 500...
+    let half = RaiseOptions::new().level(Level::new(0.5).unwrap());
+    a.raise_with("backpressure.half", half).unwrap();
+    assert!(
+        wait_until(&b, WAIT, |s| level_of(s, "backpressure.half", "a")
+            == Some(500))
+        .await,
+        "{:?}",
+        b.snapshot()
+    );
+    assert_eq!(stored_level(&server, "a|backpressure.half|"), "500");
+
+    // ...and changing it to 800 in A shows 800 in B, on the same entry.
+    let mut events = b.subscribe();
+    let higher = RaiseOptions::new().level(Level::from_per_mille(800));
+    a.raise_with("backpressure.half", higher).unwrap();
+    assert!(
+        wait_until(&b, WAIT, |s| level_of(s, "backpressure.half", "a")
+            == Some(800))
+        .await,
+        "{:?}",
+        b.snapshot()
+    );
+    assert_eq!(stored_level(&server, "a|backpressure.half|"), "800");
+    assert_eq!(keys_of(&b, "backpressure.half"), vec!["a"]);
+    let change = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.next().await.unwrap().unwrap();
+            if &*event.name == "backpressure.half" {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(change.kind, SignalEventKind::LevelChanged);
+    assert_eq!(change.level.per_mille(), 800);
+
+    // A keyed entry with a TTL keeps its level too.
+    let keyed = RaiseOptions::new()
+        .key("w1")
+        .ttl(Duration::from_secs(30))
+        .level(Level::new(0.25).unwrap());
+    a.raise_with("backpressure.db", keyed).unwrap();
+    assert!(
+        wait_until(&b, WAIT, |s| level_of(s, "backpressure.db", "a/w1")
+            == Some(250))
+        .await
     );
 
-    // A levelled entry from another process (level 500 = half) is accepted...
+    // A levelled entry published by another process is mirrored with its level.
     let mut raw = server.raw();
     let seq: u64 = redis::cmd("INCR")
         .arg("bp:{ns}:seq")
@@ -498,9 +562,9 @@ async fn levels_travel_on_the_wire() {
         true,
         now,
         now + 1000,
-        500,
+        600,
         "peer",
-        "backpressure.half",
+        "backpressure.peer",
         None,
     );
     let _: i64 = redis::cmd("PUBLISH")
@@ -508,10 +572,87 @@ async fn levels_travel_on_the_wire() {
         .arg(message)
         .query(&mut raw)
         .unwrap();
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.half")).await);
-    // ...and, for now, mirrored as a full stop: the sink has no levels (LEVELS SEAM).
-    assert_eq!(keys_of(&b, "backpressure.half"), vec!["peer"]);
+    assert!(
+        wait_until(&b, WAIT, |s| level_of(s, "backpressure.peer", "peer")
+            == Some(600))
+        .await
+    );
     assert_eq!(bridge_b.stats().invalid_entries, 0);
+}
+
+/// A 0.3 level raised in A holds a coordinator of concurrency 10 in B to 3 running items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_level_limits_a_coordinator_to_its_share() {
+    let Some(server) = redis("a_remote_level_limits_a_coordinator_to_its_share") else {
+        return;
+    };
+    let (a, _ba) = bridge(&server, "ns", "a").await;
+    let (b, _bb) = bridge(&server, "ns", "b").await;
+
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let coordinator = {
+        let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+        Coordinator::builder()
+            .sink(b.clone())
+            .concurrency(10)
+            .defer_on("backpressure.*")
+            .build(move |item: u32, _: WorkContext| {
+                let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+                let started = started_tx.clone();
+                let mut released = released.clone();
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    let _ = started.send(item);
+                    let _ = released.wait_for(|r| *r).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+            .unwrap()
+    };
+    assert_eq!(coordinator.stats().limit, 10);
+
+    let level = Level::new(0.3).unwrap();
+    a.raise_with("backpressure.db", RaiseOptions::new().level(level))
+        .unwrap();
+    assert!(
+        wait_until(&b, WAIT, |s| level_of(s, "backpressure.db", "a")
+            == Some(300))
+        .await
+    );
+    let stats = coordinator.stats();
+    assert_eq!((stats.concurrency, stats.limit), (10, 3), "{stats:?}");
+    assert!(!stats.gate_open);
+
+    coordinator.enqueue_many(0..10).await.unwrap();
+    for _ in 0..3 {
+        tokio::time::timeout(WAIT, started.recv())
+            .await
+            .expect("an item started")
+            .unwrap();
+    }
+    // Three are running and held; the gate lets no fourth start.
+    let stats = coordinator.stats();
+    assert_eq!((stats.active, stats.queued), (3, 7), "{stats:?}");
+    assert_eq!(running.load(Ordering::SeqCst), 3);
+    assert!(started.try_recv().is_err(), "a fourth item started");
+
+    // Released, the rest runs through the same three slots.
+    release.send(true).unwrap();
+    tokio::time::timeout(WAIT, coordinator.drain())
+        .await
+        .unwrap();
+    let stats = coordinator.stats();
+    assert_eq!(stats.completed, 10, "{stats:?}");
+    assert_eq!(peak.load(Ordering::SeqCst), 3, "at most 3 items at once");
+
+    // Retracted in A, B's coordinator gets its full concurrency back.
+    a.retract("backpressure.db").unwrap();
+    assert!(wait_until(&b, WAIT, |s| !s.is_raised("backpressure.db")).await);
+    assert_eq!(coordinator.stats().limit, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
