@@ -9,7 +9,7 @@ use crate::BuildError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
-    /// [`start`] was called outside a tokio runtime.
+    /// [`start`](crate::start) was called outside a tokio runtime.
     #[error("`backpressure::start()` must be called inside a tokio runtime")]
     NoTokioRuntime,
     /// A global runtime is already running.
@@ -31,7 +31,7 @@ pub enum RegistryError {
         /// Where the second one is declared.
         second: String,
     },
-    /// [`RuntimeBuilder::only`] named a worker that is not registered.
+    /// [`RuntimeBuilder::only`](crate::RuntimeBuilder::only) named a worker that is not registered.
     #[error("worker `{name}` is not registered: no `#[backpressure_worker]` has that name")]
     UnknownWorker {
         /// The name.

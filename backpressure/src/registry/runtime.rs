@@ -50,7 +50,7 @@ pub(super) struct Worker {
     pub(super) erased: Box<dyn ErasedWorker>,
 }
 
-/// The running workers. Returned by [`start`] and [`RuntimeBuilder::start`].
+/// The running workers. Returned by [`start`](crate::start) and [`RuntimeBuilder::start`](crate::RuntimeBuilder::start).
 ///
 /// Dropping the handle does not stop the workers; call [`Runtime::shutdown`] (or
 /// [`Runtime::drain_all`]).
@@ -139,7 +139,7 @@ impl Runtime {
         self.sinks.get(name).cloned()
     }
 
-    /// Whether this is the global runtime of [`start`].
+    /// Whether this is the global runtime of [`start`](crate::start).
     pub fn is_global(&self) -> bool {
         self.global
     }
@@ -151,7 +151,7 @@ impl Runtime {
 
     /// Shuts every worker down: running handlers are cancelled through their token, and the
     /// items that never started are kept (see [`Runtime::take_returned`]). Afterwards the
-    /// generated `enqueue` functions report "not running", and [`start`] may be called again.
+    /// generated `enqueue` functions report "not running", and [`start`](crate::start) may be called again.
     pub async fn shutdown(&self) -> ShutdownReport {
         let counts =
             futures_util::future::join_all(self.workers.iter().map(|w| w.erased.shutdown())).await;
