@@ -133,7 +133,7 @@ pub use error::{
 };
 pub use policy::{
     Adaptive, Breaker, BreakerState, ChangeReason, Policy, PolicyChange, PolicyError, PolicyInfo,
-    PolicyState, Reason, WindowCounts,
+    PolicyState, Reason, Watermark, WindowCounts,
 };
 pub use sink::{
     sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use backpressure::{
     Adaptive, Breaker, BreakerState, Coordinator, MaxDefer, PolicyState, SignalEventKind, Sink,
-    Stats, WorkContext,
+    Stats, Watermark, WorkContext,
 };
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -364,4 +364,87 @@ fn bad_policy_values_are_typed_build_errors() {
             .starts_with("invalid `adaptive` policy: `signal`"),
         "{err}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_ok_alternation_opens_and_never_retracts_mid_failure() {
+    let sink = Sink::new();
+    let mailer = worker(&sink, "mailer", 2, Some(breaker()));
+    let mut events = sink.subscribe();
+    let collector = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            let event = event.unwrap();
+            seen.push((event.kind, event.policy.map(|p| (p.from, p.to))));
+        }
+        seen
+    });
+    // 20 calls a second for 120 s, every other one failing.
+    for tick in 0..2_400u32 {
+        let call = if tick % 2 == 0 { Call::Ok } else { Call::Fail };
+        // While open the queue fills up; a producer that finds it full drops that call.
+        let _ = mailer.coordinator.try_enqueue(call);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        settle().await;
+    }
+    let state = breaker_state(&mailer);
+    drop(mailer);
+    drop(sink);
+    let seen = collector.await.unwrap();
+    let raised = seen
+        .iter()
+        .filter(|(kind, _)| *kind == SignalEventKind::Raised)
+        .count();
+    let retracted: Vec<_> = seen
+        .iter()
+        .filter(|(kind, _)| matches!(kind, SignalEventKind::Retracted | SignalEventKind::Expired))
+        .collect();
+    assert_eq!(retracted, Vec::<&(SignalEventKind, _)>::new(), "{seen:?}");
+    assert_eq!(raised, 1, "opened once and stayed open: {seen:?}");
+    assert_ne!(state, PolicyState::Breaker(BreakerState::Closed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watermark_raises_after_hold_for_above_high_and_retracts_below_low() {
+    let sink = Sink::new();
+    let release = Arc::new(Semaphore::new(0));
+    let permits = Arc::clone(&release);
+    let indexer = Coordinator::builder()
+        .sink(sink.clone())
+        .name("indexer")
+        .concurrency(1)
+        .capacity(10)
+        .no_defer()
+        .policy(
+            Watermark::new("backpressure.indexer.backlog")
+                .high(0.8)
+                .low(0.5)
+                .hold_for(Duration::from_secs(5)),
+        )
+        .build(move |_: u32, _: WorkContext| {
+            let permits = Arc::clone(&permits);
+            async move { permits.acquire().await.unwrap().forget() }
+        })
+        .unwrap();
+    // One running, nine queued: above 8 (80 % of 10).
+    indexer.enqueue_many(0..10).await.unwrap();
+    settle().await;
+    assert_eq!(indexer.stats().queued, 9);
+    tokio::time::advance(Duration::from_millis(4_999)).await;
+    settle().await;
+    assert!(!sink.is_raised("backpressure.indexer.backlog"));
+    tokio::time::advance(Duration::from_millis(1)).await;
+    settle().await;
+    assert!(sink.is_raised("backpressure.indexer.backlog"));
+
+    // Down to 5 queued: between low and high, still raised; 4 queued: below low, retracted.
+    release.add_permits(4);
+    settle().await;
+    assert_eq!(indexer.stats().queued, 5);
+    assert!(sink.is_raised("backpressure.indexer.backlog"));
+    release.add_permits(1);
+    settle().await;
+    assert_eq!(indexer.stats().queued, 4);
+    assert!(!sink.is_raised("backpressure.indexer.backlog"));
+    release.add_permits(100);
 }

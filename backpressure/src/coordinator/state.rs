@@ -44,6 +44,9 @@ pub(super) struct Shared<T> {
     pub(super) policies: Policies,
     pub(super) labels: Labels,
     pub(super) meters: Meters,
+    /// A watermark policy watches the queue (and, with `stamp_items`, its oldest item's age).
+    watch_queue: bool,
+    stamp_items: bool,
 }
 
 struct State<T> {
@@ -137,6 +140,7 @@ impl<T> Shared<T> {
         policies: Policies,
         labels: Labels,
     ) -> Self {
+        let (watch_queue, stamp_items) = (policies.watches_queue(), policies.stamps_items());
         let max_defer = config.max_defer.resolve(config.defer_check_interval);
         Self {
             state: Mutex::new(State {
@@ -166,6 +170,8 @@ impl<T> Shared<T> {
             policies,
             meters: Meters::new(&labels),
             labels,
+            watch_queue,
+            stamp_items,
         }
     }
 
@@ -181,7 +187,7 @@ impl<T> Shared<T> {
         item: T,
         waiting: Option<&mut bool>,
     ) -> Result<(), TryEnqueueError<T>> {
-        let trace = Enqueued::capture();
+        let trace = Enqueued::capture(self.stamp_items);
         let mut state = self.lock();
         let result = if state.closed {
             Err(TryEnqueueError::Closed(item))
@@ -197,6 +203,7 @@ impl<T> Shared<T> {
             }
             self.meters.enqueued();
             self.update_gauges(&state);
+            self.queue_changed(&state);
             Ok(())
         };
         if let Some(waiting) = waiting {
@@ -392,6 +399,7 @@ impl<T> Shared<T> {
             self.space.notify_one();
         }
         self.update_gauges(state);
+        self.queue_changed(state);
         if self.gate.cancels() {
             return Step::Job(Job::Skip(queued));
         }
@@ -401,6 +409,15 @@ impl<T> Shared<T> {
             .map(|trace| Started::new(trace, held_since));
         self.meters.started(started.as_ref());
         Step::Job(Job::Run(queued, started))
+    }
+
+    /// Tells a watermark policy about the queue.
+    fn queue_changed(&self, state: &State<T>) {
+        if self.watch_queue {
+            let oldest = state.items.front().and_then(|q| q.trace.as_ref());
+            self.policies
+                .queue_changed(state.items.len(), oldest.map(|t| t.at()));
+        }
     }
 
     /// Sets the metrics' gauges (the `metrics` feature; nothing otherwise).

@@ -28,15 +28,23 @@ pub(super) struct Enqueued {
 }
 
 impl Enqueued {
-    /// Captured at enqueue: `None` unless a subscriber listens at INFO or metrics are on.
-    pub(super) fn capture() -> Option<Box<Self>> {
-        if !(tracing::level_enabled!(tracing::Level::INFO) || cfg!(feature = "metrics")) {
+    /// Captured at enqueue: `None` unless a subscriber listens at INFO, metrics are on, or
+    /// `always` (a policy needs every item's enqueue time).
+    pub(super) fn capture(always: bool) -> Option<Box<Self>> {
+        if !(always || tracing::level_enabled!(tracing::Level::INFO) || cfg!(feature = "metrics")) {
             return None;
         }
         Some(Box::new(Self {
             follows: Span::current(),
             at: Instant::now(),
         }))
+    }
+}
+
+impl Enqueued {
+    /// When the item was enqueued.
+    pub(super) fn at(&self) -> Instant {
+        self.at
     }
 }
 

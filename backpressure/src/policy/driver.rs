@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::adaptive::Limit;
 use super::breaker::{BreakerState, Change, Machine};
+use super::watermark::Mark;
 use super::window::WindowCounts;
 use super::{ChangeReason, Policy, PolicyChange, PolicyError, PolicyInfo, PolicyState};
 use crate::sync::{lock, Mutex};
@@ -48,6 +49,7 @@ struct CellState {
 enum Kind {
     Breaker(Machine),
     Adaptive(Limit),
+    Watermark(Mark),
 }
 
 /// What to do to the sink once the policy's lock is released.
@@ -63,6 +65,7 @@ impl Policies {
         policies: Vec<Policy>,
         sink: &Sink,
         owner: &str,
+        capacity: usize,
     ) -> Result<Self, PolicyError> {
         let now = Instant::now();
         let owner: Arc<str> = owner.into();
@@ -72,6 +75,7 @@ impl Policies {
             let machine = match policy {
                 Policy::Breaker(b) => Kind::Breaker(Machine::new(b, now)),
                 Policy::Adaptive(a) => Kind::Adaptive(Limit::new(a, now)),
+                Policy::Watermark(w) => Kind::Watermark(Mark::new(w, capacity)),
             };
             cells.push(Arc::new(Cell {
                 state: Mutex::new(CellState {
@@ -112,12 +116,40 @@ impl Policies {
                     limit.observe(failed, elapsed);
                     None
                 }
+                Kind::Watermark(_) => None,
             };
             let effect = effect.map(|effect| state.apply(effect, now));
             drop(state);
             if let Some(effect) = effect {
                 cell.perform(effect);
                 cell.wake.notify_one();
+            }
+        }
+    }
+
+    /// Whether items must carry their enqueue time (a watermark watches the oldest's age).
+    pub(crate) fn stamps_items(&self) -> bool {
+        self.cells.iter().any(|cell| {
+            matches!(&lock(&cell.state).machine, Kind::Watermark(m) if m.config().max_age.is_some())
+        })
+    }
+
+    /// Whether a watermark watches the queue.
+    pub(crate) fn watches_queue(&self) -> bool {
+        self.cells
+            .iter()
+            .any(|cell| matches!(&lock(&cell.state).machine, Kind::Watermark(_)))
+    }
+
+    /// The queue changed: its depth and the enqueue time of its oldest item.
+    pub(crate) fn queue_changed(&self, depth: usize, oldest_at: Option<Instant>) {
+        for cell in &self.cells {
+            let mut state = lock(&cell.state);
+            if let Kind::Watermark(mark) = &mut state.machine {
+                if mark.update(depth, oldest_at) {
+                    drop(state);
+                    cell.wake.notify_one();
+                }
             }
         }
     }
@@ -178,6 +210,16 @@ impl Policies {
                         PolicyState::Limit(l.limit()),
                         WindowCounts::default(),
                         Some(l.next_deadline()),
+                    ),
+                    Kind::Watermark(m) => (
+                        "watermark",
+                        m.config().signal.clone(),
+                        PolicyState::Watermark {
+                            raised: m.is_raised(),
+                            depth: m.depth(),
+                        },
+                        WindowCounts::default(),
+                        m.next_deadline(),
                     ),
                 };
                 PolicyInfo {
@@ -249,6 +291,7 @@ impl Cell {
         match &state.machine {
             Kind::Breaker(m) => (m.config().signal.clone(), m.config().ttl),
             Kind::Adaptive(l) => (l.config().signal.clone(), l.config().ttl),
+            Kind::Watermark(m) => (m.config().signal.clone(), m.config().ttl),
         }
     }
 
@@ -315,6 +358,37 @@ impl CellState {
                 });
                 (effect, false, Some(limit.next_deadline()))
             }
+            Kind::Watermark(mark) => {
+                let before = PolicyState::Watermark {
+                    raised: mark.is_raised(),
+                    depth: mark.depth(),
+                };
+                let effect = mark.tick(now).map(|raise| {
+                    cell.report(
+                        PolicyChange {
+                            policy: "watermark",
+                            from: before,
+                            to: PolicyState::Watermark {
+                                raised: raise,
+                                depth: mark.depth(),
+                            },
+                            reason: if raise {
+                                ChangeReason::BackedUp
+                            } else {
+                                ChangeReason::Drained
+                            },
+                            counts: WindowCounts::default(),
+                        },
+                        &mark.config().signal,
+                    );
+                    if raise {
+                        Effect::Raise(Level::STOP)
+                    } else {
+                        Effect::Retract
+                    }
+                });
+                (effect, false, mark.next_deadline())
+            }
         };
         // While raised, refresh the TTL every ttl / 3 so that only a dead owner lets it lapse.
         let (_, ttl) = Cell::signal_and_ttl(self);
@@ -323,7 +397,7 @@ impl CellState {
             if let Some(raised_at) = self.raised_at {
                 if raised_at + refresh_every <= now {
                     effect = Some(match &self.machine {
-                        Kind::Breaker(_) => Effect::Raise(Level::STOP),
+                        Kind::Breaker(_) | Kind::Watermark(_) => Effect::Raise(Level::STOP),
                         Kind::Adaptive(limit) => Effect::Raise(limit.level()),
                     });
                 }

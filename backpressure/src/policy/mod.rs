@@ -10,6 +10,7 @@
 //! * [`Breaker::error_rate`] and [`Breaker::slow_call`]: a circuit breaker over a sliding
 //!   window, with half-open probes reserved to the owning worker.
 //! * [`Adaptive`]: an AIMD concurrency limit published as a [`Level`](crate::Level).
+//! * [`Watermark`]: the worker's own queue backing up (depth or age).
 //!
 //! Attach them with [`CoordinatorBuilder::policy`](crate::CoordinatorBuilder::policy); see
 //! their current state with [`Coordinator::policies`](crate::Coordinator::policies); every
@@ -19,6 +20,7 @@
 mod adaptive;
 mod breaker;
 mod driver;
+mod watermark;
 mod window;
 
 use std::fmt;
@@ -27,6 +29,7 @@ use std::time::Duration;
 pub use adaptive::Adaptive;
 pub use breaker::{Breaker, BreakerState, Reason};
 pub(crate) use driver::{held_only_by, Host, Policies};
+pub use watermark::Watermark;
 pub use window::WindowCounts;
 
 /// A health policy of a worker; see the [module docs](self).
@@ -37,6 +40,8 @@ pub enum Policy {
     Breaker(Breaker),
     /// An adaptive limit.
     Adaptive(Adaptive),
+    /// A queue watermark.
+    Watermark(Watermark),
 }
 
 impl Policy {
@@ -45,6 +50,7 @@ impl Policy {
         match self {
             Policy::Breaker(b) => b.signal(),
             Policy::Adaptive(a) => a.signal(),
+            Policy::Watermark(w) => w.signal(),
         }
     }
 
@@ -55,6 +61,7 @@ impl Policy {
             Policy::Breaker(b) if b.slow_after.is_some() => "slow_call",
             Policy::Breaker(_) => "error_rate",
             Policy::Adaptive(_) => "adaptive",
+            Policy::Watermark(_) => "watermark",
         }
     }
 
@@ -75,6 +82,7 @@ impl Policy {
         match self {
             Policy::Breaker(b) => b.validate(),
             Policy::Adaptive(a) => a.validate(),
+            Policy::Watermark(w) => w.validate(),
         }
     }
 }
@@ -82,6 +90,12 @@ impl Policy {
 impl From<Breaker> for Policy {
     fn from(breaker: Breaker) -> Self {
         Policy::Breaker(breaker)
+    }
+}
+
+impl From<Watermark> for Policy {
+    fn from(watermark: Watermark) -> Self {
+        Policy::Watermark(watermark)
     }
 }
 
@@ -129,6 +143,13 @@ pub enum PolicyState {
     Breaker(BreakerState),
     /// An adaptive policy's current limit (out of its `max`).
     Limit(u32),
+    /// A watermark: whether its signal is raised, and the queue depth.
+    Watermark {
+        /// Whether the signal is raised.
+        raised: bool,
+        /// The queue depth as last seen.
+        depth: usize,
+    },
 }
 
 impl fmt::Display for PolicyState {
@@ -138,6 +159,14 @@ impl fmt::Display for PolicyState {
             PolicyState::Breaker(BreakerState::Open) => f.write_str("open"),
             PolicyState::Breaker(BreakerState::HalfOpen) => f.write_str("half-open"),
             PolicyState::Limit(limit) => write!(f, "limit {limit}"),
+            PolicyState::Watermark {
+                raised: true,
+                depth,
+            } => write!(f, "raised at depth {depth}"),
+            PolicyState::Watermark {
+                raised: false,
+                depth,
+            } => write!(f, "clear at depth {depth}"),
         }
     }
 }
@@ -152,6 +181,10 @@ pub enum ChangeReason {
     BadWindow,
     /// An adaptive window ended saturated and healthy.
     SaturatedWindow,
+    /// A watermark's queue stayed backed up for `hold_for`.
+    BackedUp,
+    /// A watermark's queue drained below `low`.
+    Drained,
 }
 
 /// One state change of a policy, carried by

@@ -1,0 +1,282 @@
+//! The queue watermark behind [`Watermark`]: its configuration and its state machine.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::PolicyError;
+
+/// Raises a signal when the worker's own queue backs up: its depth stays above `high` (a
+/// share of the capacity, default 0.8), or its oldest item stays older than `max_age`, for
+/// `hold_for` (default 5 s); retracts it once the depth is below `low` (default 0.5) and the
+/// oldest item is younger than `max_age`.
+///
+/// Like the other policies it raises keyed by the worker's name with a TTL it refreshes, so
+/// upstream workers (or, through a shared sink, other processes) that defer on the signal
+/// stop feeding a worker that cannot keep up.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use backpressure::{Coordinator, Sink, Watermark, WorkContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let indexer = Coordinator::builder()
+///     .sink(Sink::new())
+///     .name("indexer")
+///     .capacity(1_000)
+///     .defer_on("backpressure.db") // not its own signal: producers hold, it drains
+///     .policy(
+///         Watermark::new("backpressure.indexer.backlog")
+///             .high(0.8)
+///             .low(0.5)
+///             .max_age(Duration::from_secs(60)),
+///     )
+///     .build(|_: u64, _: WorkContext| async {})?;
+/// # drop(indexer);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watermark {
+    pub(super) signal: String,
+    pub(super) high: f64,
+    pub(super) low: f64,
+    pub(super) max_age: Option<Duration>,
+    pub(super) hold_for: Duration,
+    pub(super) ttl: Duration,
+}
+
+impl Watermark {
+    /// Raise above 80 % of capacity held for 5 s, retract below 50 %, TTL 15 s.
+    pub fn new(signal: impl Into<String>) -> Self {
+        Self {
+            signal: signal.into(),
+            high: 0.8,
+            low: 0.5,
+            max_age: None,
+            hold_for: Duration::from_secs(5),
+            ttl: Duration::from_secs(15),
+        }
+    }
+
+    /// The share of capacity above which the queue counts as backed up, in (0, 1].
+    pub fn high(mut self, high: f64) -> Self {
+        self.high = high;
+        self
+    }
+
+    /// The share of capacity below which the signal is retracted, in [0, `high`).
+    pub fn low(mut self, low: f64) -> Self {
+        self.low = low;
+        self
+    }
+
+    /// Also count the queue as backed up while its oldest item is older than this.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// How long the queue must stay backed up before the signal is raised (default 5 s).
+    pub fn hold_for(mut self, hold_for: Duration) -> Self {
+        self.hold_for = hold_for;
+        self
+    }
+
+    /// The signal's time-to-live, refreshed every `ttl / 3` while raised (default 15 s).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The signal it raises.
+    pub fn signal(&self) -> &str {
+        &self.signal
+    }
+
+    pub(super) fn validate(&self) -> Result<(), PolicyError> {
+        let err = |field, value: f64, allowed| {
+            Err(PolicyError::new(
+                "watermark",
+                field,
+                &value.to_string(),
+                allowed,
+            ))
+        };
+        if !(self.high > 0.0 && self.high <= 1.0) {
+            return err("high", self.high, "a share of capacity in (0, 1]");
+        }
+        if !(self.low >= 0.0 && self.low < self.high) {
+            return err("low", self.low, "a share of capacity in [0, high)");
+        }
+        for (field, value) in [("ttl", Some(self.ttl)), ("max_age", self.max_age)] {
+            if value.is_some_and(|v| v.is_zero()) {
+                return Err(PolicyError::new(
+                    "watermark",
+                    field,
+                    "0",
+                    "a positive duration",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The watermark's state.
+#[derive(Debug)]
+pub(super) struct Mark {
+    config: Watermark,
+    high: usize,
+    low: usize,
+    depth: usize,
+    oldest_at: Option<Instant>,
+    /// Since when the queue has been backed up, as last judged.
+    since: Option<Instant>,
+    raised: bool,
+}
+
+impl Mark {
+    pub(super) fn new(config: Watermark, capacity: usize) -> Self {
+        let share = |ratio: f64| (capacity as f64 * ratio).ceil() as usize;
+        Self {
+            high: share(config.high),
+            low: share(config.low),
+            config,
+            depth: 0,
+            oldest_at: None,
+            since: None,
+            raised: false,
+        }
+    }
+
+    pub(super) fn config(&self) -> &Watermark {
+        &self.config
+    }
+
+    pub(super) fn is_raised(&self) -> bool {
+        self.raised
+    }
+
+    fn backed_up(&self, now: Instant) -> bool {
+        let too_old = match (self.oldest_at, self.config.max_age) {
+            (Some(at), Some(max_age)) => now.saturating_duration_since(at) > max_age,
+            _ => false,
+        };
+        self.depth > self.high || too_old
+    }
+
+    fn drained(&self, now: Instant) -> bool {
+        let young = match (self.oldest_at, self.config.max_age) {
+            (Some(at), Some(max_age)) => now.saturating_duration_since(at) <= max_age,
+            _ => true,
+        };
+        self.depth < self.low && young
+    }
+
+    /// The queue changed; returns whether the timer task must look (a threshold crossed).
+    pub(super) fn update(&mut self, depth: usize, oldest_at: Option<Instant>) -> bool {
+        let crossed = (depth > self.high) != (self.depth > self.high)
+            // While raised and low, every change may be the one that retracts.
+            || (self.raised && depth < self.low)
+            || oldest_at.is_some() != self.oldest_at.is_some();
+        self.depth = depth;
+        self.oldest_at = oldest_at;
+        crossed
+    }
+
+    /// Judges the queue at `now`: `Some(true)` to raise, `Some(false)` to retract.
+    pub(super) fn tick(&mut self, now: Instant) -> Option<bool> {
+        if self.backed_up(now) {
+            let since = *self.since.get_or_insert(now);
+            if !self.raised && now >= since + self.config.hold_for {
+                self.raised = true;
+                return Some(true);
+            }
+        } else {
+            self.since = None;
+            if self.raised && self.drained(now) {
+                self.raised = false;
+                return Some(false);
+            }
+        }
+        None
+    }
+
+    /// When [`tick`](Self::tick) may next change its answer without a queue change.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        if self.raised {
+            // Waiting for the oldest item to become young again needs no timer: an item
+            // leaving the queue is a queue change.
+            return None;
+        }
+        match self.since {
+            Some(since) => Some(since + self.config.hold_for),
+            None => match (self.oldest_at, self.config.max_age) {
+                (Some(at), Some(max_age)) => Some(at + max_age + Duration::from_nanos(1)),
+                _ => None,
+            },
+        }
+    }
+
+    pub(super) fn depth(&self) -> usize {
+        self.depth
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raises_after_hold_for_above_high_and_retracts_below_low() {
+        let start = Instant::now();
+        let mut mark = Mark::new(Watermark::new("s"), 100);
+        mark.update(80, Some(start));
+        assert_eq!(mark.tick(start), None);
+        assert_eq!(mark.next_deadline(), None, "80 is not above 80 %");
+        assert!(
+            mark.update(81, Some(start)),
+            "crossing `high` needs the timer task"
+        );
+        assert_eq!(mark.tick(start), None);
+        assert_eq!(mark.next_deadline(), Some(start + Duration::from_secs(5)));
+        assert_eq!(mark.tick(start + Duration::from_secs(5)), Some(true));
+        mark.update(60, Some(start));
+        assert_eq!(
+            mark.tick(start + Duration::from_secs(6)),
+            None,
+            "between low and high"
+        );
+        assert!(mark.update(49, Some(start)));
+        assert_eq!(mark.tick(start + Duration::from_secs(7)), Some(false));
+    }
+
+    #[test]
+    fn a_dip_below_high_restarts_the_hold() {
+        let start = Instant::now();
+        let mut mark = Mark::new(Watermark::new("s"), 10);
+        mark.update(9, Some(start));
+        mark.tick(start);
+        mark.update(5, Some(start));
+        mark.tick(start + Duration::from_secs(4));
+        mark.update(9, Some(start));
+        assert_eq!(mark.tick(start + Duration::from_secs(6)), None);
+        assert_eq!(mark.tick(start + Duration::from_secs(11)), Some(true));
+    }
+
+    #[test]
+    fn an_old_head_counts_as_backed_up() {
+        let start = Instant::now();
+        let config = Watermark::new("s").max_age(Duration::from_secs(60));
+        let mut mark = Mark::new(config, 100);
+        mark.update(1, Some(start));
+        assert_eq!(mark.tick(start), None);
+        let old = mark.next_deadline().unwrap();
+        assert_eq!(mark.tick(old), None);
+        assert_eq!(mark.tick(old + Duration::from_secs(5)), Some(true));
+        mark.update(0, None);
+        assert_eq!(mark.tick(old + Duration::from_secs(6)), Some(false));
+    }
+}
