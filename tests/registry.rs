@@ -219,3 +219,22 @@ fn starting_outside_a_tokio_runtime_is_an_error() {
         "`backpressure::start()` must be called inside a tokio runtime"
     );
 }
+
+#[tokio::test]
+async fn a_worker_is_paused_and_resumed_by_name() {
+    let runtime = Runtime::builder().only(["registry::held"]).start().unwrap();
+    let coordinator = runtime.coordinator::<u32>("registry::held").unwrap();
+    assert!(runtime.pause("registry::held"));
+    assert!(!runtime.pause("registry::nobody"));
+    coordinator.enqueue(5).await.unwrap();
+    tokio::task::yield_now().await;
+    let info = runtime.worker("registry::held").unwrap();
+    assert!(info.stats.paused);
+    assert_eq!((info.stats.queued, info.stats.completed), (1, 0));
+    assert!(info.policies.is_empty());
+
+    assert!(runtime.resume("registry::held"));
+    assert!(!runtime.resume("registry::nobody"));
+    runtime.drain_all().await;
+    assert_eq!(runtime.worker("registry::held").unwrap().stats.completed, 1);
+}

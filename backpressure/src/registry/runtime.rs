@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::registration::Registration;
 use super::worker::{ErasedWorker, TypedWorker};
 use super::{RuntimeBuilder, GLOBAL_STARTED};
-use crate::{Coordinator, CoordinatorConfig, Sink, Stats};
+use crate::{Coordinator, CoordinatorConfig, PolicyInfo, Sink, Stats};
 
 /// One running worker, as listed by [`Runtime::workers`]. Serialisable, to dump it.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,8 @@ pub struct WorkerInfo {
     pub config: CoordinatorConfig,
     /// Its counters now.
     pub stats: Stats,
+    /// Its health policies' states (see [`crate::policy`]).
+    pub policies: Vec<PolicyInfo>,
 }
 
 /// What [`Runtime::shutdown`] handed back: the number of unstarted items per worker.
@@ -112,7 +114,22 @@ impl Runtime {
             location: worker.registration.location(),
             config: worker.erased.config(),
             stats: worker.erased.stats(),
+            policies: worker.erased.policies(),
         }
+    }
+
+    /// Pauses the worker called `name` (see [`Coordinator::pause`]); `false` if there is no
+    /// such worker.
+    pub fn pause(&self, name: &str) -> bool {
+        self.find(name).map(|w| w.erased.set_paused(true)).is_some()
+    }
+
+    /// Resumes the worker called `name` (see [`Coordinator::resume`]); `false` if there is
+    /// no such worker.
+    pub fn resume(&self, name: &str) -> bool {
+        self.find(name)
+            .map(|w| w.erased.set_paused(false))
+            .is_some()
     }
 
     fn find(&self, name: &str) -> Option<&Worker> {

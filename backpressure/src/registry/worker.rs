@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 
 use super::registration::Registration;
 use super::{RegistryError, WorkerCell};
-use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, Sink, Stats, WorkContext};
+use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, PolicyInfo, Sink, Stats, WorkContext};
 
 /// What a registration's `build` function gets: the effective config and the sink.
 #[derive(Debug)]
@@ -33,6 +33,7 @@ impl BuildContext<'_> {
     {
         let coordinator = Coordinator::builder()
             .sink(self.sink.clone())
+            .name(self.registration.name)
             .config(self.config.clone())
             .build(handler)
             .map_err(|source| RegistryError::Build {
@@ -66,6 +67,8 @@ impl std::fmt::Debug for BuiltWorker {
 pub(super) trait ErasedWorker: Send + Sync {
     fn config(&self) -> CoordinatorConfig;
     fn stats(&self) -> Stats;
+    fn policies(&self) -> Vec<PolicyInfo>;
+    fn set_paused(&self, paused: bool);
     fn install(&self);
     fn uninstall(&self);
     fn drain(&self) -> BoxFuture<'_, ()>;
@@ -87,6 +90,18 @@ impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
 
     fn stats(&self) -> Stats {
         self.coordinator.stats()
+    }
+
+    fn policies(&self) -> Vec<PolicyInfo> {
+        self.coordinator.policies()
+    }
+
+    fn set_paused(&self, paused: bool) {
+        if paused {
+            self.coordinator.pause();
+        } else {
+            self.coordinator.resume();
+        }
     }
 
     fn install(&self) {
