@@ -76,11 +76,13 @@
 mod bridge;
 mod config;
 mod error;
+mod start;
 mod wire;
 
 pub use bridge::{connect, Bridge, BridgeStats, Status};
 pub use config::{Config, OnDisconnect, RedisUrl};
 pub use error::Error;
+pub use start::{start, start_with, StartError, Started};
 
 #[doc(hidden)]
 pub mod __private {

@@ -62,6 +62,43 @@ pub enum ConfigError {
         /// The unknown field.
         field: String,
     },
+    /// A `[sinks."name"]` table holds something other than a known section.
+    #[error(
+        "config file `{file}`, sink `{sink}`: unknown section `{section}` (known sections: {})",
+        options::list(SINK_SECTIONS.iter().map(|(name, _)| *name))
+    )]
+    UnknownSinkSection {
+        /// The file.
+        file: String,
+        /// The sink.
+        sink: String,
+        /// The unknown section.
+        section: String,
+    },
+    /// A sink section's settings are wrong (read by the connector crate).
+    #[error("config file `{file}`, sink `{sink}`, section `{section}`: {message}")]
+    InvalidSinkSection {
+        /// The file.
+        file: String,
+        /// The sink.
+        sink: String,
+        /// The section.
+        section: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// A sink section needs a connector crate that did not start this runtime.
+    #[error("config file `{file}`, sink `{sink}`: the `{section}` section needs {needs}")]
+    NeedsConnector {
+        /// The file.
+        file: String,
+        /// The sink.
+        sink: String,
+        /// The section.
+        section: String,
+        /// What to use.
+        needs: &'static str,
+    },
     /// A field's value has the wrong type or is out of range (zero, a bad pattern, a
     /// malformed duration, ...).
     #[error("config file `{file}`, worker `{worker}`, field `{field}`: {message}")]
@@ -110,12 +147,65 @@ impl Value {
     }
 }
 
-/// The top level: only `[workers."name"]` sections.
+/// The top level: `[workers."name"]` and `[sinks."name".section]` sections.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     workers: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    sinks: BTreeMap<String, toml::Table>,
+}
+
+/// The sections a `[sinks."name"]` table may hold, each read by a connector crate.
+pub(crate) const SINK_SECTIONS: &[(&str, &str)] = &[(
+    "redis",
+    "the `backpressure-redis` crate: start the runtime with `backpressure_redis::start().await`",
+)];
+
+/// One `[sinks."name".section]` table of a config file, for the crate that connects sinks
+/// (e.g. `[sinks.main.redis]` for `backpressure-redis`); see
+/// [`RuntimeBuilder::sink_sections`](crate::RuntimeBuilder::sink_sections).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkSection {
+    file: String,
+    sink: String,
+    section: String,
+    table: toml::Table,
+}
+
+impl SinkSection {
+    /// The sink's name.
+    pub fn sink(&self) -> &str {
+        &self.sink
+    }
+
+    /// The section's name (`redis`).
+    pub fn section(&self) -> &str {
+        &self.section
+    }
+
+    /// The config file it comes from.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Reads the section into the connector's own settings type.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSinkSection`] naming the file, sink and section, with the
+    /// deserializer's message (which names the field).
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        T::deserialize(toml::Value::Table(self.table.clone())).map_err(|err| {
+            ConfigError::InvalidSinkSection {
+                file: self.file.clone(),
+                sink: self.sink.clone(),
+                section: self.section.clone(),
+                message: err.to_string().trim_end().to_owned(),
+            }
+        })
+    }
 }
 
 /// A worker's validated overrides (from a config file, or the attribute's own values).
@@ -163,6 +253,7 @@ impl Overrides {
 pub(crate) struct ConfigFile {
     pub(crate) file: String,
     pub(crate) workers: BTreeMap<String, Overrides>,
+    pub(crate) sinks: Vec<SinkSection>,
 }
 
 impl ConfigFile {
@@ -190,7 +281,28 @@ impl ConfigFile {
         Ok(Self {
             file: file.to_owned(),
             workers,
+            sinks: sink_sections(file, raw.sinks)?,
         })
+    }
+
+    /// Fails on the first sink section that nobody in `handled` connects.
+    pub(crate) fn check_sinks(&self, handled: &[&str]) -> Result<(), ConfigError> {
+        match self
+            .sinks
+            .iter()
+            .find(|s| !handled.contains(&s.section.as_str()))
+        {
+            None => Ok(()),
+            Some(section) => Err(ConfigError::NeedsConnector {
+                file: section.file.clone(),
+                sink: section.sink.clone(),
+                section: section.section.clone(),
+                needs: SINK_SECTIONS
+                    .iter()
+                    .find(|(name, _)| *name == section.section)
+                    .map_or("a connector crate", |(_, needs)| *needs),
+            }),
+        }
     }
 
     /// Fails on the first section whose worker is not in `known`.
@@ -311,6 +423,40 @@ impl Section<'_> {
             max_defer: self.max_defer()?,
         })
     }
+}
+
+/// Checks the `[sinks]` tables: each holds only known sections, each a table.
+fn sink_sections(
+    file: &str,
+    sinks: BTreeMap<String, toml::Table>,
+) -> Result<Vec<SinkSection>, ConfigError> {
+    let mut sections = Vec::new();
+    for (sink, table) in sinks {
+        for (section, value) in table {
+            if !SINK_SECTIONS.iter().any(|(name, _)| *name == section) {
+                return Err(ConfigError::UnknownSinkSection {
+                    file: file.to_owned(),
+                    sink,
+                    section,
+                });
+            }
+            let toml::Value::Table(table) = value else {
+                return Err(ConfigError::InvalidSinkSection {
+                    message: format!("expected a table such as `[sinks.{sink}.{section}]`"),
+                    file: file.to_owned(),
+                    sink,
+                    section,
+                });
+            };
+            sections.push(SinkSection {
+                file: file.to_owned(),
+                sink: sink.clone(),
+                section,
+                table,
+            });
+        }
+    }
+    Ok(sections)
 }
 
 fn worker_overrides(
@@ -465,5 +611,49 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with("cannot read config file `/definitely/not/here.toml`: "));
+    }
+
+    #[test]
+    fn sink_sections_are_kept_for_their_connector_and_refused_without_it() {
+        let file =
+            parse("[sinks.mail.redis]\nurl = \"redis://127.0.0.1:6379\"\nnamespace = \"shop\"\n")
+                .unwrap();
+        assert_eq!(file.sinks.len(), 1);
+        let section = &file.sinks[0];
+        assert_eq!((section.sink(), section.section()), ("mail", "redis"));
+        assert_eq!(
+            file.check_sinks(&[]).unwrap_err().to_string(),
+            "config file `test.toml`, sink `mail`: the `redis` section needs the \
+             `backpressure-redis` crate: start the runtime with \
+             `backpressure_redis::start().await`"
+        );
+        assert!(file.check_sinks(&["redis"]).is_ok());
+
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            #[allow(dead_code)]
+            url: String,
+        }
+        let err = section.deserialize::<Settings>().unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "config file `test.toml`, sink `mail`, section `redis`: unknown field `namespace`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_sink_sections_are_errors() {
+        assert_eq!(
+            message("[sinks.mail.kafka]\nurl = \"x\"\n"),
+            "config file `test.toml`, sink `mail`: unknown section `kafka` (known sections: `redis`)"
+        );
+        assert_eq!(
+            message("[sinks.mail]\nredis = 3\n"),
+            "config file `test.toml`, sink `mail`, section `redis`: expected a table such as \
+             `[sinks.mail.redis]`"
+        );
     }
 }

@@ -85,6 +85,20 @@
 //! runtime's default). The values follow the same rules, with the same words, as the
 //! attribute's; a mistake is a [`ConfigError`] naming the file, the worker and the field.
 //!
+//! A `[sinks."name"]` table connects a sink to the outside world through a connector crate.
+//! Today there is one, `backpressure-redis`, which shares the sink across processes:
+//!
+//! ```toml
+//! [sinks.mail.redis]
+//! url = "redis://redis.internal:6379"
+//! namespace = "shop"
+//! lease = "15s"
+//! ```
+//!
+//! Such a section is read by the connector (`backpressure_redis::start().await` instead of
+//! [`start`]); [`start`] alone refuses it with a [`ConfigError::NeedsConnector`] that names the
+//! crate, so a shared sink never silently stays local.
+//!
 //! # What is guaranteed
 //!
 //! * Every enqueued item ends in exactly one counted outcome: completed, failed, panicked,
@@ -142,7 +156,7 @@ pub use sink::{
 pub use tokio_util::sync::CancellationToken;
 
 pub use backpressure_macros::backpressure_worker;
-pub use config_file::{ConfigError, CONFIG_ENV_VAR};
+pub use config_file::{ConfigError, SinkSection, CONFIG_ENV_VAR};
 pub use registry::{
     start, RegistryError, Runtime, RuntimeBuilder, ShutdownReport, WorkerEnqueueError, WorkerInfo,
 };

@@ -9,7 +9,7 @@ use super::registration::{registrations, Registration};
 use super::runtime::{Runtime, Worker};
 use super::worker::BuildContext;
 use super::{RegistryError, GLOBAL_STARTED};
-use crate::config_file::{ConfigFile, CONFIG_ENV_VAR};
+use crate::config_file::{ConfigFile, SinkSection, CONFIG_ENV_VAR};
 use crate::Sink;
 
 enum ConfigSource {
@@ -42,6 +42,8 @@ pub struct RuntimeBuilder {
     only: Option<Vec<String>>,
     isolated: bool,
     sinks: BTreeMap<String, Sink>,
+    /// Sink sections a connector crate takes care of.
+    handled: Vec<&'static str>,
 }
 
 impl Default for RuntimeBuilder {
@@ -51,6 +53,7 @@ impl Default for RuntimeBuilder {
             only: None,
             isolated: false,
             sinks: BTreeMap::new(),
+            handled: Vec::new(),
         }
     }
 }
@@ -109,6 +112,34 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Declares that the caller connects the config file's `[sinks."name".section]` tables
+    /// of this kind (a connector crate such as `backpressure-redis` calls it); without it,
+    /// such a section is an error that names the crate to use.
+    pub fn handles(mut self, section: &'static str) -> Self {
+        self.handled.push(section);
+        self
+    }
+
+    /// The config file's `[sinks."name".section]` tables of kind `section` (`"redis"`), for a
+    /// connector crate to read.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start) for a config file that cannot be read or is invalid.
+    pub fn sink_sections(&self, section: &str) -> Result<Vec<SinkSection>, RegistryError> {
+        Ok(self
+            .load_config()?
+            .sinks
+            .into_iter()
+            .filter(|s| s.section() == section)
+            .collect())
+    }
+
+    /// Whether this builder starts an isolated runtime (see [`isolated`](Self::isolated)).
+    pub fn is_isolated(&self) -> bool {
+        self.isolated
+    }
+
     /// Builds and starts the workers. Must be called inside a tokio runtime.
     ///
     /// # Errors
@@ -123,6 +154,7 @@ impl RuntimeBuilder {
         check_duplicates(&selected)?;
         let config = self.load_config()?;
         config.check_workers(all.iter().map(|r| r.name))?;
+        config.check_sinks(&self.handled)?;
 
         let global = !self.isolated;
         if global && !claim_global() {

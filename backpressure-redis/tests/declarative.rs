@@ -1,0 +1,128 @@
+//! Declarative use: a config file's `[sinks."name".redis]` section connects the sink at start.
+
+mod common;
+
+use std::time::Duration;
+
+use backpressure::{backpressure_worker, ConfigError, RegistryError, Runtime, Sink};
+use backpressure_redis::{connect, start_with, Config, StartError};
+use common::{redis, wait_until};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[backpressure_worker(
+    name = "declarative::mailer",
+    sink = "mail",
+    defer_on = "backpressure.*"
+)]
+async fn mailer(_item: u32) {}
+
+fn config(url: &str, namespace: &str) -> String {
+    format!("[sinks.mail.redis]\nurl = \"{url}\"\nnamespace = \"{namespace}\"\nlease = \"1s\"\n")
+}
+
+#[tokio::test]
+async fn a_config_section_connects_the_sink_and_a_remote_raise_holds_the_worker() {
+    let Some(server) = redis("a_config_section_connects_the_sink") else {
+        return;
+    };
+    let builder = Runtime::builder()
+        .isolated()
+        .only(["declarative::mailer"])
+        .config_toml("app.toml", config(&server.url(), "decl"));
+    let started = start_with(builder).await.expect("start");
+    assert_eq!(started.bridges.len(), 1);
+    assert_eq!(started.bridges[0].0, "mail");
+    let local = started.runtime.sink("mail").unwrap();
+
+    // Another process (here: another bridged sink) raises the signal.
+    let remote = Sink::new();
+    let other = connect(remote.clone(), Config::new(server.url()).namespace("decl"))
+        .await
+        .unwrap();
+    remote.raise("backpressure.smtp").unwrap();
+    assert!(wait_until(&local, WAIT, |s| s.is_raised("backpressure.smtp")).await);
+    let coordinator = started
+        .runtime
+        .coordinator::<u32>("declarative::mailer")
+        .unwrap();
+    coordinator.enqueue(1).await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(coordinator.stats().deferred, 1);
+
+    remote.retract("backpressure.smtp").unwrap();
+    assert!(wait_until(&local, WAIT, |s| !s.is_raised("backpressure.smtp")).await);
+    started.runtime.drain_all().await;
+    assert_eq!(coordinator.stats().completed, 1);
+    other.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_naming_the_sink() {
+    // A port nobody listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://user:secret@127.0.0.1:{port}");
+    let builder = Runtime::builder()
+        .isolated()
+        .only(["declarative::mailer"])
+        .config_toml(
+            "app.toml",
+            config(&url, "decl") + "connect_timeout = \"300ms\"\n",
+        );
+    let err = start_with(builder).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, StartError::Connect { ref sink, .. } if sink == "mail"),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "credentials leaked: {message}");
+}
+
+#[tokio::test]
+async fn a_bad_field_names_the_file_sink_and_field() {
+    let builder = Runtime::builder()
+        .isolated()
+        .only(["declarative::mailer"])
+        .config_toml(
+            "app.toml",
+            "[sinks.mail.redis]\nurl = \"redis://h\"\nleas = \"1s\"\n",
+        );
+    let err = start_with(builder).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StartError::Config(ConfigError::InvalidSinkSection { .. })
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "config file `app.toml`, sink `mail`, section `redis`: unknown field `leas`"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn without_this_crate_a_redis_section_is_refused_with_the_way_to_start() {
+    let err = Runtime::builder()
+        .isolated()
+        .only(["declarative::mailer"])
+        .config_toml("app.toml", config("redis://127.0.0.1:1", "decl"))
+        .start()
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        RegistryError::Config(ConfigError::NeedsConnector { .. })
+    ));
+    assert!(
+        err.to_string()
+            .contains("backpressure_redis::start().await"),
+        "{err}"
+    );
+}
