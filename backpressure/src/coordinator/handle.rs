@@ -135,7 +135,7 @@ impl<T> Clone for Coordinator<T> {
 }
 
 impl<T: Send + 'static> Coordinator<T> {
-    /// A builder with the seed's defaults: concurrency 4, capacity 200, `defer_on`
+    /// A builder with the .NET original's defaults: concurrency 4, capacity 200, `defer_on`
     /// `backpressure.*`, re-check every 50 ms, start anyway after 200 re-checks (10 s), on the
     /// global sink `"default"`.
     pub fn builder() -> CoordinatorBuilder<T> {

@@ -52,7 +52,7 @@ const EVENT_BUFFER: usize = 1024;
 /// ```
 #[derive(Clone)]
 pub struct Sink {
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<SinkCore>,
 }
 
 /// One active (name, key) entry, as seen by [`Sink::snapshot`].
@@ -70,15 +70,15 @@ pub struct ActiveSignal {
     pub level: Level,
 }
 
-pub(crate) struct Shared {
-    state: Mutex<State>,
+pub(crate) struct SinkCore {
+    state: Mutex<Entries>,
     events: Events,
     pub(super) reaper: Reaper,
 }
 
 type Key = Option<Arc<str>>;
 
-struct State {
+struct Entries {
     /// Active names, each with its active keys.
     names: HashMap<Arc<str>, HashMap<Key, Entry>>,
     /// One entry per distinct watched pattern.
@@ -122,8 +122,8 @@ impl Sink {
         let (sender, _) = broadcast::channel(EVENT_BUFFER);
         let events = Events::new(sender, name);
         Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
+            shared: Arc::new(SinkCore {
+                state: Mutex::new(Entries {
                     names: HashMap::new(),
                     watches: Vec::new(),
                     deadlines: BinaryHeap::new(),
@@ -403,7 +403,7 @@ impl Sink {
     }
 
     /// Locks the state after removing expired entries.
-    fn lock_current(&self) -> crate::sync::MutexGuard<'_, State> {
+    fn lock_current(&self) -> crate::sync::MutexGuard<'_, Entries> {
         let mut state = lock(&self.shared.state);
         self.shared.expire_locked(&mut state, Instant::now());
         state
@@ -432,7 +432,7 @@ impl Sink {
     }
 }
 
-impl Shared {
+impl SinkCore {
     /// Expires what is due; returns the next deadline.
     pub(super) fn expire_due(&self) -> Option<Instant> {
         let mut state = lock(&self.state);
@@ -440,7 +440,7 @@ impl Shared {
         state.deadlines.peek().map(|Reverse(d)| d.at)
     }
 
-    fn expire_locked(&self, state: &mut State, now: Instant) {
+    fn expire_locked(&self, state: &mut Entries, now: Instant) {
         while let Some(Reverse(next)) = state.deadlines.peek() {
             if next.at > now {
                 break;
@@ -481,14 +481,14 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for SinkCore {
     fn drop(&mut self) {
         // Lets idle reaper tasks notice that their sink is gone.
         self.reaper.deadlines_changed();
     }
 }
 
-impl State {
+impl Entries {
     /// Inserts or refreshes an entry; returns whether a TTL deadline was scheduled.
     fn raise(&mut self, events: &Events, raise: Raise<'_>, now: Instant) -> bool {
         self.next_seq += 1;
@@ -614,7 +614,7 @@ impl State {
     }
 }
 
-/// What to raise, for [`State::raise`].
+/// What to raise, for [`Entries::raise`].
 struct Raise<'a> {
     name: &'a str,
     key: Option<&'a str>,

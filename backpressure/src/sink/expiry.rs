@@ -19,7 +19,7 @@ use std::sync::{Arc, Weak};
 use tokio::runtime;
 use tokio::sync::Notify;
 
-use super::core::Shared;
+use super::core::SinkCore;
 use crate::sync::{lock, Mutex};
 
 /// The reapers' side of a sink: what wakes them when the earliest deadline moves, and which
@@ -40,7 +40,7 @@ impl Reaper {
 }
 
 /// Wakes the sink's reapers and makes sure one runs on the current tokio runtime, if any.
-pub(super) fn ensure_reaper(shared: &Arc<Shared>) {
+pub(super) fn ensure_reaper(shared: &Arc<SinkCore>) {
     let reaper = &shared.reaper;
     reaper.deadlines_changed();
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -62,7 +62,7 @@ pub(super) fn ensure_reaper(shared: &Arc<Shared>) {
     ));
 }
 
-async fn reap(sink: Weak<Shared>, wake: Arc<Notify>, _alive: Arc<()>) {
+async fn reap(sink: Weak<SinkCore>, wake: Arc<Notify>, _alive: Arc<()>) {
     loop {
         // Registered before looking at the deadlines, so a new earlier deadline set while
         // expiring is not slept through (`notify_waiters` reaches a `Notified` from creation).

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 
-use super::core::Shared;
+use super::core::SinkCore;
 use super::level::Level;
 use crate::sync::{ActiveCount, AtomicUsize, Ordering};
 
@@ -157,11 +157,11 @@ impl WatchEntry {
 pub(crate) struct WatchHandle {
     watch: Arc<Watch>,
     listener: Arc<Notify>,
-    sink: Weak<Shared>,
+    sink: Weak<SinkCore>,
 }
 
 impl WatchHandle {
-    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>, sink: Weak<Shared>) -> Self {
+    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>, sink: Weak<SinkCore>) -> Self {
         Self {
             watch,
             listener,
