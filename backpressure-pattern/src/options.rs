@@ -18,8 +18,12 @@
 //!    [`Kind`] and needs no new code.
 //! 3. A row in the table-driven test `backpressure-macros/src/tests.rs` for each way
 //!    the value can be wrong.
+//!
+//! A key of a health policy (`error_rate(window = "30s")`) is added in [`policies`] instead;
+//! its top comment says how.
 
 mod max_defer;
+pub mod policies;
 mod problem;
 pub mod rules;
 
@@ -44,6 +48,10 @@ pub enum Kind {
     DurationOrNever,
     /// A pattern string or a list of pattern strings.
     Patterns,
+    /// A number in (0, 1], such as a failure ratio.
+    Ratio,
+    /// A number in [0, 1), such as a jitter share.
+    Share,
 }
 
 /// One option: everything the front-ends need to read it and to explain a mistake.
@@ -64,13 +72,15 @@ pub struct Key {
 }
 
 impl Key {
-    const fn new(name: &'static str, kind: Kind, example: &'static str) -> Self {
+    pub(crate) const fn new(name: &'static str, kind: Kind, example: &'static str) -> Self {
         let allowed = match kind {
             Kind::Name => "ASCII letters, digits and `. _ - : /`",
             Kind::Count | Kind::Attempts => "1 or more",
             Kind::Duration => "a positive duration such as `\"50ms\"`",
             Kind::DurationOrNever => "a positive number of attempts or duration, or `never`",
             Kind::Patterns => "a pattern or a list of patterns",
+            Kind::Ratio => "a number in (0, 1]",
+            Kind::Share => "a number in [0, 1)",
         };
         Self {
             name,

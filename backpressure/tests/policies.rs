@@ -352,7 +352,7 @@ fn bad_policy_values_are_typed_build_errors() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid `error_rate` policy: `failure_ratio` = 1.5 (allowed: a number in (0, 1])"
+        "invalid `error_rate` policy: `failure_ratio` must be a number in (0, 1], found 1.5"
     );
     let err = Coordinator::<u8>::builder()
         .sink(Sink::new())
@@ -361,7 +361,7 @@ fn bad_policy_values_are_typed_build_errors() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("invalid `adaptive` policy: `signal`"),
+            .starts_with("invalid `adaptive` policy: invalid signal name `bad name!`"),
         "{err}"
     );
 }

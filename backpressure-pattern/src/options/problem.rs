@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::policies::PolicyKind;
 use super::{Key, Kind};
 use crate::{NameError, PatternError};
 
@@ -43,6 +44,31 @@ pub enum Problem {
     Name(NameError),
     /// Both `max_defer` and `max_defer_attempts` are given.
     BothMaxDefer,
+    /// A number outside its key's range ([`Kind::Ratio`], [`Kind::Share`]).
+    OutOfRange {
+        /// The value given.
+        found: String,
+    },
+    /// A value on the wrong side of another key's value (`low` not below `high`).
+    Order {
+        /// How the value must relate to the other one: `"below"`, `"at least"`.
+        relation: &'static str,
+        /// The other key.
+        other: &'static Key,
+        /// The other key's value.
+        bound: String,
+        /// The value given.
+        found: String,
+    },
+    /// A policy lacks a key it needs (`signal`; `slow_after` for `slow_call`).
+    Missing,
+    /// An `adaptive` policy's signal is not matched by its own worker's `defer_on`.
+    NotDeferred {
+        /// The signal.
+        signal: String,
+        /// The worker's `defer_on`.
+        defer_on: String,
+    },
 }
 
 /// A value that breaks its option's rule: the key and the [`Problem`].
@@ -54,12 +80,28 @@ pub enum Problem {
 pub struct OptionError {
     key: &'static Key,
     problem: Problem,
+    policy: Option<PolicyKind>,
 }
 
 impl OptionError {
     /// A broken rule of `key`.
     pub fn new(key: &'static Key, problem: Problem) -> Self {
-        Self { key, problem }
+        Self {
+            key,
+            problem,
+            policy: None,
+        }
+    }
+
+    /// The same error, about a key of `policy`.
+    pub fn in_policy(mut self, policy: PolicyKind) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The policy whose key is wrong, for a policy key.
+    pub fn policy(&self) -> Option<PolicyKind> {
+        self.policy
     }
 
     /// The key whose value is wrong.
@@ -132,6 +174,34 @@ impl fmt::Display for Core<'_> {
                  use `max_defer_attempts = N` (times `defer_check_interval`) \
                  or `max_defer = \"10s\"` / `\"never\"`",
             ),
+            Problem::OutOfRange { found } => write!(f, "must be {}, found {found}", key.allowed),
+            Problem::Order {
+                relation,
+                other,
+                bound,
+                found,
+            } => write!(
+                f,
+                "must be {relation} `{}` ({bound}), found {found}",
+                other.name
+            ),
+            Problem::Missing => match self.0.policy {
+                Some(policy) => write!(
+                    f,
+                    "`{}` needs `{}`, such as `{} = {}`",
+                    policy.name(),
+                    key.name,
+                    key.name,
+                    key.example
+                ),
+                None => write!(f, "`{}` is required", key.name),
+            },
+            Problem::NotDeferred { signal, defer_on } => write!(
+                f,
+                "the `adaptive` signal `{signal}` is not matched by this worker's \
+                 `defer_on` (`{defer_on}`), so its level would throttle nothing here: \
+                 name the signal under `defer_on` or widen `defer_on`"
+            ),
         }
     }
 }
@@ -141,7 +211,10 @@ impl fmt::Display for OptionError {
         let key = self.key.name;
         match &self.problem {
             // These name what they are about.
-            Problem::Name(_) | Problem::BothMaxDefer => write!(f, "{}", Core(self)),
+            Problem::Name(_)
+            | Problem::BothMaxDefer
+            | Problem::Missing
+            | Problem::NotDeferred { .. } => write!(f, "{}", Core(self)),
             // These are a statement about something else.
             Problem::BadDuration { .. } | Problem::Pattern { .. } => {
                 write!(f, "`{key}`: {}", Core(self))

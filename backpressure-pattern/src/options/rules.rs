@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{
-    Key, MaxDefer, OptionError, Problem, DEFER_CHECK_INTERVAL, MAX_DEFER, MAX_DEFER_ATTEMPTS,
+    Key, Kind, MaxDefer, OptionError, Problem, DEFER_CHECK_INTERVAL, MAX_DEFER, MAX_DEFER_ATTEMPTS,
 };
 use crate::{validate_name, Pattern};
 
@@ -55,6 +55,35 @@ pub fn max_defer(value: MaxDefer) -> Result<MaxDefer, OptionError> {
         }
         other => Ok(other),
     }
+}
+
+/// A [`Kind::Duration`](super::Kind::Duration) as a program built it: longer than zero.
+pub fn duration(key: &'static Key, d: Duration) -> Result<Duration, OptionError> {
+    positive(key, d, || humantime::format_duration(d).to_string())
+}
+
+/// A [`Kind::Ratio`](super::Kind::Ratio) in (0, 1] or a [`Kind::Share`](super::Kind::Share)
+/// in [0, 1). NaN is outside both.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure_pattern::options::{policies::FAILURE_RATIO, rules};
+///
+/// assert_eq!(rules::number(&FAILURE_RATIO, 0.5), Ok(0.5));
+/// let err = rules::number(&FAILURE_RATIO, 1.5).unwrap_err();
+/// assert_eq!(err.message(), "must be a number in (0, 1], found 1.5");
+/// ```
+pub fn number(key: &'static Key, x: f64) -> Result<f64, OptionError> {
+    let inside = match key.kind {
+        Kind::Share => (0.0..1.0).contains(&x),
+        _ => x > 0.0 && x <= 1.0,
+    };
+    if inside {
+        return Ok(x);
+    }
+    let found = x.to_string();
+    Err(OptionError::new(key, Problem::OutOfRange { found }))
 }
 
 fn positive(

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use backpressure_pattern::options::policies::{self as defaults, PolicyKind, PolicySpec};
+
 use super::PolicyError;
 use crate::Level;
 
@@ -49,9 +51,9 @@ impl Adaptive {
         Self {
             signal: signal.into(),
             max,
-            window: Duration::from_secs(10),
+            window: defaults::DEFAULT_ADAPTIVE_WINDOW,
             slow_after: None,
-            ttl: Duration::from_secs(15),
+            ttl: defaults::DEFAULT_TTL,
         }
     }
 
@@ -78,24 +80,21 @@ impl Adaptive {
         &self.signal
     }
 
+    /// Checks every value, by the rules of `backpressure_pattern::options::policies`.
     pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        if self.max == 0 {
-            return Err(PolicyError::new("adaptive", "max", "0", "1 or more"));
+        PolicyError::check(&self.spec())
+    }
+
+    /// Its values, as configured in the attribute or a config file.
+    pub(crate) fn spec(&self) -> PolicySpec {
+        PolicySpec {
+            signal: Some(self.signal.clone().into()),
+            max: Some(self.max),
+            window: Some(self.window),
+            slow_after: self.slow_after,
+            ttl: Some(self.ttl),
+            ..PolicySpec::new(PolicyKind::Adaptive)
         }
-        for (field, value) in [("window", Some(self.window)), ("ttl", Some(self.ttl))]
-            .into_iter()
-            .chain([("slow_after", self.slow_after)])
-        {
-            if value.is_some_and(|v| v.is_zero()) {
-                return Err(PolicyError::new(
-                    "adaptive",
-                    field,
-                    "0",
-                    "a positive duration",
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::window::{Window, WindowCounts};
+use backpressure_pattern::options::policies::{self as defaults, PolicyKind, PolicySpec};
+
 use super::PolicyError;
 
 /// A circuit breaker that raises a signal when its worker's calls go bad, so that every
@@ -74,17 +76,17 @@ impl Breaker {
         Self {
             signal: signal.into(),
             slow_after: None,
-            window: Duration::from_secs(30),
+            window: defaults::DEFAULT_BREAKER_WINDOW,
             bucket: Duration::from_secs(1),
-            min_calls: 20,
-            failure_ratio: 0.5,
+            min_calls: defaults::DEFAULT_MIN_CALLS,
+            failure_ratio: defaults::DEFAULT_FAILURE_RATIO,
             consecutive_failures: None,
-            ttl: Duration::from_secs(15),
-            open_for: Duration::from_secs(30),
-            max_open_for: Duration::from_secs(300),
-            jitter: 0.15,
-            probes: 3,
-            probe_timeout: Duration::from_secs(30),
+            ttl: defaults::DEFAULT_TTL,
+            open_for: defaults::DEFAULT_OPEN_FOR,
+            max_open_for: defaults::DEFAULT_MAX_OPEN_FOR,
+            jitter: defaults::DEFAULT_JITTER,
+            probes: defaults::DEFAULT_PROBES,
+            probe_timeout: defaults::DEFAULT_PROBE_TIMEOUT,
         }
     }
 
@@ -165,68 +167,32 @@ impl Breaker {
         &self.signal
     }
 
-    /// Checks every value.
+    /// Checks every value, by the rules of `backpressure_pattern::options::policies`.
     pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        let policy = if self.slow_after.is_some() {
-            "slow_call"
-        } else {
-            "error_rate"
+        PolicyError::check(&self.spec())
+    }
+
+    /// Its values, as configured in the attribute or a config file.
+    pub(crate) fn spec(&self) -> PolicySpec {
+        let policy = match self.slow_after {
+            Some(_) => PolicyKind::SlowCall,
+            None => PolicyKind::ErrorRate,
         };
-        let positive = |field, value: Duration| {
-            if value.is_zero() {
-                Err(PolicyError::new(policy, field, "0", "a positive duration"))
-            } else {
-                Ok(())
-            }
-        };
-        positive("window", self.window)?;
-        positive("ttl", self.ttl)?;
-        positive("open_for", self.open_for)?;
-        positive("max_open_for", self.max_open_for)?;
-        positive("probe_timeout", self.probe_timeout)?;
-        if let Some(slow_after) = self.slow_after {
-            positive("slow_after", slow_after)?;
+        PolicySpec {
+            signal: Some(self.signal.clone().into()),
+            slow_after: self.slow_after,
+            window: Some(self.window),
+            min_calls: Some(self.min_calls),
+            failure_ratio: Some(self.failure_ratio),
+            consecutive_failures: self.consecutive_failures,
+            ttl: Some(self.ttl),
+            open_for: Some(self.open_for),
+            max_open_for: Some(self.max_open_for),
+            jitter: Some(self.jitter),
+            probes: Some(self.probes),
+            probe_timeout: Some(self.probe_timeout),
+            ..PolicySpec::new(policy)
         }
-        if !(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0) {
-            let value = self.failure_ratio.to_string();
-            return Err(PolicyError::new(
-                policy,
-                "failure_ratio",
-                &value,
-                "a number in (0, 1]",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.jitter) {
-            let value = self.jitter.to_string();
-            return Err(PolicyError::new(
-                policy,
-                "jitter",
-                &value,
-                "a number in [0, 1)",
-            ));
-        }
-        let at_least_one = |field, value: u32| {
-            if value == 0 {
-                Err(PolicyError::new(policy, field, "0", "1 or more"))
-            } else {
-                Ok(())
-            }
-        };
-        at_least_one("min_calls", self.min_calls)?;
-        at_least_one("probes", self.probes)?;
-        if let Some(n) = self.consecutive_failures {
-            at_least_one("consecutive_failures", n)?;
-        }
-        if self.max_open_for < self.open_for {
-            let value = humantime::format_duration(self.max_open_for).to_string();
-            return Err(PolicyError::new(
-                policy,
-                "max_open_for",
-                &value,
-                "a duration no shorter than `open_for`",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -589,12 +555,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid `error_rate` policy: `failure_ratio` = 0 (allowed: a number in (0, 1])"
+            "invalid `error_rate` policy: `failure_ratio` must be a number in (0, 1], found 0"
         );
         let err = Breaker::slow_call("s", Duration::ZERO)
             .validate()
             .unwrap_err();
-        assert!(err.to_string().contains("`slow_after` = 0"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`slow_after` must be longer than zero, found `0s`"),
+            "{err}"
+        );
         assert!(Breaker::error_rate("s").validate().is_ok());
     }
 }

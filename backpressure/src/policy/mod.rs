@@ -26,6 +26,9 @@ mod window;
 use std::fmt;
 use std::time::Duration;
 
+use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
+use backpressure_pattern::options::OptionError;
+
 pub use adaptive::Adaptive;
 pub use breaker::{Breaker, BreakerState, Reason};
 pub(crate) use driver::{held_only_by, Host, Policies};
@@ -54,31 +57,26 @@ impl Policy {
         }
     }
 
-    /// The policy's name as written in configuration: `error_rate`, `slow_call` or
-    /// `adaptive`.
+    /// The policy's name as written in configuration: `error_rate`, `slow_call`,
+    /// `adaptive` or `watermark`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Policy::Breaker(b) if b.slow_after.is_some() => "slow_call",
-            Policy::Breaker(_) => "error_rate",
-            Policy::Adaptive(_) => "adaptive",
-            Policy::Watermark(_) => "watermark",
-        }
+        let kind = match self {
+            Policy::Breaker(b) if b.slow_after.is_some() => PolicyKind::SlowCall,
+            Policy::Breaker(_) => PolicyKind::ErrorRate,
+            Policy::Adaptive(_) => PolicyKind::Adaptive,
+            Policy::Watermark(_) => PolicyKind::Watermark,
+        };
+        kind.name()
     }
 
-    /// Checks every value and the signal name.
+    /// Checks every value and the signal name, by the rules of
+    /// `backpressure_pattern::options::policies` (the attribute and config files use the
+    /// same rules).
     ///
     /// # Errors
     ///
-    /// A [`PolicyError`] naming the policy, the field, the value and what is allowed.
+    /// A [`PolicyError`] naming the policy and the field, in the rule's words.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if let Err(err) = backpressure_pattern::validate_name(self.signal()) {
-            return Err(PolicyError::new(
-                self.kind(),
-                "signal",
-                self.signal(),
-                &err.to_string(),
-            ));
-        }
         match self {
             Policy::Breaker(b) => b.validate(),
             Policy::Adaptive(a) => a.validate(),
@@ -105,32 +103,47 @@ impl From<Adaptive> for Policy {
     }
 }
 
-/// A policy value outside its allowed range.
+/// A policy value that breaks its rule (the rules and their words are those of
+/// `backpressure_pattern::options::policies`, shared with the attribute and config files).
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::{Breaker, Policy};
+///
+/// let err = Policy::from(Breaker::error_rate("backpressure.smtp").failure_ratio(1.5))
+///     .validate()
+///     .unwrap_err();
+/// assert_eq!((err.policy, err.field), ("error_rate", "failure_ratio"));
+/// assert_eq!(err.message, "must be a number in (0, 1], found 1.5");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid `{policy}` policy: `{field}` = {value} (allowed: {allowed})")]
+#[error("invalid `{policy}` policy: {rule}")]
 pub struct PolicyError {
-    /// The policy: `error_rate`, `slow_call` or `adaptive`.
+    /// The policy: `error_rate`, `slow_call`, `adaptive` or `watermark`.
     pub policy: &'static str,
     /// The field that is wrong.
     pub field: &'static str,
-    /// The value given.
-    pub value: String,
-    /// What is allowed.
-    pub allowed: String,
+    /// What is wrong and what is allowed (the rule's core message, without the field).
+    pub message: String,
+    /// The rule's whole message, naming the field.
+    rule: String,
 }
 
 impl PolicyError {
-    pub(crate) fn new(
-        policy: &'static str,
-        field: &'static str,
-        value: &str,
-        allowed: &str,
-    ) -> Self {
+    /// Checks `spec` by the shared rules.
+    pub(crate) fn check(spec: &PolicySpec) -> Result<(), PolicyError> {
+        spec.check()
+            .map_err(|err| PolicyError::from_rule(spec.policy, &err))
+    }
+
+    /// A broken rule of `policy`.
+    pub(crate) fn from_rule(policy: PolicyKind, err: &OptionError) -> Self {
         Self {
-            policy,
-            field,
-            value: value.to_owned(),
-            allowed: allowed.to_owned(),
+            policy: policy.name(),
+            field: err.key().name,
+            message: err.message(),
+            rule: err.to_string(),
         }
     }
 }

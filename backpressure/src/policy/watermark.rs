@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use backpressure_pattern::options::policies::{self as defaults, PolicyKind, PolicySpec};
+
 use super::PolicyError;
 
 /// Raises a signal when the worker's own queue backs up: its depth stays above `high` (a
@@ -52,11 +54,11 @@ impl Watermark {
     pub fn new(signal: impl Into<String>) -> Self {
         Self {
             signal: signal.into(),
-            high: 0.8,
-            low: 0.5,
+            high: defaults::DEFAULT_HIGH,
+            low: defaults::DEFAULT_LOW,
             max_age: None,
-            hold_for: Duration::from_secs(5),
-            ttl: Duration::from_secs(15),
+            hold_for: defaults::DEFAULT_HOLD_FOR,
+            ttl: defaults::DEFAULT_TTL,
         }
     }
 
@@ -95,32 +97,22 @@ impl Watermark {
         &self.signal
     }
 
+    /// Checks every value, by the rules of `backpressure_pattern::options::policies`.
     pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        let err = |field, value: f64, allowed| {
-            Err(PolicyError::new(
-                "watermark",
-                field,
-                &value.to_string(),
-                allowed,
-            ))
-        };
-        if !(self.high > 0.0 && self.high <= 1.0) {
-            return err("high", self.high, "a share of capacity in (0, 1]");
+        PolicyError::check(&self.spec())
+    }
+
+    /// Its values, as configured in the attribute or a config file.
+    pub(crate) fn spec(&self) -> PolicySpec {
+        PolicySpec {
+            signal: Some(self.signal.clone().into()),
+            high: Some(self.high),
+            low: Some(self.low),
+            max_age: self.max_age,
+            hold_for: Some(self.hold_for),
+            ttl: Some(self.ttl),
+            ..PolicySpec::new(PolicyKind::Watermark)
         }
-        if !(self.low >= 0.0 && self.low < self.high) {
-            return err("low", self.low, "a share of capacity in [0, high)");
-        }
-        for (field, value) in [("ttl", Some(self.ttl)), ("max_age", self.max_age)] {
-            if value.is_some_and(|v| v.is_zero()) {
-                return Err(PolicyError::new(
-                    "watermark",
-                    field,
-                    "0",
-                    "a positive duration",
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
