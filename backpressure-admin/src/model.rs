@@ -1,0 +1,390 @@
+//! The JSON shapes of the API and the event stream, and how they are built from a runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backpressure::{
+    ActiveSignal, CoordinatorConfig, Pattern, PolicyChange, PolicyInfo, Runtime, SignalEvent,
+    SignalEventKind, Stats, WorkerInfo,
+};
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// Everything the dashboard shows: the answer of `GET api/overview`, the event stream's
+/// `snapshot` and `stats` events.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Overview {
+    pub(crate) read_only: bool,
+    pub(crate) controls: Controls,
+    pub(crate) now_ms: u64,
+    pub(crate) summary: Summary,
+    pub(crate) workers: Vec<WorkerView>,
+    pub(crate) sinks: Vec<SinkView>,
+}
+
+/// Which changes this router accepts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Controls {
+    pub(crate) signals: bool,
+    pub(crate) pause: bool,
+}
+
+/// Totals over all workers and sinks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) workers: usize,
+    pub(crate) held: usize,
+    pub(crate) paused: usize,
+    pub(crate) signals: usize,
+    pub(crate) queued: usize,
+    pub(crate) deferred: usize,
+    pub(crate) active: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+    pub(crate) completed_per_s: f64,
+}
+
+/// One worker: its registration, config, counters, policies, gate and rates.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WorkerView {
+    pub(crate) name: String,
+    pub(crate) sink: String,
+    pub(crate) location: String,
+    pub(crate) config: CoordinatorConfig,
+    pub(crate) stats: Stats,
+    pub(crate) policies: Vec<PolicyInfo>,
+    pub(crate) gate: Gate,
+    pub(crate) rates: Rates,
+}
+
+/// Why a worker does or does not start work.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Gate {
+    /// `open`, `held` (nothing starts), `limited` (a level lets part through) or `paused`.
+    pub(crate) state: &'static str,
+    /// The active `defer_on` signals at the lowest level: the ones holding the worker.
+    pub(crate) signals: Vec<String>,
+    /// That lowest level, while a `defer_on` signal is active.
+    pub(crate) level: Option<f64>,
+}
+
+/// Per-second rates over the last sampling window (at least a second long).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub(crate) struct Rates {
+    pub(crate) enqueued_per_s: f64,
+    pub(crate) completed_per_s: f64,
+    pub(crate) failed_per_s: f64,
+}
+
+/// A sink watched by at least one worker, and its active signals.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SinkView {
+    pub(crate) name: String,
+    pub(crate) workers: Vec<String>,
+    pub(crate) signals: Vec<SignalView>,
+}
+
+/// One active (name, key) entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct SignalView {
+    pub(crate) sink: String,
+    pub(crate) name: String,
+    pub(crate) key: Option<String>,
+    pub(crate) level: f64,
+    pub(crate) raised_at_ms: u64,
+    pub(crate) ttl_left_ms: Option<u64>,
+    pub(crate) expires_at_ms: Option<u64>,
+    /// The workers of this sink whose `defer_on` matches it.
+    pub(crate) holds: Vec<String>,
+}
+
+/// One signal event, as sent on the stream.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EventView {
+    pub(crate) sink: String,
+    pub(crate) kind: SignalEventKind,
+    pub(crate) name: String,
+    pub(crate) key: Option<String>,
+    pub(crate) level: f64,
+    pub(crate) policy: Option<PolicyChange>,
+    pub(crate) at_ms: u64,
+}
+
+impl EventView {
+    pub(crate) fn new(sink: &str, event: &SignalEvent) -> Self {
+        Self {
+            sink: sink.to_owned(),
+            kind: event.kind,
+            name: event.name.to_string(),
+            key: event.key.as_deref().map(str::to_owned),
+            level: event.level.as_f64(),
+            policy: event.policy,
+            at_ms: wall_ms(event.at),
+        }
+    }
+}
+
+/// The last counter sample of each worker, to compute rates.
+#[derive(Debug, Default)]
+pub(crate) struct RateBook {
+    samples: Mutex<HashMap<String, Sample>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    enqueued: u64,
+    completed: u64,
+    failed: u64,
+    rates: Rates,
+}
+
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+impl RateBook {
+    /// The rates of `worker`, refreshed when the last sample is at least a second old.
+    fn rates(&self, worker: &str, stats: &Stats, now: Instant) -> Rates {
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = Sample {
+            at: now,
+            enqueued: stats.enqueued,
+            completed: stats.completed,
+            failed: stats.failed,
+            rates: Rates::default(),
+        };
+        let Some(last) = samples.get_mut(worker) else {
+            samples.insert(worker.to_owned(), fresh);
+            return Rates::default();
+        };
+        let elapsed = now.saturating_duration_since(last.at);
+        if elapsed >= RATE_WINDOW {
+            let secs = elapsed.as_secs_f64();
+            let per_s = |now: u64, then: u64| round2(now.saturating_sub(then) as f64 / secs);
+            let rates = Rates {
+                enqueued_per_s: per_s(stats.enqueued, last.enqueued),
+                completed_per_s: per_s(stats.completed, last.completed),
+                failed_per_s: per_s(stats.failed, last.failed),
+            };
+            *last = Sample { rates, ..fresh };
+        }
+        last.rates
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The shared state behind every route.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) config: crate::AdminConfig,
+    pub(crate) rates: Arc<RateBook>,
+}
+
+impl Shared {
+    /// The sink names the workers watch, sorted, each with its workers.
+    pub(crate) fn sink_names(&self, workers: &[WorkerInfo]) -> BTreeMap<String, Vec<String>> {
+        let mut sinks: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for worker in workers {
+            sinks
+                .entry(worker.sink.clone())
+                .or_default()
+                .push(worker.name.clone());
+        }
+        sinks
+    }
+
+    pub(crate) fn controls(&self) -> Controls {
+        Controls {
+            signals: !self.config.read_only,
+            pause: !self.config.read_only,
+        }
+    }
+
+    /// Builds the whole picture.
+    pub(crate) fn overview(&self) -> Overview {
+        let now = Instant::now();
+        let infos = self.runtime.workers();
+        let mut active: BTreeMap<String, Vec<ActiveSignal>> = BTreeMap::new();
+        for sink in self.sink_names(&infos).into_keys() {
+            let signals = self
+                .runtime
+                .sink(&sink)
+                .map(|s| s.snapshot())
+                .unwrap_or_default();
+            active.insert(sink, signals);
+        }
+        let workers: Vec<WorkerView> = infos
+            .iter()
+            .map(|info| self.worker_view(info, active.get(&info.sink).map_or(&[][..], |v| v), now))
+            .collect();
+        let sinks: Vec<SinkView> = active
+            .iter()
+            .map(|(name, signals)| sink_view(name, signals, &infos, now))
+            .collect();
+        Overview {
+            read_only: self.config.read_only,
+            controls: self.controls(),
+            now_ms: wall_ms(now),
+            summary: summary(&workers, &sinks),
+            workers,
+            sinks,
+        }
+    }
+
+    /// One worker's view, or `None` when there is no such worker.
+    pub(crate) fn worker(&self, name: &str) -> Option<WorkerView> {
+        let info = self.runtime.worker(name)?;
+        let signals = self
+            .runtime
+            .sink(&info.sink)
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
+        Some(self.worker_view(&info, &signals, Instant::now()))
+    }
+
+    /// One sink's view, or `None` when no worker watches a sink of that name.
+    pub(crate) fn sink(&self, name: &str) -> Option<SinkView> {
+        let infos = self.runtime.workers();
+        if !infos.iter().any(|w| w.sink == name) {
+            return None;
+        }
+        let signals = self.runtime.sink(name)?.snapshot();
+        Some(sink_view(name, &signals, &infos, Instant::now()))
+    }
+
+    fn worker_view(&self, info: &WorkerInfo, active: &[ActiveSignal], now: Instant) -> WorkerView {
+        WorkerView {
+            name: info.name.clone(),
+            sink: info.sink.clone(),
+            location: info.location.clone(),
+            config: info.config.clone(),
+            stats: info.stats,
+            policies: info.policies.clone(),
+            gate: gate(&info.stats, &info.config, active),
+            rates: self.rates.rates(&info.name, &info.stats, now),
+        }
+    }
+}
+
+fn sink_view(
+    name: &str,
+    active: &[ActiveSignal],
+    workers: &[WorkerInfo],
+    now: Instant,
+) -> SinkView {
+    let watchers: Vec<&WorkerInfo> = workers.iter().filter(|w| w.sink == name).collect();
+    let patterns: Vec<(&str, Option<Pattern>)> = watchers
+        .iter()
+        .map(|w| (w.name.as_str(), defer_pattern(&w.config)))
+        .collect();
+    SinkView {
+        name: name.to_owned(),
+        workers: watchers.iter().map(|w| w.name.clone()).collect(),
+        signals: active
+            .iter()
+            .map(|signal| SignalView {
+                sink: name.to_owned(),
+                name: signal.name.to_string(),
+                key: signal.key.as_deref().map(str::to_owned),
+                level: signal.level.as_f64(),
+                raised_at_ms: wall_ms(signal.raised_at),
+                ttl_left_ms: signal
+                    .expires_at
+                    .map(|at| millis(at.saturating_duration_since(now))),
+                expires_at_ms: signal.expires_at.map(wall_ms),
+                holds: patterns
+                    .iter()
+                    .filter(|(_, p)| p.as_ref().is_some_and(|p| p.matches(&signal.name)))
+                    .map(|(w, _)| (*w).to_owned())
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn defer_pattern(config: &CoordinatorConfig) -> Option<Pattern> {
+    config
+        .defer_on
+        .as_deref()
+        .and_then(|p| Pattern::parse(p).ok())
+}
+
+/// The gate as the dashboard shows it: its state and the signals that hold it.
+fn gate(stats: &Stats, config: &CoordinatorConfig, active: &[ActiveSignal]) -> Gate {
+    let matching: Vec<&ActiveSignal> = match defer_pattern(config) {
+        Some(pattern) => active.iter().filter(|s| pattern.matches(&s.name)).collect(),
+        None => Vec::new(),
+    };
+    let lowest = matching.iter().map(|s| s.level).min();
+    let state = if stats.paused {
+        "paused"
+    } else if stats.gate_open {
+        "open"
+    } else if stats.limit == 0 {
+        "held"
+    } else {
+        "limited"
+    };
+    let mut signals: Vec<String> = Vec::new();
+    if !stats.gate_open {
+        for signal in matching.iter().filter(|s| Some(s.level) == lowest) {
+            if !signals.iter().any(|n| **n == *signal.name) {
+                signals.push(signal.name.to_string());
+            }
+        }
+    }
+    Gate {
+        state,
+        level: if stats.gate_open {
+            None
+        } else {
+            lowest.map(|l| l.as_f64())
+        },
+        signals,
+    }
+}
+
+fn summary(workers: &[WorkerView], sinks: &[SinkView]) -> Summary {
+    let mut summary = Summary {
+        workers: workers.len(),
+        signals: sinks.iter().map(|s| s.signals.len()).sum(),
+        ..Summary::default()
+    };
+    for worker in workers {
+        let stats = &worker.stats;
+        summary.held += usize::from(matches!(worker.gate.state, "held" | "limited"));
+        summary.paused += usize::from(stats.paused);
+        summary.queued += stats.queued;
+        summary.deferred += stats.deferred;
+        summary.active += stats.active;
+        summary.concurrency += stats.concurrency;
+        summary.completed += stats.completed;
+        summary.failed += stats.failed;
+        summary.completed_per_s += worker.rates.completed_per_s;
+    }
+    summary.completed_per_s = round2(summary.completed_per_s);
+    summary
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A runtime instant as milliseconds since the Unix epoch.
+pub(crate) fn wall_ms(at: Instant) -> u64 {
+    let now = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let wall = if at <= now {
+        wall.saturating_sub(now - at)
+    } else {
+        wall.saturating_add(at - now)
+    };
+    millis(wall)
+}

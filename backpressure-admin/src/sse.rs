@@ -1,0 +1,125 @@
+//! The event stream: a snapshot first, then signal events as they happen, the workers'
+//! stats at most once a second, and keep-alive comments.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use backpressure::{Lagged, SignalEvent};
+use futures_util::stream::{self, SelectAll, Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::{self, MissedTickBehavior};
+
+use crate::model::{EventView, Overview, Shared};
+
+/// Stats go out at most this often.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// How long a browser waits before reconnecting a dropped stream.
+const RETRY: Duration = Duration::from_secs(2);
+
+type SinkEvents = Pin<Box<dyn Stream<Item = (String, Result<SignalEvent, Lagged>)> + Send>>;
+
+/// `GET api/events`.
+pub(crate) async fn events(State(shared): State<Shared>) -> Response {
+    let (tx, rx) = mpsc::channel::<Event>(64);
+    // Subscribe before taking the snapshot, so that nothing falls between the two.
+    let subscriptions = subscribe(&shared);
+    tokio::spawn(pump(shared.clone(), subscriptions, tx));
+    let stream = stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), rx))
+    });
+    let keep_alive = KeepAlive::new().interval(shared.config.keep_alive);
+    let mut response = Sse::new(stream).keep_alive(keep_alive).into_response();
+    crate::assets::no_store(response.headers_mut());
+    response
+}
+
+fn subscribe(shared: &Shared) -> SelectAll<SinkEvents> {
+    let workers = shared.runtime.workers();
+    let mut all = SelectAll::new();
+    for name in shared.sink_names(&workers).into_keys() {
+        if let Some(sink) = shared.runtime.sink(&name) {
+            let events: SinkEvents = Box::pin(sink.subscribe().map(move |e| (name.clone(), e)));
+            all.push(events);
+        }
+    }
+    all
+}
+
+/// Feeds one client until it goes away.
+async fn pump(shared: Shared, mut signals: SelectAll<SinkEvents>, tx: mpsc::Sender<Event>) {
+    let snapshot = shared.overview();
+    let mut last = fingerprint(&snapshot);
+    if tx
+        .send(json_event("snapshot", &snapshot).retry(RETRY))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut ticks = time::interval_at(time::Instant::now() + STATS_EVERY, STATS_EVERY);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut signals_open = !signals.is_empty();
+    loop {
+        let event = tokio::select! {
+            () = tx.closed() => return,
+            next = signals.next(), if signals_open => match next {
+                Some((sink, Ok(event))) => json_event("signal", &EventView::new(&sink, &event)),
+                Some((sink, Err(lagged))) => {
+                    let note = Missed { sink, missed: lagged.missed };
+                    if tx.send(json_event("lagged", &note)).await.is_err() {
+                        return;
+                    }
+                    let snapshot = shared.overview();
+                    last = fingerprint(&snapshot);
+                    json_event("snapshot", &snapshot)
+                }
+                None => {
+                    signals_open = false;
+                    continue;
+                }
+            },
+            _ = ticks.tick() => {
+                let stats = shared.overview();
+                let now = fingerprint(&stats);
+                if now == last {
+                    continue;
+                }
+                last = now;
+                json_event("stats", &stats)
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Missed {
+    sink: String,
+    missed: u64,
+}
+
+/// What a `stats` event would change on the page: everything but the clock and the TTL
+/// countdowns (which the page runs itself).
+fn fingerprint(overview: &Overview) -> String {
+    let signals: Vec<_> = overview
+        .sinks
+        .iter()
+        .flat_map(|s| &s.signals)
+        .map(|s| (&s.sink, &s.name, &s.key, s.level, s.expires_at_ms))
+        .collect();
+    serde_json::to_string(&(&overview.workers, signals)).unwrap_or_default()
+}
+
+fn json_event<T: Serialize>(name: &str, data: &T) -> Event {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    Event::default().event(name).data(data)
+}
