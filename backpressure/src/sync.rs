@@ -145,6 +145,59 @@ impl IdleSlots {
     }
 }
 
+/// The held-slot side of the wake-up protocol: how many slots wait on the gate, and whether
+/// one of them holds the coordinator's `max_defer` timer.
+///
+/// Kept under the coordinator's lock. Held slots sleep until something can change the gate's
+/// answer; the only timer is the head item's `max_defer` deadline, held by **one** slot per
+/// coordinator. A slot that stops holding it while others are still held must wake one of
+/// them ([`hand_over`](Self::hand_over)), which re-arms it on its next look. The loom models
+/// in `sync/loom_tests.rs` check that no item stays held past its deadline for lack of a
+/// timer.
+#[derive(Debug, Default)]
+pub(crate) struct HeldSlots {
+    /// Slots waiting on the gate.
+    held: usize,
+    /// Whether one of them sleeps until the head's `max_defer` deadline.
+    timer_armed: bool,
+}
+
+impl HeldSlots {
+    /// A slot is held by the gate; `deadline` says whether a `max_defer` deadline applies.
+    /// Returns whether this slot takes the timer (nobody else holds it).
+    pub(crate) fn hold(&mut self, deadline: bool) -> bool {
+        let timer = deadline && !self.timer_armed;
+        self.timer_armed |= timer;
+        self.held += 1;
+        timer
+    }
+
+    /// A held slot looks again; `timer` says whether it held the timer.
+    pub(crate) fn release(&mut self, timer: bool) {
+        self.held -= 1;
+        self.timer_armed &= !timer;
+    }
+
+    /// After a slot's look: whether it must `notify_one` another held slot to take the timer
+    /// over, because it held the timer (`had_timer`) and no longer does (`has_timer`: it
+    /// started an item, say, or left).
+    pub(crate) fn hand_over(&self, had_timer: bool, has_timer: bool) -> bool {
+        had_timer && !has_timer && self.held > 0
+    }
+
+    /// Slots waiting on the gate.
+    #[cfg(all(test, backpressure_loom))]
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Whether a held slot holds the `max_defer` timer.
+    #[cfg(all(test, backpressure_loom))]
+    pub(crate) fn timer_armed(&self) -> bool {
+        self.timer_armed
+    }
+}
+
 /// What a slot saw in the look that made it decide to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Look {

@@ -18,7 +18,7 @@ use super::stats::Stats;
 use super::telemetry::{Enqueued, Labels, Meters, Started};
 use crate::error::TryEnqueueError;
 use crate::policy::{held_only_by, Host, Policies};
-use crate::sync::{lock, Epoch, IdleSlots, Mutex, MutexGuard};
+use crate::sync::{lock, Epoch, HeldSlots, IdleSlots, Mutex, MutexGuard};
 
 /// Callback that receives items skipped by `cancel_on`.
 pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
@@ -64,10 +64,9 @@ struct State<T> {
     waiting_producers: usize,
     /// Since when the current head of the queue has been held by signals.
     head_held_since: Option<Instant>,
-    /// Slots waiting on the closed gate.
-    held: usize,
-    /// Whether one of the held slots sleeps until the head's `max_defer` deadline.
-    timer_armed: bool,
+    /// Slots waiting on the closed gate, and whether one of them sleeps until the head's
+    /// `max_defer` deadline.
+    held: HeldSlots,
     next_id: u64,
     counts: Counts,
 }
@@ -153,8 +152,7 @@ impl<T> Shared<T> {
                 idle: IdleSlots::default(),
                 waiting_producers: 0,
                 head_held_since: None,
-                held: 0,
-                timer_armed: false,
+                held: HeldSlots::default(),
                 next_id: 0,
                 counts: Counts::default(),
             }),
@@ -254,7 +252,8 @@ impl<T> Shared<T> {
         if finished_any {
             self.update_gauges(&state);
         }
-        if had_timer && *waiting != (Waiting::OnGate { timer: true }) && state.held > 0 {
+        let has_timer = *waiting == (Waiting::OnGate { timer: true });
+        if state.held.hand_over(had_timer, has_timer) {
             // It gave up the `max_defer` timer (it starts the timed-out head, say): another
             // held slot must take it over for the next head, so wake one; whichever slot
             // looks next re-arms it.
@@ -313,8 +312,7 @@ impl<T> Shared<T> {
             Waiting::OnGate { timer } => {
                 state.counts.gate_rechecks += 1;
                 state.idle.saw_wake_up();
-                state.held -= 1;
-                state.timer_armed &= !timer;
+                state.held.release(timer);
                 timer
             }
         }
@@ -359,9 +357,7 @@ impl<T> Shared<T> {
                 }
             }
         };
-        let timer = deadline.is_some() && !state.timer_armed;
-        state.timer_armed |= timer;
-        state.held += 1;
+        let timer = state.held.hold(deadline.is_some());
         *waiting = Waiting::OnGate { timer };
         Some(Step::Wait {
             deadline: deadline.filter(|_| timer),
@@ -468,7 +464,8 @@ impl<T> Shared<T> {
     /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
     pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
         let mut state = self.lock();
-        if Self::stop_waiting(&mut state, waiting) && state.held > 0 {
+        let had_timer = Self::stop_waiting(&mut state, waiting);
+        if state.held.hand_over(had_timer, false) {
             // Another held slot takes the `max_defer` timer over.
             self.wake.notify_one();
         }
