@@ -5,11 +5,14 @@
 //! malformed duration, two keys that exclude each other) is decided by [`crate::validate`].
 //! The keys, their kinds and examples come from `backpressure_pattern::options`.
 
+use backpressure_pattern::options::policies::PolicyKind;
 use backpressure_pattern::options::{self, Key, Kind, KEYS};
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr};
+
+use crate::policies::{self, PolicyArg};
 
 /// One or more pattern strings: `defer_on = "a.*"` or `defer_on = ["a.*", "b"]`.
 pub(crate) struct Patterns {
@@ -47,6 +50,8 @@ impl Arg {
 #[derive(Default)]
 pub(crate) struct RawArgs {
     args: Vec<Arg>,
+    /// The policies, `error_rate(...)` and the like, in order.
+    pub(crate) policies: Vec<PolicyArg>,
 }
 
 impl RawArgs {
@@ -62,6 +67,12 @@ impl RawArgs {
             ));
         };
         let name = ident.to_string();
+        if let Some(kind) = PolicyKind::from_name(&name) {
+            return self.policy(&meta, ident, kind);
+        }
+        if meta.input.peek(syn::token::Paren) {
+            return Err(policies::unknown(&ident));
+        }
         let Some(key) = options::key(&name) else {
             return Err(unknown_key(&ident, &name));
         };
@@ -77,6 +88,24 @@ impl RawArgs {
             ));
         }
         self.args.push(Arg { key, ident, value });
+        Ok(())
+    }
+
+    /// Parses `name(key = value, ...)`: one policy of each kind.
+    fn policy(
+        &mut self,
+        meta: &ParseNestedMeta<'_>,
+        ident: Ident,
+        kind: PolicyKind,
+    ) -> syn::Result<()> {
+        if self.policies.iter().any(|p| p.spec.policy == kind) {
+            return Err(syn::Error::new(
+                ident.span(),
+                format!("`{ident}` specified more than once"),
+            ));
+        }
+        let policy = PolicyArg::parse(meta, ident, kind)?;
+        self.policies.push(policy);
         Ok(())
     }
 
@@ -98,14 +127,18 @@ fn key_list() -> String {
     options::list(KEYS.iter().map(|key| key.name))
 }
 
-fn unknown_key(key: &Ident, name: &str) -> syn::Error {
-    let suggestion = KEYS
-        .iter()
-        .map(|k| (distance(name, k.name), k.name))
+/// ` (did you mean `x`?)` for the nearest of `names`, if one is near enough.
+pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|k| (distance(name, k), k))
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn unknown_key(key: &Ident, name: &str) -> syn::Error {
+    let suggestion = suggest(name, KEYS.iter().map(|k| k.name));
     syn::Error::new(
         key.span(),
         format!(
@@ -136,7 +169,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// Reads `= <expr>`, or explains how to write the value when `=` is missing.
-fn value_expr(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<Expr> {
+pub(crate) fn value_expr(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<Expr> {
     if !meta.input.peek(syn::Token![=]) {
         return Err(syn::Error::new_spanned(
             &meta.path,

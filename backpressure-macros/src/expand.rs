@@ -10,6 +10,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
+use backpressure_pattern::options::policies::{PolicySpec, PolicyValue};
 use backpressure_pattern::options::MaxDefer;
 
 use crate::validate::{Config, Handler, Shape};
@@ -158,7 +159,11 @@ fn registration(config: &Config) -> TokenStream {
     let cancel_on = option(config.cancel_on.as_ref().map(|s| quote!(#s)));
     let defer_check_interval = option(config.defer_check_interval.map(duration));
     let max_defer = option(config.max_defer.map(max_defer));
+    let policies = config.policies.iter().map(policy);
+    let count = config.policies.len();
     quote! {
+        static __BACKPRESSURE_POLICIES: [#private::PolicySpec; #count] = [#(#policies),*];
+
         #private::inventory::submit! {
             #private::Registration {
                 name: NAME,
@@ -170,10 +175,38 @@ fn registration(config: &Config) -> TokenStream {
                 cancel_on: #cancel_on,
                 defer_check_interval: #defer_check_interval,
                 max_defer: #max_defer,
+                policies: &__BACKPRESSURE_POLICIES,
                 build: __backpressure_build,
                 file: ::core::file!(),
                 line: ::core::line!(),
             }
+        }
+    }
+}
+
+/// A policy as a const `PolicySpec`: every field, named like its key (no `..base`: a
+/// struct update would drop the base's rest, which a static cannot do).
+fn policy(spec: &PolicySpec) -> TokenStream {
+    let private = quote!(::backpressure::__private);
+    let kind = format_ident!("{}", format!("{:?}", spec.policy));
+    let fields = PolicySpec::FIELDS.iter().map(|&key| {
+        let field = format_ident!("{}", key.name);
+        let value = spec.get(key).map(|value| match value {
+            PolicyValue::Text(text) => {
+                let text: &str = &text;
+                quote!(::std::borrow::Cow::Borrowed(#text))
+            }
+            PolicyValue::Count(n) => quote!(#n),
+            PolicyValue::Number(x) => quote!(#x),
+            PolicyValue::Duration(d) => duration(d),
+        });
+        let value = option(value);
+        quote!(#field: #value)
+    });
+    quote! {
+        #private::PolicySpec {
+            policy: #private::PolicyKind::#kind,
+            #(#fields,)*
         }
     }
 }

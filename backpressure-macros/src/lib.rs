@@ -20,6 +20,7 @@ use syn::parse::Parser;
 
 mod args;
 mod expand;
+mod policies;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use backpressure_pattern::options::policies::PolicySpec;
 use backpressure_pattern::options::{
-    rules, Key, MaxDefer, OptionError, Problem, CANCEL_ON, CAPACITY, CONCURRENCY,
+    rules, Key, MaxDefer, OptionError, Problem, CANCEL_ON, CAPACITY, CONCURRENCY, DEFAULT_DEFER_ON,
     DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME, RESUME_ON, SINK,
 };
 use proc_macro2::Span;
@@ -26,18 +27,26 @@ pub(crate) struct Config {
     pub(crate) defer_check_interval: Option<Duration>,
     pub(crate) max_defer: Option<MaxDefer>,
     pub(crate) name: Option<String>,
+    /// The policies, checked.
+    pub(crate) policies: Vec<PolicySpec>,
 }
 
 impl RawArgs {
     /// Applies every key's rule (from `backpressure_pattern::options`); plumbing only, one
     /// line a key.
     pub(crate) fn build(self) -> syn::Result<Config> {
+        let defer_on = self.patterns(&DEFER_ON)?;
+        let watched = defer_on.as_deref().unwrap_or(DEFAULT_DEFER_ON);
+        for policy in &self.policies {
+            policy.check(watched)?;
+        }
         Ok(Config {
+            policies: self.policies.iter().map(|p| p.spec.clone()).collect(),
             max_defer: self.max_defer()?,
             sink: self.name(&SINK)?,
             concurrency: self.count(&CONCURRENCY)?,
             capacity: self.count(&CAPACITY)?,
-            defer_on: self.patterns(&DEFER_ON)?,
+            defer_on,
             resume_on: self.patterns(&RESUME_ON)?,
             cancel_on: self.patterns(&CANCEL_ON)?,
             defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,

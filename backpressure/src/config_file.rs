@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use backpressure_pattern::options::policies::{PolicyKind, PolicySpec, PolicyValue, POLICIES};
 use backpressure_pattern::options::{
     self, rules, Key, Kind, OptionError, CANCEL_ON, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL,
     DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, RESUME_ON, SINK,
@@ -51,8 +52,10 @@ pub enum ConfigError {
     },
     /// A worker section holds a field that does not exist.
     #[error(
-        "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {})",
-        options::list(options::KEYS.iter().filter(|key| key.in_file).map(|key| key.name))
+        "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {}; \
+         policies: {})",
+        options::list(options::KEYS.iter().filter(|key| key.in_file).map(|key| key.name)),
+        options::list(POLICIES.iter().map(|policy| policy.name()))
     )]
     UnknownField {
         /// The file.
@@ -107,6 +110,40 @@ pub enum ConfigError {
         file: String,
         /// The worker section.
         worker: String,
+        /// The field.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A worker's policy section (`[workers."name".error_rate]`) holds a field that the
+    /// policy does not take.
+    #[error(
+        "config file `{file}`, worker `{worker}`, policy `{policy}`: unknown field `{field}` \
+         (valid fields: {})",
+        options::list(PolicyKind::from_name(policy).map_or(&[][..], |p| p.keys()).iter().map(|key| key.name))
+    )]
+    UnknownPolicyField {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The policy: `error_rate`, `slow_call`, `adaptive` or `watermark`.
+        policy: &'static str,
+        /// The unknown field.
+        field: String,
+    },
+    /// A worker's policy has a wrong value, or lacks one it needs, once the file's section is
+    /// laid over the attribute's policy of that kind.
+    #[error(
+        "config file `{file}`, worker `{worker}`, policy `{policy}`, field `{field}`: {message}"
+    )]
+    InvalidPolicyValue {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The policy.
+        policy: &'static str,
         /// The field.
         field: String,
         /// What is wrong and what is allowed.
@@ -209,7 +246,7 @@ impl SinkSection {
 }
 
 /// A worker's validated overrides (from a config file, or the attribute's own values).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Overrides {
     pub(crate) sink: Option<String>,
     pub(crate) concurrency: Option<usize>,
@@ -219,6 +256,9 @@ pub(crate) struct Overrides {
     pub(crate) cancel_on: Option<String>,
     pub(crate) defer_check_interval: Option<Duration>,
     pub(crate) max_defer: Option<MaxDefer>,
+    /// Policy sections, each checked as far as it goes alone; laid over the attribute's
+    /// policies when the worker is built.
+    pub(crate) policies: Vec<PolicySpec>,
 }
 
 impl Overrides {
@@ -335,6 +375,7 @@ struct Section<'a> {
     file: &'a str,
     worker: &'a str,
     values: BTreeMap<&'static str, Value>,
+    policies: Vec<PolicySpec>,
 }
 
 impl Section<'_> {
@@ -355,6 +396,11 @@ impl Section<'_> {
     /// Reads every field as its key's kind; the first unknown field or wrong type is an error.
     fn read(&mut self, table: toml::Table) -> Result<(), ConfigError> {
         for (field, value) in table {
+            if let Some(policy) = PolicyKind::from_name(&field) {
+                let spec = self.policy(policy, value)?;
+                self.policies.push(spec);
+                continue;
+            }
             let Some(key) = options::key(&field).filter(|key| key.in_file) else {
                 return Err(ConfigError::UnknownField {
                     file: self.file.to_owned(),
@@ -367,6 +413,45 @@ impl Section<'_> {
             self.values.insert(key.name, value);
         }
         Ok(())
+    }
+
+    /// Reads a `[workers."name".policy]` table by each key's kind, and checks what it gives.
+    fn policy(&self, policy: PolicyKind, value: toml::Value) -> Result<PolicySpec, ConfigError> {
+        let name = policy.name();
+        let toml::Value::Table(table) = value else {
+            let message = format!(
+                "expected a table such as `[workers.{}.{name}]`",
+                self.worker
+            );
+            return Err(self.invalid(name, message));
+        };
+        let mut spec = PolicySpec::new(policy);
+        for (field, value) in table {
+            let Some(key) = policy.key(&field) else {
+                return Err(ConfigError::UnknownPolicyField {
+                    file: self.file.to_owned(),
+                    worker: self.worker.to_owned(),
+                    policy: name,
+                    field,
+                });
+            };
+            let value = policy_value(key, value)
+                .map_err(|message| self.invalid_policy(policy, key.name, message))?;
+            spec.set(key, value);
+        }
+        spec.check_given()
+            .map_err(|err| self.invalid_policy(policy, err.key().name, err.message()))?;
+        Ok(spec)
+    }
+
+    fn invalid_policy(&self, policy: PolicyKind, field: &str, message: String) -> ConfigError {
+        ConfigError::InvalidPolicyValue {
+            file: self.file.to_owned(),
+            worker: self.worker.to_owned(),
+            policy: policy.name(),
+            field: field.to_owned(),
+            message,
+        }
     }
 
     fn count(&self, key: &'static Key) -> Result<Option<usize>, OptionError> {
@@ -421,8 +506,24 @@ impl Section<'_> {
             cancel_on: self.patterns(&CANCEL_ON)?,
             defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,
             max_defer: self.max_defer()?,
+            policies: self.policies.clone(),
         })
     }
+}
+
+/// A policy field's value, read as its key's [`Kind`] says; the message names what is wrong.
+fn policy_value(key: &'static Key, value: toml::Value) -> Result<PolicyValue, String> {
+    let message = |err: toml::de::Error| err.message().to_owned();
+    Ok(match key.kind {
+        Kind::Count => PolicyValue::Count(u32::deserialize(value).map_err(message)?),
+        Kind::Ratio | Kind::Share => PolicyValue::Number(f64::deserialize(value).map_err(message)?),
+        Kind::Duration => {
+            let text = String::deserialize(value).map_err(message)?;
+            let d = rules::parse_duration(key, &text).map_err(|err| err.message())?;
+            PolicyValue::Duration(d)
+        }
+        _ => PolicyValue::Text(String::deserialize(value).map_err(message)?.into()),
+    })
 }
 
 /// Checks the `[sinks]` tables: each holds only known sections, each a table.
@@ -468,6 +569,7 @@ fn worker_overrides(
         file,
         worker,
         values: BTreeMap::new(),
+        policies: Vec::new(),
     };
     section.read(table)?;
     section.overrides().map_err(|err| section.rule(err))
@@ -541,7 +643,8 @@ mod tests {
             message("[workers.a]\nconcurrenc = 3\n"),
             "config file `test.toml`, worker `a`: unknown field `concurrenc` (valid fields: \
              `sink`, `concurrency`, `capacity`, `defer_on`, `resume_on`, `cancel_on`, \
-             `defer_check_interval`, `max_defer_attempts`, `max_defer`)"
+             `defer_check_interval`, `max_defer_attempts`, `max_defer`; policies: \
+             `error_rate`, `slow_call`, `adaptive`, `watermark`)"
         );
         assert_eq!(
             message("[workers.a]\nconcurrency = \"4\"\n"),

@@ -6,6 +6,7 @@ use std::future::Future;
 use crate::HandlerOutcome;
 
 pub use crate::registry::{BuildContext, BuiltWorker, Registration, WorkerCell};
+pub use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 pub use inventory;
 
 /// Compile-time check: a worker's item must be `Send + 'static`.

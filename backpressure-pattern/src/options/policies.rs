@@ -102,7 +102,6 @@ pub const DEFAULT_HOLD_FOR: Duration = Duration::from_secs(5);
 
 /// A health policy, by the name it is configured under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum PolicyKind {
     /// `error_rate`: a breaker over errors and panics.
     ErrorRate,
@@ -246,6 +245,9 @@ macro_rules! fields {
         }
 
         impl PolicySpec {
+            /// Every field's key, in the order of the fields.
+            pub const FIELDS: &'static [&'static Key] = &[$(&$key),*];
+
             /// A policy with no value given.
             pub const fn new(policy: PolicyKind) -> Self {
                 Self { policy, $($field: None,)* }

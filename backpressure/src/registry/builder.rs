@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::policies;
 use super::registration::{registrations, Registration};
 use super::runtime::{Runtime, Worker};
 use super::worker::BuildContext;
@@ -272,10 +273,13 @@ fn build_all(
                 }
             })
             .clone();
+        let defer_on = effective.defer_on.as_deref();
+        let policies = policies::build(registration, overrides, &config.file, defer_on)?;
         let context = BuildContext {
             registration,
             config: effective,
             sink,
+            policies,
         };
         let erased = (registration.build)(&context)?.into_erased();
         workers.push(Worker {

@@ -22,6 +22,7 @@
 mod builder;
 mod cell;
 mod error;
+mod policies;
 mod registration;
 mod runtime;
 mod worker;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use backpressure_pattern::options::policies::PolicySpec;
 use backpressure_pattern::options::DEFAULT_SINK;
 
 use super::worker::BuildContext;
@@ -31,6 +32,8 @@ pub struct Registration {
     pub defer_check_interval: Option<Duration>,
     /// How long an item may be held.
     pub max_defer: Option<MaxDefer>,
+    /// Health policies, `error_rate(...)` and the like.
+    pub policies: &'static [PolicySpec],
     /// Builds the worker's coordinator.
     pub build: fn(&BuildContext<'_>) -> Result<BuiltWorker, RegistryError>,
     /// Where the attribute was written.
@@ -64,6 +67,7 @@ impl Registration {
             cancel_on: self.cancel_on.map(str::to_owned),
             defer_check_interval: self.defer_check_interval,
             max_defer: self.max_defer,
+            policies: Vec::new(),
         }
         .apply(&mut config);
         config

@@ -8,7 +8,9 @@ use futures_util::future::BoxFuture;
 
 use super::registration::Registration;
 use super::{RegistryError, WorkerCell};
-use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, PolicyInfo, Sink, Stats, WorkContext};
+use crate::{
+    Coordinator, CoordinatorConfig, HandlerOutcome, Policy, PolicyInfo, Sink, Stats, WorkContext,
+};
 
 /// What a registration's `build` function gets: the effective config and the sink.
 #[derive(Debug)]
@@ -16,6 +18,8 @@ pub struct BuildContext<'a> {
     pub(crate) registration: &'a Registration,
     pub(crate) config: CoordinatorConfig,
     pub(crate) sink: Sink,
+    /// The worker's policies: the attribute's with the config file's over them.
+    pub(crate) policies: Vec<Policy>,
 }
 
 impl BuildContext<'_> {
@@ -31,10 +35,12 @@ impl BuildContext<'_> {
         Fut: Future<Output = R> + Send + 'static,
         R: HandlerOutcome,
     {
-        let coordinator = Coordinator::builder()
+        let builder = Coordinator::builder()
             .sink(self.sink.clone())
             .name(self.registration.name)
-            .config(self.config.clone())
+            .config(self.config.clone());
+        let coordinator = (self.policies.iter().cloned())
+            .fold(builder, |builder, policy| builder.policy(policy))
             .build(handler)
             .map_err(|source| RegistryError::Build {
                 worker: self.registration.name.to_owned(),
