@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use backpressure::{Coordinator, CoordinatorBuilder, MaxDefer, Runtime, Sink};
+use backpressure::{
+    Adaptive, Breaker, Coordinator, CoordinatorBuilder, MaxDefer, Runtime, Sink, Watermark,
+};
 use syn::parse::Parser;
 
 use crate::args::RawArgs;
@@ -91,6 +93,110 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// One invalid policy value: the policy, its `key = value` lines (the attribute's list and
+/// the config file's `[workers.w.<policy>]` table), the builder's form, the core message.
+struct PolicyCase {
+    policy: &'static str,
+    written: &'static [&'static str],
+    builder: Option<Builder>,
+    core: &'static str,
+}
+
+const SMTP: &str = "signal = \"backpressure.smtp\"";
+const SECONDS: fn(u64) -> Duration = Duration::from_secs;
+
+const POLICY_CASES: &[PolicyCase] = &[
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "failure_ratio = 1.5"],
+        builder: Some(|b| b.policy(Breaker::error_rate("backpressure.smtp").failure_ratio(1.5))),
+        core: "must be a number in (0, 1], found 1.5",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "failure_ratio = 0"],
+        builder: Some(|b| b.policy(Breaker::error_rate("backpressure.smtp").failure_ratio(0.0))),
+        core: "must be a number in (0, 1], found 0",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "jitter = 1"],
+        builder: Some(|b| b.policy(Breaker::error_rate("backpressure.smtp").jitter(1.0))),
+        core: "must be a number in [0, 1), found 1",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "window = \"0s\""],
+        builder: Some(|b| {
+            b.policy(Breaker::error_rate("backpressure.smtp").window(Duration::ZERO))
+        }),
+        core: "must be longer than zero, found `0s`",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "min_calls = 0"],
+        builder: Some(|b| b.policy(Breaker::error_rate("backpressure.smtp").min_calls(0))),
+        core: "must be at least 1, found 0",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "probes = 0"],
+        builder: Some(|b| b.policy(Breaker::error_rate("backpressure.smtp").probes(0))),
+        core: "must be at least 1, found 0",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "open_for = \"1m\"", "max_open_for = \"30s\""],
+        builder: Some(|b| {
+            let breaker = Breaker::error_rate("backpressure.smtp");
+            b.policy(breaker.open_for(SECONDS(60)).max_open_for(SECONDS(30)))
+        }),
+        core: "must be at least `open_for` (1m), found 30s",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &[SMTP, "probe_timeout = \"soon\""],
+        builder: None,
+        core: "invalid duration `soon`: expected number at 0; write a duration such as",
+    },
+    PolicyCase {
+        policy: "error_rate",
+        written: &["signal = \"a b\""],
+        builder: Some(|b| b.policy(Breaker::error_rate("a b"))),
+        core: "invalid signal name `a b`: character ' ' at byte 1 is not allowed",
+    },
+    PolicyCase {
+        policy: "slow_call",
+        written: &[SMTP, "slow_after = \"0s\""],
+        builder: Some(|b| b.policy(Breaker::slow_call("backpressure.smtp", Duration::ZERO))),
+        core: "must be longer than zero, found `0s`",
+    },
+    PolicyCase {
+        policy: "adaptive",
+        written: &[SMTP, "max = 0"],
+        builder: Some(|b| b.policy(Adaptive::new("backpressure.smtp", 0))),
+        core: "must be at least 1, found 0",
+    },
+    PolicyCase {
+        policy: "watermark",
+        written: &[SMTP, "high = 0.6", "low = 0.7"],
+        builder: Some(|b| b.policy(Watermark::new("backpressure.smtp").high(0.6).low(0.7))),
+        core: "must be below `high` (0.6), found 0.7",
+    },
+    PolicyCase {
+        policy: "watermark",
+        written: &[SMTP, "high = 0"],
+        builder: Some(|b| b.policy(Watermark::new("backpressure.smtp").high(0.0))),
+        core: "must be a number in (0, 1], found 0",
+    },
+    PolicyCase {
+        policy: "watermark",
+        written: &[SMTP, "max_age = \"0s\""],
+        builder: Some(|b| b.policy(Watermark::new("backpressure.smtp").max_age(Duration::ZERO))),
+        core: "must be longer than zero, found `0s`",
+    },
+];
+
 fn attribute(written: &[&str]) -> String {
     let mut raw = RawArgs::default();
     let tokens: proc_macro2::TokenStream = written.join(", ").parse().expect("valid tokens");
@@ -104,7 +210,10 @@ fn attribute(written: &[&str]) -> String {
 }
 
 fn config_file(written: &[&str]) -> String {
-    let text = format!("[workers.w]\n{}\n", written.join("\n"));
+    config_text(format!("[workers.w]\n{}\n", written.join("\n")))
+}
+
+fn config_text(text: String) -> String {
     match Runtime::builder()
         .only::<_, &str>([])
         .config_toml("t.toml", text)
@@ -150,6 +259,44 @@ fn every_front_end_breaks_the_same_rule_with_the_same_words() {
             assert!(
                 built.contains(case.core),
                 "builder, {:?}: {built}",
+                case.written
+            );
+        }
+    }
+}
+
+#[test]
+fn every_front_end_breaks_the_same_policy_rule_with_the_same_words() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    for case in POLICY_CASES {
+        let policy = case.policy;
+        let attribute = attribute(&[&format!("{policy}({})", case.written.join(", "))]);
+        assert!(
+            attribute.contains(case.core),
+            "attribute, {policy}{:?}: {attribute}",
+            case.written
+        );
+        let file = config_text(format!(
+            "[workers.w.{policy}]\n{}\n",
+            case.written.join("\n")
+        ));
+        let at = format!("config file `t.toml`, worker `w`, policy `{policy}`, field `");
+        assert!(file.starts_with(&at), "{file}");
+        assert!(
+            file.contains(case.core),
+            "config file, {policy}{:?}: {file}",
+            case.written
+        );
+        if let Some(set) = case.builder {
+            let built = builder(set);
+            let at = format!("invalid `{policy}` policy: ");
+            assert!(built.starts_with(&at), "{built}");
+            assert!(
+                built.contains(case.core),
+                "builder, {policy}{:?}: {built}",
                 case.written
             );
         }
