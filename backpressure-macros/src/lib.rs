@@ -4,8 +4,9 @@
 //!
 //! The crate is split by stage: `args` parses the raw `key = value` pairs with their spans,
 //! `validate` turns them into a typed configuration and checks the function's shape, and
-//! `expand` writes the generated code. The keys and their rules are not defined here but in
-//! `backpressure_pattern::options`, shared with the runtime.
+//! `expand` writes the generated code; `policies` reads the nested policy lists. The keys and
+//! their rules are not defined here but in `backpressure_pattern::options` (and its
+//! `policies` module), shared with the runtime.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 #![warn(
@@ -53,6 +54,47 @@ mod validate;
 /// | `max_defer_attempts` | integer ≥ 1 | `200` |
 /// | `max_defer` | duration or `"never"` (instead of `max_defer_attempts`) | 10 s |
 /// | `name` | worker name | module path + `::` + function name |
+///
+/// # Policies
+///
+/// Health policies are nested lists, at most one of each kind; each raises its `signal` on
+/// the worker's sink, keyed by the worker's name (see `backpressure::policy`):
+///
+/// | policy | keys (required first) |
+/// |---|---|
+/// | `error_rate(...)` | `signal`; `window` (`"30s"`), `min_calls` (20), `failure_ratio` (0.5), `consecutive_failures`, `ttl` (`"15s"`), `open_for` (`"30s"`), `max_open_for` (`"300s"`), `jitter` (0.15), `probes` (3), `probe_timeout` (`"30s"`) |
+/// | `slow_call(...)` | `signal`, `slow_after`; then as `error_rate` |
+/// | `adaptive(...)` | `signal`, `max`; `window` (`"10s"`), `slow_after`, `ttl` (`"15s"`) |
+/// | `watermark(...)` | `signal`; `high` (0.8), `low` (0.5), `max_age`, `hold_for` (`"5s"`), `ttl` (`"15s"`) |
+///
+/// Ratios (`failure_ratio`, `high`) are in (0, 1], shares (`jitter`, `low`) in [0, 1);
+/// `low` must be below `high` and `max_open_for` at least `open_for`. One more check is
+/// ours: an `adaptive` signal must be matched by the worker's own `defer_on` (default
+/// `"backpressure.*"`) — its level exists to throttle this worker, so a signal it does not
+/// watch is surely a mistake. A breaker's or watermark's signal is not checked this way: it
+/// may rightly be meant for peers only (a worker whose failures should hold *other* workers).
+///
+/// ```
+/// use backpressure::backpressure_worker;
+///
+/// #[backpressure_worker(
+///     sink = "mail",
+///     defer_on = "backpressure.*",
+///     error_rate(signal = "backpressure.smtp", failure_ratio = 0.5, min_calls = 20,
+///                window = "30s", open_for = "30s"),
+///     slow_call(signal = "backpressure.smtp.slow", slow_after = "2s"),
+///     adaptive(signal = "backpressure.smtp.level", max = 16),
+///     watermark(signal = "backpressure.mail.backlog", high = 0.9, low = 0.5),
+/// )]
+/// async fn send_mail(to: String) -> Result<(), std::io::Error> {
+///     let _ = to;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// A config file overrides a policy's fields, or adds one, with a `[workers."name".error_rate]`
+/// table (see the `backpressure` crate docs, "Config files").
 ///
 /// Every value is checked at compile time; an error points at the offending token and the
 /// function is still emitted, so nothing else in the crate fails because of it.

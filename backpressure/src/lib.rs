@@ -62,6 +62,27 @@
 //! }
 //! ```
 //!
+//! Health [policies](policy) go in the same attribute, as nested lists: the worker watches
+//! its own outcomes and raises (or levels) the signal by itself, so every worker deferring on
+//! it backs off together. Their values are checked at compile time like every other key.
+//!
+//! ```
+//! use backpressure::backpressure_worker;
+//!
+//! #[backpressure_worker(
+//!     sink = "mail",
+//!     defer_on = "backpressure.*",
+//!     error_rate(signal = "backpressure.smtp", failure_ratio = 0.5, min_calls = 20,
+//!                window = "30s", open_for = "30s"),
+//!     adaptive(signal = "backpressure.smtp.level", max = 16),
+//! )]
+//! async fn send_mail(to: String) -> Result<(), std::io::Error> {
+//!     println!("sending to {to}");
+//!     Ok(())
+//! }
+//! # fn main() { assert!(send_mail::NAME.ends_with("::send_mail")); }
+//! ```
+//!
 //! # Config files
 //!
 //! A TOML file overrides workers' options by worker name, without recompiling. It is read by
@@ -84,6 +105,26 @@
 //! Every field is optional; a field that is absent keeps the attribute's value (or the
 //! runtime's default). The values follow the same rules, with the same words, as the
 //! attribute's; a mistake is a [`ConfigError`] naming the file, the worker and the field.
+//!
+//! A worker's policy is a table under its section, named like the policy (`error_rate`,
+//! `slow_call`, `adaptive`, `watermark`) with the attribute's keys. It overrides the fields
+//! it gives of the attribute's policy of that kind, or adds the policy if the attribute has
+//! none (then it needs `signal`, and `slow_after` / `max` where the policy does):
+//!
+//! ```toml
+//! [workers."my_app::send_email".error_rate]
+//! signal = "backpressure.smtp"
+//! min_calls = 10                               # the attribute's other fields stay
+//!
+//! [workers."my_app::send_email".watermark]      # a policy the attribute does not have
+//! signal = "backpressure.mail.backlog"
+//! high = 0.9
+//! ```
+//!
+//! A mistake names the file, the worker, the policy and the field
+//! ([`ConfigError::InvalidPolicyValue`]); rules between keys (`low` below `high`,
+//! `max_open_for` at least `open_for`) are held to the attribute's values merged with the
+//! file's when the runtime starts.
 //!
 //! A `[sinks."name"]` table connects a sink to the outside world through a connector crate.
 //! Today there is one, `backpressure-redis`, which shares the sink across processes:

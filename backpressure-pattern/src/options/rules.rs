@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{validate_name, Pattern};
 
-/// A [`Kind::Count`](super::Kind::Count): at least 1, at most the key's limit.
+/// A [`Kind::Count`]: at least 1, at most the key's limit.
 ///
 /// # Examples
 ///
@@ -57,12 +57,12 @@ pub fn max_defer(value: MaxDefer) -> Result<MaxDefer, OptionError> {
     }
 }
 
-/// A [`Kind::Duration`](super::Kind::Duration) as a program built it: longer than zero.
+/// A [`Kind::Duration`] as a program built it: longer than zero.
 pub fn duration(key: &'static Key, d: Duration) -> Result<Duration, OptionError> {
     positive(key, d, || humantime::format_duration(d).to_string())
 }
 
-/// A [`Kind::Ratio`](super::Kind::Ratio) in (0, 1] or a [`Kind::Share`](super::Kind::Share)
+/// A [`Kind::Ratio`] in (0, 1] or a [`Kind::Share`]
 /// in [0, 1). NaN is outside both.
 ///
 /// # Examples
@@ -136,7 +136,7 @@ pub fn max_defer_keys(
     }
 }
 
-/// A [`Kind::Patterns`](super::Kind::Patterns): at least one item, each a valid pattern.
+/// A [`Kind::Patterns`]: at least one item, each a valid pattern.
 /// Returns the items joined into one comma-separated pattern.
 pub fn patterns<S: AsRef<str>>(key: &'static Key, items: &[S]) -> Result<String, OptionError> {
     if items.is_empty() {
@@ -153,7 +153,7 @@ pub fn patterns<S: AsRef<str>>(key: &'static Key, items: &[S]) -> Result<String,
         .join(", "))
 }
 
-/// A [`Kind::Name`](super::Kind::Name): the signal-name rules.
+/// A [`Kind::Name`]: the signal-name rules.
 pub fn name(key: &'static Key, text: &str) -> Result<(), OptionError> {
     validate_name(text).map_err(|error| OptionError::new(key, Problem::Name(error)))
 }
