@@ -448,3 +448,102 @@ async fn a_watermark_raises_after_hold_for_above_high_and_retracts_below_low() {
     assert!(!sink.is_raised("backpressure.indexer.backlog"));
     release.add_permits(100);
 }
+
+/// A worker whose calls take 100 ms each and fail while `failing` is set.
+fn slow_worker(
+    sink: &Sink,
+    concurrency: usize,
+    defer_on: &str,
+    policies: Vec<backpressure::Policy>,
+) -> (Coordinator<bool>, Arc<std::sync::atomic::AtomicUsize>) {
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&started);
+    let mut builder = Coordinator::builder()
+        .sink(sink.clone())
+        .name("mailer")
+        .concurrency(concurrency)
+        .capacity(10_000)
+        .defer_on(defer_on)
+        .max_defer(MaxDefer::Never);
+    for policy in policies {
+        builder = builder.policy(policy);
+    }
+    let coordinator = builder
+        .build(move |fail: bool, _: WorkContext| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if fail {
+                    Err("refused")
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .unwrap();
+    (coordinator, started)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adaptive_limit_grows_back_under_a_steady_backlog() {
+    let sink = Sink::new();
+    let adaptive = Adaptive::new("bulk.level", 2).window(Duration::from_secs(1));
+    let (worker, _) = slow_worker(&sink, 2, "bulk.*", vec![adaptive.into()]);
+    worker.enqueue(true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(worker.policies()[0].state, PolicyState::Limit(1));
+    // One more failure keeps the limit at 1 through the next window (no signal changes, so
+    // the held slot is not woken), then a steady backlog of healthy work: the limit must
+    // climb back at the first healthy window, although the running slot never sleeps (it
+    // takes the next item as it finishes).
+    worker.enqueue(true).await.unwrap();
+    worker.enqueue_many(vec![false; 1_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(worker.policies()[0].state, PolicyState::Limit(2));
+    assert_eq!(worker.stats().limit, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_probes_even_while_its_owners_other_policy_signal_is_raised() {
+    let sink = Sink::new();
+    let policies = vec![
+        breaker().into(),
+        Adaptive::new("backpressure.smtp.level", 4)
+            .window(Duration::from_secs(1))
+            .into(),
+    ];
+    let (mailer, _) = slow_worker(&sink, 4, "backpressure.*", policies);
+    mailer.enqueue_many(vec![true; 20]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        mailer.policies()[0].state,
+        PolicyState::Breaker(BreakerState::Open)
+    );
+    mailer.enqueue_many(vec![false; 10]).await.unwrap();
+    // open_for (30 s) later the owner probes past both its own signals and the breaker closes.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(
+        mailer.policies()[0].state,
+        PolicyState::Breaker(BreakerState::Closed)
+    );
+    assert!(!sink.is_raised("backpressure.smtp"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_closes_when_its_owner_does_not_defer_on_its_signal() {
+    let sink = Sink::new();
+    // The owner defers on nothing of its own: the breaker only holds its peers.
+    let (mailer, _) = slow_worker(&sink, 2, "other.*", vec![breaker().into()]);
+    mailer.enqueue_many(vec![true; 20]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(sink.is_raised("backpressure.smtp"));
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    // Half-open: its next three starts are the probes; their success closes it.
+    mailer.enqueue_many(vec![false; 3]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        mailer.policies()[0].state,
+        PolicyState::Breaker(BreakerState::Closed)
+    );
+    assert!(!sink.is_raised("backpressure.smtp"));
+}

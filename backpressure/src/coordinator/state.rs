@@ -292,12 +292,36 @@ impl<T> Shared<T> {
             };
         }
         let gate = self.gate.answer();
-        if state.active >= gate.limit(state.target) && !self.may_probe(state, gate) {
-            if let Some(wait) = self.hold(state, waiting, gate) {
-                return wait;
+        let limit = gate.limit(state.target);
+        let mut probe = false;
+        if state.active >= limit {
+            probe = self.may_probe(state, gate);
+            if !probe {
+                if let Some(wait) = self.hold(state, waiting, gate) {
+                    return wait;
+                }
             }
         }
+        if !self.policies.is_empty() {
+            self.policies_see_start(state, limit, probe);
+        }
         self.take_head(state)
+    }
+
+    /// Policies learn that the head starts: a half-open breaker counts it as a probe (when
+    /// its owner does not defer on the breaker's own signal, every start is one, so the
+    /// breaker can close), and an adaptive limit that work is waiting for room under it.
+    fn policies_see_start(&self, state: &State<T>, limit: usize, probe: bool) {
+        let Some(head) = state.items.front() else {
+            return;
+        };
+        if !probe {
+            self.policies.try_probe(head.id, |_| true);
+        }
+        // After this start, `active + 1` run; more waiting means the limit is what holds.
+        if state.items.len() > 1 && state.active + 1 >= limit {
+            self.policies.saturated();
+        }
     }
 
     /// Undoes the bookkeeping of a slot's wait, now that it looks at the state again;
@@ -366,7 +390,8 @@ impl<T> Shared<T> {
     }
 
     /// Whether the held head may start anyway as a half-open breaker's probe: only the
-    /// owner's own signal holds it, and the breaker has probes left. Also tells adaptive
+    /// owner's own signals (its policies' entries, keyed by its name) hold it, and the
+    /// breaker has probes left. Also tells adaptive
     /// policies that work waits for room under their limit. Free without policies.
     fn may_probe(&self, state: &State<T>, gate: Answer) -> bool {
         if self.policies.is_empty() || self.gate.is_paused() {
@@ -379,9 +404,8 @@ impl<T> Shared<T> {
             return false;
         };
         let sink = &self.context.sink;
-        self.policies.try_probe(head.id, |signal, key| {
-            held_only_by(sink, pattern, signal, key)
-        })
+        self.policies
+            .try_probe(head.id, |owner| held_only_by(sink, pattern, owner))
     }
 
     /// Takes the head of the queue for a slot to start.

@@ -164,19 +164,17 @@ impl Policies {
         }
     }
 
-    /// Whether item `id` may start as a half-open probe; `held_only_by(signal, key)` says
-    /// whether the owner's gate is held by that entry alone (a probe never bypasses other
-    /// workers' signals).
-    pub(crate) fn try_probe(&self, id: u64, held_only_by: impl Fn(&str, &str) -> bool) -> bool {
+    /// Whether item `id` may start as a half-open probe, counting it if so;
+    /// `held_only_by(owner)` says whether only the owner's own entries hold its gate (a probe
+    /// never bypasses another worker's signal).
+    pub(crate) fn try_probe(&self, id: u64, held_only_by: impl Fn(&str) -> bool) -> bool {
         let now = Instant::now();
         self.cells.iter().any(|cell| {
             let mut state = lock(&cell.state);
             let Kind::Breaker(machine) = &mut state.machine else {
                 return false;
             };
-            if machine.state() != BreakerState::HalfOpen
-                || !held_only_by(&machine.config().signal, &cell.owner)
-            {
+            if machine.state() != BreakerState::HalfOpen || !held_only_by(&cell.owner) {
                 return false;
             }
             let probed = machine.try_probe(id, now);
@@ -452,10 +450,10 @@ async fn drive(cell: Arc<Cell>, host: Weak<dyn Host>) {
     }
 }
 
-/// Whether every active entry of `sink` matching `pattern` is (`name`, `key`).
-pub(crate) fn held_only_by(sink: &Sink, pattern: &Pattern, name: &str, key: &str) -> bool {
-    sink.snapshot().iter().all(|entry| {
-        !pattern.matches(&entry.name)
-            || (entry.name.as_ref() == name && entry.key.as_deref() == Some(key))
-    })
+/// Whether every active entry of `sink` matching `pattern` is keyed by `owner`: the
+/// owner's own policies' signals, which its probes may pass.
+pub(crate) fn held_only_by(sink: &Sink, pattern: &Pattern, owner: &str) -> bool {
+    sink.snapshot()
+        .iter()
+        .all(|entry| !pattern.matches(&entry.name) || entry.key.as_deref() == Some(owner))
 }
