@@ -154,6 +154,19 @@
 //!
 //! Not guaranteed: the order in which concurrent slots *finish*, and which of several
 //! waiting producers gets the next free queue place.
+//!
+//! # Beyond this crate
+//!
+//! Levels and [health policies](policy) are part of this crate; the `tower` and `metrics`
+//! features add a [`tower`](https://docs.rs/tower) layer and metrics. Sinks shared across
+//! processes through Redis live in the `backpressure-redis` crate, the admin dashboard in
+//! `backpressure-admin`.
+//!
+//! Maintainers: the repository's
+//! [ARCHITECTURE.md](https://github.com/backpressure-rs/backpressure/blob/main/ARCHITECTURE.md)
+//! maps where each part lives and the invariants it keeps;
+//! [CONTRIBUTING.md](https://github.com/backpressure-rs/backpressure/blob/main/CONTRIBUTING.md)
+//! says how to run each kind of test.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 #![warn(
