@@ -239,6 +239,39 @@ impl<T: Send + 'static> Coordinator<T> {
         self.inner.shared.policies.infos()
     }
 
+    /// The signal that sets the current limit: among the active signals matching `defer_on`,
+    /// the one with the lowest level (a full stop before any level). `None` while no such
+    /// signal is active. [`Stats::limit`] says how many items it lets run.
+    ///
+    /// This scans the sink's active signals (it is for operators and dashboards); the gate
+    /// itself never does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::{Coordinator, Level, RaiseOptions, Sink};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sink = Sink::new();
+    /// let coordinator = Coordinator::builder()
+    ///     .sink(sink.clone())
+    ///     .concurrency(10)
+    ///     .build(|_: u32, _| async {})?;
+    /// sink.raise_with("backpressure.db", RaiseOptions::new().level(Level::new(0.5)?))?;
+    /// sink.raise_with("backpressure.smtp", RaiseOptions::new().level(Level::new(0.2)?))?;
+    /// assert_eq!(coordinator.held_by().unwrap().name.as_ref(), "backpressure.smtp");
+    /// assert_eq!(coordinator.stats().limit, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn held_by(&self) -> Option<crate::ActiveSignal> {
+        let pattern = self.inner.shared.gate.defer_pattern()?;
+        self.sink()
+            .snapshot()
+            .into_iter()
+            .filter(|entry| pattern.matches(&entry.name))
+            .min_by_key(|entry| entry.level)
+    }
+
     /// A consistent snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.inner.shared.stats()

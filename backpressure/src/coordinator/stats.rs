@@ -40,6 +40,7 @@ pub struct Stats {
     /// while it is closed (paused, or a `defer_on` signal raised at full stop), and
     /// `max(1, floor(concurrency × level))` while the lowest active `defer_on` signal has a
     /// [`Level`](crate::Level) between 0 and 1.
+    /// [`Coordinator::held_by`](crate::Coordinator::held_by) names the signal that sets it.
     pub limit: usize,
     /// Whether the gate is fully open: `limit == concurrency` (no deferring signal, not
     /// paused).
