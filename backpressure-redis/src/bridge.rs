@@ -292,6 +292,7 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         instances: HashMap::new(),
         last_seq: None,
         need_resync: true,
+        first_subscription: true,
         connected: true,
         backoff: FIRST_BACKOFF,
         retry_at: Instant::now(),
@@ -399,6 +400,8 @@ struct Task {
     /// The sequence number of the last message applied; `None` until the first snapshot.
     last_seq: Option<u64>,
     need_resync: bool,
+    /// Whether the confirmation of the initial subscription is still to come.
+    first_subscription: bool,
     connected: bool,
     backoff: Duration,
     retry_at: Instant,
@@ -563,6 +566,11 @@ impl Task {
     fn on_push(&mut self, push: PushInfo) {
         match push.kind {
             PushKind::Disconnection => self.disconnected(),
+            PushKind::Subscribe if std::mem::take(&mut self.first_subscription) => {
+                // The confirmation of the subscription made before the first sync, which
+                // that sync already covers; it may arrive after it, and must not undo it.
+                self.connected = true;
+            }
             PushKind::Subscribe => {
                 // A (re)subscription: whatever was published meanwhile is unknown.
                 self.connected = true;
