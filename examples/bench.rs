@@ -18,8 +18,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backpressure::{Coordinator, Sink, WorkContext};
+use backpressure::{Coordinator, Level, RaiseOptions, Sink, WorkContext};
 use tokio::sync::{mpsc, Semaphore};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Identity, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator (for bytes per queued item).
@@ -329,6 +332,74 @@ async fn baseline_throughput(n: u64) -> f64 {
     let elapsed = start.elapsed();
     assert_eq!(done, n);
     n as f64 / elapsed.as_secs_f64()
+}
+
+std::thread_local! {
+    /// The guard of the subscriber set as this thread's default (traced runtime threads only).
+    static TRACE_GUARD: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// [`coordinator_throughput`] with a `tracing` subscriber listening at INFO: the registry
+/// (span storage) behind an INFO `LevelFilter` and a layer that does nothing, so each item
+/// pays what the library does when someone listens (the `backpressure.item` span, the
+/// enqueue-time capture) and nothing a particular output adds.
+///
+/// The subscriber is the default of every thread of a runtime of its own (same number of
+/// workers as the main one), built for this repetition and warmed up with `n / 10` items,
+/// untimed. It runs on a plain thread, which the calling worker of the main runtime joins
+/// (nothing else runs there meanwhile). Afterwards the global max level is put back to OFF,
+/// so the other variants run exactly as with no subscriber at all (checked).
+fn traced_throughput(n: u64) -> f64 {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let subscriber = Arc::new(
+                    tracing_subscriber::registry()
+                        .with(LevelFilter::INFO)
+                        .with(Identity::new()),
+                );
+                let on_start = Arc::clone(&subscriber);
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .enable_all()
+                    .on_thread_start(move || {
+                        let guard = Arc::clone(&on_start).set_default();
+                        TRACE_GUARD.with(|g| *g.borrow_mut() = Some(Box::new(guard)));
+                    })
+                    .on_thread_stop(|| TRACE_GUARD.with(|g| drop(g.borrow_mut().take())))
+                    .build()
+                    .expect("runtime");
+                let rate = rt.block_on(async move {
+                    tokio::spawn(async move {
+                        assert_eq!(LevelFilter::current(), LevelFilter::INFO);
+                        coordinator_throughput(n / 10).await;
+                        coordinator_throughput(n).await
+                    })
+                    .await
+                    .expect("traced throughput task")
+                });
+                drop(rt);
+                drop(subscriber);
+                // Registering a subscriber recomputes the global max level from the live
+                // ones; the traced one is gone, this one is off.
+                for _ in 0..1_000 {
+                    drop(
+                        tracing_subscriber::registry()
+                            .with(LevelFilter::OFF)
+                            .set_default(),
+                    );
+                    if LevelFilter::current() == LevelFilter::OFF {
+                        return rate;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                panic!("the traced runtime's subscriber outlived it");
+            })
+            .join()
+            .expect("traced throughput thread")
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -852,19 +923,34 @@ fn raise_unrelated(sink: &Sink, n: usize) {
     }
 }
 
+/// Entries of the levelled row: keyed entries of one name that the coordinators' default
+/// `defer_on` (`backpressure.*`) matches, at levels spread from 0.2 to 0.9.
+const LEVELLED_ENTRIES: usize = 1_000;
+const LEVELLED_NAME: &str = "backpressure.x";
+
+fn raise_levelled(sink: &Sink, n: usize) {
+    for i in 0..n {
+        let level = Level::new(0.2 + 0.7 * i as f64 / (n.max(2) - 1) as f64).expect("in range");
+        let options = RaiseOptions::new().key(format!("k{i}")).level(level);
+        sink.raise_with(LEVELLED_NAME, options).expect("valid name");
+    }
+}
+
 /// The gate decision through the public API: `stats().gate_open` evaluates the same
-/// `Gate::is_open` a slot evaluates before starting an item, under the same lock. The figure
-/// is therefore an upper bound on the decision (it includes the lock and the snapshot).
-fn gate_decision_ns(coordinator: &Coordinator<u64>, calls: u64) -> f64 {
+/// gate answer (`Gate::answer`, then the limit it allows) a slot evaluates before starting
+/// an item, under the same lock. The figure is therefore an upper bound on the decision (it
+/// includes the lock and the snapshot). `open` is what the gate must say every time.
+fn gate_decision_ns(coordinator: &Coordinator<u64>, calls: u64, open: bool) -> f64 {
     let start = Instant::now();
-    let mut open = 0u64;
+    let mut opened = 0u64;
     for _ in 0..calls {
-        open += u64::from(black_box(coordinator.stats()).gate_open);
+        opened += u64::from(black_box(coordinator.stats()).gate_open);
     }
     let elapsed = start.elapsed();
     assert_eq!(
-        open, calls,
-        "the gate must be open (only unrelated signals)"
+        opened,
+        if open { calls } else { 0 },
+        "the gate must be open with unrelated signals, limited with levelled ones"
     );
     elapsed.as_nanos() as f64 / calls as f64
 }
@@ -900,14 +986,15 @@ async fn dispatch_ns(sink: &Sink, items: u64) -> f64 {
 }
 
 struct GateResult {
-    /// Per signal count: median ns of the gate decision, of the original's scan, of dispatch.
+    /// Per signal count: median ns of the gate decision, of the original's scan, of dispatch;
+    /// `decision_ns` and `dispatch_ns` have one more row, the levelled sink (index 3).
     decision_ns: Vec<f64>,
     scan_ns: Vec<f64>,
     dispatch_ns: Vec<f64>,
 }
 
 async fn gate_cost(s: Settings) -> GateResult {
-    let sinks: Vec<Sink> = SIGNAL_COUNTS
+    let mut sinks: Vec<Sink> = SIGNAL_COUNTS
         .iter()
         .map(|&n| {
             let sink = Sink::new();
@@ -915,6 +1002,9 @@ async fn gate_cost(s: Settings) -> GateResult {
             sink
         })
         .collect();
+    let levelled = Sink::new();
+    raise_levelled(&levelled, LEVELLED_ENTRIES);
+    sinks.push(levelled);
     let coordinators: Vec<Coordinator<u64>> = sinks
         .iter()
         .map(|sink| {
@@ -927,16 +1017,22 @@ async fn gate_cost(s: Settings) -> GateResult {
         })
         .collect();
     tokio::task::yield_now().await;
+    // The lowest level, 0.2 of 4 slots, lets one item run at a time.
+    let limited = coordinators[SIGNAL_COUNTS.len()].stats();
+    assert_eq!((limited.gate_open, limited.limit), (false, 1));
     let k = SIGNAL_COUNTS.len();
     let (mut decision, mut scan, mut dispatch) =
-        (vec![vec![]; k], vec![vec![]; k], vec![vec![]; k]);
+        (vec![vec![]; k + 1], vec![vec![]; k], vec![vec![]; k + 1]);
     let scan_calls = (s.gate_calls / 50).max(1_000);
     for rep in 0..s.gate_reps {
-        for j in 0..k {
-            // Rotate the order so that no signal count always runs first.
-            let i = (j + rep) % k;
-            decision[i].push(gate_decision_ns(&coordinators[i], s.gate_calls));
-            scan[i].push(scan_decision_ns(&sinks[i], scan_calls));
+        for j in 0..=k {
+            // Rotate the order so that no row always runs first.
+            let i = (j + rep) % (k + 1);
+            decision[i].push(gate_decision_ns(&coordinators[i], s.gate_calls, i < k));
+            // The original's scan has no levels: it would stop at the first match.
+            if i < k {
+                scan[i].push(scan_decision_ns(&sinks[i], scan_calls));
+            }
             dispatch[i].push(dispatch_ns(&sinks[i], s.dispatch_items).await);
         }
     }
@@ -1245,6 +1341,8 @@ struct Throughput {
     coordinator: Vec<f64>,
     baseline: Vec<f64>,
     via_macro: Vec<f64>,
+    /// The coordinator with a subscriber at INFO (multi-thread only; empty otherwise).
+    traced: Vec<f64>,
 }
 
 async fn throughput(s: Settings) -> Throughput {
@@ -1257,14 +1355,17 @@ async fn throughput(s: Settings) -> Throughput {
         coordinator: vec![],
         baseline: vec![],
         via_macro: vec![],
+        traced: vec![],
     };
     for rep in 0..s.throughput_reps {
         // Rotate which variant goes first.
-        for k in 0..3 {
-            match (k + rep) % 3 {
+        for k in 0..4 {
+            match (k + rep) % 4 {
                 0 => t.coordinator.push(coordinator_throughput(n).await),
                 1 => t.baseline.push(baseline_throughput(n).await),
-                _ => t.via_macro.extend(macro_throughput(n).await),
+                2 => t.via_macro.extend(macro_throughput(n).await),
+                // Blocks this worker until the traced runtime is done (see the function).
+                _ => t.traced.push(traced_throughput(n)),
             }
         }
     }
@@ -1318,6 +1419,7 @@ async fn single_thread(s: Settings) -> Throughput {
         coordinator: vec![],
         baseline: vec![],
         via_macro: vec![],
+        traced: vec![],
     };
     for rep in 0..s.throughput_reps.div_ceil(2) {
         for k in 0..3 {
@@ -1408,6 +1510,13 @@ fn main() {
         "   #[backpressure_worker]   {:>12}   {:>6}",
         fmt_opt(via_macro, 0),
         fmt_opt(macro_ratio, 3)
+    );
+    let traced = median(&tp.traced);
+    let traced_ratio = median_ratio(&tp.traced, &tp.baseline);
+    println!(
+        "   coordinator, tracing INFO {traced:>11.0}   {traced_ratio:>6.3}   \
+         ({:.3} of the coordinator without; registry + INFO filter + no-op layer)",
+        median_ratio(&tp.traced, &tp.coordinator)
     );
     println!("   baseline mpsc + 4 tasks  {base:>12.0}   (receiver shared via tokio Mutex)");
     let (sc, sb) = (median(&single.coordinator), median(&single.baseline));
@@ -1572,7 +1681,7 @@ fn main() {
     println!();
 
     println!(
-        "4a. gate decision vs unrelated active signals (ns; median of {} reps)",
+        "4a. gate decision vs active signals: unrelated, then levelled (ns; median of {} reps)",
         s.gate_reps
     );
     println!("    signals   stats().gate_open   original scan   per-item dispatch");
@@ -1580,6 +1689,22 @@ fn main() {
         println!(
             "    {count:>7}   {:>17.1}   {:>13.1}   {:>17.1}",
             gate.decision_ns[i], gate.scan_ns[i], gate.dispatch_ns[i]
+        );
+    }
+    let lv = SIGNAL_COUNTS.len();
+    println!(
+        "    {LEVELLED_ENTRIES:>7}   {:>17.1}   {:>13}   {:>17.1}   (levelled: keyed `{LEVELLED_NAME}` \
+         at 0.2..0.9, matched by defer_on; gate limited to 1 of {CONCURRENCY} slots)",
+        gate.decision_ns[lv], "-", gate.dispatch_ns[lv]
+    );
+    for (what, ns) in [
+        ("1,000 unrelated", gate.decision_ns[2]),
+        ("1,000 levelled ", gate.decision_ns[lv]),
+    ] {
+        println!(
+            "    target {what} within 2x of 0: {ns:.1} <= {:.1}: {}",
+            2.0 * gate.decision_ns[0],
+            verdict(ns <= 2.0 * gate.decision_ns[0])
         );
     }
     println!("4b. raise + retract pair, caller-side (ns; watchers have 1 slot each)");
@@ -1631,6 +1756,7 @@ fn main() {
 
     // ------------------------------------------------------------------ contract lines
     println!("throughput_ratio: {ratio:.3}");
+    println!("throughput_ratio_tracing_info: {traced_ratio:.3}");
     match macro_ratio {
         Some(v) => println!("macro_throughput_ratio: {v:.3}"),
         None => println!("macro_throughput_ratio: n/a"),
@@ -1646,6 +1772,7 @@ fn main() {
     println!("deferred_cpu_ms_100x16: {held_100x16_ms:.2}");
     println!("gate_check_ns_0: {:.1}", gate.decision_ns[0]);
     println!("gate_check_ns_1000: {:.1}", gate.decision_ns[2]);
+    println!("gate_check_ns_levels_1000: {:.1}", gate.decision_ns[lv]);
     println!("retract_call_ns: {retract_ns:.0}");
     println!("bytes_per_queued_item: {:.2}", mem.coordinator_bytes);
 }
