@@ -771,12 +771,15 @@ async fn stats_go_out_at_most_once_a_second_and_idle_streams_get_keep_alives() {
     let frame = stream.next(Duration::from_secs(2)).await.unwrap();
     assert!(frame.starts_with(':'), "{frame}");
 
-    // Busy: many signal events, few stats.
+    // Busy: many signal events and a worker whose counters change all the time (so every
+    // stats tick has something new to say), few stats.
     let sink = runtime.sink("db").unwrap();
+    let db = runtime.coordinator::<u32>("http::db").unwrap();
     let busy = tokio::spawn(async move {
         for i in 0..50u32 {
             let name = format!("backpressure.flap{}", i % 5);
             sink.raise(&name).unwrap();
+            db.enqueue(i).await.unwrap();
             tokio::time::sleep(Duration::from_millis(25)).await;
             sink.retract(&name).unwrap();
             tokio::time::sleep(Duration::from_millis(25)).await;
