@@ -177,8 +177,10 @@ async fn a_killed_process_signal_vanishes_within_one_lease() {
     let killed = Instant::now();
     assert!(wait_until(&sink, LEASE * 2, |s| !s.is_raised("backpressure.smtp")).await);
     let gone = killed.elapsed();
+    // Within one lease of the kill (the last renewal was at most then), plus scheduling
+    // slack for a loaded CI machine.
     assert!(
-        gone <= LEASE + Duration::from_millis(100),
+        gone <= LEASE + Duration::from_millis(400),
         "vanished after {gone:?}"
     );
     tokio::time::timeout(WAIT, coordinator.drain())
