@@ -312,3 +312,27 @@ fn the_builder_folds_both_zero_limits_into_one_rule() {
     let zero = builder(|b| b.max_defer(MaxDefer::After(Duration::ZERO)));
     assert_eq!(zero, builder(|b| b.max_defer_attempts(0)));
 }
+
+#[test]
+fn an_adaptive_signal_outside_defer_on_breaks_the_same_rule_in_the_attribute_and_the_builder() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    let core = "is not matched by this worker's `defer_on` (`db.*`), so its level would \
+                throttle nothing here";
+    let attribute = attribute(&[
+        "defer_on = \"db.*\"",
+        "adaptive(signal = \"backpressure.smtp.level\", max = 16)",
+    ]);
+    assert!(attribute.contains(core), "{attribute}");
+    let built = builder(|b| {
+        b.defer_on("db.*")
+            .policy(Adaptive::new("backpressure.smtp.level", 16))
+    });
+    assert!(built.starts_with("invalid `adaptive` policy: "), "{built}");
+    assert!(built.contains(core), "{built}");
+    // Matched by `defer_on`: accepted.
+    let fine = builder(|b| b.policy(Adaptive::new("backpressure.smtp.level", 16)));
+    assert_eq!(fine, "accepted");
+}

@@ -198,7 +198,13 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             sink,
         });
         let owner = self.name.as_deref().unwrap_or("coordinator");
-        let policies = Policies::new(self.policies, &context.sink, owner, config.capacity)?;
+        let policies = Policies::new(
+            self.policies,
+            &context.sink,
+            owner,
+            config.capacity,
+            config.defer_on.as_deref(),
+        )?;
         let labels = Labels {
             sink: context.sink.name().unwrap_or("standalone").into(),
             worker: owner.into(),

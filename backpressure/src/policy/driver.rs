@@ -66,12 +66,19 @@ impl Policies {
         sink: &Sink,
         owner: &str,
         capacity: usize,
+        defer_on: Option<&str>,
     ) -> Result<Self, PolicyError> {
         let now = Instant::now();
         let owner: Arc<str> = owner.into();
         let mut cells = Vec::with_capacity(policies.len());
         for policy in policies {
             policy.validate()?;
+            if let Policy::Adaptive(adaptive) = &policy {
+                // An adaptive level its own worker does not defer on would throttle nothing.
+                let spec = adaptive.spec();
+                spec.check_deferred(defer_on)
+                    .map_err(|err| PolicyError::from_rule(spec.policy, &err))?;
+            }
             let machine = match policy {
                 Policy::Breaker(b) => Kind::Breaker(Machine::new(b, now)),
                 Policy::Adaptive(a) => Kind::Adaptive(Limit::new(a, now)),
