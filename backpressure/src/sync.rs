@@ -198,13 +198,14 @@ impl HeldSlots {
     }
 }
 
-/// What a slot saw in the look that made it decide to wait.
+/// What a slot saw in the look that made it decide to wait: the epoch and the gate's answer
+/// (`G`: the coordinator's `Answer`, or a plain "open?" in the simplest models).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Look {
+pub(crate) struct Look<G> {
     /// The epoch, read *before* the look.
     pub(crate) epoch: u64,
-    /// Whether the gate was open during the look.
-    pub(crate) gate_open: bool,
+    /// The gate's answer during the look.
+    pub(crate) gate: G,
 }
 
 /// The slot's side of the wake protocol, after a look that decided to wait.
@@ -213,12 +214,12 @@ pub(crate) struct Look {
 /// the `Notified` and enable it). Then the epoch and the gate are compared with the look.
 /// Returns whether the slot may sleep on its registration; `false` means something changed
 /// since the look and the slot must look again instead.
-pub(crate) fn register_then_recheck(
-    look: Look,
+pub(crate) fn register_then_recheck<G: PartialEq>(
+    look: Look<G>,
     epoch: &Epoch,
-    gate_open: impl FnOnce() -> bool,
+    gate: impl FnOnce() -> G,
     register: impl FnOnce(),
 ) -> bool {
     register();
-    epoch.current() == look.epoch && gate_open() == look.gate_open
+    epoch.current() == look.epoch && gate() == look.gate
 }

@@ -120,14 +120,9 @@ async fn wait<T>(
     // is caught by the comparison, anything later wakes us, so no wake-up is lost. The loom
     // models in `sync/loom_tests.rs` check this protocol.
     let may_sleep = register_then_recheck(
-        // The look compares "is the gate's answer still the one seen": it always was at the
-        // look itself.
-        Look {
-            epoch,
-            gate_open: true,
-        },
+        Look { epoch, gate },
         shared.epoch(),
-        || shared.gate.answer() == gate,
+        || shared.gate.answer(),
         || {
             notified.as_mut().enable();
         },

@@ -172,12 +172,17 @@ impl Breaker {
         PolicyError::check(&self.spec())
     }
 
-    /// Its values, as configured in the attribute or a config file.
-    pub(crate) fn spec(&self) -> PolicySpec {
-        let policy = match self.slow_after {
+    /// `slow_call` when it counts slow calls, else `error_rate`.
+    pub(crate) fn kind(&self) -> PolicyKind {
+        match self.slow_after {
             Some(_) => PolicyKind::SlowCall,
             None => PolicyKind::ErrorRate,
-        };
+        }
+    }
+
+    /// Its values, as configured in the attribute or a config file.
+    pub(crate) fn spec(&self) -> PolicySpec {
+        let policy = self.kind();
         PolicySpec {
             signal: Some(self.signal.clone().into()),
             slow_after: self.slow_after,

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use backpressure_pattern::options::policies::PolicyKind;
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -210,14 +211,14 @@ impl Policies {
                         m.next_deadline(),
                     ),
                     Kind::Adaptive(l) => (
-                        "adaptive",
+                        PolicyKind::Adaptive.name(),
                         l.config().signal.clone(),
                         PolicyState::Limit(l.limit()),
                         WindowCounts::default(),
                         Some(l.next_deadline()),
                     ),
                     Kind::Watermark(m) => (
-                        "watermark",
+                        PolicyKind::Watermark.name(),
                         m.config().signal.clone(),
                         PolicyState::Watermark {
                             raised: m.is_raised(),
@@ -250,11 +251,7 @@ impl Drop for Policies {
 }
 
 fn breaker_kind(machine: &Machine) -> &'static str {
-    if machine.config().slow_after.is_some() {
-        "slow_call"
-    } else {
-        "error_rate"
-    }
+    machine.config().kind().name()
 }
 
 impl Cell {
@@ -348,7 +345,7 @@ impl CellState {
                     };
                     cell.report(
                         PolicyChange {
-                            policy: "adaptive",
+                            policy: PolicyKind::Adaptive.name(),
                             from: PolicyState::Limit(before),
                             to: PolicyState::Limit(limit.limit()),
                             reason,
@@ -371,7 +368,7 @@ impl CellState {
                 let effect = mark.tick(now).map(|raise| {
                     cell.report(
                         PolicyChange {
-                            policy: "watermark",
+                            policy: PolicyKind::Watermark.name(),
                             from: before,
                             to: PolicyState::Watermark {
                                 raised: raise,

@@ -61,8 +61,7 @@ impl Policy {
     /// `adaptive` or `watermark`.
     pub fn kind(&self) -> &'static str {
         let kind = match self {
-            Policy::Breaker(b) if b.slow_after.is_some() => PolicyKind::SlowCall,
-            Policy::Breaker(_) => PolicyKind::ErrorRate,
+            Policy::Breaker(b) => b.kind(),
             Policy::Adaptive(_) => PolicyKind::Adaptive,
             Policy::Watermark(_) => PolicyKind::Watermark,
         };

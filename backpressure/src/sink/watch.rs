@@ -92,7 +92,9 @@ impl WatchEntry {
 
     /// The first matching name became active: coordinators watching this pattern hold.
     pub(super) fn closed_by(&mut self, signal: &str, sink: &str) {
-        self.closed_since = Some(tokio::time::Instant::now());
+        // The clock is read only for a listener: raise and retract stay clock-free otherwise.
+        self.closed_since =
+            tracing::level_enabled!(tracing::Level::INFO).then(tokio::time::Instant::now);
         tracing::info!(
             sink,
             pattern = %self.watch.pattern,

@@ -126,7 +126,10 @@ impl Model {
             if gate_open {
                 return;
             }
-            let look = Look { epoch, gate_open };
+            let look = Look {
+                epoch,
+                gate: gate_open,
+            };
             let mut registered = None;
             let may_sleep = register_then_recheck(
                 look,
@@ -251,7 +254,10 @@ fn decide(model: &Model, recheck: bool) -> Option<u64> {
     let mut registered = None;
     let may_sleep = if recheck {
         register_then_recheck(
-            Look { epoch, gate_open },
+            Look {
+                epoch,
+                gate: gate_open,
+            },
             &model.epoch,
             || model.gate_open(),
             || registered = Some(model.wake.register()),
@@ -900,10 +906,9 @@ impl Coord {
         };
         let notified = early.unwrap_or_else(|| self.wake.notified(id));
         let may_sleep = register_then_recheck(
-            Look {
-                epoch,
-                gate_open: true,
-            },
+            // The model's own comparison (which the variants below vary): "still the same"
+            // must read `true`, as it did at the look.
+            Look { epoch, gate: true },
             &self.epoch,
             same,
             || self.wake.enable(notified),
