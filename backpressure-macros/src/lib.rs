@@ -7,14 +7,7 @@
 //! `expand` writes the generated code; `policies` reads the nested policy lists. The keys and
 //! their rules are not defined here but in `backpressure_pattern::options` (and its
 //! `policies` module), shared with the runtime.
-#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 use proc_macro::TokenStream;
 use syn::parse::Parser;

@@ -21,14 +21,7 @@
 //! assert!(validate_name("has space").is_err());
 //! # Ok::<(), backpressure_pattern::PatternError>(())
 //! ```
-#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 mod error;
 mod name;

