@@ -79,9 +79,12 @@
 mod error;
 mod future;
 mod layer;
+mod mode;
 mod service;
+mod shared;
 
 pub use self::error::HoldError;
 pub use self::future::ResponseFuture;
-pub use self::layer::{HoldLayer, HoldMode};
+pub use self::layer::HoldLayer;
+pub use self::mode::HoldMode;
 pub use self::service::Hold;

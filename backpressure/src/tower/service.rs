@@ -12,7 +12,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 use tower::{BoxError, Service};
 
-use super::layer::Shared;
+use super::shared::Shared;
 use super::{HoldError, HoldMode, ResponseFuture};
 
 /// A service that holds requests while a signal matching its layer's pattern is raised.
