@@ -59,7 +59,7 @@ impl NameError {
                 f,
                 "invalid {what} name `{}…`: {len} bytes long, the limit is {} bytes",
                 self.name,
-                crate::MAX_NAME_LEN
+                crate::limit::MAX_NAME_LEN
             ),
             NameErrorKind::BadChar { ch, at } => write!(
                 f,
@@ -123,7 +123,7 @@ impl fmt::Display for PatternError {
             PatternError::TooLong { len } => write!(
                 f,
                 "invalid pattern: an item is {len} bytes long, the limit is {} bytes",
-                crate::MAX_NAME_LEN
+                crate::limit::MAX_NAME_LEN
             ),
         }
     }

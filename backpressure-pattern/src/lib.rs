@@ -24,6 +24,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod limit;
 mod name;
 pub mod options;
 mod pattern;

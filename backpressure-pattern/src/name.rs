@@ -1,9 +1,7 @@
 //! The signal-name rules.
 
 use crate::error::{NameError, NameErrorKind};
-
-/// The longest allowed signal name, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
+pub use crate::limit::MAX_NAME_LEN;
 
 /// Whether `b` may appear in a signal name.
 pub(crate) fn is_name_byte(b: u8) -> bool {

@@ -24,6 +24,7 @@
 
 mod max_defer;
 pub mod policies;
+mod policy_kind;
 mod problem;
 pub mod rules;
 

@@ -3,7 +3,8 @@
 use std::fmt;
 
 use crate::error::PatternError;
-use crate::name::{is_name_byte, MAX_NAME_LEN};
+use crate::limit::MAX_NAME_LEN;
+use crate::name::is_name_byte;
 
 /// A compiled signal pattern: one or more comma-separated globs.
 ///

@@ -25,6 +25,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+pub use super::policy_kind::{PolicyKind, POLICIES};
 use super::{rules, Key, Kind, OptionError, Problem};
 use crate::Pattern;
 
@@ -100,27 +101,6 @@ pub const DEFAULT_LOW: f64 = 0.5;
 /// Default `hold_for` of a watermark.
 pub const DEFAULT_HOLD_FOR: Duration = Duration::from_secs(5);
 
-/// A health policy, by the name it is configured under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PolicyKind {
-    /// `error_rate`: a breaker over errors and panics.
-    ErrorRate,
-    /// `slow_call`: a breaker over calls slower than `slow_after`.
-    SlowCall,
-    /// `adaptive`: an AIMD limit published as a level.
-    Adaptive,
-    /// `watermark`: the worker's own queue backing up.
-    Watermark,
-}
-
-/// Every policy, in the order errors and docs list them.
-pub const POLICIES: [PolicyKind; 4] = [
-    PolicyKind::ErrorRate,
-    PolicyKind::SlowCall,
-    PolicyKind::Adaptive,
-    PolicyKind::Watermark,
-];
-
 const BREAKER_KEYS: [&Key; 11] = [
     &SIGNAL,
     &WINDOW,
@@ -136,21 +116,6 @@ const BREAKER_KEYS: [&Key; 11] = [
 ];
 
 impl PolicyKind {
-    /// The name as written in the attribute and in a config file.
-    pub const fn name(self) -> &'static str {
-        match self {
-            PolicyKind::ErrorRate => "error_rate",
-            PolicyKind::SlowCall => "slow_call",
-            PolicyKind::Adaptive => "adaptive",
-            PolicyKind::Watermark => "watermark",
-        }
-    }
-
-    /// The policy called `name`, if there is one.
-    pub fn from_name(name: &str) -> Option<Self> {
-        POLICIES.into_iter().find(|policy| policy.name() == name)
-    }
-
     /// The keys it takes, in the order errors and docs list them.
     pub fn keys(self) -> &'static [&'static Key] {
         const SLOW_CALL: [&Key; 12] = {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::policies::PolicyKind;
+use super::policy_kind::PolicyKind;
 use super::{Key, Kind};
 use crate::{NameError, PatternError};
 
@@ -123,6 +123,37 @@ impl OptionError {
 /// The core message of an [`OptionError`].
 struct Core<'a>(&'a OptionError);
 
+impl Core<'_> {
+    fn bad_duration(&self, f: &mut fmt::Formatter<'_>, text: &str, reason: &str) -> fmt::Result {
+        let never = if self.0.key.kind == Kind::DurationOrNever {
+            " or `\"never\"`"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "invalid duration `{}`: {reason}; write a duration such as \
+             `\"50ms\"`, `\"1s\"` or `\"2m 30s\"`{never}",
+            text.escape_debug()
+        )
+    }
+
+    fn missing(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.0.key;
+        match self.0.policy {
+            Some(policy) => write!(
+                f,
+                "`{}` needs `{}`, such as `{} = {}`",
+                policy.name(),
+                key.name,
+                key.name,
+                key.example
+            ),
+            None => write!(f, "`{}` is required", key.name),
+        }
+    }
+}
+
 impl fmt::Display for Core<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = self.0.key;
@@ -142,19 +173,7 @@ impl fmt::Display for Core<'_> {
                     text.escape_debug()
                 )
             }
-            Problem::BadDuration { text, reason } => {
-                let never = if key.kind == Kind::DurationOrNever {
-                    " or `\"never\"`"
-                } else {
-                    ""
-                };
-                write!(
-                    f,
-                    "invalid duration `{}`: {reason}; write a duration such as \
-                     `\"50ms\"`, `\"1s\"` or `\"2m 30s\"`{never}",
-                    text.escape_debug()
-                )
-            }
+            Problem::BadDuration { text, reason } => self.bad_duration(f, text, reason),
             Problem::NoPatterns => write!(
                 f,
                 "needs at least one pattern, as in `{} = [\"backpressure.*\"]`",
@@ -185,17 +204,7 @@ impl fmt::Display for Core<'_> {
                 "must be {relation} `{}` ({bound}), found {found}",
                 other.name
             ),
-            Problem::Missing => match self.0.policy {
-                Some(policy) => write!(
-                    f,
-                    "`{}` needs `{}`, such as `{} = {}`",
-                    policy.name(),
-                    key.name,
-                    key.name,
-                    key.example
-                ),
-                None => write!(f, "`{}` is required", key.name),
-            },
+            Problem::Missing => self.missing(f),
             Problem::NotDeferred { signal, defer_on } => write!(
                 f,
                 "the `adaptive` signal `{signal}` is not matched by this worker's \
