@@ -485,6 +485,57 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_decode_entry_by_entry() {
+        let fields: Vec<String> = [
+            "7",
+            "1000",
+            "a|n|k",
+            "3000",
+            "250",
+            "a|bad name|",
+            "3000",
+            "0",
+        ]
+        .into_iter()
+        .chain(["b|n|"])
+        .map(String::from)
+        .collect();
+        let (seq, entries) = decode_snapshot(&fields).unwrap();
+        let entries: Vec<_> = entries.collect();
+        assert_eq!(seq, 7);
+        let Ok(first) = &entries[0] else {
+            panic!("{entries:?}");
+        };
+        assert_eq!((&*first.instance, &*first.name), ("a", "n"));
+        assert_eq!((first.key.as_deref(), first.level), (Some("k"), 250));
+        assert_eq!(first.remaining(), Some(Duration::from_secs(2)));
+        assert_eq!(entries[1], Err("an invalid snapshot entry"));
+        assert_eq!(entries[2], Err("a truncated snapshot entry"));
+        assert_eq!(entries.len(), 3);
+        assert!(decode_snapshot(&["x".into(), "1".into()]).is_none());
+        assert!(decode_snapshot(&["1".into()]).is_none());
+    }
+
+    #[test]
+    fn pushes_decode_only_from_the_channel() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let payload = "1|5|X|1|0|0|a|n|";
+        assert!(decode_push(vec![bulk("other"), bulk(payload)], "ch").is_none());
+        let message = decode_push(vec![bulk("ch"), bulk(payload)], "ch");
+        assert_eq!(
+            message.unwrap().map(|m| (m.seq, m.op)),
+            Ok((5, Op::Retract))
+        );
+        let malformed = Some(Err(Reject::Malformed));
+        assert_eq!(
+            decode_push(vec![bulk("ch")], "ch").map(|r| r.map(|m| m.seq)),
+            malformed
+        );
+        let int = vec![bulk("ch"), Value::Int(1)];
+        assert_eq!(decode_push(int, "ch").map(|r| r.map(|m| m.seq)), malformed);
+    }
+
+    #[test]
     fn mirror_keys() {
         assert_eq!(mirror_key("a", Some("k")), "a/k");
         assert_eq!(mirror_key("a", None), "a");

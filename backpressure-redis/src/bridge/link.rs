@@ -202,3 +202,96 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> (Link, watch::Receiver<Status>) {
+        let (tx, rx) = watch::channel(Status::Resyncing);
+        (Link::new(tx, Duration::from_secs(1)), rx)
+    }
+
+    /// A link through its first sync, at sequence number `seq`.
+    fn synced_at(seq: u64) -> (Link, watch::Receiver<Status>) {
+        let (mut link, rx) = link();
+        link.resyncing();
+        link.synced(seq);
+        (link, rx)
+    }
+
+    #[test]
+    fn a_new_link_syncs_before_it_publishes() {
+        let (mut link, rx) = link();
+        assert!(link.is_stale() && !link.is_up() && !link.is_down());
+        link.resyncing();
+        assert!(link.is_up(), "a resync publishes the own entries first");
+        assert_eq!(*rx.borrow(), Status::Resyncing);
+        link.synced(5);
+        assert!(link.is_up());
+        assert_eq!(*rx.borrow(), Status::Synced);
+    }
+
+    #[test]
+    fn messages_apply_in_sequence_and_a_gap_makes_the_link_stale() {
+        let counters = Counters::new("ch");
+        let (mut link, rx) = synced_at(5);
+        assert!(
+            !link.in_sequence(5, &counters),
+            "already covered by the snapshot"
+        );
+        assert!(link.in_sequence(6, &counters));
+        assert!(!link.in_sequence(6, &counters));
+        assert!(!link.in_sequence(8, &counters));
+        assert!(link.is_stale());
+        assert_eq!(*rx.borrow(), Status::Resyncing);
+        assert_eq!(counters.snapshot().sequence_gaps, 1);
+        assert!(
+            !link.in_sequence(9, &counters),
+            "the coming snapshot covers it"
+        );
+    }
+
+    #[test]
+    fn a_lost_link_is_down_once_and_keeps_its_since() {
+        let counters = Counters::new("ch");
+        let (mut link, rx) = synced_at(1);
+        let before = Instant::now();
+        assert!(link.lost());
+        assert!(link.is_down() && !link.is_up());
+        assert!(link.retry_at().unwrap() >= before + FIRST_BACKOFF);
+        let Status::Disconnected { since } = *rx.borrow() else {
+            panic!("not disconnected");
+        };
+        assert!(!link.lost(), "already down");
+        assert_eq!(*rx.borrow(), Status::Disconnected { since });
+        assert!(!link.in_sequence(2, &counters));
+    }
+
+    #[test]
+    fn only_a_resubscription_makes_the_link_stale() {
+        let counters = Counters::new("ch");
+        let (mut link, rx) = synced_at(3);
+        link.subscribed(); // The confirmation of `connect`'s subscription, after the sync.
+        assert!(link.is_up());
+        assert_eq!(*rx.borrow(), Status::Synced);
+        link.subscribed(); // A resubscription: messages may have been missed.
+        assert!(link.is_stale());
+        assert_eq!(*rx.borrow(), Status::Resyncing);
+        link.resyncing();
+        assert!(
+            link.in_sequence(4, &counters),
+            "resumes where it was until synced"
+        );
+    }
+
+    #[test]
+    fn a_resubscription_while_down_makes_the_link_stale() {
+        let (mut link, rx) = synced_at(3);
+        link.subscribed();
+        assert!(link.lost());
+        link.subscribed();
+        assert!(link.is_stale());
+        assert_eq!(*rx.borrow(), Status::Resyncing);
+    }
+}
