@@ -18,11 +18,16 @@
 //! `R` raises or renews an entry until `expiry`, `X` retracts it. The receiver turns
 //! `expiry - now` (both from the Redis clock) into a local TTL, so every process lets an entry
 //! expire at the same moment of the Redis clock, whatever its own clock says.
+//!
+//! [`Remote`] runs the scripts: it is the only code that knows which keys and arguments each
+//! one takes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::validate_name;
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Script, ScriptInvocation, Value};
 
 /// The message format version this crate writes and reads.
 pub(crate) const VERSION: &str = "1";
@@ -101,6 +106,22 @@ pub(crate) enum Reject {
     Invalid(u64),
 }
 
+/// Decodes the data of a pushed pub/sub message: `None` if it came from another channel than
+/// `channel`. Never panics, whatever the data.
+pub(crate) fn decode_push(data: Vec<Value>, channel: &str) -> Option<Result<Message, Reject>> {
+    let mut data = data.into_iter();
+    let (Some(from), Some(payload)) = (data.next(), data.next()) else {
+        return Some(Err(Reject::Malformed));
+    };
+    if !matches!(&from, Value::BulkString(c) if *c == channel.as_bytes()) {
+        return None;
+    }
+    let Value::BulkString(payload) = payload else {
+        return Some(Err(Reject::Malformed));
+    };
+    Some(decode(&payload))
+}
+
 /// Decodes a channel payload. Never panics, whatever the bytes.
 pub(crate) fn decode(payload: &[u8]) -> Result<Message, Reject> {
     if payload.len() > MAX_MESSAGE_LEN {
@@ -161,6 +182,40 @@ pub(crate) fn entry_from_parts(
         now_ms,
         expiry_ms,
     })
+}
+
+/// Reads the result of the snapshot script: the sequence number it was taken at, and each
+/// entry, or what is wrong with it. `None` if the result is not a snapshot at all.
+pub(crate) fn decode_snapshot(
+    fields: &[String],
+) -> Option<(
+    u64,
+    impl Iterator<Item = Result<RemoteEntry, &'static str>> + '_,
+)> {
+    let [seq, now, entries @ ..] = fields else {
+        return None;
+    };
+    let (Ok(seq), Ok(now_ms)) = (seq.parse::<u64>(), now.parse::<u64>()) else {
+        return None;
+    };
+    let entries = entries.chunks(3).map(move |chunk| {
+        let [member, expiry, level] = chunk else {
+            return Err("a truncated snapshot entry");
+        };
+        snapshot_entry(member, expiry, level, now_ms).ok_or("an invalid snapshot entry")
+    });
+    Some((seq, entries))
+}
+
+/// One entry of a snapshot: its sorted-set member, score (expiry) and level.
+fn snapshot_entry(member: &str, expiry: &str, level: &str, now_ms: u64) -> Option<RemoteEntry> {
+    let (instance, name, key) = split_member(member)?;
+    let expiry = expiry
+        .parse::<f64>()
+        .ok()
+        .filter(|e| e.is_finite() && *e >= 0.0)?;
+    let level = level.parse::<u16>().ok()?;
+    entry_from_parts(instance, name, key, level, now_ms, expiry as u64)
 }
 
 /// Splits a sorted-set member `instance|name|key`.
@@ -260,21 +315,106 @@ end
 return out
 "#;
 
-/// The three scripts, compiled once per bridge.
-#[derive(Debug)]
-pub(crate) struct Scripts {
-    pub(crate) sync: redis::Script,
-    pub(crate) retract: redis::Script,
-    pub(crate) snapshot: redis::Script,
+/// One entry as [`Remote::sync`] raises or renews it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) key: Option<&'a str>,
+    /// Per-mille, `0..=1000`.
+    pub(crate) level: u16,
+    /// How long Redis keeps it (at least 1 ms).
+    pub(crate) ttl_ms: u64,
 }
 
-impl Scripts {
-    pub(crate) fn new() -> Self {
+/// A namespace in Redis: its keys, the three scripts (compiled once per bridge) and the
+/// connection they run on.
+pub(crate) struct Remote {
+    keys: Keys,
+    sync: Script,
+    retract: Script,
+    snapshot: Script,
+    conn: ConnectionManager,
+}
+
+impl Remote {
+    pub(crate) fn new(keys: Keys, conn: ConnectionManager) -> Self {
         Self {
-            sync: redis::Script::new(&format!("{PRELUDE}{SYNC_BODY}")),
-            retract: redis::Script::new(&format!("{PRELUDE}{RETRACT_BODY}")),
-            snapshot: redis::Script::new(&format!("{PRELUDE}{SNAPSHOT_BODY}")),
+            keys,
+            sync: Script::new(&format!("{PRELUDE}{SYNC_BODY}")),
+            retract: Script::new(&format!("{PRELUDE}{RETRACT_BODY}")),
+            snapshot: Script::new(&format!("{PRELUDE}{SNAPSHOT_BODY}")),
+            conn,
         }
+    }
+
+    /// The namespace's pub/sub channel.
+    pub(crate) fn channel(&self) -> &str {
+        &self.keys.channel
+    }
+
+    /// The keys and first argument every script takes (see `PRELUDE`).
+    fn invocation<'a>(keys: &Keys, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&keys.entries)
+            .key(&keys.levels)
+            .key(&keys.seq)
+            .arg(&keys.channel);
+        invocation
+    }
+
+    /// Subscribes to the channel (its confirmation arrives as a push).
+    pub(crate) async fn subscribe(&mut self) -> RedisResult<()> {
+        self.conn.subscribe(&self.keys.channel).await
+    }
+
+    /// Checks that Redis answers, then subscribes to the channel again.
+    pub(crate) async fn resubscribe(&mut self) -> RedisResult<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn).await?;
+        self.subscribe().await
+    }
+
+    /// Raises or renews `leases` of `instance`; `full` also removes every other entry of
+    /// `instance`.
+    pub(crate) async fn sync(
+        &mut self,
+        instance: &str,
+        full: bool,
+        leases: &[Lease<'_>],
+    ) -> RedisResult<()> {
+        let mut invocation = Self::invocation(&self.keys, &self.sync);
+        invocation.arg(instance).arg(if full { "1" } else { "0" });
+        for lease in leases {
+            invocation
+                .arg(lease.name)
+                .arg(lease.key.unwrap_or(""))
+                .arg(lease.level)
+                .arg(lease.ttl_ms);
+        }
+        let _: Option<String> = invocation.invoke_async(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Retracts the (name, key) `entries` of `instance`.
+    pub(crate) async fn retract<'a>(
+        &mut self,
+        instance: &str,
+        entries: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> RedisResult<()> {
+        let mut invocation = Self::invocation(&self.keys, &self.retract);
+        invocation.arg(instance);
+        for (name, key) in entries {
+            invocation.arg(name).arg(key.unwrap_or(""));
+        }
+        let _: Option<String> = invocation.invoke_async(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// The live entries with the sequence number they were read at, for [`decode_snapshot`].
+    pub(crate) async fn snapshot(&mut self) -> RedisResult<Vec<String>> {
+        Self::invocation(&self.keys, &self.snapshot)
+            .invoke_async(&mut self.conn)
+            .await
     }
 }
 
@@ -342,6 +482,57 @@ mod tests {
         assert_eq!(decode(b"1|5|R|1|2|1001|a|b|"), Err(Reject::Invalid(5)));
         assert_eq!(decode(b"1|5|R|1|2|0|a/b|n|"), Err(Reject::Invalid(5)));
         assert_eq!(decode(&vec![b'1'; 4096]), Err(Reject::Malformed));
+    }
+
+    #[test]
+    fn snapshots_decode_entry_by_entry() {
+        let fields: Vec<String> = [
+            "7",
+            "1000",
+            "a|n|k",
+            "3000",
+            "250",
+            "a|bad name|",
+            "3000",
+            "0",
+        ]
+        .into_iter()
+        .chain(["b|n|"])
+        .map(String::from)
+        .collect();
+        let (seq, entries) = decode_snapshot(&fields).unwrap();
+        let entries: Vec<_> = entries.collect();
+        assert_eq!(seq, 7);
+        let Ok(first) = &entries[0] else {
+            panic!("{entries:?}");
+        };
+        assert_eq!((&*first.instance, &*first.name), ("a", "n"));
+        assert_eq!((first.key.as_deref(), first.level), (Some("k"), 250));
+        assert_eq!(first.remaining(), Some(Duration::from_secs(2)));
+        assert_eq!(entries[1], Err("an invalid snapshot entry"));
+        assert_eq!(entries[2], Err("a truncated snapshot entry"));
+        assert_eq!(entries.len(), 3);
+        assert!(decode_snapshot(&["x".into(), "1".into()]).is_none());
+        assert!(decode_snapshot(&["1".into()]).is_none());
+    }
+
+    #[test]
+    fn pushes_decode_only_from_the_channel() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let payload = "1|5|X|1|0|0|a|n|";
+        assert!(decode_push(vec![bulk("other"), bulk(payload)], "ch").is_none());
+        let message = decode_push(vec![bulk("ch"), bulk(payload)], "ch");
+        assert_eq!(
+            message.unwrap().map(|m| (m.seq, m.op)),
+            Ok((5, Op::Retract))
+        );
+        let malformed = Some(Err(Reject::Malformed));
+        assert_eq!(
+            decode_push(vec![bulk("ch")], "ch").map(|r| r.map(|m| m.seq)),
+            malformed
+        );
+        let int = vec![bulk("ch"), Value::Int(1)];
+        assert_eq!(decode_push(int, "ch").map(|r| r.map(|m| m.seq)), malformed);
     }
 
     #[test]

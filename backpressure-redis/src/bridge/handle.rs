@@ -1,0 +1,272 @@
+//! The handle users hold, and [`connect`], which checks the settings and starts the task.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backpressure::{Pattern, Sink};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ProtocolVersion, PushInfo};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::inbound::Inbound;
+use super::link::{Link, Status, FIRST_BACKOFF};
+use super::outbound::Outbound;
+use super::stats::{BridgeStats, Counters};
+use super::task::Task;
+use crate::config::{Config, RedisUrl};
+use crate::error::Error;
+use crate::wire::{self, Keys, Remote};
+
+/// A running bridge between a local [`Sink`] and a Redis namespace, made by
+/// [`connect`](crate::connect).
+///
+/// The work happens in a background task: local raises and retracts never wait for Redis.
+/// Dropping the bridge stops that task and retracts this process's entries from Redis in
+/// the background (best effort); [`shutdown`](Self::shutdown) does the same and waits for
+/// it. Either way the mirrored entries of other processes are retracted from the local sink.
+pub struct Bridge {
+    instance: Arc<str>,
+    namespace: Arc<str>,
+    url: RedisUrl,
+    status: watch::Receiver<Status>,
+    counters: Arc<Counters>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// This process's instance id in the namespace: its entries appear in other processes'
+    /// sinks keyed `instance` (unkeyed raises) or `instance/key`.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The namespace this bridge shares signals in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// A receiver of status changes (`changed().await` wakes on each transition).
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Waits until the status satisfies `done`, at most `timeout`; returns the status then
+    /// (which may not satisfy `done` if the time ran out).
+    pub async fn wait_for(&self, timeout: Duration, done: impl Fn(&Status) -> bool) -> Status {
+        let mut status = self.status.clone();
+        let _ = tokio::time::timeout(timeout, status.wait_for(|s| done(s))).await;
+        let now = *status.borrow();
+        now
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> BridgeStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops the bridge: retracts this process's entries from Redis (so that other
+    /// processes drop them at once instead of at the end of their lease) and the mirrored
+    /// entries of other processes from the local sink, then ends the background task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .field("instance", &self.instance)
+            .field("status", &self.status())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Connects `sink` to the namespace of `config` and returns once the first sync is done:
+/// the other processes' signals are in `sink`, and this process's shared signals are in
+/// Redis.
+///
+/// An unreachable server at start is an error, not a degraded start: a process that comes
+/// up silently unconnected would ignore every peer's signals while looking healthy, and a
+/// wrong URL or password would only show up in a status nobody looks at. Fail fast, and let
+/// the supervisor (systemd, Kubernetes) restart the process; once connected, the bridge
+/// survives outages, reconnecting with capped backoff and reporting
+/// [`Status::Disconnected`].
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`], [`Error::Namespace`], [`Error::Instance`], [`Error::Share`],
+/// [`Error::Lease`] for bad settings; [`Error::NoRuntime`] outside tokio;
+/// [`Error::Connect`] if the server cannot be reached; [`Error::Timeout`] if the first
+/// sync does not finish within `connect_timeout`.
+pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
+    let (instance, share) = check(&config)?;
+    let (conn, pushes) = open(&config).await?;
+    let mut remote = Remote::new(Keys::new(&config.namespace), conn);
+    remote
+        .subscribe()
+        .await
+        .map_err(|e| connect_error(&config.url, &e))?;
+
+    // Subscribe to the sink before the first snapshot of it, so no local change is missed.
+    let local = sink.subscribe();
+    let (status_tx, status) = watch::channel(Status::Resyncing);
+    let counters = Arc::new(Counters::new(remote.channel()));
+    let instance: Arc<str> = instance.into();
+    let inbound = Inbound::new(
+        sink.clone(),
+        share.clone(),
+        Arc::clone(&instance),
+        &config,
+        Arc::clone(&counters),
+    );
+    let outbound = Outbound::new(
+        sink,
+        share,
+        Arc::clone(&instance),
+        config.lease,
+        Arc::clone(&counters),
+    );
+    let link = Link::new(status_tx, config.reconnect_max_delay);
+    let task = Task::new(
+        remote,
+        pushes,
+        local,
+        link,
+        inbound,
+        outbound,
+        Arc::clone(&counters),
+    );
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(task.run(stopped));
+    let bridge = Bridge {
+        instance,
+        namespace: config.namespace.as_str().into(),
+        url: config.url,
+        status,
+        counters,
+        stop: Some(stop),
+        task: Some(task),
+    };
+    first_sync(bridge, config.connect_timeout).await
+}
+
+/// Checks the settings; returns the instance id and the share pattern.
+fn check(config: &Config) -> Result<(String, Pattern), Error> {
+    backpressure::validate_name(&config.namespace).map_err(|source| Error::Namespace {
+        namespace: config.namespace.clone(),
+        source,
+    })?;
+    let instance = match &config.instance {
+        Some(instance) => instance.clone(),
+        None => default_instance(),
+    };
+    if !wire::valid_instance(&instance) {
+        return Err(Error::Instance(instance));
+    }
+    let share = Pattern::parse(&config.share)?;
+    if config.lease < Duration::from_millis(30) || config.lease > config.max_remote_lease {
+        return Err(Error::Lease(config.lease));
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::NoRuntime);
+    }
+    Ok((instance, share))
+}
+
+fn connect_error(url: &RedisUrl, e: &redis::RedisError) -> Error {
+    Error::Connect {
+        url: url.redacted(),
+        reason: url.scrub(&e.to_string()),
+    }
+}
+
+/// Opens a RESP3 connection manager that sends pushes to the returned receiver and
+/// resubscribes by itself after a reconnect.
+async fn open(
+    config: &Config,
+) -> Result<(ConnectionManager, mpsc::UnboundedReceiver<PushInfo>), Error> {
+    let url = &config.url;
+    let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidUrl {
+        url: url.redacted(),
+        reason: url.scrub(&e.to_string()),
+    })?;
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(settings))
+        .map_err(|e| connect_error(url, &e))?;
+
+    let (push_tx, pushes) = mpsc::unbounded_channel();
+    let manager_config = ConnectionManagerConfig::new()
+        .set_push_sender(push_tx)
+        .set_automatic_resubscription()
+        .set_number_of_retries(1)
+        .set_min_delay(FIRST_BACKOFF)
+        .set_max_delay(config.reconnect_max_delay)
+        .set_connection_timeout(Some(config.connect_timeout.min(Duration::from_secs(2))))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    let conn = ConnectionManager::new_with_config(client, manager_config)
+        .await
+        .map_err(|e| connect_error(url, &e))?;
+    Ok((conn, pushes))
+}
+
+/// Waits for the first sync; a bridge that does not get there within `timeout` is shut
+/// down again.
+async fn first_sync(bridge: Bridge, timeout: Duration) -> Result<Bridge, Error> {
+    let status = bridge.wait_for(timeout, |s| *s == Status::Synced).await;
+    if status != Status::Synced {
+        let url = bridge.url.redacted();
+        bridge.shutdown().await;
+        return Err(Error::Timeout { url, timeout });
+    }
+    Ok(bridge)
+}
+
+/// `<host>-<pid>-<random>`, made of signal-name characters only.
+fn default_instance() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host: String = std::env::var("HOSTNAME")
+        .unwrap_or_else(|_| "host".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    let host = if host.is_empty() { "host".into() } else { host };
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        hasher.finish() & 0xff_ffff
+    )
+}

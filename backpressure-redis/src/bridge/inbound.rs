@@ -1,0 +1,233 @@
+//! Inbound: other processes' entries, mirrored into the local sink.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backpressure::{Level, Pattern, RaiseOptions, Sink};
+use tokio::time::Instant;
+
+use super::stats::Counters;
+use crate::config::{Config, OnDisconnect};
+use crate::wire::{self, Message, Op, RemoteEntry};
+
+/// A (name, key) pair of the local sink.
+pub(super) type EntryId = (Arc<str>, Option<Arc<str>>);
+
+/// A remote entry mirrored into the local sink.
+#[derive(Debug, Clone, Copy)]
+struct Mirror {
+    expires_at: Instant,
+    /// The level it was last mirrored with (kept when `HoldUntilReconnect` makes it
+    /// permanent).
+    level: Level,
+}
+
+/// The mirrored entries of the other instances of the namespace, and those instances.
+#[derive(Debug)]
+pub(super) struct Inbound {
+    sink: Sink,
+    share: Pattern,
+    /// This process's instance: its own entries are never mirrored.
+    instance: Arc<str>,
+    max_remote_lease: Duration,
+    policy: OnDisconnect,
+    /// How long an instance is remembered after its last entry was seen.
+    remember: Duration,
+    counters: Arc<Counters>,
+    /// Other processes' entries mirrored locally, by local (name, `instance/key`).
+    mirrors: HashMap<EntryId, Mirror>,
+    /// Other instances seen recently: local keys prefixed by one of them are mirrors, never
+    /// published back.
+    instances: HashMap<Arc<str>, Instant>,
+}
+
+impl Inbound {
+    pub(super) fn new(
+        sink: Sink,
+        share: Pattern,
+        instance: Arc<str>,
+        config: &Config,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            sink,
+            share,
+            instance,
+            max_remote_lease: config.max_remote_lease,
+            policy: config.on_disconnect,
+            remember: config.lease.saturating_mul(10),
+            counters,
+            mirrors: HashMap::new(),
+            instances: HashMap::new(),
+        }
+    }
+
+    /// What happens to the mirrors when the connection is lost.
+    pub(super) fn policy(&self) -> OnDisconnect {
+        self.policy
+    }
+
+    /// Whether a local key belongs to an entry mirrored from another instance.
+    pub(super) fn is_mirror_key(&self, key: &str) -> bool {
+        let instance = wire::key_instance(key);
+        instance != &*self.instance && self.instances.contains_key(instance)
+    }
+
+    /// Forgets a mirrored entry that left the local sink (a local retract, or its TTL).
+    pub(super) fn forget(&mut self, id: &EntryId) {
+        self.mirrors.remove(id);
+    }
+
+    /// Forgets the instances not seen for ten leases that have no mirrored entry left.
+    pub(super) fn forget_quiet_instances(&mut self) {
+        let horizon = Instant::now() - self.remember;
+        let mirrors = &self.mirrors;
+        self.instances.retain(|instance, seen| {
+            *seen > horizon
+                || mirrors
+                    .keys()
+                    .any(|(_, key)| key.as_deref().map(wire::key_instance) == Some(instance))
+        });
+    }
+
+    /// Whether a remote entry is another instance's, of a shared name.
+    fn wanted(&self, entry: &RemoteEntry) -> bool {
+        *entry.instance != *self.instance && self.share.matches(&entry.name)
+    }
+
+    /// Applies a message that came in sequence.
+    pub(super) fn apply(&mut self, message: Message) {
+        let entry = &message.entry;
+        if !self.wanted(entry) {
+            return;
+        }
+        match message.op {
+            Op::Raise => match self.acceptable(entry) {
+                Some(remaining) => {
+                    if let Some((id, mirror)) = self.mirror(entry, remaining) {
+                        self.mirrors.insert(id, mirror);
+                    }
+                }
+                None => self.unmirror(entry),
+            },
+            Op::Retract => self.unmirror(entry),
+        }
+    }
+
+    /// Replaces the mirrors with the entries of a snapshot.
+    pub(super) fn load(
+        &mut self,
+        entries: impl Iterator<Item = Result<RemoteEntry, &'static str>>,
+    ) {
+        let mut fresh = HashMap::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(what) => {
+                    self.counters.invalid(what);
+                    continue;
+                }
+            };
+            if !self.wanted(&entry) {
+                continue;
+            }
+            let Some(remaining) = self.acceptable(&entry) else {
+                continue;
+            };
+            if let Some((id, mirror)) = self.mirror(&entry, remaining) {
+                fresh.insert(id, mirror);
+            }
+        }
+        self.replace(fresh);
+    }
+
+    /// The remaining lease of a remote entry, if it is still live and not absurd.
+    fn acceptable(&self, entry: &RemoteEntry) -> Option<Duration> {
+        let remaining = entry.remaining()?;
+        if remaining > self.max_remote_lease {
+            self.counters.absurd(&entry.name, remaining);
+            return None;
+        }
+        Some(remaining)
+    }
+
+    /// Raises a remote entry in the local sink for `remaining`; the caller records it.
+    fn mirror(&mut self, entry: &RemoteEntry, remaining: Duration) -> Option<(EntryId, Mirror)> {
+        let key = wire::mirror_key(&entry.instance, entry.key.as_deref());
+        // `entry_from_parts` has checked the level is at most 1000.
+        let level = Level::from_per_mille(entry.level);
+        let now = Instant::now();
+        self.instances.insert(Arc::clone(&entry.instance), now);
+        let options = RaiseOptions::new()
+            .key(key.as_str())
+            .ttl(remaining)
+            .level(level);
+        match self.sink.raise_with(&entry.name, options) {
+            Ok(()) => {
+                Counters::bump(&self.counters.applied);
+                let mirror = Mirror {
+                    expires_at: now + remaining,
+                    level,
+                };
+                Some(((Arc::clone(&entry.name), Some(key.into())), mirror))
+            }
+            Err(_) => {
+                self.counters
+                    .invalid("a key too long once prefixed by its instance");
+                None
+            }
+        }
+    }
+
+    fn unmirror(&mut self, entry: &RemoteEntry) {
+        let key = wire::mirror_key(&entry.instance, entry.key.as_deref());
+        let id: EntryId = (Arc::clone(&entry.name), Some(key.into()));
+        if self.mirrors.remove(&id).is_some() {
+            Counters::bump(&self.counters.applied);
+        }
+        if let (name, Some(key)) = &id {
+            let _ = self.sink.retract_keyed(name, key);
+        }
+    }
+
+    /// Replaces the mirrors with `fresh`, retracting from the sink those not in it.
+    fn replace(&mut self, fresh: HashMap<EntryId, Mirror>) {
+        let old = std::mem::replace(&mut self.mirrors, fresh);
+        for (id, _) in old {
+            if let (name, Some(key)) = &id {
+                if !self.mirrors.contains_key(&id) {
+                    let _ = self.sink.retract_keyed(name, key);
+                }
+            }
+        }
+    }
+
+    /// Retracts every mirrored entry from the sink.
+    pub(super) fn clear(&mut self) {
+        self.replace(HashMap::new());
+    }
+
+    /// Applies the disconnect policy to the mirrors.
+    pub(super) fn disconnected(&mut self) {
+        match self.policy {
+            OnDisconnect::KeepUntilLeaseEnds => {}
+            OnDisconnect::Drop => self.clear(),
+            OnDisconnect::HoldUntilReconnect => {
+                let now = Instant::now();
+                let sink = &self.sink;
+                self.mirrors.retain(|(name, key), mirror| {
+                    if mirror.expires_at <= now {
+                        return false;
+                    }
+                    if let Some(key) = key {
+                        // Raising an active entry again without a TTL makes it permanent.
+                        let options = RaiseOptions::new().key(&**key).level(mirror.level);
+                        let _ = sink.raise_with(name, options);
+                    }
+                    true
+                });
+            }
+        }
+    }
+}

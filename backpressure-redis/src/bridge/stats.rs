@@ -1,0 +1,133 @@
+//! The bridge's counters, and the warnings logged once per kind of rejected input.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Counters of a bridge, for monitoring. Every rejected input is counted here and logged
+/// once per kind (at WARN) through `tracing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeStats {
+    /// Channel messages that are not messages of this format at all.
+    pub malformed_messages: u64,
+    /// Well-formed messages or snapshot entries with an invalid name, key, instance or level.
+    pub invalid_entries: u64,
+    /// Remote entries announcing a remaining lease above `max_remote_lease`.
+    pub absurd_leases: u64,
+    /// Gaps in the sequence numbers (each triggers a resync).
+    pub sequence_gaps: u64,
+    /// Snapshots taken (the first sync included).
+    pub resyncs: u64,
+    /// Script calls that published this process's changes.
+    pub published: u64,
+    /// Remote raises and retracts applied to the local sink.
+    pub applied: u64,
+    /// Failed Redis calls (each one makes the bridge reconnect).
+    pub redis_errors: u64,
+}
+
+/// The live counters behind [`BridgeStats`], shared by the bridge's task and its handle.
+/// Counting is `Relaxed`: each counter is read on its own, nothing is ordered by them.
+#[derive(Debug)]
+pub(super) struct Counters {
+    /// The channel named in every warning.
+    channel: String,
+    pub(super) malformed: AtomicU64,
+    pub(super) invalid: AtomicU64,
+    pub(super) absurd: AtomicU64,
+    pub(super) gaps: AtomicU64,
+    pub(super) resyncs: AtomicU64,
+    pub(super) published: AtomicU64,
+    pub(super) applied: AtomicU64,
+    pub(super) redis_errors: AtomicU64,
+    warned: [AtomicBool; 4],
+}
+
+/// The kinds of warning logged once.
+#[derive(Clone, Copy)]
+enum Warn {
+    Malformed = 0,
+    Invalid = 1,
+    Absurd = 2,
+    Redis = 3,
+}
+
+impl Counters {
+    pub(super) fn new(channel: &str) -> Self {
+        Self {
+            channel: channel.to_owned(),
+            malformed: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
+            absurd: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            redis_errors: AtomicU64::new(0),
+            warned: Default::default(),
+        }
+    }
+
+    pub(super) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether this is the first warning of its kind (later ones are only counted).
+    fn first(&self, kind: Warn) -> bool {
+        !self.warned[kind as usize].swap(true, Ordering::Relaxed)
+    }
+
+    pub(super) fn snapshot(&self) -> BridgeStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BridgeStats {
+            malformed_messages: get(&self.malformed),
+            invalid_entries: get(&self.invalid),
+            absurd_leases: get(&self.absurd),
+            sequence_gaps: get(&self.gaps),
+            resyncs: get(&self.resyncs),
+            published: get(&self.published),
+            applied: get(&self.applied),
+            redis_errors: get(&self.redis_errors),
+        }
+    }
+
+    /// Counts (and the first time logs) a message, or snapshot, that is not of this format.
+    pub(super) fn malformed(&self) {
+        Self::bump(&self.malformed);
+        if self.first(Warn::Malformed) {
+            tracing::warn!(channel = %self.channel, "ignored a malformed message (later ones are only counted)");
+        }
+    }
+
+    /// Counts (and the first time logs) a remote entry with `what` wrong with it.
+    pub(super) fn invalid(&self, what: &str) {
+        Self::bump(&self.invalid);
+        if self.first(Warn::Invalid) {
+            tracing::warn!(channel = %self.channel, "ignored a remote entry with {what} (later ones are only counted)");
+        }
+    }
+
+    /// Counts (and the first time logs) a remote entry of `signal` announcing `lease`.
+    pub(super) fn absurd(&self, signal: &str, lease: std::time::Duration) {
+        Self::bump(&self.absurd);
+        if self.first(Warn::Absurd) {
+            tracing::warn!(
+                channel = %self.channel,
+                signal = %signal,
+                lease_ms = lease.as_millis() as u64,
+                "ignored a remote entry with an absurd lease (later ones are only counted)"
+            );
+        }
+    }
+
+    /// Counts (and the first time logs) a failed Redis call.
+    pub(super) fn redis_error(&self, error: &redis::RedisError) {
+        Self::bump(&self.redis_errors);
+        if self.first(Warn::Redis) {
+            tracing::warn!(
+                channel = %self.channel,
+                error = ?error.kind(),
+                "Redis call failed; reconnecting (later failures are only counted)"
+            );
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The background task: one loop that hands each push, local event and timer to its part.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backpressure::{SignalEvent, Subscription};
+use futures_util::StreamExt;
+use redis::{PushInfo, PushKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::inbound::Inbound;
+use super::link::Link;
+use super::outbound::Outbound;
+use super::stats::Counters;
+use crate::wire::{self, Reject, Remote};
+
+/// How long a clean shutdown waits for Redis to take the retraction of its entries.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The bridge's background task.
+pub(super) struct Task {
+    remote: Remote,
+    pushes: mpsc::UnboundedReceiver<PushInfo>,
+    local: Subscription,
+    link: Link,
+    inbound: Inbound,
+    outbound: Outbound,
+    counters: Arc<Counters>,
+}
+
+impl Task {
+    /// A task for a connection that `connect` has just subscribed; `local` was subscribed
+    /// to the sink before anything was read from it.
+    pub(super) fn new(
+        remote: Remote,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+        local: Subscription,
+        link: Link,
+        inbound: Inbound,
+        outbound: Outbound,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            remote,
+            pushes,
+            local,
+            link,
+            inbound,
+            outbound,
+            counters,
+        }
+    }
+
+    /// Runs until `stop` fires (or its sender is dropped), then leaves the namespace.
+    ///
+    /// A stale link resyncs first; otherwise the task sleeps until the next push, local
+    /// event or deadline (a reconnect attempt, a renewal, a TTL-limited entry's check).
+    pub(super) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        loop {
+            if self.link.is_stale() {
+                self.resync().await;
+                continue;
+            }
+            let wake_at = self.next_wake();
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                push = self.pushes.recv() => match push {
+                    Some(push) => self.on_push(push),
+                    None => break,
+                },
+                event = self.local.next() => match event {
+                    Some(Ok(event)) => self.on_local(event).await,
+                    // Missed local events: the next full sync rebuilds the own entries
+                    // from the sink itself.
+                    Some(Err(_lagged)) => self.renew().await,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake_at) => self.on_timer().await,
+            }
+        }
+        self.leave().await;
+    }
+
+    fn next_wake(&self) -> Instant {
+        self.link
+            .retry_at()
+            .unwrap_or_else(|| self.outbound.next_wake())
+    }
+
+    async fn on_timer(&mut self) {
+        if self.link.is_down() {
+            return self.link.reconnect(&mut self.remote).await;
+        }
+        if self.outbound.renew_due() || self.outbound.ttl_refreshed(&self.inbound) {
+            self.renew().await;
+        }
+    }
+
+    fn on_push(&mut self, push: PushInfo) {
+        match push.kind {
+            PushKind::Disconnection => self.disconnected(),
+            PushKind::Subscribe => self.link.subscribed(),
+            PushKind::Message => self.on_message(push.data),
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, data: Vec<redis::Value>) {
+        let Some(decoded) = wire::decode_push(data, self.remote.channel()) else {
+            return; // Another channel's.
+        };
+        match decoded {
+            Ok(message) => {
+                if self.link.in_sequence(message.seq, &self.counters) {
+                    self.inbound.apply(message);
+                }
+            }
+            Err(Reject::Malformed) => self.counters.malformed(),
+            Err(Reject::Invalid(seq)) => {
+                if self.link.in_sequence(seq, &self.counters) {
+                    self.counters
+                        .invalid("an invalid name, key, instance or level");
+                }
+            }
+        }
+    }
+
+    /// Handles a local event and whatever other local events are ready, publishing the
+    /// net change.
+    async fn on_local(&mut self, first: SignalEvent) {
+        let touched = self
+            .outbound
+            .collect(first, &mut self.local, &mut self.inbound);
+        if touched.is_empty() || !self.link.is_up() {
+            return; // The next full sync publishes the own entries as they are then.
+        }
+        let published = self
+            .outbound
+            .publish(touched, &self.inbound, &mut self.remote)
+            .await;
+        if let Err(e) = published {
+            self.on_redis_error(&e);
+        }
+    }
+
+    /// Re-reads the own entries from the sink and publishes all of them (renewing their
+    /// leases), removing this instance's other entries from Redis.
+    async fn renew(&mut self) {
+        let local = self.outbound.reread(&self.inbound);
+        self.inbound.forget_quiet_instances();
+        if !self.link.is_up() {
+            return;
+        }
+        if let Err(e) = self.outbound.publish_all(local, &mut self.remote).await {
+            self.on_redis_error(&e);
+        }
+    }
+
+    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot.
+    async fn resync(&mut self) {
+        self.link.resyncing();
+        Counters::bump(&self.counters.resyncs);
+        self.renew().await;
+        if !self.link.is_up() {
+            return;
+        }
+        let fields = match self.remote.snapshot().await {
+            Ok(fields) => fields,
+            Err(e) => return self.on_redis_error(&e),
+        };
+        let Some((seq, entries)) = wire::decode_snapshot(&fields) else {
+            return self.counters.malformed();
+        };
+        self.inbound.load(entries);
+        self.link.synced(seq);
+    }
+
+    fn on_redis_error(&mut self, error: &redis::RedisError) {
+        self.counters.redis_error(error);
+        self.disconnected();
+    }
+
+    fn disconnected(&mut self) {
+        if self.link.lost() {
+            let policy = self.inbound.policy();
+            tracing::warn!(channel = %self.remote.channel(), policy = ?policy, "lost the connection to Redis");
+            self.inbound.disconnected();
+        }
+    }
+
+    /// On shutdown: retract own entries from Redis, mirrors from the sink.
+    async fn leave(&mut self) {
+        if !self.link.is_down() {
+            self.outbound.leave(&mut self.remote, LEAVE_TIMEOUT).await;
+        }
+        self.inbound.clear();
+    }
+}
