@@ -1,205 +1,19 @@
-//! The circuit breaker behind [`ErrorRate`](super::Breaker::error_rate) and
-//! [`SlowCall`](super::Breaker::slow_call): its configuration and its state machine.
+//! A breaker's state machine: closed, open, half-open, and what drives it between them.
 //!
-//! The machine is pure: every method takes `now`, returns what changed, and performs no
-//! I/O. The driver (`driver.rs`) raises and retracts the signal and runs the timers.
+//! The machine is pure: every method takes `now`, returns what changed, and performs no I/O;
+//! the randomness of its open periods comes from an injected [`Jitter`] source. The driver
+//! (`driver.rs`) raises and retracts the signal and runs the timers.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::window::{Window, WindowCounts};
-use backpressure_pattern::options::policies::{self as defaults, PolicyKind, PolicySpec};
-
-use super::PolicyError;
-
-/// A circuit breaker that raises a signal when its worker's calls go bad, so that every
-/// worker deferring on that signal backs off together.
-///
-/// * **Closed**: outcomes are counted in a sliding window. When at least `min_calls` calls
-///   ended in the window and the share of failures reaches `failure_ratio` (or, if set,
-///   `consecutive_failures` calls in a row failed), it **opens**.
-/// * **Open**: the signal is raised on the worker's sink, keyed by the worker's name, with a
-///   time-to-live (`ttl`) that the breaker refreshes every `ttl / 3` while it stays raised,
-///   so a dead owner never leaves it behind. After `open_for` it goes **half-open**.
-/// * **Half-open**: the owning worker alone may start `probes` items despite its own signal
-///   (peers keep holding). That many successes in a row retract the signal (**closed**); a
-///   failure, or a probe running past `probe_timeout`, reopens it for twice as long (up to
-///   `max_open_for`, with ±`jitter`). A closed period of `max_open_for` resets the backoff.
-///
-/// Errors and panics are failures (for [`slow_call`](Self::slow_call), calls slower than
-/// `slow_after`); items skipped by `cancel_on` and handlers cut short by shutdown are not
-/// counted.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use backpressure::{Breaker, Coordinator, Sink, WorkContext};
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let breaker = Breaker::error_rate("backpressure.smtp")
-///     .min_calls(20)
-///     .failure_ratio(0.5)
-///     .open_for(Duration::from_secs(30));
-/// let mailer = Coordinator::builder()
-///     .sink(Sink::new())
-///     .name("mailer")
-///     .policy(breaker)
-///     .build(|_to: String, _: WorkContext| async { Ok::<(), std::io::Error>(()) })?;
-/// # drop(mailer);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct Breaker {
-    pub(super) signal: String,
-    pub(super) slow_after: Option<Duration>,
-    pub(super) window: Duration,
-    pub(super) bucket: Duration,
-    pub(super) min_calls: u32,
-    pub(super) failure_ratio: f64,
-    pub(super) consecutive_failures: Option<u32>,
-    pub(super) ttl: Duration,
-    pub(super) open_for: Duration,
-    pub(super) max_open_for: Duration,
-    pub(super) jitter: f64,
-    pub(super) probes: u32,
-    pub(super) probe_timeout: Duration,
-}
-
-impl Breaker {
-    /// A breaker that counts errors and panics, with the defaults: a 30 s window in 1 s
-    /// buckets, `min_calls` 20, `failure_ratio` 0.5, no `consecutive_failures` rule, `ttl`
-    /// 15 s, `open_for` 30 s doubling up to 300 s with ±15 % jitter, 3 probes, `probe_timeout`
-    /// 30 s.
-    pub fn error_rate(signal: impl Into<String>) -> Self {
-        Self {
-            signal: signal.into(),
-            slow_after: None,
-            window: defaults::DEFAULT_BREAKER_WINDOW,
-            bucket: Duration::from_secs(1),
-            min_calls: defaults::DEFAULT_MIN_CALLS,
-            failure_ratio: defaults::DEFAULT_FAILURE_RATIO,
-            consecutive_failures: None,
-            ttl: defaults::DEFAULT_TTL,
-            open_for: defaults::DEFAULT_OPEN_FOR,
-            max_open_for: defaults::DEFAULT_MAX_OPEN_FOR,
-            jitter: defaults::DEFAULT_JITTER,
-            probes: defaults::DEFAULT_PROBES,
-            probe_timeout: defaults::DEFAULT_PROBE_TIMEOUT,
-        }
-    }
-
-    /// A breaker that counts calls slower than `slow_after` as failures (errors are not
-    /// counted); otherwise as [`error_rate`](Self::error_rate). `failure_ratio` is then the
-    /// share of slow calls that opens it (default 0.5).
-    pub fn slow_call(signal: impl Into<String>, slow_after: Duration) -> Self {
-        Self {
-            slow_after: Some(slow_after),
-            ..Self::error_rate(signal)
-        }
-    }
-
-    /// The length of the sliding window (default 30 s).
-    pub fn window(mut self, window: Duration) -> Self {
-        self.window = window;
-        self
-    }
-
-    /// Calls that must have ended in the window before the ratio counts (default 20).
-    pub fn min_calls(mut self, min_calls: u32) -> Self {
-        self.min_calls = min_calls;
-        self
-    }
-
-    /// The share of failures in the window that opens the breaker, in (0, 1] (default 0.5).
-    pub fn failure_ratio(mut self, ratio: f64) -> Self {
-        self.failure_ratio = ratio;
-        self
-    }
-
-    /// Also open after this many failures in a row (default: no such rule).
-    pub fn consecutive_failures(mut self, failures: u32) -> Self {
-        self.consecutive_failures = Some(failures);
-        self
-    }
-
-    /// The signal's time-to-live, refreshed every `ttl / 3` while raised (default 15 s).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// How long it stays open before probing (default 30 s); doubles after each failed
-    /// probe round, up to [`max_open_for`](Self::max_open_for).
-    pub fn open_for(mut self, open_for: Duration) -> Self {
-        self.open_for = open_for;
-        self
-    }
-
-    /// The longest open period (default 300 s).
-    pub fn max_open_for(mut self, max: Duration) -> Self {
-        self.max_open_for = max;
-        self
-    }
-
-    /// Random spread of open periods, a share in [0, 1) (default 0.15: ±15 %), so that
-    /// breakers opened together do not probe together. 0 turns it off.
-    pub fn jitter(mut self, jitter: f64) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// Items the owner may start while half-open; that many successes close it (default 3).
-    pub fn probes(mut self, probes: u32) -> Self {
-        self.probes = probes;
-        self
-    }
-
-    /// A probe running longer than this reopens the breaker (default 30 s).
-    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = timeout;
-        self
-    }
-
-    /// The signal it raises.
-    pub fn signal(&self) -> &str {
-        &self.signal
-    }
-
-    /// Checks every value, by the rules of `backpressure_pattern::options::policies`.
-    pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        PolicyError::check(&self.spec())
-    }
-
-    /// `slow_call` when it counts slow calls, else `error_rate`.
-    pub(crate) fn kind(&self) -> PolicyKind {
-        match self.slow_after {
-            Some(_) => PolicyKind::SlowCall,
-            None => PolicyKind::ErrorRate,
-        }
-    }
-
-    /// Its values, as configured in the attribute or a config file.
-    pub(crate) fn spec(&self) -> PolicySpec {
-        let policy = self.kind();
-        PolicySpec {
-            signal: Some(self.signal.clone().into()),
-            slow_after: self.slow_after,
-            window: Some(self.window),
-            min_calls: Some(self.min_calls),
-            failure_ratio: Some(self.failure_ratio),
-            consecutive_failures: self.consecutive_failures,
-            ttl: Some(self.ttl),
-            open_for: Some(self.open_for),
-            max_open_for: Some(self.max_open_for),
-            jitter: Some(self.jitter),
-            probes: Some(self.probes),
-            probe_timeout: Some(self.probe_timeout),
-            ..PolicySpec::new(policy)
-        }
-    }
-}
+use super::super::jitter::{self, Jitter};
+use super::super::machine::{Effect, PolicyMachine, Transition};
+use super::super::window::{Window, WindowCounts};
+use super::super::{ChangeReason, PolicyChange, PolicyState};
+use super::Breaker;
+use crate::Level;
 
 /// A breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -233,11 +47,11 @@ pub enum Reason {
 
 /// One state change of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Change {
-    pub(super) from: BreakerState,
-    pub(super) to: BreakerState,
-    pub(super) reason: Reason,
-    pub(super) counts: WindowCounts,
+struct Change {
+    from: BreakerState,
+    to: BreakerState,
+    reason: Reason,
+    counts: WindowCounts,
 }
 
 #[derive(Debug)]
@@ -257,31 +71,42 @@ enum Phase {
 
 /// A breaker's state machine.
 #[derive(Debug)]
-pub(super) struct Machine {
+pub(in crate::policy) struct Machine {
     config: Breaker,
     window: Window,
     consecutive: u32,
     /// The current open period, before jitter.
     backoff: Duration,
     phase: Phase,
+    /// Spreads each open period.
+    jitter: Box<dyn Jitter>,
 }
 
 impl Machine {
-    pub(super) fn new(config: Breaker, now: Instant) -> Self {
+    /// A closed breaker whose jitter comes from its `jitter_seed`, or fastrand's
+    /// thread-local generator.
+    pub(in crate::policy) fn new(config: Breaker, now: Instant) -> Self {
+        let jitter = jitter::source(config.jitter_seed);
+        Self::with_jitter(config, now, jitter)
+    }
+
+    /// A closed breaker drawing its jitter from `jitter`.
+    pub(in crate::policy) fn with_jitter(
+        config: Breaker,
+        now: Instant,
+        jitter: Box<dyn Jitter>,
+    ) -> Self {
         Self {
             window: Window::new(config.window, config.bucket, now),
             backoff: config.open_for,
             consecutive: 0,
             phase: Phase::Closed { since: now },
+            jitter,
             config,
         }
     }
 
-    pub(super) fn config(&self) -> &Breaker {
-        &self.config
-    }
-
-    pub(super) fn state(&self) -> BreakerState {
+    fn state(&self) -> BreakerState {
         match self.phase {
             Phase::Closed { .. } => BreakerState::Closed,
             Phase::Open { .. } => BreakerState::Open,
@@ -289,12 +114,8 @@ impl Machine {
         }
     }
 
-    pub(super) fn counts(&self, now: Instant) -> WindowCounts {
-        self.window.counts(now)
-    }
-
     /// Whether a call of `elapsed` that ended with `failed` counts as a failure.
-    pub(super) fn is_failure(&self, failed: bool, elapsed: Duration) -> bool {
+    fn is_failure(&self, failed: bool, elapsed: Duration) -> bool {
         match self.config.slow_after {
             Some(slow_after) => elapsed > slow_after,
             None => failed,
@@ -302,7 +123,7 @@ impl Machine {
     }
 
     /// An item `id` finished; `failure` as classified by [`is_failure`](Self::is_failure).
-    pub(super) fn observe(&mut self, id: u64, failure: bool, now: Instant) -> Option<Change> {
+    fn observe(&mut self, id: u64, failure: bool, now: Instant) -> Option<Change> {
         match &mut self.phase {
             Phase::Closed { .. } => {
                 self.window.record(failure, now);
@@ -359,7 +180,7 @@ impl Machine {
             }
         }
         let counts = self.window.counts(now);
-        let until = now + jittered(self.backoff, self.config.jitter);
+        let until = now + self.jitter.spread(self.backoff, self.config.jitter);
         self.phase = Phase::Open { until };
         Change {
             from,
@@ -375,7 +196,7 @@ impl Machine {
     }
 
     /// Timers: `open_for` ran out, or a probe ran past `probe_timeout`.
-    pub(super) fn tick(&mut self, now: Instant) -> Option<Change> {
+    fn tick(&mut self, now: Instant) -> Option<Change> {
         match &self.phase {
             Phase::Open { until } if *until <= now => {
                 self.phase = Phase::HalfOpen {
@@ -402,7 +223,7 @@ impl Machine {
     }
 
     /// When [`tick`](Self::tick) has something to do next.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Closed { .. } => None,
             Phase::Open { until } => Some(*until),
@@ -414,7 +235,7 @@ impl Machine {
     }
 
     /// Whether the owner may start item `id` as a probe; counts it if so.
-    pub(super) fn try_probe(&mut self, id: u64, now: Instant) -> bool {
+    fn try_probe(&mut self, id: u64, now: Instant) -> bool {
         let Phase::HalfOpen {
             probes, started, ..
         } = &mut self.phase
@@ -430,13 +251,76 @@ impl Machine {
     }
 }
 
-/// `base` spread uniformly by ±`jitter`.
-fn jittered(base: Duration, jitter: f64) -> Duration {
-    if jitter <= 0.0 {
-        return base;
+impl Change {
+    /// The change as the driver reports and performs it.
+    fn transition(self, policy: &'static str) -> Transition {
+        Transition {
+            change: PolicyChange {
+                policy,
+                from: PolicyState::Breaker(self.from),
+                to: PolicyState::Breaker(self.to),
+                reason: ChangeReason::Breaker(self.reason),
+                counts: self.counts,
+            },
+            effect: match self.to {
+                BreakerState::Closed => Effect::Retract,
+                BreakerState::Open | BreakerState::HalfOpen => Effect::Raise(Level::STOP),
+            },
+            wake_slots: self.to == BreakerState::HalfOpen,
+        }
     }
-    let factor = 1.0 + jitter * (2.0 * fastrand::f64() - 1.0);
-    base.mul_f64(factor)
+}
+
+impl PolicyMachine for Machine {
+    fn kind(&self) -> &'static str {
+        self.config.kind().name()
+    }
+
+    fn signal(&self) -> &str {
+        &self.config.signal
+    }
+
+    fn ttl(&self) -> Duration {
+        self.config.ttl
+    }
+
+    fn state(&self) -> PolicyState {
+        PolicyState::Breaker(Machine::state(self))
+    }
+
+    fn counts(&self, now: Instant) -> WindowCounts {
+        self.window.counts(now)
+    }
+
+    fn timers(&mut self, now: Instant) -> Option<Transition> {
+        let kind = PolicyMachine::kind(self);
+        self.tick(now).map(|change| change.transition(kind))
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    fn finished(
+        &mut self,
+        id: u64,
+        failed: bool,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Option<Transition> {
+        let kind = PolicyMachine::kind(self);
+        let failure = self.is_failure(failed, elapsed);
+        self.observe(id, failure, now)
+            .map(|change| change.transition(kind))
+    }
+
+    fn takes_probes(&self) -> bool {
+        Machine::state(self) == BreakerState::HalfOpen
+    }
+
+    fn start_probe(&mut self, id: u64, now: Instant) -> bool {
+        self.try_probe(id, now)
+    }
 }
 
 #[cfg(test)]
@@ -552,24 +436,47 @@ mod tests {
         );
     }
 
+    /// The open periods of a breaker that fails every probe, drawing jitter from `jitter`.
+    fn open_periods(mut m: Machine, mut now: Instant) -> Vec<Duration> {
+        m.observe(0, true, now).unwrap();
+        let mut periods = Vec::new();
+        for id in 1..=4 {
+            let deadline = m.next_deadline().unwrap();
+            periods.push(deadline - now);
+            now = deadline;
+            m.tick(now).unwrap();
+            assert!(m.try_probe(id, now));
+            m.observe(id, true, now).unwrap();
+        }
+        periods
+    }
+
     #[test]
-    fn bad_values_name_the_policy_and_field() {
-        let err = Breaker::error_rate("s")
-            .failure_ratio(0.0)
-            .validate()
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid `error_rate` policy: `failure_ratio` must be a number in (0, 1], found 0"
-        );
-        let err = Breaker::slow_call("s", Duration::ZERO)
-            .validate()
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("`slow_after` must be longer than zero, found `0s`"),
-            "{err}"
-        );
-        assert!(Breaker::error_rate("s").validate().is_ok());
+    fn the_jitter_source_is_injected() {
+        let config = Breaker::error_rate("s").consecutive_failures(1).jitter(0.1);
+        let now = Instant::now();
+        let low = Machine::with_jitter(config.clone(), now, Box::new(jitter::Fixed(0.0)));
+        let high = Machine::with_jitter(config, now, Box::new(jitter::Fixed(0.75)));
+        let secs = |periods: Vec<Duration>| {
+            periods
+                .iter()
+                .map(Duration::as_secs_f64)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(secs(open_periods(low, now)), [27.0, 54.0, 108.0, 216.0]);
+        assert_eq!(secs(open_periods(high, now)), [31.5, 63.0, 126.0, 252.0]);
+    }
+
+    #[test]
+    fn a_seeded_breaker_repeats_its_open_periods() {
+        let config = |seed| {
+            Breaker::error_rate("s")
+                .consecutive_failures(1)
+                .jitter_seed(seed)
+        };
+        let now = Instant::now();
+        let periods = |seed| open_periods(Machine::new(config(seed), now), now);
+        assert_eq!(periods(1), periods(1));
+        assert_ne!(periods(1), periods(2));
     }
 }
