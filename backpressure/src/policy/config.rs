@@ -4,11 +4,11 @@
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 use tokio::time::Instant;
 
+use super::adaptive::Limit;
 use super::breaker::Machine;
 use super::machine::PolicyMachine;
+use super::watermark::Mark;
 use super::{Adaptive, Breaker, PolicyError, Watermark};
-use crate::policy::adaptive::Limit;
-use crate::policy::watermark::Mark;
 
 /// A health policy of a worker; see the [module docs](super).
 #[derive(Debug, Clone, PartialEq)]
