@@ -17,9 +17,10 @@
 //!    constant used by [`PolicyKind::defaults`]) and one line in the `fields!` list below,
 //!    which makes it a field of [`PolicySpec`] (named like the key). A rule between two keys
 //!    goes in `check_order`; a value's rule follows from its [`Kind`].
-//! 2. Plumbing: the runtime policy's setter and its line in `spec()` (`policy/*.rs`) and in
-//!    `registry/policies.rs`. The attribute and the config file read the value by its kind,
-//!    and the macro emits the field by the key's name: no new code there.
+//! 2. Plumbing, in the runtime policy's own file (under `backpressure/src/policy/`): its field,
+//!    setter, and its lines in `spec()` and `from_spec()`. The attribute and the config file
+//!    read the value by its kind, and the macro emits the field by the key's name: no new
+//!    code there.
 //! 3. A row in the table-driven test `backpressure-macros/src/tests.rs`.
 
 use std::borrow::Cow;

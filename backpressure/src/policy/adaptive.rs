@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use backpressure_pattern::options::policies::{self as defaults, PolicyKind, PolicySpec};
+use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 
-use super::PolicyError;
+use super::machine::{Effect, PolicyMachine, Transition};
+use super::{ChangeReason, PolicyChange, PolicyState, WindowCounts};
 use crate::Level;
 
 /// An adaptive concurrency limit (additive increase, multiplicative decrease) published as
@@ -48,13 +49,11 @@ pub struct Adaptive {
 impl Adaptive {
     /// A limit between 1 and `max`, judged every 10 s, published on `signal` with a 15 s TTL.
     pub fn new(signal: impl Into<String>, max: u32) -> Self {
-        Self {
-            signal: signal.into(),
-            max,
-            window: defaults::DEFAULT_ADAPTIVE_WINDOW,
-            slow_after: None,
-            ttl: defaults::DEFAULT_TTL,
-        }
+        Self::from_spec(&PolicySpec {
+            signal: Some(signal.into().into()),
+            max: Some(max),
+            ..PolicySpec::new(PolicyKind::Adaptive)
+        })
     }
 
     /// How often the limit is judged (default 10 s).
@@ -80,11 +79,6 @@ impl Adaptive {
         &self.signal
     }
 
-    /// Checks every value, by the rules of `backpressure_pattern::options::policies`.
-    pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        PolicyError::check(&self.spec())
-    }
-
     /// Its values, as configured in the attribute or a config file.
     pub(crate) fn spec(&self) -> PolicySpec {
         PolicySpec {
@@ -94,6 +88,20 @@ impl Adaptive {
             slow_after: self.slow_after,
             ttl: Some(self.ttl),
             ..PolicySpec::new(PolicyKind::Adaptive)
+        }
+    }
+
+    /// The policy `spec` describes, the inverse of [`spec`](Self::spec): a value `spec` does
+    /// not give takes its default (from the shared rules). `spec` is expected to have passed
+    /// its check.
+    pub(crate) fn from_spec(spec: &PolicySpec) -> Self {
+        let spec = spec.resolved();
+        Self {
+            signal: spec.signal.unwrap_or_default().into_owned(),
+            max: spec.max.unwrap_or(1),
+            window: spec.window.unwrap_or_default(),
+            slow_after: spec.slow_after,
+            ttl: spec.ttl.unwrap_or_default(),
         }
     }
 }
@@ -119,10 +127,6 @@ impl Limit {
             saturated: false,
             config,
         }
-    }
-
-    pub(super) fn config(&self) -> &Adaptive {
-        &self.config
     }
 
     pub(super) fn limit(&self) -> u32 {
@@ -165,6 +169,71 @@ impl Limit {
             self.window_ends += self.config.window;
         }
         (self.limit != before).then_some(before)
+    }
+}
+
+impl PolicyMachine for Limit {
+    fn kind(&self) -> &'static str {
+        PolicyKind::Adaptive.name()
+    }
+
+    fn signal(&self) -> &str {
+        &self.config.signal
+    }
+
+    fn ttl(&self) -> Duration {
+        self.config.ttl
+    }
+
+    fn state(&self) -> PolicyState {
+        PolicyState::Limit(self.limit())
+    }
+
+    fn level(&self) -> Level {
+        Limit::level(self)
+    }
+
+    fn timers(&mut self, now: Instant) -> Option<Transition> {
+        let before = self.tick(now)?;
+        let reason = if self.limit < before {
+            ChangeReason::BadWindow
+        } else {
+            ChangeReason::SaturatedWindow
+        };
+        let effect = match Limit::level(self) {
+            Level::FULL => Effect::Retract,
+            level => Effect::Raise(level),
+        };
+        Some(Transition {
+            change: PolicyChange {
+                policy: PolicyMachine::kind(self),
+                from: PolicyState::Limit(before),
+                to: PolicyState::Limit(self.limit),
+                reason,
+                counts: WindowCounts::default(),
+            },
+            effect,
+            wake_slots: false,
+        })
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        Some(self.next_deadline())
+    }
+
+    fn finished(
+        &mut self,
+        _id: u64,
+        failed: bool,
+        elapsed: Duration,
+        _now: Instant,
+    ) -> Option<Transition> {
+        self.observe(failed, elapsed);
+        None
+    }
+
+    fn saturated(&mut self) {
+        self.saturate();
     }
 }
 

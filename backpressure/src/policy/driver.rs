@@ -1,21 +1,22 @@
 //! Running policies: feeding them outcomes, raising and retracting their signals, and the
 //! one task per policy that runs its timers.
+//!
+//! Every policy is a [`PolicyMachine`] behind its own lock. Under the lock the driver only
+//! asks the machine and records what must follow (a [`Due`]); the `tracing` event, the
+//! sink's `PolicyChanged` event and the raise or retract happen after the lock is released,
+//! so that a subscriber or layer may call back into the coordinator or the sink.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use backpressure_pattern::options::policies::PolicyKind;
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::adaptive::Limit;
-use super::breaker::{BreakerState, Change, Machine};
-use super::watermark::Mark;
-use super::window::WindowCounts;
-use super::{ChangeReason, Policy, PolicyChange, PolicyError, PolicyInfo, PolicyState};
+use super::machine::{Effect, PolicyMachine};
+use super::{Policy, PolicyChange, PolicyError, PolicyInfo};
 use crate::sync::{lock, Mutex};
-use crate::{Level, RaiseOptions, Sink};
+use crate::{RaiseOptions, Sink};
 
 /// What a coordinator offers its policies.
 pub(crate) trait Host: Send + Sync {
@@ -40,24 +41,20 @@ struct Cell {
 
 #[derive(Debug)]
 struct CellState {
-    machine: Kind,
+    machine: Box<dyn PolicyMachine>,
     /// When the signal was last raised, while it is raised: the next refresh is due at
     /// `ttl / 3` after it.
     raised_at: Option<Instant>,
 }
 
+/// What the holder of a policy's lock does once it has released it: report the change, if
+/// there is one (a refresh has none), then raise or retract the signal.
 #[derive(Debug)]
-enum Kind {
-    Breaker(Machine),
-    Adaptive(Limit),
-    Watermark(Mark),
-}
-
-/// What to do to the sink once the policy's lock is released.
-#[derive(Debug)]
-enum Effect {
-    Raise(Level),
-    Retract,
+struct Due {
+    change: Option<PolicyChange>,
+    signal: String,
+    ttl: Duration,
+    effect: Effect,
 }
 
 impl Policies {
@@ -73,21 +70,15 @@ impl Policies {
         let owner: Arc<str> = owner.into();
         let mut cells = Vec::with_capacity(policies.len());
         for policy in policies {
-            policy.validate()?;
-            if let Policy::Adaptive(adaptive) = &policy {
-                // An adaptive level its own worker does not defer on would throttle nothing.
-                let spec = adaptive.spec();
-                spec.check_deferred(defer_on)
-                    .map_err(|err| PolicyError::from_rule(spec.policy, &err))?;
-            }
-            let machine = match policy {
-                Policy::Breaker(b) => Kind::Breaker(Machine::new(b, now)),
-                Policy::Adaptive(a) => Kind::Adaptive(Limit::new(a, now)),
-                Policy::Watermark(w) => Kind::Watermark(Mark::new(w, capacity)),
-            };
+            let spec = policy.spec();
+            PolicyError::check(&spec)?;
+            // An adaptive level its own worker does not defer on would throttle nothing (the
+            // rule passes every other policy).
+            spec.check_deferred(defer_on)
+                .map_err(|err| PolicyError::from_rule(spec.policy, &err))?;
             cells.push(Arc::new(Cell {
                 state: Mutex::new(CellState {
-                    machine,
+                    machine: policy.start(now, capacity),
                     raised_at: None,
                 }),
                 sink: sink.clone(),
@@ -114,22 +105,13 @@ impl Policies {
         let now = Instant::now();
         for cell in &self.cells {
             let mut state = lock(&cell.state);
-            let effect = match &mut state.machine {
-                Kind::Breaker(machine) => {
-                    let failure = machine.is_failure(failed, elapsed);
-                    let change = machine.observe(id, failure, now);
-                    change.map(|change| cell.breaker_changed(machine, change))
-                }
-                Kind::Adaptive(limit) => {
-                    limit.observe(failed, elapsed);
-                    None
-                }
-                Kind::Watermark(_) => None,
-            };
-            let effect = effect.map(|effect| state.apply(effect, now));
+            let due = state
+                .machine
+                .finished(id, failed, elapsed, now)
+                .map(|transition| state.settle(Some(transition.change), transition.effect, now));
             drop(state);
-            if let Some(effect) = effect {
-                cell.perform(effect);
+            if let Some(due) = due {
+                cell.carry_out(due);
                 cell.wake.notify_one();
             }
         }
@@ -137,27 +119,24 @@ impl Policies {
 
     /// Whether items must carry their enqueue time (a watermark watches the oldest's age).
     pub(crate) fn stamps_items(&self) -> bool {
-        self.cells.iter().any(|cell| {
-            matches!(&lock(&cell.state).machine, Kind::Watermark(m) if m.config().max_age.is_some())
-        })
+        self.cells
+            .iter()
+            .any(|cell| lock(&cell.state).machine.stamps_items())
     }
 
     /// Whether a watermark watches the queue.
     pub(crate) fn watches_queue(&self) -> bool {
         self.cells
             .iter()
-            .any(|cell| matches!(&lock(&cell.state).machine, Kind::Watermark(_)))
+            .any(|cell| lock(&cell.state).machine.watches_queue())
     }
 
     /// The queue changed: its depth and the enqueue time of its oldest item.
     pub(crate) fn queue_changed(&self, depth: usize, oldest_at: Option<Instant>) {
         for cell in &self.cells {
-            let mut state = lock(&cell.state);
-            if let Kind::Watermark(mark) = &mut state.machine {
-                if mark.update(depth, oldest_at) {
-                    drop(state);
-                    cell.wake.notify_one();
-                }
+            let crossed = lock(&cell.state).machine.queue_changed(depth, oldest_at);
+            if crossed {
+                cell.wake.notify_one();
             }
         }
     }
@@ -165,10 +144,7 @@ impl Policies {
     /// The worker has queued work it may not start under the current limit.
     pub(crate) fn saturated(&self) {
         for cell in &self.cells {
-            let mut state = lock(&cell.state);
-            if let Kind::Adaptive(limit) = &mut state.machine {
-                limit.saturate();
-            }
+            lock(&cell.state).machine.saturated();
         }
     }
 
@@ -179,13 +155,10 @@ impl Policies {
         let now = Instant::now();
         self.cells.iter().any(|cell| {
             let mut state = lock(&cell.state);
-            let Kind::Breaker(machine) = &mut state.machine else {
-                return false;
-            };
-            if machine.state() != BreakerState::HalfOpen || !held_only_by(&cell.owner) {
+            if !state.machine.takes_probes() || !held_only_by(&cell.owner) {
                 return false;
             }
-            let probed = machine.try_probe(id, now);
+            let probed = state.machine.start_probe(id, now);
             if probed {
                 drop(state);
                 // The probe's timeout is a new deadline for the timer task.
@@ -200,42 +173,7 @@ impl Policies {
         let now = Instant::now();
         self.cells
             .iter()
-            .map(|cell| {
-                let state = lock(&cell.state);
-                let (policy, signal, state_now, counts, next) = match &state.machine {
-                    Kind::Breaker(m) => (
-                        breaker_kind(m),
-                        m.config().signal.clone(),
-                        PolicyState::Breaker(m.state()),
-                        m.counts(now),
-                        m.next_deadline(),
-                    ),
-                    Kind::Adaptive(l) => (
-                        PolicyKind::Adaptive.name(),
-                        l.config().signal.clone(),
-                        PolicyState::Limit(l.limit()),
-                        WindowCounts::default(),
-                        Some(l.next_deadline()),
-                    ),
-                    Kind::Watermark(m) => (
-                        PolicyKind::Watermark.name(),
-                        m.config().signal.clone(),
-                        PolicyState::Watermark {
-                            raised: m.is_raised(),
-                            depth: m.depth(),
-                        },
-                        WindowCounts::default(),
-                        m.next_deadline(),
-                    ),
-                };
-                PolicyInfo {
-                    policy,
-                    signal,
-                    state: state_now,
-                    counts,
-                    next_transition_in: next.map(|at| at.saturating_duration_since(now)),
-                }
-            })
+            .map(|cell| info(&*lock(&cell.state).machine, now))
             .collect()
     }
 }
@@ -250,30 +188,29 @@ impl Drop for Policies {
     }
 }
 
-fn breaker_kind(machine: &Machine) -> &'static str {
-    machine.config().kind().name()
+/// What `machine` shows at `now`.
+fn info(machine: &dyn PolicyMachine, now: Instant) -> PolicyInfo {
+    PolicyInfo {
+        policy: machine.kind(),
+        signal: machine.signal().to_owned(),
+        state: machine.state(),
+        counts: machine.counts(now),
+        next_transition_in: machine
+            .next_timer()
+            .map(|at| at.saturating_duration_since(now)),
+    }
 }
 
 impl Cell {
-    /// Reports a breaker's change; returns what it does to the signal.
-    fn breaker_changed(&self, machine: &Machine, change: Change) -> Effect {
-        let signal = &machine.config().signal;
-        self.report(
-            PolicyChange {
-                policy: breaker_kind(machine),
-                from: PolicyState::Breaker(change.from),
-                to: PolicyState::Breaker(change.to),
-                reason: ChangeReason::Breaker(change.reason),
-                counts: change.counts,
-            },
-            signal,
-        );
-        match change.to {
-            BreakerState::Closed => Effect::Retract,
-            BreakerState::Open | BreakerState::HalfOpen => Effect::Raise(Level::STOP),
+    /// Does what a lock holder recorded: reports the change, then changes the signal.
+    fn carry_out(&self, due: Due) {
+        if let Some(change) = due.change {
+            self.report(change, &due.signal);
         }
+        self.perform(&due.signal, due.ttl, due.effect);
     }
 
+    /// The `tracing` event and the sink's `PolicyChanged` event of one change.
     fn report(&self, change: PolicyChange, signal: &str) {
         tracing::info!(
             worker = %self.owner,
@@ -289,25 +226,17 @@ impl Cell {
         self.sink.emit_policy(signal, &self.owner, change);
     }
 
-    fn signal_and_ttl(state: &CellState) -> (String, Duration) {
-        match &state.machine {
-            Kind::Breaker(m) => (m.config().signal.clone(), m.config().ttl),
-            Kind::Adaptive(l) => (l.config().signal.clone(), l.config().ttl),
-            Kind::Watermark(m) => (m.config().signal.clone(), m.config().ttl),
-        }
-    }
-
     /// Raises or retracts the policy's signal. Its name was validated with the policy.
-    fn perform(&self, (signal, ttl, effect): (String, Duration, Effect)) {
+    fn perform(&self, signal: &str, ttl: Duration, effect: Effect) {
         let result = match effect {
             Effect::Raise(level) => self.sink.raise_with(
-                &signal,
+                signal,
                 RaiseOptions::new()
                     .key(self.owner.as_ref())
                     .ttl(ttl)
                     .level(level),
             ),
-            Effect::Retract => self.sink.retract_keyed(&signal, &self.owner).map(drop),
+            Effect::Retract => self.sink.retract_keyed(signal, &self.owner).map(drop),
         };
         if let Err(error) = result {
             tracing::error!(%error, signal, "a backpressure policy could not change its signal");
@@ -316,102 +245,55 @@ impl Cell {
 }
 
 impl CellState {
-    /// Records that `effect` is about to be performed; returns it with what it needs.
-    fn apply(&mut self, effect: Effect, now: Instant) -> (String, Duration, Effect) {
+    /// Records that `effect` is about to be done; returns what to do once the lock is
+    /// released.
+    fn settle(&mut self, change: Option<PolicyChange>, effect: Effect, now: Instant) -> Due {
         self.raised_at = match effect {
             Effect::Raise(_) => Some(now),
             Effect::Retract => None,
         };
-        let (signal, ttl) = Cell::signal_and_ttl(self);
-        (signal, ttl, effect)
+        Due {
+            change,
+            signal: self.machine.signal().to_owned(),
+            ttl: self.machine.ttl(),
+            effect,
+        }
     }
 
-    /// Runs the policy's timers at `now`: returns what to do to the signal, whether held
-    /// slots must look again, and when to run them next.
-    fn tick(&mut self, cell: &Cell, now: Instant) -> (Option<Effect>, bool, Option<Instant>) {
-        let (mut effect, wake_slots, deadline) = match &mut self.machine {
-            Kind::Breaker(machine) => {
-                let change = machine.tick(now);
-                let wake = change.is_some_and(|c| c.to == BreakerState::HalfOpen);
-                let effect = change.map(|change| cell.breaker_changed(machine, change));
-                (effect, wake, machine.next_deadline())
-            }
-            Kind::Adaptive(limit) => {
-                let effect = limit.tick(now).map(|before| {
-                    let reason = if limit.limit() < before {
-                        ChangeReason::BadWindow
-                    } else {
-                        ChangeReason::SaturatedWindow
-                    };
-                    cell.report(
-                        PolicyChange {
-                            policy: PolicyKind::Adaptive.name(),
-                            from: PolicyState::Limit(before),
-                            to: PolicyState::Limit(limit.limit()),
-                            reason,
-                            counts: WindowCounts::default(),
-                        },
-                        &limit.config().signal,
-                    );
-                    match limit.level() {
-                        Level::FULL => Effect::Retract,
-                        level => Effect::Raise(level),
-                    }
-                });
-                (effect, false, Some(limit.next_deadline()))
-            }
-            Kind::Watermark(mark) => {
-                let before = PolicyState::Watermark {
-                    raised: mark.is_raised(),
-                    depth: mark.depth(),
-                };
-                let effect = mark.tick(now).map(|raise| {
-                    cell.report(
-                        PolicyChange {
-                            policy: PolicyKind::Watermark.name(),
-                            from: before,
-                            to: PolicyState::Watermark {
-                                raised: raise,
-                                depth: mark.depth(),
-                            },
-                            reason: if raise {
-                                ChangeReason::BackedUp
-                            } else {
-                                ChangeReason::Drained
-                            },
-                            counts: WindowCounts::default(),
-                        },
-                        &mark.config().signal,
-                    );
-                    if raise {
-                        Effect::Raise(Level::STOP)
-                    } else {
-                        Effect::Retract
-                    }
-                });
-                (effect, false, mark.next_deadline())
-            }
+    /// Runs the policy's timers at `now`: returns what to do once the lock is released,
+    /// whether held slots must look again, and when to run them next.
+    fn tick(&mut self, now: Instant) -> (Option<Due>, bool, Option<Instant>) {
+        let transition = self.machine.timers(now);
+        let wake_slots = transition.is_some_and(|t| t.wake_slots);
+        let due = match transition {
+            Some(t) => Some(self.settle(Some(t.change), t.effect, now)),
+            None => self.refresh(now),
         };
-        // While raised, refresh the TTL every ttl / 3 so that only a dead owner lets it lapse.
-        let (_, ttl) = Cell::signal_and_ttl(self);
-        let refresh_every = ttl / 3;
-        if effect.is_none() {
-            if let Some(raised_at) = self.raised_at {
-                if raised_at + refresh_every <= now {
-                    effect = Some(match &self.machine {
-                        Kind::Breaker(_) | Kind::Watermark(_) => Effect::Raise(Level::STOP),
-                        Kind::Adaptive(limit) => Effect::Raise(limit.level()),
-                    });
-                }
-            }
-        }
-        let refresh_at = match (&effect, self.raised_at) {
-            (Some(Effect::Raise(_)), _) => Some(now + refresh_every),
-            (Some(Effect::Retract), _) => None,
-            (None, raised_at) => raised_at.map(|at| at + refresh_every),
-        };
-        let next = [deadline, refresh_at].into_iter().flatten().min();
-        (effect, wake_slots, next)
+        (due, wake_slots, self.next_run())
+    }
+
+    /// While raised, the signal's TTL is refreshed every `ttl / 3`, so that only a dead
+    /// owner lets it lapse.
+    fn refresh_every(&self) -> Duration {
+        self.machine.ttl() / 3
+    }
+
+    /// A refresh, if one is due at `now`.
+    fn refresh(&mut self, now: Instant) -> Option<Due> {
+        let raised_at = self.raised_at?;
+        (raised_at + self.refresh_every() <= now).then(|| {
+            let level = self.machine.level();
+            self.settle(None, Effect::Raise(level), now)
+        })
+    }
+
+    /// When the machine's timers or the next refresh are due.
+    fn next_run(&self) -> Option<Instant> {
+        let refresh_at = self.raised_at.map(|at| at + self.refresh_every());
+        [self.machine.next_timer(), refresh_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -425,18 +307,9 @@ async fn drive(cell: Arc<Cell>, host: Weak<dyn Host>) {
         let Some(host) = host.upgrade() else {
             return;
         };
-        let now = Instant::now();
-        let (effect, wake_slots, next) = {
-            let mut state = lock(&cell.state);
-            let (effect, wake_slots, next) = state.tick(&cell, now);
-            (
-                effect.map(|effect| state.apply(effect, now)),
-                wake_slots,
-                next,
-            )
-        };
-        if let Some(effect) = effect {
-            cell.perform(effect);
+        let (due, wake_slots, next) = lock(&cell.state).tick(Instant::now());
+        if let Some(due) = due {
+            cell.carry_out(due);
         }
         if wake_slots {
             host.wake_slots();

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use backpressure_pattern::options::policies::{self as defaults, PolicyKind, PolicySpec};
+use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 
-use super::PolicyError;
+use super::machine::{Effect, PolicyMachine, Transition};
+use super::{ChangeReason, PolicyChange, PolicyState, WindowCounts};
+use crate::Level;
 
 /// Raises a signal when the worker's own queue backs up: its depth stays above `high` (a
 /// share of the capacity, default 0.8), or its oldest item stays older than `max_age`, for
@@ -52,14 +54,10 @@ pub struct Watermark {
 impl Watermark {
     /// Raise above 80 % of capacity held for 5 s, retract below 50 %, TTL 15 s.
     pub fn new(signal: impl Into<String>) -> Self {
-        Self {
-            signal: signal.into(),
-            high: defaults::DEFAULT_HIGH,
-            low: defaults::DEFAULT_LOW,
-            max_age: None,
-            hold_for: defaults::DEFAULT_HOLD_FOR,
-            ttl: defaults::DEFAULT_TTL,
-        }
+        Self::from_spec(&PolicySpec {
+            signal: Some(signal.into().into()),
+            ..PolicySpec::new(PolicyKind::Watermark)
+        })
     }
 
     /// The share of capacity above which the queue counts as backed up, in (0, 1].
@@ -97,11 +95,6 @@ impl Watermark {
         &self.signal
     }
 
-    /// Checks every value, by the rules of `backpressure_pattern::options::policies`.
-    pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        PolicyError::check(&self.spec())
-    }
-
     /// Its values, as configured in the attribute or a config file.
     pub(crate) fn spec(&self) -> PolicySpec {
         PolicySpec {
@@ -112,6 +105,21 @@ impl Watermark {
             hold_for: Some(self.hold_for),
             ttl: Some(self.ttl),
             ..PolicySpec::new(PolicyKind::Watermark)
+        }
+    }
+
+    /// The policy `spec` describes, the inverse of [`spec`](Self::spec): a value `spec` does
+    /// not give takes its default (from the shared rules). `spec` is expected to have passed
+    /// its check.
+    pub(crate) fn from_spec(spec: &PolicySpec) -> Self {
+        let spec = spec.resolved();
+        Self {
+            signal: spec.signal.unwrap_or_default().into_owned(),
+            high: spec.high.unwrap_or_default(),
+            low: spec.low.unwrap_or_default(),
+            max_age: spec.max_age,
+            hold_for: spec.hold_for.unwrap_or_default(),
+            ttl: spec.ttl.unwrap_or_default(),
         }
     }
 }
@@ -141,10 +149,6 @@ impl Mark {
             since: None,
             raised: false,
         }
-    }
-
-    pub(super) fn config(&self) -> &Watermark {
-        &self.config
     }
 
     pub(super) fn is_raised(&self) -> bool {
@@ -214,6 +218,64 @@ impl Mark {
 
     pub(super) fn depth(&self) -> usize {
         self.depth
+    }
+}
+
+impl PolicyMachine for Mark {
+    fn kind(&self) -> &'static str {
+        PolicyKind::Watermark.name()
+    }
+
+    fn signal(&self) -> &str {
+        &self.config.signal
+    }
+
+    fn ttl(&self) -> Duration {
+        self.config.ttl
+    }
+
+    fn state(&self) -> PolicyState {
+        PolicyState::Watermark {
+            raised: self.is_raised(),
+            depth: self.depth(),
+        }
+    }
+
+    fn timers(&mut self, now: Instant) -> Option<Transition> {
+        let before = PolicyMachine::state(self);
+        let raise = self.tick(now)?;
+        let (reason, effect) = if raise {
+            (ChangeReason::BackedUp, Effect::Raise(Level::STOP))
+        } else {
+            (ChangeReason::Drained, Effect::Retract)
+        };
+        Some(Transition {
+            change: PolicyChange {
+                policy: PolicyMachine::kind(self),
+                from: before,
+                to: PolicyMachine::state(self),
+                reason,
+                counts: WindowCounts::default(),
+            },
+            effect,
+            wake_slots: false,
+        })
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    fn watches_queue(&self) -> bool {
+        true
+    }
+
+    fn stamps_items(&self) -> bool {
+        self.config.max_age.is_some()
+    }
+
+    fn queue_changed(&mut self, depth: usize, oldest_at: Option<Instant>) -> bool {
+        self.update(depth, oldest_at)
     }
 }
 

@@ -1,13 +1,13 @@
 //! A registered worker's policies: the attribute's, with its config-file sections over them.
 
-use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
+use backpressure_pattern::options::policies::PolicySpec;
 use backpressure_pattern::options::OptionError;
 
 use super::registration::Registration;
 use super::RegistryError;
 use crate::config_file::{ConfigError, Overrides};
 use crate::policy::PolicyError;
-use crate::{Adaptive, Breaker, BuildError, Policy, Watermark};
+use crate::{BuildError, Policy};
 
 /// The worker's policies: each config-file section overrides the fields of the attribute's
 /// policy of its kind, or adds one. The result is checked by the shared rules, including
@@ -49,60 +49,7 @@ pub(super) fn build(
             spec.check()
                 .and_then(|()| spec.check_deferred(defer_on))
                 .map_err(|err| fail(spec, err))?;
-            Ok(policy(&spec.resolved()))
+            Ok(Policy::from_spec(spec))
         })
         .collect()
-}
-
-/// A checked policy, with every default filled in, as the runtime's type.
-fn policy(spec: &PolicySpec) -> Policy {
-    let signal = spec.signal.clone().unwrap_or_default().into_owned();
-    match spec.policy {
-        PolicyKind::ErrorRate | PolicyKind::SlowCall => breaker(spec, signal).into(),
-        PolicyKind::Adaptive => {
-            let mut adaptive = Adaptive::new(signal, spec.max.unwrap_or(1));
-            set(&mut adaptive, spec.window, Adaptive::window);
-            set(&mut adaptive, spec.slow_after, Adaptive::slow_after);
-            set(&mut adaptive, spec.ttl, Adaptive::ttl);
-            adaptive.into()
-        }
-        PolicyKind::Watermark => {
-            let mut mark = Watermark::new(signal);
-            set(&mut mark, spec.high, Watermark::high);
-            set(&mut mark, spec.low, Watermark::low);
-            set(&mut mark, spec.max_age, Watermark::max_age);
-            set(&mut mark, spec.hold_for, Watermark::hold_for);
-            set(&mut mark, spec.ttl, Watermark::ttl);
-            mark.into()
-        }
-    }
-}
-
-fn breaker(spec: &PolicySpec, signal: String) -> Breaker {
-    let mut breaker = match (spec.policy, spec.slow_after) {
-        (PolicyKind::SlowCall, Some(slow_after)) => Breaker::slow_call(signal, slow_after),
-        _ => Breaker::error_rate(signal),
-    };
-    set(&mut breaker, spec.window, Breaker::window);
-    set(&mut breaker, spec.min_calls, Breaker::min_calls);
-    set(&mut breaker, spec.failure_ratio, Breaker::failure_ratio);
-    set(
-        &mut breaker,
-        spec.consecutive_failures,
-        Breaker::consecutive_failures,
-    );
-    set(&mut breaker, spec.ttl, Breaker::ttl);
-    set(&mut breaker, spec.open_for, Breaker::open_for);
-    set(&mut breaker, spec.max_open_for, Breaker::max_open_for);
-    set(&mut breaker, spec.jitter, Breaker::jitter);
-    set(&mut breaker, spec.probes, Breaker::probes);
-    set(&mut breaker, spec.probe_timeout, Breaker::probe_timeout);
-    breaker
-}
-
-/// Applies a by-value setter when the value is given.
-fn set<P: Clone, V>(policy: &mut P, value: Option<V>, setter: fn(P, V) -> P) {
-    if let Some(value) = value {
-        *policy = setter(policy.clone(), value);
-    }
 }
