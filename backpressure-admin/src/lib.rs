@@ -97,9 +97,11 @@
 mod api;
 mod assets;
 mod config;
+mod defer;
 mod error;
 mod guard;
 mod model;
+mod rates;
 mod sse;
 
 use std::sync::Arc;
@@ -128,11 +130,7 @@ pub use config::{Access, AdminConfig};
 /// # Ok(()) }
 /// ```
 pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
-    let shared = model::Shared {
-        runtime: runtime.into(),
-        config,
-        rates: Arc::default(),
-    };
+    let shared = model::Shared::new(runtime.into(), config);
     Router::new()
         .route("/", get(assets::index))
         .route("/index.html", get(assets::index))
