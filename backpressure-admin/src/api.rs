@@ -25,9 +25,7 @@ const MAX_KEY_LEN: usize = 256;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 fn ok<T: Serialize>(value: T) -> Response {
-    let mut response = Json(value).into_response();
-    crate::assets::no_store(response.headers_mut());
-    response
+    Json(value).into_response()
 }
 
 pub(crate) async fn overview(State(shared): State<Shared>) -> Response {

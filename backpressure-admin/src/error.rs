@@ -53,10 +53,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status;
-        let mut response = (status, Json(self)).into_response();
-        crate::assets::no_store(response.headers_mut());
-        response
+        (self.status, Json(self)).into_response()
     }
 }
 

@@ -100,6 +100,7 @@ mod config;
 mod defer;
 mod error;
 mod guard;
+mod headers;
 mod model;
 mod rates;
 mod sse;
@@ -154,5 +155,8 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
             guard::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        // Outermost, so that every answer gets them: handlers, redirects, fallbacks and
+        // the guard's refusals.
+        .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(shared)
 }
