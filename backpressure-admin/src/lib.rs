@@ -99,6 +99,8 @@ mod assets;
 mod config;
 mod defer;
 mod error;
+mod extract;
+mod fields;
 mod guard;
 mod headers;
 mod model;
@@ -148,8 +150,8 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/api/sinks/{sink}/raise", post(api::raise))
         .route("/api/sinks/{sink}/retract", post(api::retract))
         .route("/api/events", get(sse::events))
-        .fallback(guard::not_found)
-        .method_not_allowed_fallback(guard::method_not_allowed)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             guard::guard,
