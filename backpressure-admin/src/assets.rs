@@ -1,18 +1,15 @@
 //! The dashboard page and its files, embedded in the binary: no build step, no inline
-//! script, every URL relative so the router works under any mount path.
+//! script, every URL relative so the router works under any mount path. Their
+//! Content-Security-Policy comes with every other response, from `headers.rs`.
 
 use axum::extract::OriginalUri;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
-
-/// The page's Content-Security-Policy: its own files only, and no framing.
-pub(crate) const CSP: &str =
-    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// `GET /` and `GET /index.html`: the dashboard.
 ///
@@ -52,34 +49,12 @@ pub(crate) async fn favicon() -> Response {
     file("image/svg+xml", FAVICON_SVG)
 }
 
+/// A file of the page, revalidated on each load (`no-cache`; the headers layer keeps a
+/// `Cache-Control` the handler chose).
 fn file(content_type: &'static str, body: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    security_headers(headers);
     response
-}
-
-/// Headers on every response of the router.
-pub(crate) fn security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-}
-
-/// API answers are live data: never cached.
-pub(crate) fn no_store(headers: &mut HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    security_headers(headers);
 }

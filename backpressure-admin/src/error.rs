@@ -1,8 +1,9 @@
-//! The JSON error every failing request gets.
+//! The JSON error every failing request gets, and the fallbacks that answer with it.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use backpressure::SignalError;
 use serde::Serialize;
 
 /// A request the admin refused: a status and a JSON body `{"error": ..., "field": ...}`.
@@ -51,13 +52,33 @@ impl ApiError {
     }
 }
 
+/// The runtime's own refusal of a name, key or TTL: a 400 naming that field, in the
+/// runtime's words.
+impl From<SignalError> for ApiError {
+    fn from(err: SignalError) -> Self {
+        let field = match &err {
+            SignalError::Key(_) => "key",
+            SignalError::ZeroTtl => "ttl",
+            _ => "name",
+        };
+        Self::bad(field, err.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status;
-        let mut response = (status, Json(self)).into_response();
-        crate::assets::no_store(response.headers_mut());
-        response
+        (self.status, Json(self)).into_response()
     }
+}
+
+/// The fallback for paths the router does not know: a JSON 404.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, None, "no such admin route")
+}
+
+/// The fallback for a known path with another method: a JSON 405.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed")
 }
 
 /// The first 64 characters of a user-supplied name, for error messages.

@@ -35,8 +35,8 @@ pub(crate) async fn guard(State(shared): State<Shared>, request: Request, next: 
 
 /// Changes must come from the router's own origin (or an allowed one): a page elsewhere
 /// must not be able to make a signed-in operator's browser raise or pause anything.
-/// Requests without `Origin` (curl, scripts) pass; the JSON-only rule already keeps plain
-/// HTML forms out.
+/// Requests without `Origin` (curl, scripts) pass; the JSON-only rule (`extract.rs`)
+/// already keeps plain HTML forms out.
 fn same_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
     let forbidden = |why: &str| {
         Err(ApiError::new(
@@ -84,14 +84,4 @@ fn strip_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
         "https" => authority.strip_suffix(":443").unwrap_or(authority),
         _ => authority,
     }
-}
-
-/// A JSON 404 for paths the router does not know.
-pub(crate) async fn not_found() -> Response {
-    ApiError::new(StatusCode::NOT_FOUND, None, "no such admin route").into_response()
-}
-
-/// A JSON 405 for a known path with another method.
-pub(crate) async fn method_not_allowed() -> Response {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed").into_response()
 }

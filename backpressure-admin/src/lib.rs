@@ -90,9 +90,14 @@
 mod api;
 mod assets;
 mod config;
+mod defer;
 mod error;
+mod extract;
+mod fields;
 mod guard;
+mod headers;
 mod model;
+mod rates;
 mod sse;
 
 use std::sync::Arc;
@@ -121,11 +126,7 @@ pub use config::{Access, AdminConfig};
 /// # Ok(()) }
 /// ```
 pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
-    let shared = model::Shared {
-        runtime: runtime.into(),
-        config,
-        rates: Arc::default(),
-    };
+    let shared = model::Shared::new(runtime.into(), config);
     Router::new()
         .route("/", get(assets::index))
         .route("/index.html", get(assets::index))
@@ -142,12 +143,15 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/api/sinks/{sink}/raise", post(api::raise))
         .route("/api/sinks/{sink}/retract", post(api::retract))
         .route("/api/events", get(sse::events))
-        .fallback(guard::not_found)
-        .method_not_allowed_fallback(guard::method_not_allowed)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             guard::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        // Outermost, so that every answer gets them: handlers, redirects, fallbacks and
+        // the guard's refusals.
+        .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(shared)
 }

@@ -1,15 +1,18 @@
 //! The JSON shapes of the API and the event stream, and how they are built from a runtime.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backpressure::{
-    ActiveSignal, CoordinatorConfig, Pattern, PolicyChange, PolicyInfo, Runtime, SignalEvent,
+    ActiveSignal, CoordinatorConfig, PolicyChange, PolicyInfo, Runtime, SignalEvent,
     SignalEventKind, Stats, WorkerInfo,
 };
 use serde::Serialize;
 use tokio::time::Instant;
+
+use crate::defer::{DeferPatterns, Holding};
+use crate::rates::{round2, RateBook, Rates};
 
 /// Everything the dashboard shows: the answer of `GET api/overview`, the event stream's
 /// `snapshot` and `stats` events.
@@ -70,14 +73,6 @@ pub(crate) struct Gate {
     pub(crate) level: Option<f64>,
 }
 
-/// Per-second rates over the last sampling window (at least a second long).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub(crate) struct Rates {
-    pub(crate) enqueued_per_s: f64,
-    pub(crate) completed_per_s: f64,
-    pub(crate) failed_per_s: f64,
-}
-
 /// A sink watched by at least one worker, and its active signals.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct SinkView {
@@ -126,66 +121,26 @@ impl EventView {
     }
 }
 
-/// The last counter sample of each worker, to compute rates.
-#[derive(Debug, Default)]
-pub(crate) struct RateBook {
-    samples: Mutex<HashMap<String, Sample>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    enqueued: u64,
-    completed: u64,
-    failed: u64,
-    rates: Rates,
-}
-
-const RATE_WINDOW: Duration = Duration::from_secs(1);
-
-impl RateBook {
-    /// The rates of `worker`, refreshed when the last sample is at least a second old.
-    fn rates(&self, worker: &str, stats: &Stats, now: Instant) -> Rates {
-        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-        let fresh = Sample {
-            at: now,
-            enqueued: stats.enqueued,
-            completed: stats.completed,
-            failed: stats.failed,
-            rates: Rates::default(),
-        };
-        let Some(last) = samples.get_mut(worker) else {
-            samples.insert(worker.to_owned(), fresh);
-            return Rates::default();
-        };
-        let elapsed = now.saturating_duration_since(last.at);
-        if elapsed >= RATE_WINDOW {
-            let secs = elapsed.as_secs_f64();
-            let per_s = |now: u64, then: u64| round2(now.saturating_sub(then) as f64 / secs);
-            let rates = Rates {
-                enqueued_per_s: per_s(stats.enqueued, last.enqueued),
-                completed_per_s: per_s(stats.completed, last.completed),
-                failed_per_s: per_s(stats.failed, last.failed),
-            };
-            *last = Sample { rates, ..fresh };
-        }
-        last.rates
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 /// The shared state behind every route.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) config: crate::AdminConfig,
     pub(crate) rates: Arc<RateBook>,
+    pub(crate) defer: Arc<DeferPatterns>,
 }
 
 impl Shared {
+    pub(crate) fn new(runtime: Arc<Runtime>, config: crate::AdminConfig) -> Self {
+        let defer = DeferPatterns::new(&runtime.workers());
+        Self {
+            runtime,
+            config,
+            rates: Arc::default(),
+            defer: Arc::new(defer),
+        }
+    }
+
     /// The sink names the workers watch, sorted, each with its workers.
     pub(crate) fn sink_names(&self, workers: &[WorkerInfo]) -> BTreeMap<String, Vec<String>> {
         let mut sinks: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -224,7 +179,7 @@ impl Shared {
             .collect();
         let sinks: Vec<SinkView> = active
             .iter()
-            .map(|(name, signals)| sink_view(name, signals, &infos, now))
+            .map(|(name, signals)| sink_view(name, signals, &infos, &self.defer, now))
             .collect();
         Overview {
             read_only: self.config.read_only,
@@ -254,7 +209,13 @@ impl Shared {
             return None;
         }
         let signals = self.runtime.sink(name)?.snapshot();
-        Some(sink_view(name, &signals, &infos, Instant::now()))
+        Some(sink_view(
+            name,
+            &signals,
+            &infos,
+            &self.defer,
+            Instant::now(),
+        ))
     }
 
     fn worker_view(&self, info: &WorkerInfo, active: &[ActiveSignal], now: Instant) -> WorkerView {
@@ -265,7 +226,7 @@ impl Shared {
             config: info.config.clone(),
             stats: info.stats,
             policies: info.policies.clone(),
-            gate: gate(&info.stats, &info.config, active),
+            gate: gate(&info.stats, self.defer.holding(&info.name, active)),
             rates: self.rates.rates(&info.name, &info.stats, now),
         }
     }
@@ -275,16 +236,17 @@ fn sink_view(
     name: &str,
     active: &[ActiveSignal],
     workers: &[WorkerInfo],
+    defer: &DeferPatterns,
     now: Instant,
 ) -> SinkView {
-    let watchers: Vec<&WorkerInfo> = workers.iter().filter(|w| w.sink == name).collect();
-    let patterns: Vec<(&str, Option<Pattern>)> = watchers
+    let watchers: Vec<&str> = workers
         .iter()
-        .map(|w| (w.name.as_str(), defer_pattern(&w.config)))
+        .filter(|w| w.sink == name)
+        .map(|w| w.name.as_str())
         .collect();
     SinkView {
         name: name.to_owned(),
-        workers: watchers.iter().map(|w| w.name.clone()).collect(),
+        workers: watchers.iter().map(|w| (*w).to_owned()).collect(),
         signals: active
             .iter()
             .map(|signal| SignalView {
@@ -297,30 +259,19 @@ fn sink_view(
                     .expires_at
                     .map(|at| millis(at.saturating_duration_since(now))),
                 expires_at_ms: signal.expires_at.map(wall_ms),
-                holds: patterns
+                holds: watchers
                     .iter()
-                    .filter(|(_, p)| p.as_ref().is_some_and(|p| p.matches(&signal.name)))
-                    .map(|(w, _)| (*w).to_owned())
+                    .filter(|w| defer.holds(w, &signal.name))
+                    .map(|w| (*w).to_owned())
                     .collect(),
             })
             .collect(),
     }
 }
 
-fn defer_pattern(config: &CoordinatorConfig) -> Option<Pattern> {
-    config
-        .defer_on
-        .as_deref()
-        .and_then(|p| Pattern::parse(p).ok())
-}
-
-/// The gate as the dashboard shows it: its state and the signals that hold it.
-fn gate(stats: &Stats, config: &CoordinatorConfig, active: &[ActiveSignal]) -> Gate {
-    let matching: Vec<&ActiveSignal> = match defer_pattern(config) {
-        Some(pattern) => active.iter().filter(|s| pattern.matches(&s.name)).collect(),
-        None => Vec::new(),
-    };
-    let lowest = matching.iter().map(|s| s.level).min();
+/// The gate as the dashboard shows it: its state from the counters, and while it is not
+/// open the signals that hold it.
+fn gate(stats: &Stats, holding: Holding) -> Gate {
     let state = if stats.paused {
         "paused"
     } else if stats.gate_open {
@@ -330,22 +281,17 @@ fn gate(stats: &Stats, config: &CoordinatorConfig, active: &[ActiveSignal]) -> G
     } else {
         "limited"
     };
-    let mut signals: Vec<String> = Vec::new();
-    if !stats.gate_open {
-        for signal in matching.iter().filter(|s| Some(s.level) == lowest) {
-            if !signals.iter().any(|n| **n == *signal.name) {
-                signals.push(signal.name.to_string());
-            }
-        }
+    if stats.gate_open {
+        return Gate {
+            state,
+            signals: Vec::new(),
+            level: None,
+        };
     }
     Gate {
         state,
-        level: if stats.gate_open {
-            None
-        } else {
-            lowest.map(|l| l.as_f64())
-        },
-        signals,
+        signals: holding.names,
+        level: holding.level.map(|l| l.as_f64()),
     }
 }
 

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use backpressure::{Lagged, SignalEvent};
@@ -35,9 +36,10 @@ pub(crate) async fn events(State(shared): State<Shared>) -> Response {
             .map(|event| (Ok::<_, Infallible>(event), rx))
     });
     let keep_alive = KeepAlive::new().interval(shared.config.keep_alive);
-    let mut response = Sse::new(stream).keep_alive(keep_alive).into_response();
-    crate::assets::no_store(response.headers_mut());
-    response
+    // Live data, like every API answer: `no-store` rather than the `no-cache` axum's `Sse`
+    // sets (the headers layer keeps a `Cache-Control` that is already there).
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    (no_store, Sse::new(stream).keep_alive(keep_alive)).into_response()
 }
 
 fn subscribe(shared: &Shared) -> SelectAll<SinkEvents> {
