@@ -245,9 +245,10 @@ async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
     result.into_value().unwrap_or_else(|e| panic!("{js}: {e}"))
 }
 
-/// Waits until `js` is true in the page.
+/// Waits until `js` is true in the page, at most 30 s of real time (generous: a loaded
+/// machine slows the browser down first).
 async fn until(page: &Page, what: &str, js: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if eval::<bool>(page, js).await {
             return;

@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 const LEASE: Duration = Duration::from_secs(1);
-const WAIT: Duration = Duration::from_secs(5);
+/// How long a positive wait may take: generous, for a loaded machine (real time).
+const WAIT: Duration = Duration::from_secs(30);
 
 fn config(server: &RedisServer, namespace: &str, instance: &str) -> Config {
     Config::new(server.url())
@@ -264,6 +265,8 @@ async fn outage(policy: OnDisconnect) -> Option<()> {
     a.raise("backpressure.smtp").unwrap();
     assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.smtp")).await);
 
+    // Subscribed before the kill, so that no event of the disconnect is missed.
+    let mut events = b.subscribe();
     server.kill();
     let down = Instant::now();
     let status = bridge_b
@@ -276,14 +279,31 @@ async fn outage(policy: OnDisconnect) -> Option<()> {
         OnDisconnect::KeepUntilLeaseEnds => {
             assert!(b.is_raised("backpressure.smtp"));
             assert!(wait_until(&b, LEASE * 2, |s| !s.is_raised("backpressure.smtp")).await);
-            assert!(down.elapsed() <= LEASE + Duration::from_millis(200));
+            // Within one lease of the kill, plus scheduling slack for a loaded machine (as in
+            // `a_killed_process_signal_vanishes_within_one_lease`).
+            let gone = down.elapsed();
+            assert!(
+                gone <= LEASE + Duration::from_millis(400),
+                "vanished after {gone:?}"
+            );
         }
         OnDisconnect::Drop => {
-            assert!(
-                wait_until(&b, Duration::from_millis(100), |s| !s
-                    .is_raised("backpressure.smtp"))
-                .await
-            );
+            // Dropped at the disconnect: retracted, not expired at the end of its lease
+            // (which is at least 2/3 of a lease after the kill). The retract follows the
+            // `Disconnected` status on the bridge's task, so wait for it rather than give it
+            // a short window.
+            let event = tokio::time::timeout(WAIT, async {
+                loop {
+                    let event = events.next().await.unwrap().unwrap();
+                    if &*event.name == "backpressure.smtp" {
+                        return event;
+                    }
+                }
+            })
+            .await
+            .expect("the mirrored entry goes away");
+            assert_eq!(event.kind, SignalEventKind::Retracted, "{event:?}");
+            assert!(!b.is_raised("backpressure.smtp"));
         }
         OnDisconnect::HoldUntilReconnect => {
             // Held well past the lease (a bounded observation window, not a synchronisation).

@@ -8,7 +8,8 @@ use backpressure::{backpressure_worker, ConfigError, RegistryError, Runtime, Sin
 use backpressure_redis::{connect, start_with, Config, StartError};
 use common::{redis, wait_until};
 
-const WAIT: Duration = Duration::from_secs(5);
+/// How long a positive wait may take: generous, for a loaded machine (real time).
+const WAIT: Duration = Duration::from_secs(30);
 
 #[backpressure_worker(
     name = "declarative::mailer",

@@ -29,6 +29,8 @@ async fn huge_check_interval_and_max_defer_hold_without_panicking() {
             .unwrap();
         sink.raise("backpressure.downstream").unwrap();
         coordinator.enqueue(1).await.unwrap();
+        // Paused current-thread runtime: a fixed number of yields lets the slots run,
+        // deterministically, without moving the clock.
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }

@@ -30,7 +30,8 @@ fn level(value: f64) -> RaiseOptions {
     RaiseOptions::new().level(Level::new(value).unwrap())
 }
 
-/// Lets every runnable slot start what it may.
+/// Lets every runnable slot start what it may (paused current-thread runtime: a fixed number
+/// of yields is deterministic, and no time passes).
 async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;

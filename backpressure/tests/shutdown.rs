@@ -170,7 +170,12 @@ async fn enqueue_many_hands_back_the_refused_item_and_the_rest_in_order() {
         let c = coordinator.clone();
         async move { c.enqueue_many(0..6).await }
     });
-    until("two items are queued", || coordinator.stats().enqueued == 2).await;
+    until(
+        "two items are queued",
+        || coordinator.stats(),
+        |s| s.enqueued == 2,
+    )
+    .await;
     settle().await;
     assert!(!producer.is_finished());
 
@@ -331,14 +336,15 @@ async fn every_item_ends_in_exactly_one_counted_outcome() {
         .unwrap();
     coordinator.enqueue_many(0..3).await.unwrap();
     release.add_permits(3);
-    until("three outcomes", || {
-        let s = consistent(coordinator.stats());
-        s.completed + s.failed + s.panicked == 3
-    })
+    until(
+        "three outcomes",
+        || consistent(coordinator.stats()),
+        |s| s.completed + s.failed + s.panicked == 3,
+    )
     .await;
     sink.raise("cancel.now").unwrap();
     coordinator.enqueue_many(3..5).await.unwrap();
-    until("two skips", || skipped.len() == 2).await;
+    until("two skips", || skipped.get(), |skipped| skipped.len() == 2).await;
     sink.retract("cancel.now").unwrap();
     coordinator.pause();
     coordinator.enqueue_many(5..8).await.unwrap();
@@ -410,7 +416,12 @@ async fn shutdown_under_load_on_a_multi_thread_runtime_loses_nothing() {
         let c = coordinator.clone();
         async move { c.enqueue_many(0..10_000).await }
     });
-    until("some items ran", || seen.len() >= 100).await;
+    until(
+        "some items ran",
+        || (seen.len(), coordinator.stats()),
+        |(ran, _)| *ran >= 100,
+    )
+    .await;
     // A hang guard only (real time); the test does not depend on timing.
     let returned = within(Duration::from_secs(60), "shutdown", coordinator.shutdown()).await;
     let refused = match producer.await.unwrap() {

@@ -421,31 +421,41 @@ fn check(book: &Book, stats: &Stats, items: u64, refused: &[u64], returned: &[u6
     assert_eq!(tracker.running, 0);
 }
 
-/// How long work may sit behind an open gate with a free slot before the watchdog calls it
-/// stuck. A healthy slot is woken in microseconds; the margin keeps a loaded 2-core machine
-/// (the sampling thread or a runtime worker descheduled for a while) from failing the test.
+/// How long work may sit behind an open gate with a free slot before the watchdog suspects a
+/// lost wake-up. A healthy slot is woken in microseconds; the margin keeps a loaded 2-core
+/// machine (the sampling thread or a runtime worker descheduled for a while) from failing the
+/// test.
 const STUCK_FOR: Duration = Duration::from_millis(50);
 /// The stuck condition must also hold in at least this many consecutive samples, so that a
 /// sampling thread descheduled across the whole window does not count as evidence.
 const STUCK_SAMPLES: u32 = 20;
 /// The watchdog's sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_micros(500);
+/// How long a probe task may take to run before the runtime counts as not running at all.
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Liveness watchdog: samples `stats()` from a thread of its own (real time, independent of
 /// the runtime under test) and records a failure if `queued > 0 && gate_open && active <
-/// concurrency` persists for [`STUCK_FOR`] while no item finishes. The timer restarts whenever
-/// the condition stops holding or a progress counter moves.
+/// concurrency` persists with no item finishing while the runtime demonstrably runs tasks.
+/// Once the condition has held for [`STUCK_FOR`] (and [`STUCK_SAMPLES`] samples), the
+/// watchdog spawns a probe task on the runtime and waits for it to run: a worker that was
+/// merely descheduled by the OS makes progress once the runtime runs again, a slot that
+/// slept through its wake-up stays asleep however responsive the runtime is. The stretch must
+/// then go on for another [`STUCK_FOR`]. The timer restarts whenever the condition stops
+/// holding or a progress counter moves. (The model: `hostile.rs`'s `Liveness`.)
 struct Watchdog {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Result<u64, String>>,
 }
 
 impl Watchdog {
+    /// Starts watching `coordinator`, whose slots run on the current runtime.
     fn start(coordinator: &Coordinator<u64>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
         let thread = {
             let (coordinator, stop) = (coordinator.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || watch_liveness(&coordinator, &stop))
+            std::thread::spawn(move || watch_liveness(&coordinator, &runtime, &stop))
         };
         Self { stop, thread }
     }
@@ -460,9 +470,42 @@ impl Watchdog {
     }
 }
 
-fn watch_liveness(coordinator: &Coordinator<u64>, stop: &AtomicBool) -> Result<u64, String> {
-    // (since, progress then, samples since)
-    let mut suspect: Option<(Instant, u64, u32)> = None;
+/// Whether a task spawned on `runtime` runs (and yields a few times) within [`PROBE_LIMIT`].
+fn responsive(runtime: &tokio::runtime::Handle) -> bool {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    runtime.spawn(async move {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    let start = Instant::now();
+    while !done.load(Ordering::SeqCst) {
+        if start.elapsed() > PROBE_LIMIT {
+            return false;
+        }
+        // A polling period, not synchronisation.
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    true
+}
+
+/// A stretch of samples in which work was stuck with no progress.
+struct Suspect {
+    since: Instant,
+    progress: u64,
+    samples: u32,
+    /// Whether the runtime was seen running a probe task during the stretch.
+    probed: bool,
+}
+
+fn watch_liveness(
+    coordinator: &Coordinator<u64>,
+    runtime: &tokio::runtime::Handle,
+    stop: &AtomicBool,
+) -> Result<u64, String> {
+    let mut suspect: Option<Suspect> = None;
     let mut samples = 0;
     while !stop.load(Ordering::SeqCst) {
         let stats = coordinator.stats();
@@ -471,18 +514,44 @@ fn watch_liveness(coordinator: &Coordinator<u64>, stop: &AtomicBool) -> Result<u
         let stuck = stats.queued > 0 && stats.gate_open && stats.active < stats.concurrency;
         suspect = match suspect {
             _ if !stuck => None,
-            Some((since, then, count)) if then == progress => {
-                let count = count + 1;
-                let held = since.elapsed();
-                if held >= STUCK_FOR && count >= STUCK_SAMPLES {
-                    return Err(format!(
-                        "liveness: work queued behind an open gate with a free slot and no \
-                         progress for {held:?} ({count} samples): {stats:?}"
-                    ));
+            Some(mut s) if s.progress == progress => {
+                s.samples += 1;
+                let held = s.since.elapsed();
+                if held >= STUCK_FOR && s.samples >= STUCK_SAMPLES {
+                    if s.probed {
+                        return Err(format!(
+                            "liveness: work queued behind an open gate with a free slot and no \
+                             progress for {held:?} ({} samples), the runtime responsive: \
+                             {stats:?}",
+                            s.samples
+                        ));
+                    }
+                    // Long enough to suspect a lost wake-up: make sure the runtime runs tasks
+                    // at all, then give the slots another window.
+                    if !responsive(runtime) {
+                        return Err(format!(
+                            "liveness: the runtime ran no task for {PROBE_LIMIT:?}: {stats:?}"
+                        ));
+                    }
+                    eprintln!(
+                        "liveness: suspect stretch of {held:?} (runtime responsive), watching \
+                         another {STUCK_FOR:?}: {stats:?}"
+                    );
+                    s = Suspect {
+                        since: Instant::now(),
+                        samples: 0,
+                        probed: true,
+                        ..s
+                    };
                 }
-                Some((since, then, count))
+                Some(s)
             }
-            _ => Some((Instant::now(), progress, 1)),
+            _ => Some(Suspect {
+                since: Instant::now(),
+                progress,
+                samples: 1,
+                probed: false,
+            }),
         };
         // A sampling period, not synchronisation.
         std::thread::sleep(SAMPLE_EVERY);

@@ -116,7 +116,11 @@ impl Drop for RedisServer {
     }
 }
 
-/// Waits (on the sink's events, no polling) until `cond` holds, at most `timeout`.
+/// Waits (on the sink's events, no polling) until `cond` holds, at most `timeout` of real
+/// time (these tests run on unpaused runtimes). Whether it held: `false` fails a positive
+/// wait (`assert!(wait_until(..))`) and passes a negative one (`!wait_until(..)`, "not
+/// within the window"); either way the sink's entries at the timeout are printed, which the
+/// test harness shows only if the test fails.
 pub async fn wait_until(sink: &Sink, timeout: Duration, cond: impl Fn(&Sink) -> bool) -> bool {
     let mut events = sink.subscribe();
     let deadline = Instant::now() + timeout;
@@ -126,7 +130,16 @@ pub async fn wait_until(sink: &Sink, timeout: Duration, cond: impl Fn(&Sink) -> 
         }
         match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(_)) => {}
-            _ => return cond(sink),
+            _ => {
+                let held = cond(sink);
+                if !held {
+                    eprintln!(
+                        "wait_until: not reached within {timeout:?}; the sink holds {:?}",
+                        sink.snapshot()
+                    );
+                }
+                return held;
+            }
         }
     }
 }

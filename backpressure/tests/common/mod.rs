@@ -5,23 +5,41 @@ use std::sync::{Arc, Mutex};
 
 use backpressure::Stats;
 
-/// Lets every other task run for a while. Never moves a paused clock.
+/// Lets every other task run for a while. Never moves a paused clock. For paused
+/// current-thread runtimes only, where a fixed number of yields is deterministic; on a
+/// multi-thread runtime wait for the condition with [`until`] instead.
 pub async fn settle() {
     for _ in 0..64 {
         tokio::task::yield_now().await;
     }
 }
 
-/// Yields until `cond` holds; panics if it does not within a generous number of rounds.
-/// Never moves a paused clock.
-pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..100_000 {
-        if cond() {
-            return;
+/// How long [`until`] waits, in real time: generous, because a loaded machine can keep a
+/// multi-thread runtime's workers off the CPU for a while.
+pub const UNTIL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Yields until `done` holds for what `state` returns (a stats snapshot, a log, a count) and
+/// returns that state; panics naming `what` and the last state seen if it does not within
+/// [`UNTIL_LIMIT`] of real time. Never moves a paused clock: on a paused current-thread
+/// runtime the yields let every other task run, and the timers under test stay put.
+pub async fn until<S: std::fmt::Debug>(
+    what: &str,
+    mut state: impl FnMut() -> S,
+    mut done: impl FnMut(&S) -> bool,
+) -> S {
+    // Real time (`std`): tokio's `Instant` stands still under a paused clock.
+    let start = std::time::Instant::now();
+    loop {
+        let seen = state();
+        if done(&seen) {
+            return seen;
         }
+        assert!(
+            start.elapsed() < UNTIL_LIMIT,
+            "timed out after {UNTIL_LIMIT:?} waiting until {what}; last seen: {seen:?}"
+        );
         tokio::task::yield_now().await;
     }
-    panic!("timed out waiting until {what}");
 }
 
 /// Asserts the accounting invariant and returns the snapshot.

@@ -122,11 +122,11 @@ async fn set_concurrency_grows_at_once_and_shrinks_as_items_finish() {
     coordinator.set_concurrency(1).unwrap();
     assert_eq!(consistent(coordinator.stats()).concurrency, 1);
     release.add_permits(1);
-    until("one finishes", || coordinator.stats().completed == 1).await;
+    until("one finishes", || coordinator.stats(), |s| s.completed == 1).await;
     settle().await;
     assert!(started.try_recv().is_err(), "started with 2 still running");
     release.add_permits(1);
-    until("two finish", || coordinator.stats().completed == 2).await;
+    until("two finish", || coordinator.stats(), |s| s.completed == 2).await;
     settle().await;
     assert!(started.try_recv().is_err(), "started with 1 still running");
     assert_eq!(consistent(coordinator.stats()).active, 1);

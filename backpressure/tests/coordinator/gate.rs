@@ -92,7 +92,7 @@ async fn only_signals_matching_defer_on_hold_work() {
     sink.raise("backpressure.downstream").unwrap();
     sink.raise("cache.12").unwrap();
     coordinator.enqueue(0).await.unwrap();
-    until("item 0 runs", || log.len() == 1).await;
+    until("item 0 runs", || log.get(), |log| log.len() == 1).await;
 
     // The second item of the list matches.
     sink.raise("cache.1").unwrap();
@@ -108,7 +108,7 @@ async fn only_signals_matching_defer_on_hold_work() {
     assert_eq!(log.get(), vec![0]);
 
     sink.retract("db.slow").unwrap();
-    until("item 1 runs", || log.len() == 2).await;
+    until("item 1 runs", || log.get(), |log| log.len() == 2).await;
     assert_eq!(log.get(), vec![0, 1]);
 }
 
@@ -150,7 +150,7 @@ async fn keyed_signal_holds_until_every_key_is_retracted() {
     assert_eq!(consistent(coordinator.stats()).deferred, 4);
 
     sink.retract_keyed("backpressure.db", "replica-2").unwrap();
-    until("all items run", || log.len() == 4).await;
+    until("all items run", || log.get(), |log| log.len() == 4).await;
     coordinator.drain().await;
     assert_eq!(consistent(coordinator.stats()).completed, 4);
 }
@@ -177,7 +177,12 @@ async fn resume_on_overrides_defer_on_while_it_is_raised() {
 
     let t = Instant::now();
     sink.raise("override.operator").unwrap();
-    until("the override releases item 0", || log.len() == 1).await;
+    until(
+        "the override releases item 0",
+        || log.get(),
+        |log| log.len() == 1,
+    )
+    .await;
     assert_eq!(
         Instant::now(),
         t,
@@ -219,11 +224,16 @@ async fn cancel_on_skips_items_hands_them_to_the_callback_and_counts_them() {
         .unwrap();
 
     coordinator.enqueue(0).await.unwrap();
-    until("item 0 runs", || ran.len() == 1).await;
+    until("item 0 runs", || ran.get(), |ran| ran.len() == 1).await;
 
     sink.raise("shutdown.maintenance").unwrap();
     coordinator.enqueue_many(1..=4).await.unwrap();
-    until("items are skipped", || skipped.len() == 4).await;
+    until(
+        "items are skipped",
+        || skipped.get(),
+        |skipped| skipped.len() == 4,
+    )
+    .await;
     assert_eq!(skipped.get(), vec![1, 2, 3, 4], "skipped in queue order");
     assert_eq!(ran.get(), vec![0], "skipped items never reach the handler");
     let stats = consistent(coordinator.stats());

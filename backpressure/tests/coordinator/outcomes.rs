@@ -95,7 +95,7 @@ async fn a_handler_raising_on_its_sink_holds_the_items_after_it() {
         })
         .unwrap();
     coordinator.enqueue_many(0..3).await.unwrap();
-    until("item 0 runs", || ran.len() == 1).await;
+    until("item 0 runs", || ran.get(), |ran| ran.len() == 1).await;
     settle().await;
     assert_eq!(ran.get(), vec![0]);
     let stats = consistent(coordinator.stats());
@@ -138,12 +138,11 @@ async fn stats_stay_consistent_at_every_step() {
     settle().await;
     assert_eq!(check().deferred, 6);
     sink.retract("backpressure.downstream").unwrap();
-    until("two run", || check().active == 2).await;
+    until("two run", check, |s| s.active == 2).await;
     for _ in 0..4 {
         release.add_permits(1);
         let before = check();
-        until("one more finishes", || {
-            let s = check();
+        until("one more finishes", check, |s| {
             s.completed + s.failed + s.panicked > before.completed + before.failed + before.panicked
         })
         .await;

@@ -36,7 +36,7 @@ async fn pause_holds_work_past_max_defer_and_resume_starts_it_at_once() {
     let t = Instant::now();
     coordinator.resume();
     assert!(!coordinator.is_paused());
-    until("all items run", || log.len() == 3).await;
+    until("all items run", || log.get(), |log| log.len() == 3).await;
     assert_eq!(Instant::now(), t, "resume wakes held slots at once");
     coordinator.drain().await;
     let stats = consistent(coordinator.stats());
@@ -56,10 +56,15 @@ async fn pause_lets_running_items_finish() {
         })
         .unwrap();
     coordinator.enqueue_many(0..2).await.unwrap();
-    until("item 0 runs", || coordinator.stats().active == 1).await;
+    until("item 0 runs", || coordinator.stats(), |s| s.active == 1).await;
     coordinator.pause();
     release.add_permits(1);
-    until("item 0 completes", || coordinator.stats().completed == 1).await;
+    until(
+        "item 0 completes",
+        || coordinator.stats(),
+        |s| s.completed == 1,
+    )
+    .await;
     settle().await;
     let stats = consistent(coordinator.stats());
     assert_eq!((stats.active, stats.queued), (0, 1));
