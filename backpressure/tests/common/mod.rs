@@ -8,7 +8,7 @@ use backpressure::Stats;
 /// Lets every other task run for a while. Never moves a paused clock. For paused
 /// current-thread runtimes only, where a fixed number of yields is deterministic; on a
 /// multi-thread runtime wait for the condition with [`until`] instead.
-pub async fn settle() {
+pub(crate) async fn settle() {
     for _ in 0..64 {
         tokio::task::yield_now().await;
     }
@@ -16,13 +16,13 @@ pub async fn settle() {
 
 /// How long [`until`] waits, in real time: generous, because a loaded machine can keep a
 /// multi-thread runtime's workers off the CPU for a while.
-pub const UNTIL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const UNTIL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Yields until `done` holds for what `state` returns (a stats snapshot, a log, a count) and
 /// returns that state; panics naming `what` and the last state seen if it does not within
 /// [`UNTIL_LIMIT`] of real time. Never moves a paused clock: on a paused current-thread
 /// runtime the yields let every other task run, and the timers under test stay put.
-pub async fn until<S: std::fmt::Debug>(
+pub(crate) async fn until<S: std::fmt::Debug>(
     what: &str,
     mut state: impl FnMut() -> S,
     mut done: impl FnMut(&S) -> bool,
@@ -44,14 +44,14 @@ pub async fn until<S: std::fmt::Debug>(
 
 /// Asserts the accounting invariant and returns the snapshot.
 #[track_caller]
-pub fn consistent(stats: Stats) -> Stats {
+pub(crate) fn consistent(stats: Stats) -> Stats {
     assert!(stats.is_consistent(), "inconsistent stats: {stats:?}");
     stats
 }
 
 /// A shared, ordered record of what handlers saw.
 #[derive(Debug, Clone)]
-pub struct Log<T>(Arc<Mutex<Vec<T>>>);
+pub(crate) struct Log<T>(Arc<Mutex<Vec<T>>>);
 
 impl<T> Default for Log<T> {
     fn default() -> Self {
@@ -60,22 +60,22 @@ impl<T> Default for Log<T> {
 }
 
 impl<T: Clone> Log<T> {
-    pub fn push(&self, value: T) {
+    pub(crate) fn push(&self, value: T) {
         self.0.lock().unwrap().push(value);
     }
 
-    pub fn get(&self) -> Vec<T> {
+    pub(crate) fn get(&self) -> Vec<T> {
         self.0.lock().unwrap().clone()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.lock().unwrap().len()
     }
 }
 
 /// Awaits `fut`, failing the test instead of hanging if it does not finish within `limit`
 /// (virtual time under a paused clock).
-pub async fn within<F: std::future::Future>(
+pub(crate) async fn within<F: std::future::Future>(
     limit: std::time::Duration,
     what: &'static str,
     fut: F,
@@ -88,7 +88,7 @@ pub async fn within<F: std::future::Future>(
 
 /// The next message of `rx`; fails instead of hanging if none arrives within an hour of
 /// (usually virtual) time. `None` means the channel closed.
-pub async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Option<T> {
+pub(crate) async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Option<T> {
     within(
         std::time::Duration::from_secs(3_600),
         "receiving the next message",
