@@ -50,7 +50,7 @@ impl<T> Shared<T> {
     /// decides what to do next.
     ///
     /// `register` makes the slot reachable by the next `notify_one`; it is called under the
-    /// lock when the slot decides to wait for items (see [`IdleSlots`]).
+    /// lock when the slot decides to wait for items (see [`IdleSlots`](crate::sync::IdleSlots)).
     pub(super) fn step(
         &self,
         finished: Option<Outcome>,

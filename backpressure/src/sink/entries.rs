@@ -3,7 +3,7 @@
 //!
 //! A transition changes the entries and the watches' counts and levels, and only records what
 //! the world must hear of it: the listeners to wake and the events to report
-//! ([`Emit`](super::emit::Emit)). The sink's lock guard performs both after release.
+//! ([`Emit`]). The sink's lock guard performs both after release.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
