@@ -18,6 +18,19 @@
 //! ([`register_then_recheck`]); it sleeps only if nothing changed. A change that lands before
 //! the registration is seen by the comparison, one that lands after it wakes the slot, so no
 //! wake-up is lost.
+//!
+//! # Effects after the lock
+//!
+//! No user code runs while one of the crate's locks is held: `tracing` subscribers, metrics
+//! recorders, subscribers' and producers' wakers may call back into the sink or the
+//! coordinator, and `parking_lot` locks are not re-entrant. A transition records what it must
+//! tell the world in an [`Outbox`] under the lock and performs it after release
+//! ([`drain_outbox`]); one thread at a time performs, in the order recorded.
+
+use std::collections::VecDeque;
+use std::future::Future;
+
+use tokio::time::Instant;
 
 #[cfg(all(test, backpressure_loom))]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -222,4 +235,110 @@ pub(crate) fn register_then_recheck<G: PartialEq>(
 ) -> bool {
     register();
     epoch.current() == look.epoch && gate() == look.gate
+}
+
+/// Waits for `notified` or, if there is one, until `deadline`, whichever comes first: how the
+/// crate's tasks sleep (a slot holding the `max_defer` timer, a TTL reaper).
+pub(crate) async fn notified_or_deadline(
+    notified: impl Future<Output = ()>,
+    deadline: Option<Instant>,
+) {
+    match deadline {
+        None => notified.await,
+        Some(deadline) => {
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
+
+/// Effects recorded under a lock and performed after its release, in the order recorded, by
+/// one thread at a time.
+///
+/// Kept under the lock it belongs to. The thread that finds nobody performing claims the
+/// pending effects ([`claim`](Self::claim)) before releasing the lock and performs them, then
+/// everything recorded meanwhile ([`drain_outbox`]); a transition that finds a performer at
+/// work leaves its effects to it. So two transitions' effects are never reordered, and an
+/// effect that calls back into the owner (which records more) only queues behind itself.
+#[derive(Debug)]
+pub(crate) struct Outbox<E> {
+    pending: VecDeque<E>,
+    /// Whether a thread is performing (it has claimed and will look again).
+    draining: bool,
+}
+
+impl<E> Default for Outbox<E> {
+    fn default() -> Self {
+        Self {
+            pending: VecDeque::new(),
+            draining: false,
+        }
+    }
+}
+
+impl<E> Outbox<E> {
+    /// Records an effect, after every one recorded before it.
+    pub(crate) fn push(&mut self, effect: E) {
+        self.pending.push_back(effect);
+    }
+
+    /// Records an effect that supersedes every pending one (the latest gauge values, say).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn replace(&mut self, effect: E) {
+        self.pending.clear();
+        self.pending.push_back(effect);
+    }
+
+    /// Before releasing the lock: the effects this thread must perform, if there are any and
+    /// no other thread is performing.
+    pub(crate) fn claim(&mut self) -> Option<VecDeque<E>> {
+        if self.draining || self.pending.is_empty() {
+            return None;
+        }
+        self.draining = true;
+        Some(std::mem::take(&mut self.pending))
+    }
+
+    /// The performer looks again, handing back its emptied batch (whose buffer is reused):
+    /// what was recorded meanwhile, or `None` (it stops).
+    fn next_batch(&mut self, spent: VecDeque<E>) -> Option<VecDeque<E>> {
+        if self.pending.is_empty() {
+            self.draining = false;
+            self.pending = spent;
+            return None;
+        }
+        Some(std::mem::replace(&mut self.pending, spent))
+    }
+}
+
+/// Performs a claimed `batch` with `mutex` released, then every batch recorded meanwhile,
+/// until none is left. If `perform` panics, the rest of its batch is dropped and the claim
+/// given up, so what is recorded later is still performed (by the next transition).
+pub(crate) fn drain_outbox<S, E>(
+    mutex: &Mutex<S>,
+    outbox: fn(&mut S) -> &mut Outbox<E>,
+    batch: VecDeque<E>,
+    mut perform: impl FnMut(E),
+) {
+    /// Gives the claim up if `perform` unwinds.
+    struct Claim<'a, S, E> {
+        mutex: &'a Mutex<S>,
+        outbox: fn(&mut S) -> &mut Outbox<E>,
+    }
+    impl<S, E> Drop for Claim<'_, S, E> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                (self.outbox)(&mut lock(self.mutex)).draining = false;
+            }
+        }
+    }
+    let claim = Claim { mutex, outbox };
+    let mut batch = Some(batch);
+    while let Some(mut effects) = batch {
+        effects.drain(..).for_each(&mut perform);
+        batch = outbox(&mut lock(mutex)).next_batch(effects);
+    }
+    drop(claim);
 }

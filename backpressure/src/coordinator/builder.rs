@@ -5,17 +5,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure_pattern::options::{rules, Problem, CAPACITY, CONCURRENCY};
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};
+use super::config::{validate, CoordinatorConfig, MaxDefer};
 use super::context::{ContextShared, WorkContext};
 use super::gate::Gate;
-use super::handle::{Coordinator, Spawner};
+use super::handle::Coordinator;
 use super::outcome::HandlerOutcome;
-use super::slot::{run_slot, SlotGuard};
+use super::slot::{run_slot, SlotGuard, Spawner};
 use super::state::{Shared, SkipCallback};
 use super::telemetry::Labels;
 use crate::error::BuildError;
@@ -57,8 +56,17 @@ pub struct CoordinatorBuilder<T> {
     policies: Vec<Policy>,
 }
 
+impl<T: Send + 'static> Coordinator<T> {
+    /// A builder with the .NET original's defaults: concurrency 4, capacity 200, `defer_on`
+    /// `backpressure.*`, re-check every 50 ms, start anyway after 200 re-checks (10 s), on the
+    /// global sink `"default"`.
+    pub fn builder() -> CoordinatorBuilder<T> {
+        CoordinatorBuilder::new()
+    }
+}
+
 impl<T: Send + 'static> CoordinatorBuilder<T> {
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         Self {
             config: CoordinatorConfig::default(),
             sink: None,
@@ -80,7 +88,8 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
-    /// Number of items handled at once. Default 4; allowed 1 to [`MAX_CONCURRENCY`].
+    /// Number of items handled at once. Default 4; allowed 1 to
+    /// [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.config.concurrency = concurrency;
         self
@@ -222,39 +231,25 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             let host: Arc<dyn Host> = shared.clone();
             shared.policies.start(Arc::downgrade(&host), &runtime);
         }
-        let handler = Arc::new(handler);
-        let spawner: Spawner<T> = Box::new(move |shared| {
-            // The guard exists before the task: if tokio drops the task unpolled (its runtime
-            // is shutting down or gone), the guard still gives the slot back.
-            let slot = SlotGuard::new(shared);
-            runtime.spawn(run_slot(slot, Arc::clone(&handler)));
-        });
-        Ok(Coordinator::from_parts(shared, spawner))
+        Ok(Coordinator::from_parts(shared, spawner(runtime, handler)))
     }
 }
 
-/// Checks a number of slots (the rule is [`rules::count`] of `concurrency`).
-pub(super) fn check_concurrency(concurrency: usize) -> Result<(), BuildError> {
-    match rules::count(&CONCURRENCY, concurrency) {
-        Ok(_) => Ok(()),
-        Err(err) => match err.problem() {
-            Problem::TooLarge { found } => Err(BuildError::ConcurrencyTooLarge {
-                requested: *found,
-                max: MAX_CONCURRENCY,
-            }),
-            _ => Err(BuildError::ZeroConcurrency),
-        },
-    }
-}
-
-/// Checks the numeric options of `config` against their rules; each option has one
-/// [`BuildError`] variant, whose words are the rule's.
-pub(crate) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
-    check_concurrency(config.concurrency)?;
-    rules::count(&CAPACITY, config.capacity).map_err(|_| BuildError::ZeroCapacity)?;
-    rules::interval(config.defer_check_interval).map_err(|_| BuildError::ZeroCheckInterval)?;
-    rules::max_defer(config.max_defer).map_err(|_| BuildError::ZeroMaxDefer)?;
-    Ok(())
+/// Spawns the slots of a coordinator running `handler` on `runtime`.
+fn spawner<T, F, Fut>(runtime: tokio::runtime::Handle, handler: F) -> Spawner<T>
+where
+    T: Send + 'static,
+    F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutcome,
+{
+    let handler = Arc::new(handler);
+    Box::new(move |shared| {
+        // The guard exists before the task: if tokio drops the task unpolled (its runtime is
+        // shutting down or gone), the guard still gives the slot back.
+        let slot = SlotGuard::new(shared);
+        runtime.spawn(run_slot(slot, Arc::clone(&handler)));
+    })
 }
 
 impl<T> fmt::Debug for CoordinatorBuilder<T> {

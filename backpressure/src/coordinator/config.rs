@@ -1,11 +1,14 @@
-//! The coordinator's configuration values.
+//! The coordinator's configuration values, and the checks `build` and `set_concurrency` run.
 
 use std::time::Duration;
 
 use backpressure_pattern::options::{
-    DEFAULT_CAPACITY, DEFAULT_CHECK_INTERVAL, DEFAULT_CONCURRENCY, DEFAULT_DEFER_ON,
+    rules, Problem, CAPACITY, CONCURRENCY, DEFAULT_CAPACITY, DEFAULT_CHECK_INTERVAL,
+    DEFAULT_CONCURRENCY, DEFAULT_DEFER_ON,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::error::BuildError;
 
 pub use backpressure_pattern::options::MaxDefer;
 pub use backpressure_pattern::MAX_CONCURRENCY;
@@ -63,4 +66,28 @@ impl Default for CoordinatorConfig {
             max_defer: MaxDefer::default(),
         }
     }
+}
+
+/// Checks a number of slots (the rule is [`rules::count`] of `concurrency`).
+pub(super) fn check_concurrency(concurrency: usize) -> Result<(), BuildError> {
+    match rules::count(&CONCURRENCY, concurrency) {
+        Ok(_) => Ok(()),
+        Err(err) => match err.problem() {
+            Problem::TooLarge { found } => Err(BuildError::ConcurrencyTooLarge {
+                requested: *found,
+                max: MAX_CONCURRENCY,
+            }),
+            _ => Err(BuildError::ZeroConcurrency),
+        },
+    }
+}
+
+/// Checks the numeric options of `config` against their rules; each option has one
+/// [`BuildError`] variant, whose words are the rule's.
+pub(super) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
+    check_concurrency(config.concurrency)?;
+    rules::count(&CAPACITY, config.capacity).map_err(|_| BuildError::ZeroCapacity)?;
+    rules::interval(config.defer_check_interval).map_err(|_| BuildError::ZeroCheckInterval)?;
+    rules::max_defer(config.max_defer).map_err(|_| BuildError::ZeroMaxDefer)?;
+    Ok(())
 }

@@ -3,15 +3,12 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use super::builder::CoordinatorBuilder;
-use super::config::CoordinatorConfig;
+use super::config::{check_concurrency, CoordinatorConfig};
+use super::slot::Spawner;
 use super::state::Shared;
 use super::stats::Stats;
 use crate::error::{BuildError, EnqueueError, TryEnqueueError};
 use crate::Sink;
-
-/// Spawns one more slot task for a coordinator.
-pub(super) type Spawner<T> = Box<dyn Fn(Arc<Shared<T>>) + Send + Sync>;
 
 /// A signal-driven work coordinator: a bounded queue of `T`, a fixed number of concurrent
 /// slots running an async handler, and a gate that holds back new work while a `defer_on`
@@ -135,13 +132,6 @@ impl<T> Clone for Coordinator<T> {
 }
 
 impl<T: Send + 'static> Coordinator<T> {
-    /// A builder with the .NET original's defaults: concurrency 4, capacity 200, `defer_on`
-    /// `backpressure.*`, re-check every 50 ms, start anyway after 200 re-checks (10 s), on the
-    /// global sink `"default"`.
-    pub fn builder() -> CoordinatorBuilder<T> {
-        CoordinatorBuilder::new()
-    }
-
     pub(super) fn from_parts(shared: Arc<Shared<T>>, spawner: Spawner<T>) -> Self {
         for _ in 0..shared.config.concurrency {
             spawner(Arc::clone(&shared));
@@ -303,7 +293,7 @@ impl<T: Send + 'static> Coordinator<T> {
     /// [`BuildError::ZeroConcurrency`] for zero, [`BuildError::ConcurrencyTooLarge`] above
     /// [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
     pub fn set_concurrency(&self, concurrency: usize) -> Result<(), BuildError> {
-        super::builder::check_concurrency(concurrency)?;
+        check_concurrency(concurrency)?;
         let missing = self.inner.shared.set_target(concurrency);
         for _ in 0..missing {
             (self.inner.spawner)(Arc::clone(&self.inner.shared));

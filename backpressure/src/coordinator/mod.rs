@@ -9,12 +9,14 @@
 mod builder;
 mod config;
 mod context;
+mod effects;
 mod gate;
 mod handle;
 mod outcome;
 mod slot;
 mod state;
 mod stats;
+mod step;
 mod telemetry;
 
 pub use builder::CoordinatorBuilder;

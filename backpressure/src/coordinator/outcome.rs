@@ -1,4 +1,4 @@
-//! What handlers may return.
+//! How an item ends: what handlers may return, and how the coordinator counts it.
 
 use std::fmt::Display;
 
@@ -20,5 +20,26 @@ impl HandlerOutcome for () {
 impl<E: Display + Send + 'static> HandlerOutcome for Result<(), E> {
     fn into_error(self) -> Option<Box<dyn Display + Send>> {
         self.err().map(|e| Box::new(e) as Box<dyn Display + Send>)
+    }
+}
+
+/// How a started item ended, as counted in [`Stats`](crate::Stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Completed,
+    Failed,
+    Panicked,
+    Skipped,
+}
+
+impl Outcome {
+    /// As in traces and the `outcome` metric label.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Panicked => "panicked",
+            Outcome::Skipped => "skipped",
+        }
     }
 }

@@ -12,10 +12,14 @@ use tracing::Instrument;
 
 use super::context::WorkContext;
 use super::gate::Answer;
-use super::outcome::HandlerOutcome;
-use super::state::{Job, Outcome, Queued, Shared, Step, Waiting};
+use super::outcome::{HandlerOutcome, Outcome};
+use super::state::{Queued, Shared};
+use super::step::{Job, Step, Waiting};
 use super::telemetry::Started;
-use crate::sync::{register_then_recheck, Look};
+use crate::sync::{notified_or_deadline, register_then_recheck, Look};
+
+/// Spawns one more slot task for a coordinator.
+pub(super) type Spawner<T> = Box<dyn Fn(Arc<Shared<T>>) + Send + Sync>;
 
 /// Runs one slot until the coordinator closes and empties, shuts down, or has too many slots.
 ///
@@ -127,18 +131,9 @@ async fn wait<T>(
             notified.as_mut().enable();
         },
     );
-    if !may_sleep {
-        return;
-    }
-    match deadline {
-        None => notified.await,
+    if may_sleep {
         // Only the slot holding the coordinator's `max_defer` timer has a deadline.
-        Some(deadline) => {
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(deadline) => {}
-            }
-        }
+        notified_or_deadline(notified, deadline).await;
     }
 }
 
@@ -155,6 +150,7 @@ where
     Fut: Future,
     Fut::Output: HandlerOutcome,
 {
+    shared.meters.started(started.as_ref());
     let id = queued.id;
     let context = WorkContext::new(Arc::clone(&shared.context), id);
     let began = tokio::time::Instant::now();

@@ -1,8 +1,14 @@
-//! The state shared by a coordinator's handles and its slots, and every transition of it.
+//! The state shared by a coordinator's handles and its slots: the queue and every counter
+//! under one lock, the producers' and the control side's transitions (push, close, resize,
+//! stats). A slot's look at the state is in [`step`](super::step).
 //!
 //! All counters live under one lock together with the queue, so a [`Stats`] snapshot is
 //! always consistent, and each item costs one lock acquisition on the producer side and one
-//! on the slot side (recording the previous outcome and taking the next item together).
+//! on the slot side (recording the previous outcome and taking the next item together). What
+//! a transition must tell the world (wakers of producers and `drain` callers, metrics,
+//! traces) is recorded under the lock and performed by the lock guard after release
+//! ([`Effects`]), with the `metrics` feature at the cost of a second lock acquisition to
+//! publish the gauges in order.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,12 +19,14 @@ use tokio::time::Instant;
 
 use super::config::CoordinatorConfig;
 use super::context::ContextShared;
-use super::gate::{Answer, Gate};
+use super::effects::{Audience, Effects};
+use super::gate::Gate;
+use super::outcome::Outcome;
 use super::stats::Stats;
-use super::telemetry::{Enqueued, Labels, Meters, Started};
+use super::telemetry::{Enqueued, Gauges, Labels, Meters};
 use crate::error::TryEnqueueError;
-use crate::policy::{held_only_by, Host, Policies};
-use crate::sync::{lock, Epoch, HeldSlots, IdleSlots, Mutex, MutexGuard};
+use crate::policy::{Host, Policies};
+use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, IdleSlots, Mutex, MutexGuard, Outbox};
 
 /// Callback that receives items skipped by `cancel_on`.
 pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
@@ -39,7 +47,7 @@ pub(super) struct Shared<T> {
     settled: Notify,
     pub(super) context: Arc<ContextShared>,
     pub(super) config: CoordinatorConfig,
-    max_defer: Option<Duration>,
+    pub(super) max_defer: Option<Duration>,
     pub(super) on_skip: Option<SkipCallback<T>>,
     pub(super) policies: Policies,
     pub(super) labels: Labels,
@@ -49,84 +57,55 @@ pub(super) struct Shared<T> {
     stamp_items: bool,
 }
 
-struct State<T> {
-    items: VecDeque<Queued<T>>,
-    closed: bool,
-    shutting_down: bool,
+pub(super) struct State<T> {
+    pub(super) items: VecDeque<Queued<T>>,
+    pub(super) closed: bool,
+    pub(super) shutting_down: bool,
     /// Configured number of slots.
-    target: usize,
+    pub(super) target: usize,
     /// Live slot tasks.
-    workers: usize,
-    active: usize,
+    pub(super) workers: usize,
+    pub(super) active: usize,
     /// Slots waiting for an item to arrive, and the wake-ups sent to them.
-    idle: IdleSlots,
+    pub(super) idle: IdleSlots,
     /// Producers waiting for queue space.
-    waiting_producers: usize,
+    pub(super) waiting_producers: usize,
     /// Since when the current head of the queue has been held by signals.
-    head_held_since: Option<Instant>,
+    pub(super) head_held_since: Option<Instant>,
     /// Slots waiting on the closed gate, and whether one of them sleeps until the head's
     /// `max_defer` deadline.
-    held: HeldSlots,
+    pub(super) held: HeldSlots,
     next_id: u64,
-    counts: Counts,
+    pub(super) counts: Counts,
+    /// What to do once the lock is released.
+    pub(super) effects: Effects,
+    /// The latest gauge values not yet published (the `metrics` feature).
+    gauges: Outbox<Gauges>,
 }
 
 #[derive(Default)]
-struct Counts {
+pub(super) struct Counts {
     enqueued: u64,
     completed: u64,
     failed: u64,
     panicked: u64,
     skipped: u64,
-    defer_timeouts: u64,
+    pub(super) defer_timeouts: u64,
     returned: u64,
-    gate_rechecks: u64,
+    pub(super) gate_rechecks: u64,
 }
 
 pub(super) struct Queued<T> {
     pub(super) id: u64,
     pub(super) item: T,
     /// Captured at enqueue when a subscriber or metrics listen.
-    trace: Option<Box<Enqueued>>,
+    pub(super) trace: Option<Box<Enqueued>>,
 }
 
-/// How a started item ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
-    Completed,
-    Failed,
-    Panicked,
-    Skipped,
-}
-
-/// What a slot should do next.
-pub(super) enum Job<T> {
-    Run(Queued<T>, Option<Started>),
-    Skip(Queued<T>),
-}
-
-/// The result of one look at the state by a slot.
-pub(super) enum Step<T> {
-    Job(Job<T>),
-    /// Leave the slot (closed and empty, shut down, or too many slots).
-    Exit,
-    /// Nothing to start yet; wait for a wake-up, or until the deadline if there is one.
-    Wait {
-        deadline: Option<Instant>,
-        /// The gate as seen during the look, to detect a change missed before waiting.
-        gate: Answer,
-    },
-}
-
-/// How a slot is waiting, so its counters are adjusted when it stops waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Waiting {
-    No,
-    ForItems,
-    /// Held by a closed gate; `timer` if this slot holds the coordinator's `max_defer` timer.
-    OnGate {
-        timer: bool,
-    },
+/// The coordinator's lock; on release it performs the [`Effects`] recorded under it.
+pub(super) struct Locked<'a, T> {
+    shared: &'a Shared<T>,
+    guard: Option<MutexGuard<'a, State<T>>>,
 }
 
 impl<T> Shared<T> {
@@ -155,6 +134,8 @@ impl<T> Shared<T> {
                 held: HeldSlots::default(),
                 next_id: 0,
                 counts: Counts::default(),
+                effects: Effects::default(),
+                gauges: Outbox::default(),
             }),
             gate,
             wake,
@@ -173,8 +154,12 @@ impl<T> Shared<T> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock(&self.state)
+    /// Locks the state; what the transitions record is performed when the guard drops.
+    pub(super) fn lock(&self) -> Locked<'_, T> {
+        Locked {
+            shared: self,
+            guard: Some(lock(&self.state)),
+        }
     }
 
     /// Pushes an item if there is room. `waiting` tracks whether this producer is counted in
@@ -199,8 +184,8 @@ impl<T> Shared<T> {
             if state.idle.wake_one() {
                 self.wake.notify_one();
             }
-            self.meters.enqueued();
-            self.update_gauges(&state);
+            state.effects.enqueued();
+            self.update_gauges(&mut state);
             self.queue_changed(&state);
             Ok(())
         };
@@ -222,7 +207,7 @@ impl<T> Shared<T> {
         state.waiting_producers -= 1;
         if state.waiting_producers > 0 {
             // It may have consumed a wake-up meant for the others.
-            self.space.notify_one();
+            state.effects.wake_producer();
         }
     }
 
@@ -234,205 +219,8 @@ impl<T> Shared<T> {
         &self.settled
     }
 
-    /// One look at the state by a slot: records the outcome of its previous item, then
-    /// decides what to do next.
-    ///
-    /// `register` makes the slot reachable by the next `notify_one`; it is called under the
-    /// lock when the slot decides to wait for items (see [`IdleSlots`]).
-    pub(super) fn step(
-        &self,
-        finished: Option<Outcome>,
-        waiting: &mut Waiting,
-        register: impl FnOnce(),
-    ) -> Step<T> {
-        let mut state = self.lock();
-        let had_timer = Self::stop_waiting(&mut state, std::mem::replace(waiting, Waiting::No));
-        let finished_any = finished.is_some();
-        let step = self.decide(&mut state, finished, waiting, register);
-        if finished_any {
-            self.update_gauges(&state);
-        }
-        let has_timer = *waiting == (Waiting::OnGate { timer: true });
-        if state.held.hand_over(had_timer, has_timer) {
-            // It gave up the `max_defer` timer (it starts the timed-out head, say): another
-            // held slot must take it over for the next head, so wake one; whichever slot
-            // looks next re-arms it.
-            self.wake.notify_one();
-        }
-        step
-    }
-
-    /// The decision part of [`step`](Self::step), under the lock.
-    fn decide(
-        &self,
-        state: &mut State<T>,
-        finished: Option<Outcome>,
-        waiting: &mut Waiting,
-        register: impl FnOnce(),
-    ) -> Step<T> {
-        if let Some(outcome) = finished {
-            Self::record(state, outcome);
-            self.notify_if_settled(state);
-        }
-        if state.shutting_down || state.workers > state.target {
-            state.workers -= 1;
-            return Step::Exit;
-        }
-        if state.items.is_empty() {
-            if state.closed {
-                state.workers -= 1;
-                return Step::Exit;
-            }
-            register();
-            state.idle.park();
-            *waiting = Waiting::ForItems;
-            return Step::Wait {
-                deadline: None,
-                gate: self.gate.answer(),
-            };
-        }
-        let gate = self.gate.answer();
-        let limit = gate.limit(state.target);
-        let mut probe = false;
-        if state.active >= limit {
-            probe = self.may_probe(state, gate);
-            if !probe {
-                if let Some(wait) = self.hold(state, waiting, gate) {
-                    return wait;
-                }
-            }
-        }
-        if !self.policies.is_empty() {
-            self.policies_see_start(state, limit, probe);
-        }
-        self.take_head(state)
-    }
-
-    /// Policies learn that the head starts: a half-open breaker counts it as a probe (when
-    /// its owner does not defer on the breaker's own signal, every start is one, so the
-    /// breaker can close), and an adaptive limit that work is waiting for room under it.
-    fn policies_see_start(&self, state: &State<T>, limit: usize, probe: bool) {
-        let Some(head) = state.items.front() else {
-            return;
-        };
-        if !probe {
-            self.policies.try_probe(head.id, |_| true);
-        }
-        // After this start, `active + 1` run; more waiting means the limit is what holds.
-        if state.items.len() > 1 && state.active + 1 >= limit {
-            self.policies.saturated();
-        }
-    }
-
-    /// Undoes the bookkeeping of a slot's wait, now that it looks at the state again;
-    /// returns whether it held the `max_defer` timer.
-    fn stop_waiting(state: &mut State<T>, waiting: Waiting) -> bool {
-        match waiting {
-            Waiting::No => false,
-            Waiting::ForItems => {
-                state.idle.unpark();
-                false
-            }
-            Waiting::OnGate { timer } => {
-                state.counts.gate_rechecks += 1;
-                state.idle.saw_wake_up();
-                state.held.release(timer);
-                timer
-            }
-        }
-    }
-
-    /// The gate holds the head (closed, or as many items running as a level allows): decides
-    /// how the slot waits, or returns `None` when the head has been held for `max_defer` and
-    /// starts anyway.
-    ///
-    /// Held slots sleep until something can change the gate's answer (the sink and the
-    /// coordinator wake them). The only timer is the head's `max_defer` deadline, armed by
-    /// one held slot per coordinator.
-    fn hold(&self, state: &mut State<T>, waiting: &mut Waiting, gate: Answer) -> Option<Step<T>> {
-        // A pause is not a deferral: it holds work for as long as it lasts, and the head's
-        // `max_defer` clock starts afresh when signals hold it after the pause.
-        let limit = if self.gate.is_paused() {
-            state.head_held_since = None;
-            None
-        } else {
-            self.max_defer
-        };
-        let deadline = match limit {
-            None => None,
-            Some(limit) => {
-                // Read the clock only when a deadline applies: never on the hot path.
-                let now = Instant::now();
-                let held_since = *state.head_held_since.get_or_insert(now);
-                match held_since.checked_add(limit) {
-                    Some(deadline) if deadline <= now => {
-                        state.counts.defer_timeouts += 1;
-                        self.meters.defer_timeout();
-                        tracing::warn!(
-                            sink = %self.labels.sink,
-                            worker = %self.labels.worker,
-                            held_ms = limit.as_millis() as u64,
-                            "backpressure: an item held for `max_defer` starts anyway"
-                        );
-                        return None;
-                    }
-                    // Beyond what `Instant` can represent: no timer.
-                    deadline => deadline,
-                }
-            }
-        };
-        let timer = state.held.hold(deadline.is_some());
-        *waiting = Waiting::OnGate { timer };
-        Some(Step::Wait {
-            deadline: deadline.filter(|_| timer),
-            gate,
-        })
-    }
-
-    /// Whether the held head may start anyway as a half-open breaker's probe: only the
-    /// owner's own signals (its policies' entries, keyed by its name) hold it, and the
-    /// breaker has probes left. Also tells adaptive
-    /// policies that work waits for room under their limit. Free without policies.
-    fn may_probe(&self, state: &State<T>, gate: Answer) -> bool {
-        if self.policies.is_empty() || self.gate.is_paused() {
-            return false;
-        }
-        if gate != Answer::Closed {
-            self.policies.saturated();
-        }
-        let (Some(head), Some(pattern)) = (state.items.front(), self.gate.defer_pattern()) else {
-            return false;
-        };
-        let sink = &self.context.sink;
-        self.policies
-            .try_probe(head.id, |owner| held_only_by(sink, pattern, owner))
-    }
-
-    /// Takes the head of the queue for a slot to start.
-    fn take_head(&self, state: &mut State<T>) -> Step<T> {
-        let held_since = state.head_held_since.take();
-        let Some(mut queued) = state.items.pop_front() else {
-            unreachable!("the queue was checked to be non-empty under the same lock")
-        };
-        state.active += 1;
-        if state.waiting_producers > 0 {
-            self.space.notify_one();
-        }
-        self.update_gauges(state);
-        self.queue_changed(state);
-        if self.gate.cancels() {
-            return Step::Job(Job::Skip(queued));
-        }
-        let started = queued
-            .trace
-            .take()
-            .map(|trace| Started::new(trace, held_since));
-        self.meters.started(started.as_ref());
-        Step::Job(Job::Run(queued, started))
-    }
-
     /// Tells a watermark policy about the queue.
-    fn queue_changed(&self, state: &State<T>) {
+    pub(super) fn queue_changed(&self, state: &State<T>) {
         if self.watch_queue {
             let oldest = state.items.front().and_then(|q| q.trace.as_ref());
             self.policies
@@ -440,22 +228,28 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Sets the metrics' gauges (the `metrics` feature; nothing otherwise).
-    fn update_gauges(&self, state: &State<T>) {
+    /// Records the metrics' gauges, published after release (the `metrics` feature;
+    /// nothing otherwise).
+    pub(super) fn update_gauges(&self, state: &mut State<T>) {
         #[cfg(feature = "metrics")]
         {
             let open = self.gate.answer().limit(state.target) >= state.target;
-            self.meters
-                .gauges(state.items.len(), state.active, state.target, open);
+            state.gauges.replace(Gauges {
+                queued: state.items.len(),
+                active: state.active,
+                concurrency: state.target,
+                open,
+            });
         }
         #[cfg(not(feature = "metrics"))]
         let _ = state;
     }
 
-    /// Wakes `drain` / `shutdown` waiters if nothing remains for them to wait for.
-    fn notify_if_settled(&self, state: &State<T>) {
+    /// Wakes `drain` / `shutdown` waiters (after release) if nothing remains for them to
+    /// wait for.
+    pub(super) fn notify_if_settled(&self, state: &mut State<T>) {
         if Self::is_settled(state) {
-            self.settled.notify_waiters();
+            state.effects.settled();
         }
     }
 
@@ -468,7 +262,7 @@ impl<T> Shared<T> {
     }
 
     /// Counts how a started item ended.
-    fn record(state: &mut State<T>, outcome: Outcome) {
+    pub(super) fn record(state: &mut State<T>, outcome: Outcome) {
         state.active -= 1;
         let counts = &mut state.counts;
         match outcome {
@@ -479,45 +273,9 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Settles the accounts of a slot task that ended without reaching `Step::Exit`: its
-    /// runtime shut down (tokio drops the task mid-`await`) or a panic escaped it.
-    ///
-    /// `finished` is an outcome not yet recorded; `running` says an item was in flight, which
-    /// is counted as panicked if a panic is unwinding and as failed otherwise. When the last
-    /// slot is gone, intake closes, so producers get their items back instead of queueing
-    /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
-    pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
-        let mut state = self.lock();
-        let had_timer = Self::stop_waiting(&mut state, waiting);
-        if state.held.hand_over(had_timer, false) {
-            // Another held slot takes the `max_defer` timer over.
-            self.wake.notify_one();
-        }
-        if let Some(outcome) = finished {
-            Self::record(&mut state, outcome);
-        } else if running {
-            let outcome = if std::thread::panicking() {
-                Outcome::Panicked
-            } else {
-                Outcome::Failed
-            };
-            tracing::error!(
-                ?outcome,
-                "a backpressure slot ended while its item was running (its runtime shut down \
-                 or a panic escaped); the item is counted as not completed"
-            );
-            Self::record(&mut state, outcome);
-        }
-        state.workers -= 1;
-        let last = state.workers == 0 && !state.closed;
-        if last {
-            state.closed = true;
-        }
-        self.notify_if_settled(&state);
-        drop(state);
-        if last {
-            self.space.notify_waiters();
-        }
+    /// The control epoch; see the field's docs.
+    pub(super) fn epoch(&self) -> &Epoch {
+        &self.epoch
     }
 
     /// Whether `drain` / `shutdown` may return.
@@ -542,7 +300,7 @@ impl<T> Shared<T> {
         let was_open = !state.closed;
         state.closed = true;
         state.shutting_down |= shutdown;
-        self.notify_if_settled(&state);
+        self.notify_if_settled(&mut state);
         drop(state);
         self.wake_all_slots();
         self.space.notify_waiters();
@@ -563,7 +321,7 @@ impl<T> Shared<T> {
         state.target = target;
         let missing = target.saturating_sub(state.workers);
         state.workers += missing;
-        self.update_gauges(&state);
+        self.update_gauges(&mut state);
         drop(state);
         // Surplus idle slots notice and leave.
         self.wake_all_slots();
@@ -578,11 +336,6 @@ impl<T> Shared<T> {
     fn wake_all_slots(&self) {
         self.epoch.bump();
         self.wake.notify_waiters();
-    }
-
-    /// The control epoch; see the field's docs.
-    pub(super) fn epoch(&self) -> &Epoch {
-        &self.epoch
     }
 
     pub(super) fn stats(&self) -> Stats {
@@ -607,6 +360,46 @@ impl<T> Shared<T> {
             limit,
             paused: self.gate.is_paused(),
             closed: state.closed,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Locked<'_, T> {
+    type Target = State<T>;
+
+    fn deref(&self) -> &State<T> {
+        self.guard.as_ref().expect("held until drop")
+    }
+}
+
+impl<T> std::ops::DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        let Some(mut state) = self.guard.take() else {
+            return;
+        };
+        let effects = std::mem::take(&mut state.effects);
+        let gauges = state.gauges.claim();
+        drop(state);
+        let shared = self.shared;
+        effects.perform(Audience {
+            space: &shared.space,
+            settled: &shared.settled,
+            meters: &shared.meters,
+            labels: &shared.labels,
+        });
+        if let Some(gauges) = gauges {
+            drain_outbox(
+                &shared.state,
+                |state| &mut state.gauges,
+                gauges,
+                |values| shared.meters.gauges(values),
+            );
         }
     }
 }

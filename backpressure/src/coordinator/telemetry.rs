@@ -1,5 +1,5 @@
 //! What a coordinator tells the outside world about its items: a `tracing` span per item
-//! and, with the `metrics` feature, the metrics of DESIGN §8.
+//! and, with the `metrics` feature, its metrics.
 //!
 //! Without a `tracing` subscriber at INFO and without the `metrics` feature, nothing here
 //! costs more than one relaxed level check per item: no clock reads, no allocation.
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Span;
 
-use super::state::Outcome;
+use super::outcome::Outcome;
 
 /// The names a coordinator reports under.
 #[derive(Debug, Clone)]
@@ -88,16 +88,15 @@ impl Started {
     }
 }
 
-impl Outcome {
-    /// As in traces and the `outcome` metric label.
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Completed => "completed",
-            Outcome::Failed => "failed",
-            Outcome::Panicked => "panicked",
-            Outcome::Skipped => "skipped",
-        }
-    }
+/// A coordinator's gauge values at one moment (the `metrics` feature).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(super) struct Gauges {
+    pub(super) queued: usize,
+    pub(super) active: usize,
+    pub(super) concurrency: usize,
+    /// Whether the gate lets every slot work.
+    pub(super) open: bool,
 }
 
 /// A coordinator's metric handles (the `metrics` feature), labelled by sink and worker.
@@ -165,8 +164,14 @@ impl Meters {
         }
     }
 
-    /// Sets every gauge to its absolute value now.
-    pub(super) fn gauges(&self, queued: usize, active: usize, concurrency: usize, open: bool) {
+    /// Sets every gauge to its absolute value.
+    pub(super) fn gauges(&self, values: Gauges) {
+        let Gauges {
+            queued,
+            active,
+            concurrency,
+            open,
+        } = values;
         self.queued.set(queued as f64);
         self.deferred.set(if open { 0.0 } else { queued as f64 });
         self.active.set(active as f64);
@@ -189,4 +194,5 @@ impl Meters {
     pub(super) fn defer_timeout(&self) {}
     pub(super) fn started(&self, _: Option<&Started>) {}
     pub(super) fn finished(&self, _: Outcome, _: Option<Duration>) {}
+    pub(super) fn gauges(&self, _: Gauges) {}
 }

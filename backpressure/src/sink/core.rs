@@ -1,483 +1,67 @@
-//! The sink and its state.
+//! What every handle of a sink shares: the entries under one lock, the outgoing side and the
+//! reapers, and the lock guard that performs a transition's effects after release.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
 
-use backpressure_pattern::{validate_name, Pattern};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::event::{Events, SignalEvent, SignalEventKind, Subscription};
-use super::expiry::{ensure_reaper, Reaper};
-use super::level::{Level, RaiseOptions};
-use super::watch::{Watch, WatchEntry, WatchHandle};
-use crate::error::SignalError;
-use crate::sync::{lock, Mutex};
-
-/// The smallest heap of TTL deadlines worth compacting.
-const MIN_COMPACTION: usize = 64;
-
-/// How many events a subscription buffers before it reports [`Lagged`](crate::Lagged).
-const EVENT_BUFFER: usize = 1024;
-
-/// A shared set of active signals.
-///
-/// A signal is a name such as `backpressure.downstream`, optionally with a **key** that tells
-/// raisers apart and a **TTL** after which it expires by itself. The sink holds the active
-/// (name, key) entries; raising an active entry again is idempotent and refreshes its TTL.
-/// Coordinators watch a sink and hold back work while a matching signal is active.
-///
-/// `Sink` is a cheap handle: clones share the same set. [`sink`](crate::sink()) returns named
-/// process-wide sinks; [`Sink::new`] makes a standalone one (for tests and libraries).
-///
-/// # Examples
-///
-/// ```
-/// use backpressure::Sink;
-///
-/// let sink = Sink::new();
-/// sink.raise_keyed("backpressure.downstream", "replica-1")?;
-/// sink.raise_keyed("backpressure.downstream", "replica-2")?;
-///
-/// // One raiser recovering does not clear the other's signal.
-/// sink.retract_keyed("backpressure.downstream", "replica-1")?;
-/// assert!(sink.is_raised("backpressure.downstream"));
-///
-/// assert_eq!(sink.retract("backpressure.downstream")?, 1);
-/// assert!(!sink.any_matching("backpressure.*")?);
-/// # Ok::<(), backpressure::SignalError>(())
-/// ```
-#[derive(Clone)]
-pub struct Sink {
-    pub(super) shared: Arc<SinkCore>,
-}
-
-/// One active (name, key) entry, as seen by [`Sink::snapshot`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveSignal {
-    /// The signal name.
-    pub name: Arc<str>,
-    /// The key it was raised with, if any.
-    pub key: Option<Arc<str>>,
-    /// When the entry became active (re-raising does not change it).
-    pub raised_at: Instant,
-    /// When the entry expires by itself, if it was raised with a TTL.
-    pub expires_at: Option<Instant>,
-    /// How far it holds work back ([`Level::STOP`] for a plain raise).
-    pub level: Level,
-}
+use super::emit::Events;
+use super::entries::Entries;
+use super::reaper::Reaper;
+use super::watch::Watch;
+use crate::sync::{drain_outbox, lock, Mutex, MutexGuard};
 
 pub(crate) struct SinkCore {
     state: Mutex<Entries>,
-    events: Events,
-    pub(super) reaper: Reaper,
+    pub(super) events: Events,
+    reaper: Reaper,
 }
 
-type Key = Option<Arc<str>>;
-
-struct Entries {
-    /// Active names, each with its active keys.
-    names: HashMap<Arc<str>, HashMap<Key, Entry>>,
-    /// One entry per distinct watched pattern.
-    watches: Vec<WatchEntry>,
-    /// TTL deadlines, earliest first; stale ones (refreshed or removed entries) are skipped.
-    deadlines: BinaryHeap<Reverse<Deadline>>,
-    /// Heap size at which stale deadlines are dropped.
-    compact_at: usize,
-    next_seq: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    raised_at: Instant,
-    expires_at: Option<Instant>,
-    level: Level,
-    /// Identifies the raise that set `expires_at`, to recognise stale deadlines.
-    seq: u64,
-}
-
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Deadline {
-    at: Instant,
-    seq: u64,
-    name: Arc<str>,
-    key: Key,
-}
-
-impl Sink {
-    /// Creates a standalone sink, not reachable through [`sink`](crate::sink()).
-    pub fn new() -> Self {
-        Self::with_name(None)
-    }
-
-    /// A sink that reports itself as `name` in traces and metrics (global sinks).
-    pub(crate) fn named(name: &str) -> Self {
-        Self::with_name(Some(name))
-    }
-
-    fn with_name(name: Option<&str>) -> Self {
-        let (sender, _) = broadcast::channel(EVENT_BUFFER);
-        let events = Events::new(sender, name);
-        Self {
-            shared: Arc::new(SinkCore {
-                state: Mutex::new(Entries {
-                    names: HashMap::new(),
-                    watches: Vec::new(),
-                    deadlines: BinaryHeap::new(),
-                    compact_at: MIN_COMPACTION,
-                    next_seq: 0,
-                }),
-                events,
-                reaper: Reaper::default(),
-            }),
-        }
-    }
-
-    /// Raises `name` (without a key). Idempotent: raising an active signal again only makes
-    /// it permanent again if it had a TTL.
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Name`] if `name` breaks the naming rules.
-    pub fn raise(&self, name: &str) -> Result<(), SignalError> {
-        self.raise_entry(name, None, None, Level::STOP)
-    }
-
-    /// Raises `name` under `key`. Entries with different keys are independent: each must be
-    /// retracted (or expire) before the signal is gone.
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Name`] / [`SignalError::Key`] if the name or key breaks the naming rules.
-    pub fn raise_keyed(&self, name: &str, key: &str) -> Result<(), SignalError> {
-        self.raise_entry(name, Some(key), None, Level::STOP)
-    }
-
-    /// Raises `name` for `ttl`: it expires by itself unless raised again (which refreshes
-    /// the TTL) or retracted first. Expiry wakes waiting coordinators at once when the sink
-    /// is used inside a tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Name`] for a bad name, [`SignalError::ZeroTtl`] for a zero TTL.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use backpressure::Sink;
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), backpressure::SignalError> {
-    /// let sink = Sink::new();
-    /// sink.raise_for("backpressure.downstream", Duration::from_secs(5))?;
-    /// assert!(sink.is_raised("backpressure.downstream"));
-    /// tokio::time::sleep(Duration::from_secs(6)).await;
-    /// assert!(!sink.is_raised("backpressure.downstream"));
-    /// # Ok(()) }
-    /// ```
-    pub fn raise_for(&self, name: &str, ttl: Duration) -> Result<(), SignalError> {
-        self.raise_entry(name, None, Some(ttl), Level::STOP)
-    }
-
-    /// Raises `name` under `key` for `ttl`; see [`raise_keyed`](Self::raise_keyed) and
-    /// [`raise_for`](Self::raise_for).
-    ///
-    /// # Errors
-    ///
-    /// As [`raise_keyed`](Self::raise_keyed), plus [`SignalError::ZeroTtl`].
-    pub fn raise_keyed_for(&self, name: &str, key: &str, ttl: Duration) -> Result<(), SignalError> {
-        self.raise_entry(name, Some(key), Some(ttl), Level::STOP)
-    }
-
-    /// Raises `name` with any combination of key, TTL and [`Level`]. Raising an active entry
-    /// again refreshes its TTL and sets its level: a higher level wakes held work at once, a
-    /// lower one never cancels running work.
-    ///
-    /// # Errors
-    ///
-    /// As [`raise_keyed_for`](Self::raise_keyed_for).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use backpressure::{Level, RaiseOptions, Sink};
-    ///
-    /// let sink = Sink::new();
-    /// // The database replica is struggling: let a third of the usual work through.
-    /// sink.raise_with("backpressure.db", RaiseOptions::new().level(Level::new(0.33)?))?;
-    /// // Recovered a little: raising the same entry again updates its level.
-    /// sink.raise_with("backpressure.db", RaiseOptions::new().level(Level::new(0.66)?))?;
-    /// assert_eq!(sink.snapshot()[0].level.per_mille(), 660);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn raise_with(&self, name: &str, options: RaiseOptions) -> Result<(), SignalError> {
-        self.raise_entry(name, options.key.as_deref(), options.ttl, options.level)
-    }
-
-    fn raise_entry(
-        &self,
-        name: &str,
-        key: Option<&str>,
-        ttl: Option<Duration>,
-        level: Level,
-    ) -> Result<(), SignalError> {
-        validate_name(name)?;
-        if let Some(key) = key {
-            validate_name(key).map_err(SignalError::Key)?;
-        }
-        if ttl == Some(Duration::ZERO) {
-            return Err(SignalError::ZeroTtl);
-        }
-        let now = Instant::now();
-        let has_deadline = {
-            let mut state = lock(&self.shared.state);
-            self.shared.expire_locked(&mut state, now);
-            state.raise(
-                &self.shared.events,
-                Raise {
-                    name,
-                    key,
-                    ttl,
-                    level,
-                },
-                now,
-            )
-        };
-        if has_deadline {
-            ensure_reaper(&self.shared);
-        }
-        Ok(())
-    }
-
-    /// Retracts every entry of `name`, whatever its key; returns how many were active.
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Name`] if `name` breaks the naming rules.
-    pub fn retract(&self, name: &str) -> Result<usize, SignalError> {
-        validate_name(name)?;
-        let mut state = self.lock_current();
-        let Some(keys) = state.names.get(name) else {
-            return Ok(0);
-        };
-        let keys: Vec<Key> = keys.keys().cloned().collect();
-        let name: Arc<str> = name.into();
-        for key in &keys {
-            state.remove(&self.shared.events, &name, key, SignalEventKind::Retracted);
-        }
-        Ok(keys.len())
-    }
-
-    /// Retracts the entry of `name` raised under `key`; returns whether it was active.
-    /// Entries of `name` with other keys (or none) stay.
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Name`] / [`SignalError::Key`] for a bad name or key.
-    pub fn retract_keyed(&self, name: &str, key: &str) -> Result<bool, SignalError> {
-        validate_name(name)?;
-        validate_name(key).map_err(SignalError::Key)?;
-        let mut state = self.lock_current();
-        let (name, key): (Arc<str>, Key) = (name.into(), Some(key.into()));
-        Ok(state.remove(&self.shared.events, &name, &key, SignalEventKind::Retracted))
-    }
-
-    /// Retracts every entry whose name matches `pattern`; returns how many were removed.
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Pattern`] if the pattern does not compile.
-    pub fn retract_matching(&self, pattern: &str) -> Result<usize, SignalError> {
-        let pattern = Pattern::parse(pattern)?;
-        Ok(self.retract_where(|name| pattern.matches(name)))
-    }
-
-    /// Retracts every active entry; returns how many there were.
-    pub fn clear(&self) -> usize {
-        self.retract_where(|_| true)
-    }
-
-    /// Retracts every entry whose name satisfies `doomed`; returns how many were removed.
-    fn retract_where(&self, doomed: impl Fn(&str) -> bool) -> usize {
-        let mut state = self.lock_current();
-        let entries: Vec<(Arc<str>, Key)> = state
-            .names
-            .iter()
-            .filter(|(name, _)| doomed(name))
-            .flat_map(|(name, keys)| keys.keys().map(|key| (Arc::clone(name), key.clone())))
-            .collect();
-        for (name, key) in &entries {
-            state.remove(&self.shared.events, name, key, SignalEventKind::Retracted);
-        }
-        entries.len()
-    }
-
-    /// Whether `name` is active under any key. A name that breaks the naming rules cannot
-    /// be raised, so it is never active.
-    pub fn is_raised(&self, name: &str) -> bool {
-        self.lock_current().names.contains_key(name)
-    }
-
-    /// Whether any active signal matches `pattern`.
-    ///
-    /// This scans the active signals; coordinators do not use it (their gate keeps counts).
-    ///
-    /// # Errors
-    ///
-    /// [`SignalError::Pattern`] if the pattern does not compile.
-    pub fn any_matching(&self, pattern: &str) -> Result<bool, SignalError> {
-        let pattern = Pattern::parse(pattern)?;
-        Ok(self
-            .lock_current()
-            .names
-            .keys()
-            .any(|name| pattern.matches(name)))
-    }
-
-    /// The active entries, sorted by name then key.
-    pub fn snapshot(&self) -> Vec<ActiveSignal> {
-        let state = self.lock_current();
-        let mut active: Vec<ActiveSignal> = state
-            .names
-            .iter()
-            .flat_map(|(name, keys)| {
-                keys.iter().map(|(key, entry)| ActiveSignal {
-                    name: Arc::clone(name),
-                    key: key.clone(),
-                    raised_at: entry.raised_at,
-                    expires_at: entry.expires_at,
-                    level: entry.level,
-                })
-            })
-            .collect();
-        active.sort_by(|a, b| (&a.name, &a.key).cmp(&(&b.name, &b.key)));
-        active
-    }
-
-    /// Subscribes to raise / retract / expire events from now on.
-    ///
-    /// Subscribing from inside a tokio runtime makes sure TTL entries expire on time (and
-    /// their [`Expired`](SignalEventKind::Expired) events arrive) while that runtime runs.
-    pub fn subscribe(&self) -> Subscription {
-        ensure_reaper(&self.shared);
-        Subscription::new(self.shared.events.subscribe())
-    }
-
-    /// Registers `listener` to be woken whenever the number of active names matching
-    /// `pattern` goes from zero to non-zero or back. Watches of equal patterns are shared.
-    pub(crate) fn watch(&self, pattern: Pattern, listener: &Arc<Notify>) -> WatchHandle {
-        let mut state = self.lock_current();
-        let watch = match state
-            .watches
-            .iter_mut()
-            .find(|entry| entry.watch.pattern() == &pattern)
-        {
-            Some(entry) => {
-                entry.listeners.push(Arc::clone(listener));
-                Arc::clone(&entry.watch)
-            }
-            None => {
-                let mut active = 0;
-                let mut levels = BTreeMap::new();
-                for (_, keys) in state.names.iter().filter(|(n, _)| pattern.matches(n)) {
-                    active += 1;
-                    for entry in keys.values() {
-                        *levels.entry(entry.level).or_default() += 1;
-                    }
-                }
-                let lowest = WatchEntry::lowest(&levels);
-                let watch = Arc::new(Watch::new(pattern, active, lowest));
-                let entry = WatchEntry::new(Arc::clone(&watch), Arc::clone(listener), levels);
-                state.watches.push(entry);
-                watch
-            }
-        };
-        drop(state);
-        // The watcher's runtime gets a reaper of its own, so TTL entries expire on time for
-        // it even if the runtime that raised them is no longer driven.
-        ensure_reaper(&self.shared);
-        WatchHandle::new(watch, Arc::clone(listener), Arc::downgrade(&self.shared))
-    }
-
-    /// Locks the state after removing expired entries.
-    fn lock_current(&self) -> crate::sync::MutexGuard<'_, Entries> {
-        let mut state = lock(&self.shared.state);
-        self.shared.expire_locked(&mut state, Instant::now());
-        state
-    }
-
-    /// Tells subscribers that a health policy changed state.
-    pub(crate) fn emit_policy(&self, signal: &str, owner: &str, change: crate::PolicyChange) {
-        self.shared.events.send(|| SignalEvent {
-            kind: SignalEventKind::PolicyChanged,
-            name: signal.into(),
-            key: Some(owner.into()),
-            level: Level::STOP,
-            policy: Some(change),
-            at: Instant::now(),
-        });
-    }
-
-    /// The name of a global sink ([`sink`](crate::sink())); `None` for a standalone one.
-    pub fn name(&self) -> Option<&str> {
-        self.shared.events.sink_name()
-    }
-
-    /// Whether both handles refer to the same sink.
-    pub fn same_sink(&self, other: &Sink) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
-    }
+/// The sink's lock. On release it wakes the listeners the transitions queued, then performs
+/// their events in order (see [`Outbox`](crate::sync::Outbox)): no `tracing` layer, metrics
+/// recorder or waker runs while the lock is held, so any of them may use the sink.
+pub(super) struct Locked<'a> {
+    core: &'a SinkCore,
+    guard: Option<MutexGuard<'a, Entries>>,
 }
 
 impl SinkCore {
-    /// Expires what is due; returns the next deadline.
-    pub(super) fn expire_due(&self) -> Option<Instant> {
-        let mut state = lock(&self.state);
-        self.expire_locked(&mut state, Instant::now());
-        state.deadlines.peek().map(|Reverse(d)| d.at)
+    pub(super) fn new(events: Events) -> Self {
+        Self {
+            state: Mutex::new(Entries::new()),
+            events,
+            reaper: Reaper::default(),
+        }
     }
 
-    fn expire_locked(&self, state: &mut Entries, now: Instant) {
-        while let Some(Reverse(next)) = state.deadlines.peek() {
-            if next.at > now {
-                break;
-            }
-            let Some(Reverse(due)) = state.deadlines.pop() else {
-                break;
-            };
-            let current = state
-                .names
-                .get(&due.name)
-                .and_then(|keys| keys.get(&due.key))
-                .is_some_and(|entry| entry.seq == due.seq);
-            if current {
-                state.remove(&self.events, &due.name, &due.key, SignalEventKind::Expired);
-            }
+    pub(super) fn reaper(&self) -> &Reaper {
+        &self.reaper
+    }
+
+    /// Locks the entries; effects are performed when the guard drops.
+    pub(super) fn lock(&self) -> Locked<'_> {
+        Locked {
+            core: self,
+            guard: Some(lock(&self.state)),
         }
+    }
+
+    /// Locks the entries after removing those expired by `now`.
+    pub(super) fn lock_at(&self, now: Instant) -> Locked<'_> {
+        let mut state = self.lock();
+        state.expire(&self.events, now);
+        state
+    }
+
+    /// Expires what is due; returns the next deadline.
+    pub(super) fn expire_due(&self) -> Option<Instant> {
+        self.lock_at(Instant::now()).next_deadline()
     }
 
     pub(super) fn detach(&self, watch: &Arc<Watch>, listener: &Arc<Notify>) {
-        let mut state = lock(&self.state);
-        if let Some(index) = state
-            .watches
-            .iter()
-            .position(|entry| Arc::ptr_eq(&entry.watch, watch))
-        {
-            let entry = &mut state.watches[index];
-            if let Some(at) = entry
-                .listeners
-                .iter()
-                .position(|l| Arc::ptr_eq(l, listener))
-            {
-                entry.listeners.swap_remove(at);
-            }
-            if entry.listeners.is_empty() {
-                state.watches.swap_remove(index);
-            }
-        }
+        self.lock().detach(watch, listener);
     }
 }
 
@@ -488,177 +72,43 @@ impl Drop for SinkCore {
     }
 }
 
-impl Entries {
-    /// Inserts or refreshes an entry; returns whether a TTL deadline was scheduled.
-    fn raise(&mut self, events: &Events, raise: Raise<'_>, now: Instant) -> bool {
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        let level = raise.level;
-        // A TTL too large to represent is no expiry at all (rather than an overflow panic).
-        let expires_at = raise.ttl.and_then(|ttl| now.checked_add(ttl));
-        let (name, newly_named): (Arc<str>, bool) = match self.names.get_key_value(raise.name) {
-            Some((existing, _)) => (Arc::clone(existing), false),
-            None => (raise.name.into(), true),
-        };
-        let key: Key = raise.key.map(Arc::from);
-        let keys = self.names.entry(Arc::clone(&name)).or_default();
-        // The entry's previous level, if it was already active.
-        let previous = match keys.get_mut(&key) {
-            Some(entry) => {
-                entry.expires_at = expires_at;
-                entry.seq = seq;
-                Some(std::mem::replace(&mut entry.level, level))
-            }
-            None => {
-                let entry = Entry {
-                    raised_at: now,
-                    expires_at,
-                    level,
-                    seq,
-                };
-                keys.insert(key.clone(), entry);
-                None
-            }
-        };
-        if previous != Some(level) {
-            self.update_watches(events, &name, previous, Some(level), newly_named, false);
-        }
-        match previous {
-            None => events.emit(SignalEventKind::Raised, &name, &key, level, now),
-            Some(old) if old != level => {
-                events.emit(SignalEventKind::LevelChanged, &name, &key, level, now);
-            }
-            Some(_) => {}
-        }
-        match expires_at {
-            Some(at) => {
-                self.deadlines
-                    .push(Reverse(Deadline { at, seq, name, key }));
-                self.compact_deadlines();
-                true
-            }
-            None => false,
-        }
-    }
+impl Deref for Locked<'_> {
+    type Target = Entries;
 
-    /// Updates every watch matching `name` for an entry that left level `removed` and/or
-    /// entered level `added`, and for the name itself becoming active (`named`) or inactive
-    /// (`unnamed`); wakes the listeners of every watch that now lets more work start.
-    fn update_watches(
-        &mut self,
-        events: &Events,
-        name: &str,
-        removed: Option<Level>,
-        added: Option<Level>,
-        named: bool,
-        unnamed: bool,
-    ) {
-        for entry in &mut self.watches {
-            if !entry.watch.pattern().matches(name) {
-                continue;
-            }
-            // The level first: a slot woken by the count's flip must see the new level.
-            let mut wake = entry.relevel(removed, added);
-            if named && entry.watch.increment() {
-                wake = true;
-                entry.closed_by(name, events.label());
-            }
-            if unnamed && entry.watch.decrement() {
-                wake = true;
-                entry.opened_by(name, events.label());
-            }
-            if wake {
-                entry.wake();
-            }
-        }
+    fn deref(&self) -> &Entries {
+        self.guard.as_ref().expect("held until drop")
     }
+}
 
-    /// Drops stale deadlines (of refreshed or removed entries) once the heap has doubled
-    /// since the last compaction, so a signal refreshed often with a long TTL does not grow
-    /// it without bound. Amortised O(1) per raise.
-    fn compact_deadlines(&mut self) {
-        if self.deadlines.len() < self.compact_at {
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Entries {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut state) = self.guard.take() else {
             return;
-        }
-        let names = &self.names;
-        self.deadlines.retain(|Reverse(d)| {
-            names
-                .get(&d.name)
-                .and_then(|keys| keys.get(&d.key))
-                .is_some_and(|entry| entry.seq == d.seq)
-        });
-        self.compact_at = (2 * self.deadlines.len()).max(MIN_COMPACTION);
-    }
-
-    /// Removes one entry; returns whether it existed.
-    fn remove(
-        &mut self,
-        events: &Events,
-        name: &Arc<str>,
-        key: &Key,
-        kind: SignalEventKind,
-    ) -> bool {
-        let Some(keys) = self.names.get_mut(name) else {
-            return false;
         };
-        let Some(removed) = keys.remove(key) else {
-            return false;
-        };
-        let unnamed = keys.is_empty();
-        if unnamed {
-            self.names.remove(name);
+        let wakes = std::mem::take(&mut state.wakes);
+        // While unwinding, performing user code could panic again and abort: leave the
+        // events to the next transition.
+        let batch = (!std::thread::panicking())
+            .then(|| state.outbox.claim())
+            .flatten();
+        drop(state);
+        for listener in wakes {
+            listener.notify_waiters();
         }
-        self.update_watches(events, name, Some(removed.level), None, false, unnamed);
-        events.emit(kind, name, key, removed.level, Instant::now());
-        true
-    }
-}
-
-/// What to raise, for [`Entries::raise`].
-struct Raise<'a> {
-    name: &'a str,
-    key: Option<&'a str>,
-    ttl: Option<Duration>,
-    level: Level,
-}
-
-impl Default for Sink {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Sink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = lock(&self.shared.state);
-        f.debug_struct("Sink")
-            .field("active_names", &state.names.len())
-            .field("watches", &state.watches.len())
-            .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn refreshing_a_ttl_keeps_the_deadline_heap_bounded() {
-        let sink = Sink::new();
-        for _ in 0..10_000 {
-            sink.raise_for("backpressure.busy", Duration::from_secs(3600))
-                .unwrap();
+        if let Some(batch) = batch {
+            let events = &self.core.events;
+            drain_outbox(
+                &self.core.state,
+                |state| &mut state.outbox,
+                batch,
+                |emit| events.perform(emit),
+            );
         }
-        let heap = lock(&sink.shared.state).deadlines.len();
-        assert!(
-            heap <= 2 * MIN_COMPACTION,
-            "{heap} deadlines kept for one entry"
-        );
-
-        // The live deadline survived compaction: the signal still expires, on time.
-        tokio::time::advance(Duration::from_secs(3599)).await;
-        assert!(sink.is_raised("backpressure.busy"));
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(!sink.is_raised("backpressure.busy"));
     }
 }

@@ -16,50 +16,25 @@
 
 use std::sync::{Arc, Weak};
 
-use tokio::runtime;
 use tokio::sync::Notify;
 
 use super::core::SinkCore;
-use crate::sync::{lock, Mutex};
-
-/// The reapers' side of a sink: what wakes them when the earliest deadline moves, and which
-/// runtimes run one.
-#[derive(Debug, Default)]
-pub(super) struct Reaper {
-    wake: Arc<Notify>,
-    /// One entry per runtime running a reaper of this sink: the runtime and a token that dies
-    /// with the task (when it ends or its runtime drops it, even before polling it).
-    running: Mutex<Vec<(runtime::Id, Weak<()>)>>,
-}
-
-impl Reaper {
-    /// Tells every reaper to look at the deadlines again (a new TTL, or the sink is gone).
-    pub(super) fn deadlines_changed(&self) {
-        self.wake.notify_waiters();
-    }
-}
+use crate::sync::notified_or_deadline;
 
 /// Wakes the sink's reapers and makes sure one runs on the current tokio runtime, if any.
 pub(super) fn ensure_reaper(shared: &Arc<SinkCore>) {
-    let reaper = &shared.reaper;
+    let reaper = shared.reaper();
     reaper.deadlines_changed();
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let id = handle.id();
-    let mut running = lock(&reaper.running);
-    running.retain(|(_, alive)| alive.strong_count() > 0);
-    if running.iter().any(|(runtime, _)| *runtime == id) {
-        return;
+    if let Some(alive) = reaper.start_on(handle.id()) {
+        handle.spawn(reap(
+            Arc::downgrade(shared),
+            Arc::clone(reaper.wake()),
+            alive,
+        ));
     }
-    let alive = Arc::new(());
-    running.push((id, Arc::downgrade(&alive)));
-    drop(running);
-    handle.spawn(reap(
-        Arc::downgrade(shared),
-        Arc::clone(&reaper.wake),
-        alive,
-    ));
 }
 
 async fn reap(sink: Weak<SinkCore>, wake: Arc<Notify>, _alive: Arc<()>) {
@@ -67,20 +42,11 @@ async fn reap(sink: Weak<SinkCore>, wake: Arc<Notify>, _alive: Arc<()>) {
         // Registered before looking at the deadlines, so a new earlier deadline set while
         // expiring is not slept through (`notify_waiters` reaches a `Notified` from creation).
         let notified = wake.notified();
-        tokio::pin!(notified);
         // Hold the sink only while expiring, so a dropped standalone sink is freed.
         let next = match sink.upgrade() {
             Some(shared) => shared.expire_due(),
             None => return,
         };
-        match next {
-            Some(deadline) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => {}
-                    () = &mut notified => {}
-                }
-            }
-            None => notified.await,
-        }
+        notified_or_deadline(notified, next).await;
     }
 }

@@ -6,14 +6,19 @@
 //! standalone one.
 
 mod core;
+mod emit;
+mod entries;
 mod event;
 mod expiry;
 mod global;
+mod handle;
 mod level;
+mod reaper;
 mod watch;
+mod watch_handle;
 
-pub use self::core::{ActiveSignal, Sink};
 pub use self::event::{Lagged, SignalEvent, SignalEventKind, Subscription};
 pub use self::global::sink;
+pub use self::handle::{ActiveSignal, Sink};
 pub use self::level::{Level, LevelError, RaiseOptions};
-pub(crate) use self::watch::WatchHandle;
+pub(crate) use self::watch_handle::WatchHandle;

@@ -7,12 +7,12 @@
 //! share one count, so a raise costs one match per distinct pattern, not per coordinator.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
 
 use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 
-use super::core::SinkCore;
 use super::level::Level;
 use crate::sync::{ActiveCount, AtomicUsize, Ordering};
 
@@ -62,6 +62,31 @@ impl Watch {
     pub(super) fn decrement(&self) -> bool {
         self.active.decrement()
     }
+
+    /// Traces that `signal` closed the gate of coordinators watching this pattern. Called
+    /// with the sink's lock released.
+    pub(super) fn closed_by(&self, signal: &str, sink: &str) {
+        tracing::info!(
+            sink,
+            pattern = %self.pattern,
+            signal,
+            "backpressure gate closed: `{signal}` holds work watching `{}`",
+            self.pattern
+        );
+    }
+
+    /// Traces that `signal`, the last one matching this pattern, went away after `held`.
+    /// Called with the sink's lock released.
+    pub(super) fn opened_by(&self, signal: &str, sink: &str, held: Option<Duration>) {
+        tracing::info!(
+            sink,
+            pattern = %self.pattern,
+            signal,
+            held_ms = held.map(|held| held.as_millis() as u64),
+            "backpressure gate opened: `{signal}` was the last signal matching `{}`",
+            self.pattern
+        );
+    }
 }
 
 /// One watch with the notifiers to wake when it flips, and the levels of its matching
@@ -91,30 +116,16 @@ impl WatchEntry {
     }
 
     /// The first matching name became active: coordinators watching this pattern hold.
-    pub(super) fn closed_by(&mut self, signal: &str, sink: &str) {
+    pub(super) fn closed(&mut self) {
         // The clock is read only for a listener: raise and retract stay clock-free otherwise.
         self.closed_since =
             tracing::level_enabled!(tracing::Level::INFO).then(tokio::time::Instant::now);
-        tracing::info!(
-            sink,
-            pattern = %self.watch.pattern,
-            signal,
-            "backpressure gate closed: `{signal}` holds work watching `{}`",
-            self.watch.pattern
-        );
     }
 
-    /// The last matching name became inactive: the pattern no longer holds work.
-    pub(super) fn opened_by(&mut self, signal: &str, sink: &str) {
-        let held = self.closed_since.take().map(|since| since.elapsed());
-        tracing::info!(
-            sink,
-            pattern = %self.watch.pattern,
-            signal,
-            held_ms = held.map(|held| held.as_millis() as u64),
-            "backpressure gate opened: `{signal}` was the last signal matching `{}`",
-            self.watch.pattern
-        );
+    /// The last matching name became inactive: returns for how long the pattern held work,
+    /// if the clock was read when it closed.
+    pub(super) fn opened(&mut self) -> Option<Duration> {
+        self.closed_since.take().map(|since| since.elapsed())
     }
 
     /// The lowest level among `levels`, as published by [`Watch::min_level`].
@@ -147,50 +158,8 @@ impl WatchEntry {
         after > before
     }
 
-    pub(super) fn wake(&self) {
-        for listener in &self.listeners {
-            listener.notify_waiters();
-        }
-    }
-}
-
-/// A registration of a listener on a watch; dropping it unregisters.
-#[derive(Debug)]
-pub(crate) struct WatchHandle {
-    watch: Arc<Watch>,
-    listener: Arc<Notify>,
-    sink: Weak<SinkCore>,
-}
-
-impl WatchHandle {
-    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>, sink: Weak<SinkCore>) -> Self {
-        Self {
-            watch,
-            listener,
-            sink,
-        }
-    }
-
-    /// Whether at least one active signal matches the watched pattern. O(1).
-    pub(crate) fn is_active(&self) -> bool {
-        self.watch.is_active()
-    }
-
-    /// The lowest level among the active matching entries ([`Level::FULL`] if none). O(1).
-    pub(crate) fn min_level(&self) -> Level {
-        self.watch.min_level()
-    }
-
-    /// The watched pattern.
-    pub(crate) fn pattern(&self) -> &Pattern {
-        &self.watch.pattern
-    }
-}
-
-impl Drop for WatchHandle {
-    fn drop(&mut self) {
-        if let Some(sink) = self.sink.upgrade() {
-            sink.detach(&self.watch, &self.listener);
-        }
+    /// Queues the listeners for a wake-up once the sink's lock is released.
+    pub(super) fn wake(&self, wakes: &mut Vec<Arc<Notify>>) {
+        wakes.extend(self.listeners.iter().cloned());
     }
 }

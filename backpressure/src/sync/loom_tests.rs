@@ -9,8 +9,8 @@
 //! not loom-aware, so [`Broadcast`] models the one property of `Notify::notify_waiters` that
 //! the protocol relies on: a `Notified` created before a `notify_waiters` call is woken by it.
 //! tokio implements that with a call counter captured when the `Notified` is created; so does
-//! the model. The sink's lock is a loom `Mutex`, as the sink holds its lock while it flips a
-//! count and wakes the listeners.
+//! the model. The sink's lock is a loom `Mutex`: the sink flips a count under its lock and
+//! wakes the listeners once it has released it (no waker runs under the lock).
 
 use std::collections::VecDeque;
 
@@ -86,24 +86,33 @@ impl Model {
 
     /// `Sink::retract` / expiry of the last name matching `defer_on`: flip, then wake.
     fn retract_defer(&self) {
-        let _sink = self.sink_lock.lock().unwrap();
-        if self.defer.decrement() {
+        let flipped = {
+            let _sink = self.sink_lock.lock().unwrap();
+            self.defer.decrement()
+        };
+        if flipped {
             self.wake.notify_waiters();
         }
     }
 
     /// `Sink::raise` of a new name matching `defer_on`.
     fn raise_defer(&self) {
-        let _sink = self.sink_lock.lock().unwrap();
-        if self.defer.increment() {
+        let flipped = {
+            let _sink = self.sink_lock.lock().unwrap();
+            self.defer.increment()
+        };
+        if flipped {
             self.wake.notify_waiters();
         }
     }
 
     /// `Sink::raise` of a name matching `resume_on`.
     fn raise_resume(&self) {
-        let _sink = self.sink_lock.lock().unwrap();
-        if self.resume.increment() {
+        let flipped = {
+            let _sink = self.sink_lock.lock().unwrap();
+            self.resume.increment()
+        };
+        if flipped {
             self.wake.notify_waiters();
         }
     }
@@ -642,11 +651,12 @@ impl WatchModel {
         Level::from_per_mille(u16::try_from(per_mille).unwrap_or(u16::MAX))
     }
 
-    /// `State::raise` / `State::remove` → `update_watches` for the entry of name `name`, now
-    /// at `level` (`None`: retracted or expired). Under the sink's lock, as the crate does:
-    /// publish the new lowest level *first*, then flip the count, then wake the listeners if
-    /// the level rose or the count flipped (`WatchEntry::relevel`, `Watch::increment` /
-    /// `decrement`, `WatchEntry::wake`).
+    /// `Entries::raise` / `Entries::remove` → `update_watches` for the entry of name `name`,
+    /// now at `level` (`None`: retracted or expired). As the crate does: under the sink's
+    /// lock, publish the new lowest level *first*, then flip the count; once the lock is
+    /// released, wake the listeners if the level rose or the count flipped
+    /// (`WatchEntry::relevel`, `Watch::increment` / `decrement`, `WatchEntry::wake`, the
+    /// sink's `Locked` guard).
     fn set(&self, name: u8, level: Option<Level>, wake: &TokioNotify) {
         let mut entries = self.entries.lock().unwrap();
         let lowest =
@@ -668,6 +678,7 @@ impl WatchModel {
             (true, false) => woken |= self.active.decrement(),
             _ => {}
         }
+        drop(entries);
         if woken {
             wake.notify_waiters();
         }
@@ -719,7 +730,8 @@ enum HandOver {
     Forgotten,
 }
 
-/// A coordinator's state under its lock, as `coordinator/state.rs` keeps it for held slots.
+/// A coordinator's state under its lock, as `coordinator/state.rs` keeps it for held slots
+/// (`coordinator/step.rs` changes it).
 struct CoordState {
     items: usize,
     active: usize,
@@ -951,7 +963,7 @@ fn check(preemptions: usize, model: impl Fn() + Send + Sync + 'static) {
 }
 
 /// Issue 10: an expiry (the reaper removing the last `defer_on` entry; the same
-/// `State::remove` as a retract) racing with a held slot going to sleep with **no deadline**
+/// `Entries::remove` as a retract) racing with a held slot going to sleep with **no deadline**
 /// (`MaxDefer::Never`, and no periodic re-check): the slot starts the item.
 #[test]
 fn expiry_racing_with_a_slot_sleeping_without_a_deadline_is_never_lost() {

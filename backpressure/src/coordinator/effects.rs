@@ -1,0 +1,90 @@
+//! What a look at the coordinator's state leaves to do once its lock is released: wake
+//! producers and `drain` callers (their wakers are user code), count metrics and write traces
+//! (a recorder or a `tracing` layer may read [`Stats`](crate::Stats) or enqueue).
+//!
+//! Transitions record these under the lock; the lock guard ([`Locked`](super::state::Locked))
+//! performs them after release. Counters and traces commute, so each thread performs its own;
+//! gauge values, where the latest wins, go through an ordered
+//! [`Outbox`](crate::sync::Outbox) instead (see `State::gauges`), so an older value never
+//! overwrites a newer one.
+
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::outcome::Outcome;
+use super::telemetry::{Labels, Meters};
+
+/// Effects recorded under the coordinator's lock.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    /// Wake one producer waiting for queue space.
+    space: bool,
+    /// Wake `drain` / `shutdown`: nothing is left for them to wait for.
+    settled: bool,
+    /// An item was enqueued.
+    enqueued: bool,
+    /// The head was held for this `max_defer` and starts anyway.
+    defer_timeout: Option<Duration>,
+    /// A slot task ended while its item was running; counted so.
+    abandoned: Option<Outcome>,
+}
+
+impl Effects {
+    pub(super) fn wake_producer(&mut self) {
+        self.space = true;
+    }
+
+    pub(super) fn settled(&mut self) {
+        self.settled = true;
+    }
+
+    pub(super) fn enqueued(&mut self) {
+        self.enqueued = true;
+    }
+
+    pub(super) fn defer_timeout(&mut self, held: Duration) {
+        self.defer_timeout = Some(held);
+    }
+
+    pub(super) fn abandoned(&mut self, outcome: Outcome) {
+        self.abandoned = Some(outcome);
+    }
+
+    /// Performs them, with the coordinator's lock released.
+    pub(super) fn perform(self, to: Audience<'_>) {
+        if self.space {
+            to.space.notify_one();
+        }
+        if self.settled {
+            to.settled.notify_waiters();
+        }
+        if self.enqueued {
+            to.meters.enqueued();
+        }
+        if let Some(held) = self.defer_timeout {
+            to.meters.defer_timeout();
+            tracing::warn!(
+                sink = %to.labels.sink,
+                worker = %to.labels.worker,
+                held_ms = held.as_millis() as u64,
+                "backpressure: an item held for `max_defer` starts anyway"
+            );
+        }
+        if let Some(outcome) = self.abandoned {
+            tracing::error!(
+                ?outcome,
+                "a backpressure slot ended while its item was running (its runtime shut down \
+                 or a panic escaped); the item is counted as not completed"
+            );
+        }
+    }
+}
+
+/// Who hears of the effects.
+pub(super) struct Audience<'a> {
+    pub(super) space: &'a Notify,
+    pub(super) settled: &'a Notify,
+    pub(super) meters: &'a Meters,
+    pub(super) labels: &'a Labels,
+}

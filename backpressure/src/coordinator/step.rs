@@ -1,0 +1,275 @@
+//! A slot's look at the coordinator's state: the slot side of the wake protocols.
+//!
+//! [`Shared::step`] records the outcome of the slot's previous item and decides what it does
+//! next: run or skip the head ([`take_head`](Shared::take_head)), leave, or wait: for items
+//! (the idle-slot protocol, [`IdleSlots`](crate::sync::IdleSlots)) or on the gate
+//! ([`hold`](Shared::hold), with the coordinator's one `max_defer` timer,
+//! [`HeldSlots`](crate::sync::HeldSlots)). [`Shared::abandon_slot`] settles the accounts of a
+//! slot that ended any other way.
+
+use tokio::time::Instant;
+
+use super::gate::Answer;
+use super::outcome::Outcome;
+use super::state::{Queued, Shared, State};
+use super::telemetry::Started;
+use crate::policy::held_only_by;
+
+/// What a slot should do next.
+pub(super) enum Job<T> {
+    Run(Queued<T>, Option<Started>),
+    Skip(Queued<T>),
+}
+
+/// The result of one look at the state by a slot.
+pub(super) enum Step<T> {
+    Job(Job<T>),
+    /// Leave the slot (closed and empty, shut down, or too many slots).
+    Exit,
+    /// Nothing to start yet; wait for a wake-up, or until the deadline if there is one.
+    Wait {
+        deadline: Option<Instant>,
+        /// The gate as seen during the look, to detect a change missed before waiting.
+        gate: Answer,
+    },
+}
+
+/// How a slot is waiting, so its counters are adjusted when it stops waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waiting {
+    No,
+    ForItems,
+    /// Held by a closed gate; `timer` if this slot holds the coordinator's `max_defer` timer.
+    OnGate {
+        timer: bool,
+    },
+}
+
+impl<T> Shared<T> {
+    /// One look at the state by a slot: records the outcome of its previous item, then
+    /// decides what to do next.
+    ///
+    /// `register` makes the slot reachable by the next `notify_one`; it is called under the
+    /// lock when the slot decides to wait for items (see [`IdleSlots`](crate::sync::IdleSlots)).
+    pub(super) fn step(
+        &self,
+        finished: Option<Outcome>,
+        waiting: &mut Waiting,
+        register: impl FnOnce(),
+    ) -> Step<T> {
+        let mut state = self.lock();
+        let had_timer = Self::stop_waiting(&mut state, std::mem::replace(waiting, Waiting::No));
+        let finished_any = finished.is_some();
+        let step = self.decide(&mut state, finished, waiting, register);
+        if finished_any {
+            self.update_gauges(&mut state);
+        }
+        let has_timer = *waiting == (Waiting::OnGate { timer: true });
+        if state.held.hand_over(had_timer, has_timer) {
+            // It gave up the `max_defer` timer (it starts the timed-out head, say): another
+            // held slot must take it over for the next head, so wake one; whichever slot
+            // looks next re-arms it.
+            self.wake.notify_one();
+        }
+        step
+    }
+
+    /// The decision part of [`step`](Self::step), under the lock.
+    fn decide(
+        &self,
+        state: &mut State<T>,
+        finished: Option<Outcome>,
+        waiting: &mut Waiting,
+        register: impl FnOnce(),
+    ) -> Step<T> {
+        if let Some(outcome) = finished {
+            Self::record(state, outcome);
+            self.notify_if_settled(state);
+        }
+        if state.shutting_down || state.workers > state.target {
+            state.workers -= 1;
+            return Step::Exit;
+        }
+        if state.items.is_empty() {
+            if state.closed {
+                state.workers -= 1;
+                return Step::Exit;
+            }
+            register();
+            state.idle.park();
+            *waiting = Waiting::ForItems;
+            return Step::Wait {
+                deadline: None,
+                gate: self.gate.answer(),
+            };
+        }
+        let gate = self.gate.answer();
+        let limit = gate.limit(state.target);
+        let mut probe = false;
+        if state.active >= limit {
+            probe = self.may_probe(state, gate);
+            if !probe {
+                if let Some(wait) = self.hold(state, waiting, gate) {
+                    return wait;
+                }
+            }
+        }
+        if !self.policies.is_empty() {
+            self.policies_see_start(state, limit, probe);
+        }
+        self.take_head(state)
+    }
+
+    /// Policies learn that the head starts: a half-open breaker counts it as a probe (when
+    /// its owner does not defer on the breaker's own signal, every start is one, so the
+    /// breaker can close), and an adaptive limit that work is waiting for room under it.
+    fn policies_see_start(&self, state: &State<T>, limit: usize, probe: bool) {
+        let Some(head) = state.items.front() else {
+            return;
+        };
+        if !probe {
+            self.policies.try_probe(head.id, |_| true);
+        }
+        // After this start, `active + 1` run; more waiting means the limit is what holds.
+        if state.items.len() > 1 && state.active + 1 >= limit {
+            self.policies.saturated();
+        }
+    }
+
+    /// Undoes the bookkeeping of a slot's wait, now that it looks at the state again;
+    /// returns whether it held the `max_defer` timer.
+    fn stop_waiting(state: &mut State<T>, waiting: Waiting) -> bool {
+        match waiting {
+            Waiting::No => false,
+            Waiting::ForItems => {
+                state.idle.unpark();
+                false
+            }
+            Waiting::OnGate { timer } => {
+                state.counts.gate_rechecks += 1;
+                state.idle.saw_wake_up();
+                state.held.release(timer);
+                timer
+            }
+        }
+    }
+
+    /// The gate holds the head (closed, or as many items running as a level allows): decides
+    /// how the slot waits, or returns `None` when the head has been held for `max_defer` and
+    /// starts anyway.
+    ///
+    /// Held slots sleep until something can change the gate's answer (the sink and the
+    /// coordinator wake them). The only timer is the head's `max_defer` deadline, armed by
+    /// one held slot per coordinator.
+    fn hold(&self, state: &mut State<T>, waiting: &mut Waiting, gate: Answer) -> Option<Step<T>> {
+        // A pause is not a deferral: it holds work for as long as it lasts, and the head's
+        // `max_defer` clock starts afresh when signals hold it after the pause.
+        let limit = if self.gate.is_paused() {
+            state.head_held_since = None;
+            None
+        } else {
+            self.max_defer
+        };
+        let deadline = match limit {
+            None => None,
+            Some(limit) => {
+                // Read the clock only when a deadline applies: never on the hot path.
+                let now = Instant::now();
+                let held_since = *state.head_held_since.get_or_insert(now);
+                match held_since.checked_add(limit) {
+                    Some(deadline) if deadline <= now => {
+                        state.counts.defer_timeouts += 1;
+                        state.effects.defer_timeout(limit);
+                        return None;
+                    }
+                    // Beyond what `Instant` can represent: no timer.
+                    deadline => deadline,
+                }
+            }
+        };
+        let timer = state.held.hold(deadline.is_some());
+        *waiting = Waiting::OnGate { timer };
+        Some(Step::Wait {
+            deadline: deadline.filter(|_| timer),
+            gate,
+        })
+    }
+
+    /// Whether the held head may start anyway as a half-open breaker's probe: only the
+    /// owner's own signals (its policies' entries, keyed by its name) hold it, and the
+    /// breaker has probes left. Also tells adaptive
+    /// policies that work waits for room under their limit. Free without policies.
+    fn may_probe(&self, state: &State<T>, gate: Answer) -> bool {
+        if self.policies.is_empty() || self.gate.is_paused() {
+            return false;
+        }
+        if gate != Answer::Closed {
+            self.policies.saturated();
+        }
+        let (Some(head), Some(pattern)) = (state.items.front(), self.gate.defer_pattern()) else {
+            return false;
+        };
+        let sink = &self.context.sink;
+        self.policies
+            .try_probe(head.id, |owner| held_only_by(sink, pattern, owner))
+    }
+
+    /// Takes the head of the queue for a slot to start.
+    fn take_head(&self, state: &mut State<T>) -> Step<T> {
+        let held_since = state.head_held_since.take();
+        let Some(mut queued) = state.items.pop_front() else {
+            unreachable!("the queue was checked to be non-empty under the same lock")
+        };
+        state.active += 1;
+        if state.waiting_producers > 0 {
+            state.effects.wake_producer();
+        }
+        self.update_gauges(state);
+        self.queue_changed(state);
+        if self.gate.cancels() {
+            return Step::Job(Job::Skip(queued));
+        }
+        let started = queued
+            .trace
+            .take()
+            .map(|trace| Started::new(trace, held_since));
+        Step::Job(Job::Run(queued, started))
+    }
+
+    /// Settles the accounts of a slot task that ended without reaching `Step::Exit`: its
+    /// runtime shut down (tokio drops the task mid-`await`) or a panic escaped it.
+    ///
+    /// `finished` is an outcome not yet recorded; `running` says an item was in flight, which
+    /// is counted as panicked if a panic is unwinding and as failed otherwise. When the last
+    /// slot is gone, intake closes, so producers get their items back instead of queueing
+    /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
+    pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
+        let mut state = self.lock();
+        let had_timer = Self::stop_waiting(&mut state, waiting);
+        if state.held.hand_over(had_timer, false) {
+            // Another held slot takes the `max_defer` timer over.
+            self.wake.notify_one();
+        }
+        if let Some(outcome) = finished {
+            Self::record(&mut state, outcome);
+        } else if running {
+            let outcome = if std::thread::panicking() {
+                Outcome::Panicked
+            } else {
+                Outcome::Failed
+            };
+            state.effects.abandoned(outcome);
+            Self::record(&mut state, outcome);
+        }
+        state.workers -= 1;
+        let last = state.workers == 0 && !state.closed;
+        if last {
+            state.closed = true;
+        }
+        self.notify_if_settled(&mut state);
+        drop(state);
+        if last {
+            self.space().notify_waiters();
+        }
+    }
+}

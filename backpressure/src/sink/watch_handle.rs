@@ -1,0 +1,51 @@
+//! A coordinator's registration on a watch: what its gate reads, and what unregisters it.
+
+use std::sync::{Arc, Weak};
+
+use backpressure_pattern::Pattern;
+use tokio::sync::Notify;
+
+use super::core::SinkCore;
+use super::level::Level;
+use super::watch::Watch;
+
+/// A registration of a listener on a watch; dropping it unregisters.
+#[derive(Debug)]
+pub(crate) struct WatchHandle {
+    watch: Arc<Watch>,
+    listener: Arc<Notify>,
+    sink: Weak<SinkCore>,
+}
+
+impl WatchHandle {
+    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>, sink: Weak<SinkCore>) -> Self {
+        Self {
+            watch,
+            listener,
+            sink,
+        }
+    }
+
+    /// Whether at least one active signal matches the watched pattern. O(1).
+    pub(crate) fn is_active(&self) -> bool {
+        self.watch.is_active()
+    }
+
+    /// The lowest level among the active matching entries ([`Level::FULL`] if none). O(1).
+    pub(crate) fn min_level(&self) -> Level {
+        self.watch.min_level()
+    }
+
+    /// The watched pattern.
+    pub(crate) fn pattern(&self) -> &Pattern {
+        self.watch.pattern()
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        if let Some(sink) = self.sink.upgrade() {
+            sink.detach(&self.watch, &self.listener);
+        }
+    }
+}
