@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::machine::{Effect, PolicyMachine};
 use super::{Policy, PolicyChange, PolicyError, PolicyInfo};
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, notified_or_deadline, Mutex};
 use crate::{RaiseOptions, Sink};
 
 /// What a coordinator offers its policies.
@@ -315,15 +315,7 @@ async fn drive(cell: Arc<Cell>, host: Weak<dyn Host>) {
             host.wake_slots();
         }
         drop(host);
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => {}
-                    () = &mut notified => {}
-                }
-            }
-            None => notified.await,
-        }
+        notified_or_deadline(notified, next).await;
     }
 }
 
