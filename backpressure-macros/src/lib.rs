@@ -4,7 +4,8 @@
 //!
 //! The crate is split by stage: `args` parses the raw `key = value` pairs with their spans,
 //! `validate` turns them into a typed configuration and checks the function's shape, and
-//! `expand` writes the generated code; `policies` reads the nested policy lists. The keys and
+//! `expand` writes the generated code; `policies` reads the nested policy lists. Below them,
+//! `value` reads one value as written and `suggest` finds the key a misspelling meant. The keys and
 //! their rules are not defined here but in `backpressure_pattern::options` (and its
 //! `policies` module), shared with the runtime.
 #![forbid(unsafe_code)]
@@ -22,9 +23,11 @@ use syn::parse::Parser;
 mod args;
 mod expand;
 mod policies;
+mod suggest;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod value;
 
 /// Turns an `async fn` into a registered backpressure worker.
 ///

@@ -14,7 +14,8 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Signature, Type};
 
-use crate::args::{Arg, RawArgs, Value};
+use crate::args::{Arg, RawArgs};
+use crate::value::Value;
 
 /// The validated configuration. `None` means "the runtime's default".
 pub(crate) struct Config {
