@@ -57,6 +57,12 @@ mod value;
 /// | `max_defer_attempts` | integer ≥ 1 | `200` |
 /// | `max_defer` | duration or `"never"` (instead of `max_defer_attempts`) | 10 s |
 /// | `name` | worker name | module path + `::` + function name |
+/// | `crate` | path to `backpressure` (attribute only) | `"::backpressure"` |
+///
+/// `crate = "my_crate::backpressure"` is for a crate that re-exports `backpressure` and whose
+/// users write `#[my_crate::backpressure::backpressure_worker]` without depending on
+/// `backpressure` themselves: the generated code then reaches the runtime through that path.
+/// It is about the code, not the worker, so a config file does not take it.
 ///
 /// # Policies
 ///
@@ -100,7 +106,9 @@ mod value;
 /// table (see the `backpressure` crate docs, "Config files").
 ///
 /// Every value is checked at compile time; an error points at the offending token and the
-/// function is still emitted, so nothing else in the crate fails because of it.
+/// function is still emitted, with its module when the signature is valid (nothing is
+/// registered), so nothing else in the crate fails because of it: calls to
+/// `name::enqueue(item)` type-check as usual.
 ///
 /// # Examples
 ///
@@ -139,11 +147,23 @@ pub fn backpressure_worker(args: TokenStream, input: TokenStream) -> TokenStream
     };
     let mut raw = args::RawArgs::default();
     let parsed = syn::meta::parser(|meta| raw.parse(meta)).parse(args);
-    let result = parsed
-        .and_then(|()| validate::check_fn(&function))
-        .and_then(|handler| raw.build().map(|config| (handler, config)));
-    match result {
-        Ok((handler, config)) => expand::expand(&function, &handler, &config).into(),
-        Err(error) => expand::fallback(&input, error).into(),
-    }
+    // An argument's error comes first, then the signature's, then the values'. With a valid
+    // signature the module is emitted even next to an error (see `expand`).
+    let output = match (parsed, validate::check_fn(&function)) {
+        (Err(error), Err(_)) | (Ok(()), Err(error)) => expand::fallback(&input, error),
+        (Err(error), Ok(handler)) => {
+            let krate = raw.krate().ok().flatten();
+            expand::fallback_with_module(&function, &handler, krate.as_ref(), error)
+        }
+        (Ok(()), Ok(handler)) => {
+            let krate = raw.krate().ok().flatten();
+            match raw.build() {
+                Ok(config) => expand::expand(&function, &handler, &config),
+                Err(error) => {
+                    expand::fallback_with_module(&function, &handler, krate.as_ref(), error)
+                }
+            }
+        }
+    };
+    output.into()
 }

@@ -62,6 +62,11 @@ pub enum Problem {
     },
     /// A policy lacks a key it needs (`signal`; `slow_after` for `slow_call`).
     Missing,
+    /// A [`Kind::Path`] is not a path of identifiers.
+    BadPath {
+        /// The text as written.
+        text: String,
+    },
     /// An `adaptive` policy's signal is not matched by its own worker's `defer_on`.
     NotDeferred {
         /// The signal.
@@ -196,6 +201,12 @@ impl fmt::Display for Core<'_> {
                 ),
                 None => write!(f, "`{}` is required", key.name),
             },
+            Problem::BadPath { text } => write!(
+                f,
+                "must be {}, found `{}`",
+                key.allowed,
+                text.escape_debug()
+            ),
             Problem::NotDeferred { signal, defer_on } => write!(
                 f,
                 "the `adaptive` signal `{signal}` is not matched by this worker's \
