@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use backpressure_pattern::options::policies::POLICIES;
+use backpressure_pattern::options::policies::{PolicyKind, POLICIES};
 
 use crate::HandlerOutcome;
 
@@ -15,7 +15,7 @@ pub use crate::registry::{
     BuildContext, BuiltWorker, Registration, RegistryError, WorkerCell, WorkerEnqueueError,
 };
 pub use crate::{Coordinator, MaxDefer, Stats, WorkContext};
-pub use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
+pub use backpressure_pattern::options::policies::PolicySpec;
 pub use inventory;
 
 /// The policy configured as `name` (`"error_rate"`), for a const `PolicySpec`. A name that is
