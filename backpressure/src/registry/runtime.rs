@@ -135,8 +135,9 @@ impl Runtime {
     }
 
     /// The sink that this runtime's workers of sink name `name` watch: the one given to
-    /// [`RuntimeBuilder::sink`] for that name if any, else [`backpressure::sink(name)`](crate::sink)
-    /// for the global runtime and a fresh sink of its own for an isolated one.
+    /// [`RuntimeBuilder::sink`](crate::RuntimeBuilder::sink) for that name if any, else
+    /// [`backpressure::sink(name)`](crate::sink) for the global runtime and a fresh sink of
+    /// its own for an isolated one.
     pub fn sink(&self, name: &str) -> Option<Sink> {
         self.sinks.get(name).cloned()
     }
