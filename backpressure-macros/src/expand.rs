@@ -57,6 +57,8 @@ pub(crate) fn fallback_with_module(
     }
 }
 
+/// The whole expansion: the function, its module, and in the module the `build` function,
+/// the trait-bound checks and the registration.
 pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> TokenStream {
     let private = private(config.krate.as_ref());
     let build = build_fn(function, handler, &private);
