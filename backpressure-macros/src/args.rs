@@ -9,24 +9,11 @@ use backpressure_pattern::options::policies::PolicyKind;
 use backpressure_pattern::options::{self, Key, Kind, KEYS};
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
-use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr};
+use syn::Ident;
 
 use crate::policies::{self, PolicyArg};
-
-/// One or more pattern strings: `defer_on = "a.*"` or `defer_on = ["a.*", "b"]`.
-pub(crate) struct Patterns {
-    /// The whole value, for errors about the value as a whole.
-    pub(crate) span: Span,
-    pub(crate) items: Vec<LitStr>,
-}
-
-/// A value as written, of the literal kind its key's [`Kind`] asks for.
-pub(crate) enum Value {
-    Str(LitStr),
-    Int(LitInt),
-    Patterns(Patterns),
-}
+use crate::suggest::suggest;
+use crate::value::{int_value, patterns_value, str_value, Value};
 
 /// A value together with the key that introduced it.
 pub(crate) struct Arg {
@@ -38,11 +25,7 @@ pub(crate) struct Arg {
 impl Arg {
     /// The span of the whole value.
     pub(crate) fn span(&self) -> Span {
-        match &self.value {
-            Value::Str(lit) => lit.span(),
-            Value::Int(lit) => lit.span(),
-            Value::Patterns(patterns) => patterns.span,
-        }
+        self.value.span()
     }
 }
 
@@ -127,16 +110,6 @@ fn key_list() -> String {
     options::list(KEYS.iter().map(|key| key.name))
 }
 
-/// ` (did you mean `x`?)` for the nearest of `names`, if one is near enough.
-pub(crate) fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> String {
-    names
-        .map(|k| (distance(name, k), k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default()
-}
-
 fn unknown_key(key: &Ident, name: &str) -> syn::Error {
     let suggestion = suggest(name, KEYS.iter().map(|k| k.name));
     syn::Error::new(
@@ -146,106 +119,4 @@ fn unknown_key(key: &Ident, name: &str) -> syn::Error {
             key_list()
         ),
     )
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// Reads `= <expr>`, or explains how to write the value when `=` is missing.
-pub(crate) fn value_expr(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<Expr> {
-    if !meta.input.peek(syn::Token![=]) {
-        return Err(syn::Error::new_spanned(
-            &meta.path,
-            format!(
-                "missing value for `{0}`: write `{0} = {1}`",
-                key.name, key.example
-            ),
-        ));
-    }
-    meta.value()?.parse::<Expr>()
-}
-
-fn str_value(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<LitStr> {
-    match value_expr(meta, key)? {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => Ok(s),
-        other => Err(wrong_type(other.span(), "a string literal", key)),
-    }
-}
-
-fn int_value(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<LitInt> {
-    match value_expr(meta, key)? {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => Ok(i),
-        other => Err(wrong_type(other.span(), "a positive integer literal", key)),
-    }
-}
-
-fn wrong_type(span: Span, expected: &str, key: &Key) -> syn::Error {
-    syn::Error::new(
-        span,
-        format!(
-            "expected {expected} for `{0}`, as in `{0} = {1}`",
-            key.name, key.example
-        ),
-    )
-}
-
-fn patterns_value(meta: &ParseNestedMeta<'_>, key: &Key) -> syn::Result<Patterns> {
-    let expr = value_expr(meta, key)?;
-    let span = expr.span();
-    let wrong = |span| {
-        let one = wrong_type(span, "a pattern string or a list of pattern strings", key);
-        let list = format!("{one} or `{} = [\"a.*\", \"b.*\"]`", key.name);
-        syn::Error::new(span, list)
-    };
-    let items = match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => vec![s],
-        Expr::Array(array) => array
-            .elems
-            .into_iter()
-            .map(|elem| match elem {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => Ok(s),
-                other => Err(wrong(other.span())),
-            })
-            .collect::<syn::Result<Vec<_>>>()?,
-        other => return Err(wrong(other.span())),
-    };
-    Ok(Patterns { span, items })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::distance;
-
-    #[test]
-    fn distance_counts_edits() {
-        assert_eq!(distance("sink", "sink"), 0);
-        assert_eq!(distance("snk", "sink"), 1);
-        assert_eq!(distance("concurency", "concurrency"), 1);
-        assert_eq!(distance("", "abc"), 3);
-    }
 }

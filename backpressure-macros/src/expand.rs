@@ -3,7 +3,12 @@
 //! The user's function is emitted untouched. Next to it go a hidden alias for the item type and a
 //! module with the function's name and visibility that holds the typed API (`enqueue`,
 //! `try_enqueue`, `coordinator`, `stats`, `shutdown`, `NAME`) and the `inventory` registration.
-//! Everything reaches the runtime through `::backpressure::__private`.
+//! Everything reaches the runtime through `<crate>::__private` (`crate = "..."`, by default
+//! `::backpressure`); other absolute paths name only `core` and `std`.
+//!
+//! On a configuration error the function is still emitted, and so is its module when the
+//! signature is valid (without `build`, checks or registration), so that calls such as
+//! `name::enqueue(item)` elsewhere in the crate add no errors of their own.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -11,11 +16,22 @@ use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
 use backpressure_pattern::options::policies::{PolicySpec, PolicyValue};
-use backpressure_pattern::options::MaxDefer;
+use backpressure_pattern::options::{MaxDefer, DEFAULT_CRATE};
 
 use crate::validate::{Config, Handler, Shape};
 
-/// On a config error: the untouched function plus the error, so nothing else cascades.
+/// The path generated code reaches the runtime by: `<crate>::__private`.
+fn private(krate: Option<&syn::Path>) -> TokenStream {
+    match krate {
+        Some(krate) => quote!(#krate::__private),
+        None => {
+            let krate: syn::Path = syn::parse_str(DEFAULT_CRATE).expect("a valid path");
+            quote!(#krate::__private)
+        }
+    }
+}
+
+/// When even the signature is unusable: the tokens as written plus the error.
 pub(crate) fn fallback(function: &TokenStream, error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
     quote! {
@@ -24,7 +40,46 @@ pub(crate) fn fallback(function: &TokenStream, error: syn::Error) -> TokenStream
     }
 }
 
+/// On a config error with a valid signature: the untouched function, its module with the
+/// typed API (nothing registered), and the error, so nothing else cascades.
+pub(crate) fn fallback_with_module(
+    function: &ItemFn,
+    handler: &Handler,
+    krate: Option<&syn::Path>,
+    error: syn::Error,
+) -> TokenStream {
+    let private = private(krate);
+    let module = module(function, handler, &private, None, TokenStream::new());
+    let error = error.to_compile_error();
+    quote! {
+        #module
+        #error
+    }
+}
+
+/// The whole expansion: the function, its module, and in the module the `build` function,
+/// the trait-bound checks and the registration.
 pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> TokenStream {
+    let private = private(config.krate.as_ref());
+    let build = build_fn(function, handler, &private);
+    let checks = checks(function, handler, &private);
+    let registration = registration(config, &private);
+    let rest = quote! {
+        #build
+        #checks
+        #registration
+    };
+    module(function, handler, &private, config.name.as_deref(), rest)
+}
+
+/// The function, the item alias and the module: `Item`, `NAME`, the typed API, and `rest`.
+fn module(
+    function: &ItemFn,
+    handler: &Handler,
+    private: &TokenStream,
+    name: Option<&str>,
+    rest: TokenStream,
+) -> TokenStream {
     let vis = &function.vis;
     let ident = &function.sig.ident;
     let item_ty = &handler.item;
@@ -34,16 +89,13 @@ pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> T
          Call `backpressure::start()` inside a tokio runtime first; before that, \
          [`enqueue`] and [`try_enqueue`] hand the item back in an error."
     );
-    let name = match &config.name {
+    let name = match name {
         Some(name) => quote!(#name),
         // Inside the generated module, `module_path!()` is the function's module path followed
         // by the function's name: exactly the default worker name.
         None => quote!(::core::module_path!()),
     };
-    let api = api();
-    let build = build_fn(function, handler);
-    let checks = checks(function, handler);
-    let registration = registration(config);
+    let api = api(private);
     quote! {
         #function
 
@@ -62,17 +114,14 @@ pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> T
             pub const NAME: &str = #name;
 
             #api
-            #build
-            #checks
-            #registration
+            #rest
         }
     }
 }
 
 /// The typed API around the worker's static cell: `enqueue`, `try_enqueue`, `coordinator`,
 /// `stats`, `shutdown`.
-fn api() -> TokenStream {
-    let private = quote!(::backpressure::__private);
+fn api(private: &TokenStream) -> TokenStream {
     quote! {
         #[doc(hidden)]
         pub static __BACKPRESSURE_CELL: #private::WorkerCell<Item> =
@@ -86,7 +135,7 @@ fn api() -> TokenStream {
         /// the worker's intake is closed.
         pub async fn enqueue(
             item: Item,
-        ) -> ::core::result::Result<(), ::backpressure::WorkerEnqueueError<Item>> {
+        ) -> ::core::result::Result<(), #private::WorkerEnqueueError<Item>> {
             __BACKPRESSURE_CELL.enqueue(item).await
         }
 
@@ -98,17 +147,17 @@ fn api() -> TokenStream {
         /// (or was shut down) or the worker's intake is closed.
         pub fn try_enqueue(
             item: Item,
-        ) -> ::core::result::Result<(), ::backpressure::WorkerEnqueueError<Item>> {
+        ) -> ::core::result::Result<(), #private::WorkerEnqueueError<Item>> {
             __BACKPRESSURE_CELL.try_enqueue(item)
         }
 
         /// This worker's coordinator in the started runtime, if there is one.
-        pub fn coordinator() -> ::core::option::Option<::backpressure::Coordinator<Item>> {
+        pub fn coordinator() -> ::core::option::Option<#private::Coordinator<Item>> {
             __BACKPRESSURE_CELL.coordinator()
         }
 
         /// This worker's statistics, if the runtime is started.
-        pub fn stats() -> ::core::option::Option<::backpressure::Stats> {
+        pub fn stats() -> ::core::option::Option<#private::Stats> {
             __BACKPRESSURE_CELL.stats()
         }
 
@@ -121,8 +170,7 @@ fn api() -> TokenStream {
 }
 
 /// The registration's `build` function: the user's function as the coordinator's handler.
-fn build_fn(function: &ItemFn, handler: &Handler) -> TokenStream {
-    let private = quote!(::backpressure::__private);
+fn build_fn(function: &ItemFn, handler: &Handler, private: &TokenStream) -> TokenStream {
     let ident = &function.sig.ident;
     let call = match handler.shape {
         Shape::ItemOnly => quote!(super::#ident(item)),
@@ -132,7 +180,7 @@ fn build_fn(function: &ItemFn, handler: &Handler) -> TokenStream {
     let build_call = quote_spanned! {ident.span()=>
         ctx.build(
             &__BACKPRESSURE_CELL,
-            |item: Item, ctx: ::backpressure::WorkContext| {
+            |item: Item, ctx: #private::WorkContext| {
                 let _ = &ctx;
                 #call
             },
@@ -141,7 +189,7 @@ fn build_fn(function: &ItemFn, handler: &Handler) -> TokenStream {
     quote! {
         fn __backpressure_build(
             ctx: &#private::BuildContext<'_>,
-        ) -> ::core::result::Result<#private::BuiltWorker, ::backpressure::RegistryError> {
+        ) -> ::core::result::Result<#private::BuiltWorker, #private::RegistryError> {
             #build_call
         }
     }
@@ -149,8 +197,7 @@ fn build_fn(function: &ItemFn, handler: &Handler) -> TokenStream {
 
 /// The `inventory` registration: the attribute's values, `None` where the runtime's default
 /// applies.
-fn registration(config: &Config) -> TokenStream {
-    let private = quote!(::backpressure::__private);
+fn registration(config: &Config, private: &TokenStream) -> TokenStream {
     let sink = option(config.sink.as_ref().map(|s| quote!(#s)));
     let concurrency = option(config.concurrency.map(|n| quote!(#n)));
     let capacity = option(config.capacity.map(|n| quote!(#n)));
@@ -158,8 +205,8 @@ fn registration(config: &Config) -> TokenStream {
     let resume_on = option(config.resume_on.as_ref().map(|s| quote!(#s)));
     let cancel_on = option(config.cancel_on.as_ref().map(|s| quote!(#s)));
     let defer_check_interval = option(config.defer_check_interval.map(duration));
-    let max_defer = option(config.max_defer.map(max_defer));
-    let policies = config.policies.iter().map(policy);
+    let max_defer = option(config.max_defer.map(|value| max_defer(value, private)));
+    let policies = config.policies.iter().map(|spec| policy(spec, private));
     let count = config.policies.len();
     quote! {
         static __BACKPRESSURE_POLICIES: [#private::PolicySpec; #count] = [#(#policies),*];
@@ -186,9 +233,8 @@ fn registration(config: &Config) -> TokenStream {
 
 /// A policy as a const `PolicySpec`: every field, named like its key (no `..base`: a
 /// struct update would drop the base's rest, which a static cannot do).
-fn policy(spec: &PolicySpec) -> TokenStream {
-    let private = quote!(::backpressure::__private);
-    let kind = format_ident!("{}", format!("{:?}", spec.policy));
+fn policy(spec: &PolicySpec, private: &TokenStream) -> TokenStream {
+    let kind = spec.policy.name();
     let fields = PolicySpec::FIELDS.iter().map(|&key| {
         let field = format_ident!("{}", key.name);
         let value = spec.get(key).map(|value| match value {
@@ -205,7 +251,7 @@ fn policy(spec: &PolicySpec) -> TokenStream {
     });
     quote! {
         #private::PolicySpec {
-            policy: #private::PolicyKind::#kind,
+            policy: #private::policy_kind(#kind),
             #(#fields,)*
         }
     }
@@ -218,14 +264,14 @@ fn option(value: Option<TokenStream>) -> TokenStream {
     }
 }
 
-fn max_defer(value: MaxDefer) -> TokenStream {
+fn max_defer(value: MaxDefer, private: &TokenStream) -> TokenStream {
     match value {
-        MaxDefer::Attempts(n) => quote!(::backpressure::MaxDefer::Attempts(#n)),
+        MaxDefer::Attempts(n) => quote!(#private::MaxDefer::Attempts(#n)),
         MaxDefer::After(d) => {
             let d = duration(d);
-            quote!(::backpressure::MaxDefer::After(#d))
+            quote!(#private::MaxDefer::After(#d))
         }
-        MaxDefer::Never => quote!(::backpressure::MaxDefer::Never),
+        MaxDefer::Never => quote!(#private::MaxDefer::Never),
     }
 }
 
@@ -239,8 +285,7 @@ fn duration(d: std::time::Duration) -> TokenStream {
 /// `Send + 'static` (error on the item type) and the output `()` or `Result<(), E: Display>`
 /// (error on the return type). A non-`Send` future is reported by the spanned `build` call,
 /// on the function's name.
-fn checks(function: &ItemFn, handler: &Handler) -> TokenStream {
-    let private = quote!(::backpressure::__private);
+fn checks(function: &ItemFn, handler: &Handler, private: &TokenStream) -> TokenStream {
     let ident = &function.sig.ident;
     let item_check = quote_spanned! {handler.item.span()=>
         #private::item_must_be_send_and_static::<Item>();
@@ -258,7 +303,7 @@ fn checks(function: &ItemFn, handler: &Handler) -> TokenStream {
     };
     quote! {
         #[allow(unused_variables, clippy::let_underscore_future)]
-        fn __backpressure_checks(item: Item, ctx: ::backpressure::WorkContext) {
+        fn __backpressure_checks(item: Item, ctx: #private::WorkContext) {
             #item_check
             let __future = super::#ident(#args);
             #output_check

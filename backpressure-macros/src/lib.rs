@@ -4,7 +4,8 @@
 //!
 //! The crate is split by stage: `args` parses the raw `key = value` pairs with their spans,
 //! `validate` turns them into a typed configuration and checks the function's shape, and
-//! `expand` writes the generated code; `policies` reads the nested policy lists. The keys and
+//! `expand` writes the generated code; `policies` reads the nested policy lists. Below them,
+//! `value` reads one value as written and `suggest` finds the key a misspelling meant. The keys and
 //! their rules are not defined here but in `backpressure_pattern::options` (and its
 //! `policies` module), shared with the runtime.
 #![doc(test(attr(deny(warnings))))]
@@ -15,9 +16,11 @@ use syn::parse::Parser;
 mod args;
 mod expand;
 mod policies;
+mod suggest;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod value;
 
 /// Turns an `async fn` into a registered backpressure worker.
 ///
@@ -47,6 +50,12 @@ mod validate;
 /// | `max_defer_attempts` | integer ≥ 1 | `200` |
 /// | `max_defer` | duration or `"never"` (instead of `max_defer_attempts`) | 10 s |
 /// | `name` | worker name | module path + `::` + function name |
+/// | `crate` | path to `backpressure` (attribute only) | `"::backpressure"` |
+///
+/// `crate = "my_crate::backpressure"` is for a crate that re-exports `backpressure` and whose
+/// users write `#[my_crate::backpressure::backpressure_worker]` without depending on
+/// `backpressure` themselves: the generated code then reaches the runtime through that path.
+/// It is about the code, not the worker, so a config file does not take it.
 ///
 /// # Policies
 ///
@@ -90,7 +99,9 @@ mod validate;
 /// table (see the `backpressure` crate docs, "Config files").
 ///
 /// Every value is checked at compile time; an error points at the offending token and the
-/// function is still emitted, so nothing else in the crate fails because of it.
+/// function is still emitted, with its module when the signature is valid (nothing is
+/// registered), so nothing else in the crate fails because of it: calls to
+/// `name::enqueue(item)` type-check as usual.
 ///
 /// # Examples
 ///
@@ -129,11 +140,23 @@ pub fn backpressure_worker(args: TokenStream, input: TokenStream) -> TokenStream
     };
     let mut raw = args::RawArgs::default();
     let parsed = syn::meta::parser(|meta| raw.parse(meta)).parse(args);
-    let result = parsed
-        .and_then(|()| validate::check_fn(&function))
-        .and_then(|handler| raw.build().map(|config| (handler, config)));
-    match result {
-        Ok((handler, config)) => expand::expand(&function, &handler, &config).into(),
-        Err(error) => expand::fallback(&input, error).into(),
-    }
+    // An argument's error comes first, then the signature's, then the values'. With a valid
+    // signature the module is emitted even next to an error (see `expand`).
+    let output = match (parsed, validate::check_fn(&function)) {
+        (Err(error), Err(_)) | (Ok(()), Err(error)) => expand::fallback(&input, error),
+        (Err(error), Ok(handler)) => {
+            let krate = raw.krate().ok().flatten();
+            expand::fallback_with_module(&function, &handler, krate.as_ref(), error)
+        }
+        (Ok(()), Ok(handler)) => {
+            let krate = raw.krate().ok().flatten();
+            match raw.build() {
+                Ok(config) => expand::expand(&function, &handler, &config),
+                Err(error) => {
+                    expand::fallback_with_module(&function, &handler, krate.as_ref(), error)
+                }
+            }
+        }
+    };
+    output.into()
 }

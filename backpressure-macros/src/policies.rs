@@ -10,7 +10,8 @@ use backpressure_pattern::options::{rules, Key, Kind, OptionError, Problem};
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, UnOp};
 
-use crate::args::{suggest, value_expr};
+use crate::suggest::suggest;
+use crate::value::value_expr;
 
 /// One policy as written, with the span of each key and value.
 pub(crate) struct PolicyArg {

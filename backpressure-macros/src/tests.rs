@@ -336,3 +336,65 @@ fn an_adaptive_signal_outside_defer_on_breaks_the_same_rule_in_the_attribute_and
     let fine = builder(|b| b.policy(Adaptive::new("backpressure.smtp.level", 16)));
     assert_eq!(fine, "accepted");
 }
+
+#[test]
+fn crate_is_an_attribute_key_only() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    assert_eq!(
+        attribute(&["crate = \"my_crate::backpressure\""]),
+        "accepted"
+    );
+    let file = config_file(&["crate = \"my_crate::backpressure\""]);
+    assert!(
+        file.starts_with("config file `t.toml`, worker `w`: unknown field `crate`"),
+        "{file}"
+    );
+    assert!(!file.contains("`crate`,"), "not listed as valid: {file}");
+}
+
+#[test]
+fn a_crate_path_is_checked_by_the_shared_rule_and_by_syn() {
+    let core = "must be a path to `backpressure` or to a re-export of it";
+    for written in ["crate = \"a b\"", "crate = \"a::\"", "crate = \"fn::b\""] {
+        let error = attribute(&[written]);
+        assert!(error.starts_with("`crate` "), "{written}: {error}");
+        assert!(error.contains(core), "{written}: {error}");
+    }
+    assert_eq!(attribute(&["crate = \"::a::_b1\""]), "accepted");
+    assert_eq!(attribute(&["crate = \"crate::reexport\""]), "accepted");
+}
+
+/// The expansion of `#[backpressure_worker(<args>)] async fn send(item: u32)`, as text.
+fn expansion(args: &str) -> String {
+    let function: syn::ItemFn = syn::parse_quote!(
+        async fn send(item: u32) {
+            let _ = item;
+        }
+    );
+    let handler = crate::validate::check_fn(&function).expect("a valid signature");
+    let mut raw = RawArgs::default();
+    let tokens: proc_macro2::TokenStream = args.parse().expect("valid tokens");
+    syn::meta::parser(|meta| raw.parse(meta))
+        .parse2(tokens)
+        .expect("valid arguments");
+    let config = raw.build().expect("a valid config");
+    crate::expand::expand(&function, &handler, &config).to_string()
+}
+
+#[test]
+fn generated_code_reaches_the_runtime_through_the_crate_path_only() {
+    let every = "max_defer = \"1s\", error_rate(signal = \"backpressure.x\"), \
+                 adaptive(signal = \"backpressure.y\", max = 4)";
+    let through = expansion(&format!("crate = \"my_crate::bp\", {every}"));
+    assert!(!through.contains(":: backpressure"), "{through}");
+    assert!(through.contains("my_crate :: bp :: __private :: Registration"));
+    let default = expansion(every);
+    let mut named = default.split(":: backpressure ::").skip(1).peekable();
+    assert!(named.peek().is_some(), "{default}");
+    for rest in named {
+        assert!(rest.trim_start().starts_with("__private"), "{rest}");
+    }
+}

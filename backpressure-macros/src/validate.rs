@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use backpressure_pattern::options::policies::PolicySpec;
 use backpressure_pattern::options::{
-    rules, Key, MaxDefer, OptionError, Problem, CANCEL_ON, CAPACITY, CONCURRENCY, DEFAULT_DEFER_ON,
-    DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME, RESUME_ON, SINK,
+    rules, Key, MaxDefer, OptionError, Problem, CANCEL_ON, CAPACITY, CONCURRENCY, CRATE,
+    DEFAULT_DEFER_ON, DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME,
+    RESUME_ON, SINK,
 };
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Signature, Type};
 
-use crate::args::{Arg, RawArgs, Value};
+use crate::args::{Arg, RawArgs};
+use crate::value::Value;
 
 /// The validated configuration. `None` means "the runtime's default".
 pub(crate) struct Config {
@@ -27,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) defer_check_interval: Option<Duration>,
     pub(crate) max_defer: Option<MaxDefer>,
     pub(crate) name: Option<String>,
+    /// `crate = "..."`: where the generated code finds the runtime.
+    pub(crate) krate: Option<syn::Path>,
     /// The policies, checked.
     pub(crate) policies: Vec<PolicySpec>,
 }
@@ -51,6 +55,24 @@ impl RawArgs {
             cancel_on: self.patterns(&CANCEL_ON)?,
             defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,
             name: self.name(&NAME)?,
+            krate: self.krate()?,
+        })
+    }
+
+    /// `crate = "..."` as a path: the shared rule, then `syn`'s own reading (which also
+    /// refuses keywords), reported as the same rule.
+    pub(crate) fn krate(&self) -> syn::Result<Option<syn::Path>> {
+        let Some(arg) = self.get(&CRATE) else {
+            return Ok(None);
+        };
+        let Value::Str(lit) = &arg.value else {
+            return Ok(None);
+        };
+        let text = lit.value();
+        rules::path(&CRATE, &text).map_err(|err| self.error(&err))?;
+        lit.parse::<syn::Path>().map(Some).map_err(|_| {
+            let err = OptionError::new(&CRATE, Problem::BadPath { text });
+            syn::Error::new(lit.span(), err)
         })
     }
 

@@ -19,6 +19,10 @@
 //! 3. A row in the table-driven test `backpressure-macros/src/tests.rs` for each way
 //!    the value can be wrong.
 //!
+//! A key that only the attribute takes (`name`, `crate`) sets `in_file: false` and skips the
+//! runtime's plumbing of step 2 beyond what it needs (`crate` needs none: it only changes the
+//! paths `expand.rs` writes); a config file reports it as an unknown field.
+//!
 //! A key of a health policy (`error_rate(window = "30s")`) is added in [`policies`] instead;
 //! its top comment says how.
 
@@ -53,6 +57,8 @@ pub enum Kind {
     Ratio,
     /// A number in [0, 1), such as a jitter share.
     Share,
+    /// A Rust path string such as `"my_crate::backpressure"`.
+    Path,
 }
 
 /// One option: everything the front-ends need to read it and to explain a mistake.
@@ -82,6 +88,7 @@ impl Key {
             Kind::Patterns => "a pattern or a list of patterns",
             Kind::Ratio => "a number in (0, 1]",
             Kind::Share => "a number in [0, 1)",
+            Kind::Path => "a path of identifiers such as `\"::my_crate::backpressure\"`",
         };
         Self {
             name,
@@ -127,6 +134,19 @@ pub const NAME: Key = Key {
     ..Key::new("name", Kind::Name, "\"my_app::worker\"")
 };
 
+/// `crate`: the path through which the attribute's generated code reaches the runtime, for a
+/// crate that re-exports `backpressure` (as `#[tokio::main(crate = "...")]` does for tokio).
+///
+/// Attribute only: it says where the generated code finds the runtime, not how the worker
+/// behaves, so neither a config file nor the runtime's builder takes it (`in_file` is false,
+/// and it has no field in `CoordinatorConfig`, `Overrides` or `Registration`).
+pub const CRATE: Key = Key {
+    allowed: "a path to `backpressure` or to a re-export of it, such as \
+              `\"::my_crate::backpressure\"`",
+    in_file: false,
+    ..Key::new("crate", Kind::Path, "\"my_crate::backpressure\"")
+};
+
 /// Every key, in the order errors and docs list them.
 pub const KEYS: &[Key] = &[
     SINK,
@@ -139,6 +159,7 @@ pub const KEYS: &[Key] = &[
     MAX_DEFER_ATTEMPTS,
     MAX_DEFER,
     NAME,
+    CRATE,
 ];
 
 /// The key named `name`, if there is one.
@@ -158,6 +179,8 @@ pub const DEFAULT_DEFER_ON: &str = "backpressure.*";
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Default `max_defer_attempts`, as in the .NET original (10 s with the default interval).
 pub const DEFAULT_MAX_DEFER_ATTEMPTS: u32 = 200;
+/// Default `crate`: the runtime under its own name.
+pub const DEFAULT_CRATE: &str = "::backpressure";
 
 /// Names in backticks, comma-separated, for "valid keys are ..." messages.
 ///

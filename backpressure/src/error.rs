@@ -1,6 +1,6 @@
 //! The errors of signals and coordinators. The registry's errors ([`RegistryError`],
 //! [`WorkerEnqueueError`]) live in `registry/error.rs` and the config file's
-//! ([`ConfigError`]) in `config_file.rs`, next to what raises them.
+//! ([`ConfigError`]) in `config_file/error.rs`, next to what raises them.
 //!
 //! [`RegistryError`]: crate::RegistryError
 //! [`WorkerEnqueueError`]: crate::WorkerEnqueueError

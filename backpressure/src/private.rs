@@ -1,13 +1,50 @@
 //! Support for the code that `#[backpressure_worker]` generates. Not a public API: everything
-//! here may change in any release. Reached as `::backpressure::__private`.
+//! here may change in any release. Reached as `::backpressure::__private` (or
+//! `<crate>::__private` with the attribute's `crate = "..."` key).
+//!
+//! This module is exactly what `backpressure-macros/src/expand.rs` names: generated code
+//! reaches the runtime through nothing else (`tests/architecture.rs` checks both ways).
 
 use std::future::Future;
 
+use backpressure_pattern::options::policies::{PolicyKind, POLICIES};
+
 use crate::HandlerOutcome;
 
-pub use crate::registry::{BuildContext, BuiltWorker, Registration, WorkerCell};
-pub use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
+pub use crate::registry::{
+    BuildContext, BuiltWorker, Registration, RegistryError, WorkerCell, WorkerEnqueueError,
+};
+pub use crate::{Coordinator, MaxDefer, Stats, WorkContext};
+pub use backpressure_pattern::options::policies::PolicySpec;
 pub use inventory;
+
+/// The policy configured as `name` (`"error_rate"`), for a const `PolicySpec`. A name that is
+/// not a policy fails the build (const evaluation panics); the macro only writes known names.
+pub const fn policy_kind(name: &str) -> PolicyKind {
+    let mut i = 0;
+    while i < POLICIES.len() {
+        if same(POLICIES[i].name().as_bytes(), name.as_bytes()) {
+            return POLICIES[i];
+        }
+        i += 1;
+    }
+    panic!("not a policy name")
+}
+
+/// `a == b`, in a const fn.
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Compile-time check: a worker's item must be `Send + 'static`.
 pub fn item_must_be_send_and_static<T: Send + 'static>() {}
@@ -18,4 +55,18 @@ where
     F: Future,
     F::Output: HandlerOutcome,
 {
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_is_found_by_its_name() {
+        for policy in POLICIES {
+            assert_eq!(policy_kind(policy.name()), policy);
+        }
+        const ADAPTIVE: PolicyKind = policy_kind("adaptive");
+        assert_eq!(ADAPTIVE, PolicyKind::Adaptive);
+    }
 }

@@ -62,6 +62,11 @@ pub enum Problem {
     },
     /// A policy lacks a key it needs (`signal`; `slow_after` for `slow_call`).
     Missing,
+    /// A [`Kind::Path`] is not a path of identifiers.
+    BadPath {
+        /// The text as written.
+        text: String,
+    },
     /// An `adaptive` policy's signal is not matched by its own worker's `defer_on`.
     NotDeferred {
         /// The signal.
@@ -120,6 +125,15 @@ impl OptionError {
     }
 }
 
+fn not_deferred(f: &mut fmt::Formatter<'_>, signal: &str, defer_on: &str) -> fmt::Result {
+    write!(
+        f,
+        "the `adaptive` signal `{signal}` is not matched by this worker's \
+         `defer_on` (`{defer_on}`), so its level would throttle nothing here: \
+         name the signal under `defer_on` or widen `defer_on`"
+    )
+}
+
 /// The core message of an [`OptionError`].
 struct Core<'a>(&'a OptionError);
 
@@ -136,6 +150,16 @@ impl Core<'_> {
              `\"50ms\"`, `\"1s\"` or `\"2m 30s\"`{never}",
             text.escape_debug()
         )
+    }
+
+    fn name(&self, f: &mut fmt::Formatter<'_>, error: &NameError) -> fmt::Result {
+        let key = self.0.key;
+        let what = if key.name == super::NAME.name {
+            "worker"
+        } else {
+            key.name
+        };
+        error.write_as(f, what)
     }
 
     fn missing(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -180,14 +204,7 @@ impl fmt::Display for Core<'_> {
                 key.name
             ),
             Problem::Pattern { error, .. } => write!(f, "{error}"),
-            Problem::Name(error) => {
-                let what = if key.name == super::NAME.name {
-                    "worker"
-                } else {
-                    key.name
-                };
-                error.write_as(f, what)
-            }
+            Problem::Name(error) => self.name(f, error),
             Problem::BothMaxDefer => f.write_str(
                 "`max_defer` and `max_defer_attempts` cannot both be given: \
                  use `max_defer_attempts = N` (times `defer_check_interval`) \
@@ -205,12 +222,13 @@ impl fmt::Display for Core<'_> {
                 other.name
             ),
             Problem::Missing => self.missing(f),
-            Problem::NotDeferred { signal, defer_on } => write!(
+            Problem::BadPath { text } => write!(
                 f,
-                "the `adaptive` signal `{signal}` is not matched by this worker's \
-                 `defer_on` (`{defer_on}`), so its level would throttle nothing here: \
-                 name the signal under `defer_on` or widen `defer_on`"
+                "must be {}, found `{}`",
+                key.allowed,
+                text.escape_debug()
             ),
+            Problem::NotDeferred { signal, defer_on } => not_deferred(f, signal, defer_on),
         }
     }
 }

@@ -157,3 +157,35 @@ pub fn patterns<S: AsRef<str>>(key: &'static Key, items: &[S]) -> Result<String,
 pub fn name(key: &'static Key, text: &str) -> Result<(), OptionError> {
     validate_name(text).map_err(|error| OptionError::new(key, Problem::Name(error)))
 }
+
+/// A [`Kind::Path`]: an optional leading `::`, then identifiers (ASCII letters, digits and
+/// `_`, not starting with a digit) separated by `::`. Whether the path names a real crate is
+/// for the compiler to say.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure_pattern::options::{rules, CRATE};
+///
+/// assert_eq!(rules::path(&CRATE, "::my_crate::backpressure"), Ok(()));
+/// assert_eq!(rules::path(&CRATE, "crate::reexport"), Ok(()));
+/// let err = rules::path(&CRATE, "my crate").unwrap_err();
+/// assert!(err.to_string().starts_with("`crate` must be a path to `backpressure`"));
+/// ```
+pub fn path(key: &'static Key, text: &str) -> Result<(), OptionError> {
+    let segments = text.strip_prefix("::").unwrap_or(text);
+    if segments.split("::").all(is_identifier) {
+        Ok(())
+    } else {
+        let text = text.to_owned();
+        Err(OptionError::new(key, Problem::BadPath { text }))
+    }
+}
+
+fn is_identifier(segment: &str) -> bool {
+    let mut chars = segment.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic());
+    first_ok && segment != "_" && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}

@@ -3,15 +3,46 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use super::policies;
 use super::registration::{registrations, Registration};
 use super::runtime::{Runtime, Worker};
 use super::worker::BuildContext;
-use super::{RegistryError, GLOBAL_STARTED};
+use super::{global, RegistryError};
 use crate::config_file::{ConfigFile, SinkSection, CONFIG_ENV_VAR};
 use crate::Sink;
+
+/// Starts every registered worker: the global runtime.
+///
+/// Equivalent to `Runtime::builder().start()`; reads the config file named by the
+/// `BACKPRESSURE_CONFIG` environment variable, if it is set.
+///
+/// # Errors
+///
+/// [`RegistryError`] when called outside a tokio runtime, when a global runtime is already
+/// running, when two workers share a name, when the config file is unusable, or when a
+/// worker's coordinator cannot be built.
+///
+/// # Examples
+///
+/// ```no_run
+/// use backpressure::backpressure_worker;
+///
+/// #[backpressure_worker(sink = "main")]
+/// async fn send_email(to: String) {
+///     println!("sending to {to}");
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runtime = backpressure::start()?;
+/// send_email::enqueue("ada@example.com".to_owned()).await?;
+/// runtime.drain_all().await;
+/// # Ok(()) }
+/// ```
+pub fn start() -> Result<Runtime, RegistryError> {
+    RuntimeBuilder::default().start()
+}
 
 enum ConfigSource {
     /// `BACKPRESSURE_CONFIG`, if set (global runtimes only).
@@ -65,6 +96,24 @@ impl fmt::Debug for RuntimeBuilder {
             .field("only", &self.only)
             .field("isolated", &self.isolated)
             .finish_non_exhaustive()
+    }
+}
+
+// Beside what it returns, so that `runtime.rs` need not know the builder.
+impl Runtime {
+    /// A builder, to choose a config file, restrict or isolate the runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // No worker is registered in this doctest: an isolated runtime with none of them.
+    /// let runtime = backpressure::Runtime::builder().only::<_, &str>([]).start()?;
+    /// assert!(runtime.workers().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
     }
 }
 
@@ -158,7 +207,7 @@ impl RuntimeBuilder {
         config.check_sinks(&self.handled)?;
 
         let global = !self.isolated;
-        if global && !claim_global() {
+        if global && !global::claim() {
             return Err(RegistryError::AlreadyStarted);
         }
         let built = build_all(&selected, &config, self.sinks, self.isolated);
@@ -166,7 +215,7 @@ impl RuntimeBuilder {
             Ok(built) => built,
             Err(err) => {
                 if global {
-                    GLOBAL_STARTED.store(false, Ordering::Release);
+                    global::release();
                 }
                 return Err(err);
             }
@@ -216,13 +265,6 @@ impl RuntimeBuilder {
             ConfigSource::Text { label, text } => ConfigFile::parse(label, text)?,
         })
     }
-}
-
-/// Marks the global runtime as started; `false` when one already is.
-fn claim_global() -> bool {
-    GLOBAL_STARTED
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
 }
 
 fn check_duplicates(selected: &[&'static Registration]) -> Result<(), RegistryError> {
@@ -276,7 +318,7 @@ fn build_all(
         let defer_on = effective.defer_on.as_deref();
         let policies = policies::build(registration, overrides, &config.file, defer_on)?;
         let context = BuildContext {
-            registration,
+            name: registration.name,
             config: effective,
             sink,
             policies,

@@ -22,50 +22,15 @@
 mod builder;
 mod cell;
 mod error;
+mod global;
 mod policies;
 mod registration;
 mod runtime;
 mod worker;
 
-use std::sync::atomic::AtomicBool;
-
-pub use builder::RuntimeBuilder;
+pub use builder::{start, RuntimeBuilder};
 pub use cell::WorkerCell;
 pub use error::{RegistryError, WorkerEnqueueError};
 pub use registration::Registration;
 pub use runtime::{Runtime, ShutdownReport, WorkerInfo};
 pub use worker::{BuildContext, BuiltWorker};
-
-/// Whether a global runtime is running.
-static GLOBAL_STARTED: AtomicBool = AtomicBool::new(false);
-
-/// Starts every registered worker: the global runtime.
-///
-/// Equivalent to `Runtime::builder().start()`; reads the config file named by the
-/// `BACKPRESSURE_CONFIG` environment variable, if it is set.
-///
-/// # Errors
-///
-/// [`RegistryError`] when called outside a tokio runtime, when a global runtime is already
-/// running, when two workers share a name, when the config file is unusable, or when a
-/// worker's coordinator cannot be built.
-///
-/// # Examples
-///
-/// ```no_run
-/// use backpressure::backpressure_worker;
-///
-/// #[backpressure_worker(sink = "main")]
-/// async fn send_email(to: String) {
-///     println!("sending to {to}");
-/// }
-///
-/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let runtime = backpressure::start()?;
-/// send_email::enqueue("ada@example.com".to_owned()).await?;
-/// runtime.drain_all().await;
-/// # Ok(()) }
-/// ```
-pub fn start() -> Result<Runtime, RegistryError> {
-    Runtime::builder().start()
-}

@@ -7,9 +7,9 @@ use std::sync::PoisonError;
 
 use serde::Serialize;
 
+use super::global;
 use super::registration::Registration;
 use super::worker::{ErasedWorker, TypedWorker};
-use super::{RuntimeBuilder, GLOBAL_STARTED};
 use crate::{Coordinator, CoordinatorConfig, PolicyInfo, Sink, Stats};
 
 /// One running worker, as listed by [`Runtime::workers`]. Serialisable, to dump it.
@@ -80,21 +80,6 @@ impl fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// A builder, to choose a config file, restrict or isolate the runtime.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// // No worker is registered in this doctest: an isolated runtime with none of them.
-    /// let runtime = backpressure::Runtime::builder().only::<_, &str>([]).start()?;
-    /// assert!(runtime.workers().is_empty());
-    /// # Ok(()) }
-    /// ```
-    pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder::default()
-    }
-
     /// Every worker with its config and stats, sorted by name.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let mut infos: Vec<_> = self.workers.iter().map(Self::info).collect();
@@ -150,8 +135,9 @@ impl Runtime {
     }
 
     /// The sink that this runtime's workers of sink name `name` watch: the one given to
-    /// [`RuntimeBuilder::sink`] for that name if any, else [`backpressure::sink(name)`](crate::sink)
-    /// for the global runtime and a fresh sink of its own for an isolated one.
+    /// [`RuntimeBuilder::sink`](crate::RuntimeBuilder::sink) for that name if any, else
+    /// [`backpressure::sink(name)`](crate::sink) for the global runtime and a fresh sink of
+    /// its own for an isolated one.
     pub fn sink(&self, name: &str) -> Option<Sink> {
         self.sinks.get(name).cloned()
     }
@@ -204,7 +190,7 @@ impl Runtime {
             for worker in &self.workers {
                 worker.erased.uninstall();
             }
-            GLOBAL_STARTED.store(false, Ordering::Release);
+            global::release();
         }
     }
 }

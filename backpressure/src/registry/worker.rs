@@ -6,7 +6,6 @@ use std::sync::{Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
 
-use super::registration::Registration;
 use super::{RegistryError, WorkerCell};
 use crate::{
     Coordinator, CoordinatorConfig, HandlerOutcome, Policy, PolicyInfo, Sink, Stats, WorkContext,
@@ -15,7 +14,8 @@ use crate::{
 /// What a registration's `build` function gets: the effective config and the sink.
 #[derive(Debug)]
 pub struct BuildContext<'a> {
-    pub(crate) registration: &'a Registration,
+    /// The worker's registered name.
+    pub(crate) name: &'a str,
     pub(crate) config: CoordinatorConfig,
     pub(crate) sink: Sink,
     /// The worker's policies: the attribute's with the config file's over them.
@@ -37,13 +37,13 @@ impl BuildContext<'_> {
     {
         let builder = Coordinator::builder()
             .sink(self.sink.clone())
-            .name(self.registration.name)
+            .name(self.name)
             .config(self.config.clone());
         let coordinator = (self.policies.iter().cloned())
             .fold(builder, |builder, policy| builder.policy(policy))
             .build(handler)
             .map_err(|source| RegistryError::Build {
-                worker: self.registration.name.to_owned(),
+                worker: self.name.to_owned(),
                 source,
             })?;
         Ok(BuiltWorker(Box::new(TypedWorker {
