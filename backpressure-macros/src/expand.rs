@@ -16,7 +16,7 @@ use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
 use backpressure_pattern::options::policies::{PolicySpec, PolicyValue};
-use backpressure_pattern::options::{MaxDefer, DEFAULT_CRATE};
+use backpressure_pattern::options::{MaxDefer, OptionValue, Values, DEFAULT_CRATE};
 
 use crate::validate::{Config, Handler, Shape};
 
@@ -198,14 +198,7 @@ fn build_fn(function: &ItemFn, handler: &Handler, private: &TokenStream) -> Toke
 /// The `inventory` registration: the attribute's values, `None` where the runtime's default
 /// applies.
 fn registration(config: &Config, private: &TokenStream) -> TokenStream {
-    let sink = option(config.sink.as_ref().map(|s| quote!(#s)));
-    let concurrency = option(config.concurrency.map(|n| quote!(#n)));
-    let capacity = option(config.capacity.map(|n| quote!(#n)));
-    let defer_on = option(config.defer_on.as_ref().map(|s| quote!(#s)));
-    let resume_on = option(config.resume_on.as_ref().map(|s| quote!(#s)));
-    let cancel_on = option(config.cancel_on.as_ref().map(|s| quote!(#s)));
-    let defer_check_interval = option(config.defer_check_interval.map(duration));
-    let max_defer = option(config.max_defer.map(|value| max_defer(value, private)));
+    let values = values(&config.values, private);
     let policies = config.policies.iter().map(|spec| policy(spec, private));
     let count = config.policies.len();
     quote! {
@@ -214,19 +207,35 @@ fn registration(config: &Config, private: &TokenStream) -> TokenStream {
         #private::inventory::submit! {
             #private::Registration {
                 name: NAME,
-                sink: #sink,
-                concurrency: #concurrency,
-                capacity: #capacity,
-                defer_on: #defer_on,
-                resume_on: #resume_on,
-                cancel_on: #cancel_on,
-                defer_check_interval: #defer_check_interval,
-                max_defer: #max_defer,
+                values: #values,
                 policies: &__BACKPRESSURE_POLICIES,
                 build: __backpressure_build,
                 file: ::core::file!(),
                 line: ::core::line!(),
             }
+        }
+    }
+}
+
+/// The coordinator options as a const `Values`: every field, named like its key.
+fn values(values: &Values, private: &TokenStream) -> TokenStream {
+    let fields = Values::FIELDS.iter().map(|&key| {
+        let field = format_ident!("{}", key.name);
+        let value = values.get(key).map(|value| match value {
+            OptionValue::Text(text) => {
+                let text: &str = &text;
+                quote!(::std::borrow::Cow::Borrowed(#text))
+            }
+            OptionValue::Count(n) => quote!(#n),
+            OptionValue::Duration(d) => duration(d),
+            OptionValue::MaxDefer(m) => max_defer(m, private),
+        });
+        let value = option(value);
+        quote!(#field: #value)
+    });
+    quote! {
+        #private::Values {
+            #(#fields,)*
         }
     }
 }

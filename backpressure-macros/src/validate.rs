@@ -3,13 +3,10 @@
 //! Every rule that looks at a value, or at more than one key, lives here. Errors point at the
 //! literal (or key) that is wrong and say what is allowed.
 
-use std::time::Duration;
-
 use backpressure_pattern::options::policies::PolicySpec;
 use backpressure_pattern::options::{
-    rules, Key, MaxDefer, OptionError, Problem, CANCEL_ON, CAPACITY, CONCURRENCY, CRATE,
-    DEFAULT_DEFER_ON, DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME,
-    RESUME_ON, SINK,
+    rules, Key, Kind, OptionError, Problem, Values, Written, WrittenValues, CRATE,
+    DEFAULT_DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME,
 };
 use proc_macro2::Span;
 use syn::spanned::Spanned;
@@ -18,16 +15,10 @@ use syn::{FnArg, ItemFn, Signature, Type};
 use crate::args::{Arg, RawArgs};
 use crate::value::Value;
 
-/// The validated configuration. `None` means "the runtime's default".
+/// The validated configuration.
 pub(crate) struct Config {
-    pub(crate) sink: Option<String>,
-    pub(crate) concurrency: Option<usize>,
-    pub(crate) capacity: Option<usize>,
-    pub(crate) defer_on: Option<String>,
-    pub(crate) resume_on: Option<String>,
-    pub(crate) cancel_on: Option<String>,
-    pub(crate) defer_check_interval: Option<Duration>,
-    pub(crate) max_defer: Option<MaxDefer>,
+    /// The coordinator options given; `None` means "the runtime's default".
+    pub(crate) values: Values,
     pub(crate) name: Option<String>,
     /// `crate = "..."`: where the generated code finds the runtime.
     pub(crate) krate: Option<syn::Path>,
@@ -36,24 +27,18 @@ pub(crate) struct Config {
 }
 
 impl RawArgs {
-    /// Applies every key's rule (from `backpressure_pattern::options`); plumbing only, one
-    /// line a key.
+    /// Applies every key's rule (from `backpressure_pattern::options`): the coordinator
+    /// options through [`Values::read`], then the policies (which look at `defer_on`), the
+    /// attribute's own keys last.
     pub(crate) fn build(self) -> syn::Result<Config> {
-        let defer_on = self.patterns(&DEFER_ON)?;
-        let watched = defer_on.as_deref().unwrap_or(DEFAULT_DEFER_ON);
+        let values = Values::read(&self)?;
+        let watched = values.defer_on.as_deref().unwrap_or(DEFAULT_DEFER_ON);
         for policy in &self.policies {
             policy.check(watched)?;
         }
         Ok(Config {
+            values,
             policies: self.policies.iter().map(|p| p.spec.clone()).collect(),
-            max_defer: self.max_defer()?,
-            sink: self.name(&SINK)?,
-            concurrency: self.count(&CONCURRENCY)?,
-            capacity: self.count(&CAPACITY)?,
-            defer_on,
-            resume_on: self.patterns(&RESUME_ON)?,
-            cancel_on: self.patterns(&CANCEL_ON)?,
-            defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,
             name: self.name(&NAME)?,
             krate: self.krate()?,
         })
@@ -76,51 +61,12 @@ impl RawArgs {
         })
     }
 
-    fn count(&self, key: &'static Key) -> syn::Result<Option<usize>> {
-        let Some(arg) = self.get(key) else {
-            return Ok(None);
-        };
-        let n = int(arg, "usize")?;
-        rules::count(key, n)
-            .map(Some)
-            .map_err(|err| self.error(&err))
-    }
-
     fn name(&self, key: &'static Key) -> syn::Result<Option<String>> {
         let Some(text) = self.text(key) else {
             return Ok(None);
         };
         rules::name(key, &text).map_err(|err| self.error(&err))?;
         Ok(Some(text))
-    }
-
-    fn duration(&self, key: &'static Key) -> syn::Result<Option<Duration>> {
-        let Some(text) = self.text(key) else {
-            return Ok(None);
-        };
-        rules::parse_duration(key, &text)
-            .map(Some)
-            .map_err(|err| self.error(&err))
-    }
-
-    fn patterns(&self, key: &'static Key) -> syn::Result<Option<String>> {
-        let Some(arg) = self.get(key) else {
-            return Ok(None);
-        };
-        let Value::Patterns(patterns) = &arg.value else {
-            return Ok(None);
-        };
-        let items: Vec<String> = patterns.items.iter().map(|lit| lit.value()).collect();
-        rules::patterns(key, &items)
-            .map(Some)
-            .map_err(|err| self.error(&err))
-    }
-
-    fn max_defer(&self) -> syn::Result<Option<MaxDefer>> {
-        let attempts = self.get(&MAX_DEFER_ATTEMPTS);
-        let attempts = attempts.map(|arg| int(arg, "u32")).transpose()?;
-        let text = self.text(&MAX_DEFER);
-        rules::max_defer_keys(attempts, text.as_deref()).map_err(|err| self.error(&err))
     }
 
     /// A broken rule, on the token that broke it: the second of two clashing keys, the
@@ -149,6 +95,30 @@ impl RawArgs {
             Value::Str(lit) => Some(lit.value()),
             _ => None,
         }
+    }
+}
+
+/// The arguments as written, for [`Values::read`]: an integer literal is read as its key's
+/// kind asks (and may not fit), a broken rule points at its token.
+impl WrittenValues for RawArgs {
+    type Error = syn::Error;
+
+    fn written(&self, key: &'static Key) -> syn::Result<Option<Written>> {
+        let Some(arg) = self.get(key) else {
+            return Ok(None);
+        };
+        Ok(Some(match &arg.value {
+            Value::Int(_) if key.kind == Kind::Attempts => Written::Attempts(int(arg, "u32")?),
+            Value::Int(_) => Written::Count(int(arg, "usize")?),
+            Value::Str(lit) => Written::Text(lit.value()),
+            Value::Patterns(patterns) => {
+                Written::Patterns(patterns.items.iter().map(|lit| lit.value()).collect())
+            }
+        }))
+    }
+
+    fn broken(&self, err: OptionError) -> syn::Error {
+        self.error(&err)
     }
 }
 

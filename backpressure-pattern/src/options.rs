@@ -30,12 +30,16 @@ mod max_defer;
 pub mod policies;
 mod policy_kind;
 mod problem;
+mod read;
 pub mod rules;
+mod values;
 
 use std::time::Duration;
 
 pub use max_defer::MaxDefer;
 pub use problem::{OptionError, Problem};
+pub use read::{Written, WrittenValues};
+pub use values::{OptionValue, Values};
 
 /// How a key's value is written, in the attribute and in a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ pub use crate::registry::{
 };
 pub use crate::{Coordinator, MaxDefer, Stats, WorkContext};
 pub use backpressure_pattern::options::policies::PolicySpec;
+pub use backpressure_pattern::options::Values;
 pub use inventory;
 
 /// The policy configured as `name` (`"error_rate"`), for a const `PolicySpec`. A name that is

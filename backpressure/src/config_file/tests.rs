@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use backpressure_pattern::options::Values;
+
 use super::{ConfigError, ConfigFile};
 use crate::{CoordinatorConfig, MaxDefer};
 
@@ -31,9 +33,8 @@ fn every_field_is_read_and_applied() {
     )
     .unwrap();
     let overrides = &file.workers["app::send"];
-    assert_eq!(overrides.sink.as_deref(), Some("mail"));
-    let mut config = CoordinatorConfig::default();
-    overrides.apply(&mut config);
+    assert_eq!(overrides.values.sink.as_deref(), Some("mail"));
+    let config = CoordinatorConfig::from_values(&overrides.values);
     assert_eq!(config.concurrency, 8);
     assert_eq!(config.capacity, 500);
     assert_eq!(
@@ -49,17 +50,18 @@ fn every_field_is_read_and_applied() {
 #[test]
 fn absent_fields_keep_the_existing_values() {
     let file = parse("[workers.a]\nmax_defer = \"never\"\n").unwrap();
-    let mut config = CoordinatorConfig::default();
-    file.workers["a"].apply(&mut config);
+    let mut values = Values::new();
+    values.overlay(&file.workers["a"].values);
     assert_eq!(
-        config,
+        CoordinatorConfig::from_values(&values),
         CoordinatorConfig {
             max_defer: MaxDefer::Never,
             ..CoordinatorConfig::default()
         }
     );
     let file = parse("[workers.a]\nmax_defer_attempts = 7\n").unwrap();
-    file.workers["a"].apply(&mut config);
+    values.overlay(&file.workers["a"].values);
+    let config = CoordinatorConfig::from_values(&values);
     assert_eq!(config.max_defer, MaxDefer::Attempts(7));
     assert!(parse("").unwrap().workers.is_empty());
 }

@@ -2,18 +2,15 @@
 //! each policy table (`[workers."name".error_rate]`) read into a `PolicySpec`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec, PolicyValue};
 use backpressure_pattern::options::{
-    self, rules, Key, Kind, OptionError, CANCEL_ON, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL,
-    DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, RESUME_ON, SINK,
+    self, rules, Key, Kind, OptionError, Values, Written, WrittenValues,
 };
 use serde::Deserialize;
 
 use super::error::ConfigError;
 use super::overrides::Overrides;
-use crate::MaxDefer;
 
 /// One pattern or a list of patterns, as TOML writes them.
 #[derive(Deserialize)]
@@ -26,33 +23,25 @@ enum PatternList {
     Many(Vec<String>),
 }
 
-/// A field's value, read as its key's [`Kind`] says.
-enum Value {
-    Count(usize),
-    Attempts(u32),
-    Text(String),
-    List(Vec<String>),
-}
-
-impl Value {
-    fn read(key: &Key, value: toml::Value) -> Result<Self, toml::de::Error> {
-        Ok(match key.kind {
-            Kind::Count => Value::Count(usize::deserialize(value)?),
-            Kind::Attempts => Value::Attempts(u32::deserialize(value)?),
-            Kind::Patterns => Value::List(match PatternList::deserialize(value)? {
-                PatternList::One(item) => vec![item],
-                PatternList::Many(items) => items,
-            }),
-            _ => Value::Text(String::deserialize(value)?),
-        })
-    }
+/// A field's value, read as its key's [`Kind`] says (its rule comes later, in
+/// [`Values::read`]).
+fn written(key: &Key, value: toml::Value) -> Result<Written, toml::de::Error> {
+    Ok(match key.kind {
+        Kind::Count => Written::Count(usize::deserialize(value)?),
+        Kind::Attempts => Written::Attempts(u32::deserialize(value)?),
+        Kind::Patterns => Written::Patterns(match PatternList::deserialize(value)? {
+            PatternList::One(item) => vec![item],
+            PatternList::Many(items) => items,
+        }),
+        _ => Written::Text(String::deserialize(value)?),
+    })
 }
 
 /// Where a worker section's errors point: the file and the worker.
 struct Section<'a> {
     file: &'a str,
     worker: &'a str,
-    values: BTreeMap<&'static str, Value>,
+    values: BTreeMap<&'static str, Written>,
     policies: Vec<PolicySpec>,
 }
 
@@ -86,8 +75,8 @@ impl Section<'_> {
                     field,
                 });
             };
-            let value = Value::read(key, value)
-                .map_err(|err| self.invalid(&field, err.message().into()))?;
+            let value =
+                written(key, value).map_err(|err| self.invalid(&field, err.message().into()))?;
             self.values.insert(key.name, value);
         }
         Ok(())
@@ -131,61 +120,18 @@ impl Section<'_> {
             message,
         }
     }
+}
 
-    fn count(&self, key: &'static Key) -> Result<Option<usize>, OptionError> {
-        match self.values.get(key.name) {
-            Some(Value::Count(n)) => rules::count(key, *n).map(Some),
-            _ => Ok(None),
-        }
+/// The section's fields, for [`Values::read`]: read already, so only a rule can fail.
+impl WrittenValues for Section<'_> {
+    type Error = ConfigError;
+
+    fn written(&self, key: &'static Key) -> Result<Option<Written>, ConfigError> {
+        Ok(self.values.get(key.name).cloned())
     }
 
-    fn text(&self, key: &Key) -> Option<&str> {
-        match self.values.get(key.name) {
-            Some(Value::Text(text)) => Some(text),
-            _ => None,
-        }
-    }
-
-    fn name(&self, key: &'static Key) -> Result<Option<String>, OptionError> {
-        let name = self.text(key);
-        name.map(|name| rules::name(key, name)).transpose()?;
-        Ok(name.map(str::to_owned))
-    }
-
-    fn duration(&self, key: &'static Key) -> Result<Option<Duration>, OptionError> {
-        self.text(key)
-            .map(|text| rules::parse_duration(key, text))
-            .transpose()
-    }
-
-    fn patterns(&self, key: &'static Key) -> Result<Option<String>, OptionError> {
-        match self.values.get(key.name) {
-            Some(Value::List(items)) => rules::patterns(key, items).map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    fn max_defer(&self) -> Result<Option<MaxDefer>, OptionError> {
-        let attempts = match self.values.get(MAX_DEFER_ATTEMPTS.name) {
-            Some(Value::Attempts(n)) => Some(*n),
-            _ => None,
-        };
-        rules::max_defer_keys(attempts, self.text(&MAX_DEFER))
-    }
-
-    /// Applies every key's rule; plumbing only, one line a key.
-    fn overrides(&self) -> Result<Overrides, OptionError> {
-        Ok(Overrides {
-            sink: self.name(&SINK)?,
-            concurrency: self.count(&CONCURRENCY)?,
-            capacity: self.count(&CAPACITY)?,
-            defer_on: self.patterns(&DEFER_ON)?,
-            resume_on: self.patterns(&RESUME_ON)?,
-            cancel_on: self.patterns(&CANCEL_ON)?,
-            defer_check_interval: self.duration(&DEFER_CHECK_INTERVAL)?,
-            max_defer: self.max_defer()?,
-            policies: self.policies.clone(),
-        })
+    fn broken(&self, err: OptionError) -> ConfigError {
+        self.rule(err)
     }
 }
 
@@ -217,5 +163,8 @@ pub(super) fn overrides(
         policies: Vec::new(),
     };
     section.read(table)?;
-    section.overrides().map_err(|err| section.rule(err))
+    Ok(Overrides {
+        values: Values::read(&section)?,
+        policies: section.policies,
+    })
 }

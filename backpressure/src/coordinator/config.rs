@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use backpressure_pattern::options::{
-    rules, Problem, CAPACITY, CONCURRENCY, DEFAULT_CAPACITY, DEFAULT_CHECK_INTERVAL,
+    rules, Problem, Values, CAPACITY, CONCURRENCY, DEFAULT_CAPACITY, DEFAULT_CHECK_INTERVAL,
     DEFAULT_CONCURRENCY, DEFAULT_DEFER_ON,
 };
 use serde::{Deserialize, Serialize};
@@ -56,14 +56,27 @@ pub struct CoordinatorConfig {
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
+        Self::from_values(&Values::new())
+    }
+}
+
+impl CoordinatorConfig {
+    /// The values given, the defaults of the .NET original for the rest: the one place where
+    /// an option's value becomes its field (the attribute's and the config file's values
+    /// arrive here, laid over each other; `sink` is the runtime's, not the coordinator's).
+    pub(crate) fn from_values(values: &Values) -> Self {
+        let text =
+            |given: &Option<std::borrow::Cow<'static, str>>| given.as_deref().map(str::to_owned);
         Self {
-            concurrency: DEFAULT_CONCURRENCY,
-            capacity: DEFAULT_CAPACITY,
-            defer_on: Some(DEFAULT_DEFER_ON.to_owned()),
-            resume_on: None,
-            cancel_on: None,
-            defer_check_interval: DEFAULT_CHECK_INTERVAL,
-            max_defer: MaxDefer::default(),
+            concurrency: values.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            capacity: values.capacity.unwrap_or(DEFAULT_CAPACITY),
+            defer_on: text(&values.defer_on).or_else(|| Some(DEFAULT_DEFER_ON.to_owned())),
+            resume_on: text(&values.resume_on),
+            cancel_on: text(&values.cancel_on),
+            defer_check_interval: values
+                .defer_check_interval
+                .unwrap_or(DEFAULT_CHECK_INTERVAL),
+            max_defer: values.max_defer.unwrap_or_default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::runtime::{Runtime, Worker};
 use super::worker::BuildContext;
 use super::{global, RegistryError};
 use crate::config_file::{ConfigFile, SinkSection, CONFIG_ENV_VAR};
-use crate::Sink;
+use crate::{CoordinatorConfig, Sink};
 
 /// Starts every registered worker: the global runtime.
 ///
@@ -297,14 +297,8 @@ fn build_all(
     let mut workers = Vec::with_capacity(selected.len());
     for &registration in selected {
         let overrides = config.workers.get(registration.name);
-        let mut effective = registration.config();
-        let mut sink_name = registration.sink_name().to_owned();
-        if let Some(overrides) = overrides {
-            overrides.apply(&mut effective);
-            if let Some(name) = &overrides.sink {
-                sink_name.clone_from(name);
-            }
-        }
+        let (values, sink_name) = registration.values(overrides);
+        let effective = CoordinatorConfig::from_values(&values);
         let sink = sinks
             .entry(sink_name.clone())
             .or_insert_with(|| {

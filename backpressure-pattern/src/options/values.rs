@@ -1,0 +1,107 @@
+//! [`Values`]: a worker's coordinator options as given, one field a key, written once.
+//!
+//! The attribute's registration holds one (a const literal the macro writes field by field,
+//! named like the keys), a config file's worker section reads into one, and the runtime lays
+//! the second over the first before it builds the coordinator's configuration from the
+//! result. Reading them, by each key's [`Kind`](super::Kind), is [`Values::read`].
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use super::{
+    Key, MaxDefer, CANCEL_ON, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER,
+    RESUME_ON, SINK,
+};
+
+/// One coordinator option's value, of the form its key's kind asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionValue {
+    /// A [`Kind::Name`](super::Kind::Name), or a [`Kind::Patterns`](super::Kind::Patterns)
+    /// joined into one comma-separated pattern.
+    Text(Cow<'static, str>),
+    /// A [`Kind::Count`](super::Kind::Count).
+    Count(usize),
+    /// A [`Kind::Duration`](super::Kind::Duration).
+    Duration(Duration),
+    /// `max_defer` (or `max_defer_attempts`, which is written into the same field).
+    MaxDefer(MaxDefer),
+}
+
+macro_rules! values {
+    ($($field:ident: $ty:ty => $key:ident as $variant:ident,)*) => {
+        /// A worker's coordinator options as given: `None` is "not given" (the value below,
+        /// in the end the runtime's default). Const-constructible, so the attribute's values
+        /// can live in its static registration. Each field is named like its key.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use backpressure_pattern::options::{Values, MaxDefer};
+        ///
+        /// let mut values = Values { concurrency: Some(8), ..Values::new() };
+        /// values.overlay(&Values { max_defer: Some(MaxDefer::Never), ..Values::new() });
+        /// assert_eq!(values.concurrency, Some(8));
+        /// assert_eq!(values.max_defer, Some(MaxDefer::Never));
+        /// ```
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Values {
+            $(
+                #[doc = concat!("`", stringify!($field), "`")]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl Values {
+            /// Every field's key, in the order of the fields (and of errors).
+            pub const FIELDS: &'static [&'static Key] = &[$(&$key),*];
+
+            /// No value given.
+            pub const fn new() -> Self {
+                Self { $($field: None,)* }
+            }
+
+            /// The value given for `key`, if any.
+            pub fn get(&self, key: &Key) -> Option<OptionValue> {
+                $(
+                    if key.name == $key.name {
+                        return self.$field.clone().map(OptionValue::$variant);
+                    }
+                )*
+                None
+            }
+
+            /// Sets `key`; `false` if it is not a field or the value is not of its form.
+            pub fn set(&mut self, key: &Key, value: OptionValue) -> bool {
+                match value {
+                    $(
+                        OptionValue::$variant(value) if key.name == $key.name => {
+                            self.$field = Some(value);
+                            true
+                        }
+                    )*
+                    _ => false,
+                }
+            }
+
+            /// Writes every value given in `over` over this one's.
+            pub fn overlay(&mut self, over: &Values) {
+                $(
+                    if let Some(value) = &over.$field {
+                        self.$field = Some(value.clone());
+                    }
+                )*
+            }
+        }
+    };
+}
+
+values! {
+    sink: Cow<'static, str> => SINK as Text,
+    concurrency: usize => CONCURRENCY as Count,
+    capacity: usize => CAPACITY as Count,
+    defer_on: Cow<'static, str> => DEFER_ON as Text,
+    resume_on: Cow<'static, str> => RESUME_ON as Text,
+    cancel_on: Cow<'static, str> => CANCEL_ON as Text,
+    defer_check_interval: Duration => DEFER_CHECK_INTERVAL as Duration,
+    max_defer: MaxDefer => MAX_DEFER as MaxDefer,
+}
