@@ -1,7 +1,8 @@
 //! Stage 2: turn the raw arguments into a typed configuration, and check the function's shape.
 //!
-//! Every rule that looks at a value, or at more than one key, lives here. Errors point at the
-//! literal (or key) that is wrong and say what is allowed.
+//! Every key's rule is applied here (the rules and their words are
+//! `backpressure_pattern::options`'; the coordinator options are read through its
+//! `Values::read`). Errors point at the literal (or key) that is wrong and say what is allowed.
 
 use backpressure_pattern::options::policies::PolicySpec;
 use backpressure_pattern::options::{

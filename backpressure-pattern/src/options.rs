@@ -11,17 +11,25 @@
 //!
 //! 1. Here: a [`Key`] constant (name, [`Kind`], example, allowed values), its place in
 //!    [`KEYS`], its default next to the others, and a rule in [`rules`] if no existing one
-//!    fits its kind (a new [`Problem`] variant only for a new kind of mistake).
-//! 2. Plumbing, one field each: `CoordinatorConfig` (and a builder setter) and `Overrides` in
-//!    the runtime, `Registration` in `__private`, `Config` in the macro's `validate.rs` and its
-//!    token in `expand.rs`. Reading the value (attribute literal, TOML value) follows from its
-//!    [`Kind`] and needs no new code.
-//! 3. A row in the table-driven test `backpressure-macros/src/tests.rs` for each way
-//!    the value can be wrong.
+//!    fits its kind (a new [`Problem`] variant only for a new kind of mistake, and its arm in
+//!    `read.rs` only for a new kind).
+//! 2. One line in the `values!` list of `values.rs`, which makes it a field of [`Values`]
+//!    (named like the key). That is the whole of the plumbing between the front-ends: the
+//!    attribute and a config file read it by its kind ([`Values::read`]), the macro writes
+//!    the field into the registration by the key's name, and the runtime lays the file's
+//!    [`Values`] over the attribute's.
+//! 3. In the runtime, the option itself: its field in `CoordinatorConfig` with its line in
+//!    `CoordinatorConfig::from_values` (which applies the default), and a
+//!    `CoordinatorBuilder` setter.
+//! 4. Docs and tests that list every key: the table in `backpressure-macros/src/lib.rs`,
+//!    `tests/ui/pass/every-key.rs`, the "valid keys are" lists pinned in `tests/ui/fail/*.stderr`
+//!    and `backpressure/src/config_file/tests.rs`, and a row in the table-driven test
+//!    `backpressure-macros/src/tests.rs` for each way the value can be wrong.
 //!
-//! A key that only the attribute takes (`name`, `crate`) sets `in_file: false` and skips the
-//! runtime's plumbing of step 2 beyond what it needs (`crate` needs none: it only changes the
-//! paths `expand.rs` writes); a config file reports it as an unknown field.
+//! A key that only the attribute takes (`name`, `crate`) sets `in_file: false` and is no
+//! field of [`Values`]: the macro reads it itself (`name` goes into the registration beside
+//! the values, `crate` only changes the paths `expand.rs` writes); a config file reports it
+//! as an unknown field.
 //!
 //! A key of a health policy (`error_rate(window = "30s")`) is added in [`policies`] instead;
 //! its top comment says how.
@@ -143,7 +151,7 @@ pub const NAME: Key = Key {
 ///
 /// Attribute only: it says where the generated code finds the runtime, not how the worker
 /// behaves, so neither a config file nor the runtime's builder takes it (`in_file` is false,
-/// and it has no field in `CoordinatorConfig`, `Overrides` or `Registration`).
+/// and it has no field in [`Values`] or `CoordinatorConfig`).
 pub const CRATE: Key = Key {
     allowed: "a path to `backpressure` or to a re-export of it, such as \
               `\"::my_crate::backpressure\"`",

@@ -94,3 +94,63 @@ fn read_max_defer<S: WrittenValues>(source: &S) -> Result<Option<OptionValue>, S
         .map(|value| value.map(OptionValue::MaxDefer))
         .map_err(|err| source.broken(err))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::super::{MaxDefer, CAPACITY, DEFER_ON, SINK};
+    use super::*;
+
+    /// Values as written, and broken rules as their messages.
+    struct Map(BTreeMap<&'static str, Written>);
+
+    impl WrittenValues for Map {
+        type Error = String;
+
+        fn written(&self, key: &'static Key) -> Result<Option<Written>, String> {
+            Ok(self.0.get(key.name).cloned())
+        }
+
+        fn broken(&self, err: OptionError) -> String {
+            err.to_string()
+        }
+    }
+
+    fn read(pairs: &[(&'static Key, Written)]) -> Result<Values, String> {
+        Values::read(&Map(pairs
+            .iter()
+            .map(|(k, v)| (k.name, v.clone()))
+            .collect()))
+    }
+
+    #[test]
+    fn each_field_is_read_by_its_kind_and_checked_by_its_rule() {
+        let items = vec!["a.*".to_owned(), "b".to_owned()];
+        let values = read(&[
+            (&SINK, Written::Text("mail".into())),
+            (&DEFER_ON, Written::Patterns(items)),
+            (&MAX_DEFER_ATTEMPTS, Written::Attempts(7)),
+        ])
+        .unwrap();
+        assert_eq!(values.sink.as_deref(), Some("mail"));
+        assert_eq!(values.defer_on.as_deref(), Some("a.*, b"));
+        assert_eq!(values.max_defer, Some(MaxDefer::Attempts(7)));
+        assert_eq!(values.capacity, None);
+        let values = read(&[(&MAX_DEFER, Written::Text("2s".into()))]).unwrap();
+        assert_eq!(
+            values.max_defer,
+            Some(MaxDefer::After(Duration::from_secs(2)))
+        );
+
+        let zero = read(&[(&CAPACITY, Written::Count(0))]).unwrap_err();
+        assert_eq!(zero, "`capacity` must be at least 1, found 0");
+        let both = read(&[
+            (&MAX_DEFER, Written::Text("never".into())),
+            (&MAX_DEFER_ATTEMPTS, Written::Attempts(3)),
+        ])
+        .unwrap_err();
+        assert!(both.contains("cannot both be given"), "{both}");
+    }
+}

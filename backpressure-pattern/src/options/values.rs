@@ -105,3 +105,34 @@ values! {
     defer_check_interval: Duration => DEFER_CHECK_INTERVAL as Duration,
     max_defer: MaxDefer => MAX_DEFER as MaxDefer,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Kind, KEYS, MAX_DEFER_ATTEMPTS};
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_config_file_is_a_field_and_round_trips() {
+        let in_file = KEYS.iter().filter(|key| key.in_file);
+        // `max_defer_attempts` is written into the `max_defer` field.
+        for key in in_file.filter(|key| key.name != MAX_DEFER_ATTEMPTS.name) {
+            assert!(Values::FIELDS.contains(&key), "`{}` is no field", key.name);
+        }
+        for &key in Values::FIELDS {
+            let value = match key.kind {
+                Kind::Name | Kind::Patterns => OptionValue::Text("a".into()),
+                Kind::Count => OptionValue::Count(3),
+                Kind::Duration => OptionValue::Duration(Duration::from_secs(1)),
+                _ => OptionValue::MaxDefer(MaxDefer::Never),
+            };
+            let mut values = Values::new();
+            assert!(values.set(key, value.clone()), "{}", key.name);
+            assert_eq!(values.get(key), Some(value.clone()));
+            let mut under = Values::new();
+            under.overlay(&values);
+            assert_eq!(under, values);
+            under.overlay(&Values::new());
+            assert_eq!(under.get(key), Some(value));
+        }
+    }
+}
