@@ -192,7 +192,7 @@ pub use error::{
 };
 pub use policy::{
     Adaptive, Breaker, BreakerState, ChangeReason, Policy, PolicyChange, PolicyError, PolicyInfo,
-    PolicyState, Reason, Watermark, WindowCounts,
+    PolicyState, BreakerReason, Watermark, WindowCounts,
 };
 pub use sink::{
     sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind,

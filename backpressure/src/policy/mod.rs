@@ -29,7 +29,7 @@ mod watermark;
 mod window;
 
 pub use adaptive::Adaptive;
-pub use breaker::{Breaker, BreakerState, Reason};
+pub use breaker::{Breaker, BreakerReason, BreakerState};
 pub use config::Policy;
 pub(crate) use driver::{held_only_by, Host, Policies};
 pub use error::PolicyError;
