@@ -135,7 +135,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
-    /// Adds a health policy ([`Breaker`](crate::Breaker), [`Adaptive`](crate::Adaptive))
+    /// Adds a health policy ([`Breaker`](crate::policy::Breaker), [`Adaptive`](crate::policy::Adaptive))
     /// that raises a signal on this coordinator's sink from its own outcomes. For the
     /// coordinator to hold on its own verdict, its `defer_on` must match the policy's
     /// signal (the default `backpressure.*` does for signals named `backpressure.…`).

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::config_file::ConfigError;
-use crate::BuildError;
+use crate::error::BuildError;
 
 /// Why the registry could not start.
 #[derive(Debug, thiserror::Error)]
