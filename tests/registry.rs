@@ -3,7 +3,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backpressure::{backpressure_worker, RegistryError, Runtime, WorkContext, WorkerEnqueueError};
+use backpressure::{
+    backpressure_worker,
+    error::{RegistryError, WorkerEnqueueError},
+    Runtime, WorkContext,
+};
 
 static HELD_RUNS: AtomicUsize = AtomicUsize::new(0);
 
