@@ -28,7 +28,7 @@ use crate::Sink;
 ///
 /// ```
 /// use std::time::Duration;
-/// use backpressure::{BuildError, Coordinator, MaxDefer, Sink, WorkContext};
+/// use backpressure::{error::BuildError, Coordinator, MaxDefer, Sink, WorkContext};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BuildError> {
 /// let coordinator = Coordinator::builder()

@@ -55,7 +55,7 @@ pub enum RegistryError {
 /// # Examples
 ///
 /// ```
-/// use backpressure::WorkerEnqueueError;
+/// use backpressure::error::WorkerEnqueueError;
 ///
 /// let err = WorkerEnqueueError::NotStarted { worker: "app::send", item: 7 };
 /// assert_eq!(

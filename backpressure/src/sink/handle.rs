@@ -45,7 +45,7 @@ const EVENT_BUFFER: usize = 1024;
 ///
 /// assert_eq!(sink.retract("backpressure.downstream")?, 1);
 /// assert!(!sink.any_matching("backpressure.*")?);
-/// # Ok::<(), backpressure::SignalError>(())
+/// # Ok::<(), backpressure::error::SignalError>(())
 /// ```
 #[derive(Clone)]
 pub struct Sink {
@@ -120,7 +120,7 @@ impl Sink {
     /// use std::time::Duration;
     /// use backpressure::Sink;
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), backpressure::SignalError> {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), backpressure::error::SignalError> {
     /// let sink = Sink::new();
     /// sink.raise_for("backpressure.downstream", Duration::from_secs(5))?;
     /// assert!(sink.is_raised("backpressure.downstream"));

@@ -39,7 +39,7 @@ use crate::sink::Sink;
 /// let pattern = Pattern::parse("backpressure.*")?;
 /// let layer = HoldLayer::new(&sink, pattern, HoldMode::Wait { max_wait: None });
 /// # let _ = (wait, bounded, layer);
-/// # Ok::<(), backpressure::PatternError>(())
+/// # Ok::<(), backpressure::error::PatternError>(())
 /// ```
 #[derive(Clone)]
 pub struct HoldLayer {
