@@ -33,7 +33,7 @@ struct Downstream {
 }
 
 impl Downstream {
-    async fn send(&self, message: Message) -> Result<(), backpressure::SignalError> {
+    async fn send(&self, message: Message) -> Result<(), backpressure::error::SignalError> {
         let load = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(load, Ordering::SeqCst);
         if load >= self.high_water && !self.sink.is_raised(SIGNAL) {

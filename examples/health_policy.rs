@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::{
-    Adaptive, Breaker, Coordinator, MaxDefer, Pattern, Policy, SignalEventKind, Sink, WorkContext,
+    policy::{Adaptive, Breaker, Policy},
+    Coordinator, MaxDefer, Pattern, SignalEventKind, Sink, WorkContext,
 };
 use futures_util::StreamExt;
 use tokio::time::Instant;

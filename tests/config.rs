@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use backpressure::{backpressure_worker, ConfigError, MaxDefer, RegistryError, Runtime};
+use backpressure::{
+    backpressure_worker,
+    error::{ConfigError, RegistryError},
+    MaxDefer, Runtime,
+};
 
 #[backpressure_worker(
     name = "config::mailer",

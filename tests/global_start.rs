@@ -1,7 +1,11 @@
 //! The global runtime of `backpressure::start()`. One test function, because there is one
 //! global runtime per process: it walks through the whole life cycle in order.
 
-use backpressure::{backpressure_worker, RegistryError, WorkerEnqueueError, CONFIG_ENV_VAR};
+use backpressure::{
+    backpressure_worker,
+    error::{RegistryError, WorkerEnqueueError},
+    CONFIG_ENV_VAR,
+};
 
 #[backpressure_worker(name = "global::send", sink = "global-test", concurrency = 1)]
 async fn send(item: u32) -> Result<(), String> {

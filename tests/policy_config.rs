@@ -2,7 +2,11 @@
 //! the worker's coordinator, a config section overrides fields of the policy of its kind or
 //! adds one, and a broken rule names the file, worker, policy and field.
 
-use backpressure::{backpressure_worker, ConfigError, RegistryError, Runtime};
+use backpressure::{
+    backpressure_worker,
+    error::{ConfigError, RegistryError},
+    Runtime,
+};
 
 #[backpressure_worker(
     name = "policy_config::mailer",

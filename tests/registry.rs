@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backpressure::{backpressure_worker, RegistryError, Runtime, WorkContext, WorkerEnqueueError};
+use backpressure::{backpressure_worker, error, Runtime, WorkContext};
 
 static HELD_RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -74,7 +74,7 @@ async fn isolated_runtimes_have_their_own_sinks_and_leave_the_global_api_alone()
     let err = plain::try_enqueue("x".to_owned()).unwrap_err();
     assert!(matches!(
         err,
-        WorkerEnqueueError::NotStarted {
+        error::WorkerEnqueueError::NotStarted {
             worker: "registry::plain",
             ..
         }
@@ -161,7 +161,7 @@ async fn two_workers_with_one_name_are_an_error() {
         .start()
         .unwrap_err();
     match &err {
-        RegistryError::DuplicateWorker {
+        error::RegistryError::DuplicateWorker {
             name,
             first,
             second,
@@ -182,7 +182,9 @@ async fn only_rejects_names_that_are_not_registered() {
         .only(["registry::held", "registry::missing"])
         .start()
         .unwrap_err();
-    assert!(matches!(&err, RegistryError::UnknownWorker { name } if name == "registry::missing"));
+    assert!(
+        matches!(&err, error::RegistryError::UnknownWorker { name } if name == "registry::missing")
+    );
     assert_eq!(
         err.to_string(),
         "worker `registry::missing` is not registered: no `#[backpressure_worker]` has that name"
@@ -213,7 +215,7 @@ fn starting_outside_a_tokio_runtime_is_an_error() {
         .only(["registry::plain"])
         .start()
         .unwrap_err();
-    assert!(matches!(err, RegistryError::NoTokioRuntime));
+    assert!(matches!(err, error::RegistryError::NoTokioRuntime));
     assert_eq!(
         err.to_string(),
         "`backpressure::start()` must be called inside a tokio runtime"

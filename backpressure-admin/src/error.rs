@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use backpressure::SignalError;
+use backpressure::error::SignalError;
 use serde::Serialize;
 
 /// A request the admin refused: a status and a JSON body `{"error": ..., "field": ...}`.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use backpressure::{Level, RaiseOptions, SignalError};
+use backpressure::{error::SignalError, Level, RaiseOptions};
 use serde_json::{Map, Value};
 
 use crate::error::{shorten, ApiError};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backpressure::{
-    ActiveSignal, CoordinatorConfig, PolicyChange, PolicyInfo, Runtime, SignalEvent,
-    SignalEventKind, Stats, WorkerInfo,
+    policy::{PolicyChange, PolicyInfo},
+    ActiveSignal, CoordinatorConfig, Runtime, SignalEvent, SignalEventKind, Stats, WorkerInfo,
 };
 use serde::Serialize;
 use tokio::time::Instant;

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use backpressure::{Lagged, SignalEvent};
+use backpressure::{error::Lagged, SignalEvent};
 use futures_util::stream::{self, SelectAll, Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;

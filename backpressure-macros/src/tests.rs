@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use backpressure::{
-    Adaptive, Breaker, Coordinator, CoordinatorBuilder, MaxDefer, Runtime, Sink, Watermark,
+    policy::{Adaptive, Breaker, Watermark},
+    Coordinator, CoordinatorBuilder, MaxDefer, Runtime, Sink,
 };
 use syn::parse::Parser;
 

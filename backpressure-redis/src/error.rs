@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use backpressure::{NameError, PatternError};
+use backpressure::error::{NameError, PatternError};
 
 /// Why a bridge could not be set up.
 ///

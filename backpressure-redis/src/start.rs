@@ -1,6 +1,6 @@
 //! Declarative use: start the registry and connect the sinks its config file names.
 
-use backpressure::{RegistryError, Runtime, RuntimeBuilder};
+use backpressure::{error::RegistryError, Runtime, RuntimeBuilder};
 
 use crate::{connect, Bridge, Config, Error};
 
@@ -23,7 +23,7 @@ pub enum StartError {
     Registry(#[from] RegistryError),
     /// A sink's `redis` section could not be read.
     #[error(transparent)]
-    Config(#[from] backpressure::ConfigError),
+    Config(#[from] backpressure::error::ConfigError),
     /// A sink could not be connected; the runtime was shut down again.
     #[error("sink `{sink}`: {source}")]
     Connect {

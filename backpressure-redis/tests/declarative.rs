@@ -4,7 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use backpressure::{backpressure_worker, ConfigError, RegistryError, Runtime, Sink};
+use backpressure::{
+    backpressure_worker,
+    error::{ConfigError, RegistryError},
+    Runtime, Sink,
+};
 use backpressure_redis::{connect, start_with, Config, StartError};
 use common::{redis, wait_until};
 

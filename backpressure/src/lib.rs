@@ -104,7 +104,7 @@
 //!
 //! Every field is optional; a field that is absent keeps the attribute's value (or the
 //! runtime's default). The values follow the same rules, with the same words, as the
-//! attribute's; a mistake is a [`ConfigError`] naming the file, the worker and the field.
+//! attribute's; a mistake is a [`ConfigError`](error::ConfigError) naming the file, the worker and the field.
 //!
 //! A worker's policy is a table under its section, named like the policy (`error_rate`,
 //! `slow_call`, `adaptive`, `watermark`) with the attribute's keys. It overrides the fields
@@ -122,7 +122,7 @@
 //! ```
 //!
 //! A mistake names the file, the worker, the policy and the field
-//! ([`ConfigError::InvalidPolicyValue`]); rules between keys (`low` below `high`,
+//! ([`ConfigError::InvalidPolicyValue`](error::ConfigError::InvalidPolicyValue)); rules between keys (`low` below `high`,
 //! `max_open_for` at least `open_for`) are held to the attribute's values merged with the
 //! file's when the runtime starts.
 //!
@@ -137,7 +137,8 @@
 //! ```
 //!
 //! Such a section is read by the connector (`backpressure_redis::start().await` instead of
-//! [`start`]); [`start`] alone refuses it with a [`ConfigError::NeedsConnector`] that names the
+//! [`start`]); [`start`] alone refuses it with a
+//! [`ConfigError::NeedsConnector`](error::ConfigError::NeedsConnector) that names the
 //! crate, so a shared sink never silently stays local.
 //!
 //! # What is guaranteed
@@ -154,6 +155,15 @@
 //!
 //! Not guaranteed: the order in which concurrent slots *finish*, and which of several
 //! waiting producers gets the next free queue place.
+//!
+//! # Where things are
+//!
+//! The root holds what a program names constantly: [`Coordinator`] and its builder, [`Sink`]
+//! and [`sink`], [`WorkContext`], the attribute and the [`Runtime`] it [`start`]s. Every error
+//! type is in [`error`] (none at the root: `?` into `Box<dyn Error>` needs no name), every
+//! health policy type in [`policy`], and the optional integrations in `tower` and `metrics`.
+//! Each item has exactly one public path; `tests/public_api.rs` lists them all, so a change
+//! to the surface is a deliberate edit of that list.
 //!
 //! # Beyond this crate
 //!
@@ -172,7 +182,7 @@
 pub mod __private;
 mod config_file;
 mod coordinator;
-mod error;
+pub mod error;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod policy;
@@ -187,21 +197,10 @@ pub use coordinator::{
     Coordinator, CoordinatorBuilder, CoordinatorConfig, HandlerOutcome, MaxDefer, Stats,
     WeakCoordinator, WorkContext, MAX_CONCURRENCY,
 };
-pub use error::{
-    BuildError, EnqueueError, NameError, NameErrorKind, PatternError, SignalError, TryEnqueueError,
-};
-pub use policy::{
-    Adaptive, Breaker, BreakerState, ChangeReason, Policy, PolicyChange, PolicyError, PolicyInfo,
-    PolicyState, Reason, Watermark, WindowCounts,
-};
 pub use sink::{
-    sink, ActiveSignal, Lagged, Level, LevelError, RaiseOptions, SignalEvent, SignalEventKind,
-    Sink, Subscription,
+    sink, ActiveSignal, Level, RaiseOptions, SignalEvent, SignalEventKind, Sink, Subscription,
 };
-pub use tokio_util::sync::CancellationToken;
 
 pub use backpressure_macros::backpressure_worker;
-pub use config_file::{ConfigError, SinkSection, CONFIG_ENV_VAR};
-pub use registry::{
-    start, RegistryError, Runtime, RuntimeBuilder, ShutdownReport, WorkerEnqueueError, WorkerInfo,
-};
+pub use config_file::{SinkSection, CONFIG_ENV_VAR};
+pub use registry::{start, Runtime, RuntimeBuilder, ShutdownReport, WorkerInfo};

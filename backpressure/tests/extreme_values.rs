@@ -44,7 +44,7 @@ async fn huge_check_interval_and_max_defer_hold_without_panicking() {
 
 #[tokio::test]
 async fn concurrency_beyond_the_limit_is_a_typed_error_not_an_out_of_memory() {
-    use backpressure::{BuildError, MAX_CONCURRENCY};
+    use backpressure::{error::BuildError, MAX_CONCURRENCY};
 
     let err = Coordinator::<u32>::builder()
         .sink(Sink::new())

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use backpressure::{
-    Coordinator, Level, MaxDefer, RaiseOptions, Sink, Stats, TryEnqueueError, WorkContext,
+    error::TryEnqueueError, Coordinator, Level, MaxDefer, RaiseOptions, Sink, Stats, WorkContext,
 };
 use futures_util::FutureExt;
 use rand::rngs::StdRng;

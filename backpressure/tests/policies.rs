@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::{
-    Adaptive, Breaker, BreakerState, Coordinator, MaxDefer, PolicyState, SignalEventKind, Sink,
-    Stats, Watermark, WorkContext,
+    policy::{Adaptive, Breaker, BreakerState, PolicyState, Watermark},
+    Coordinator, MaxDefer, SignalEventKind, Sink, Stats, WorkContext,
 };
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -454,7 +454,7 @@ fn slow_worker(
     sink: &Sink,
     concurrency: usize,
     defer_on: &str,
-    policies: Vec<backpressure::Policy>,
+    policies: Vec<backpressure::policy::Policy>,
 ) -> (Coordinator<bool>, Arc<std::sync::atomic::AtomicUsize>) {
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = Arc::clone(&started);

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use backpressure::{ConfigError, MaxDefer, RegistryError, Runtime};
+use backpressure::{
+    error::{ConfigError, RegistryError},
+    MaxDefer, Runtime,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -333,7 +336,7 @@ proptest! {
         resume_on in pattern_value(),
         cancel_on in pattern_value(),
     ) {
-        use backpressure::{BuildError, Coordinator, Pattern, Sink, WorkContext};
+        use backpressure::{error::BuildError, Coordinator, Pattern, Sink, WorkContext};
         runtime().block_on(async {
             let mut builder = Coordinator::<u8>::builder()
                 .sink(Sink::new())

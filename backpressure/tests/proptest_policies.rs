@@ -16,7 +16,10 @@ use std::panic;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use backpressure::{Adaptive, Breaker, Coordinator, MaxDefer, Sink, Stats, Watermark, WorkContext};
+use backpressure::{
+    policy::{Adaptive, Breaker, Watermark},
+    Coordinator, MaxDefer, Sink, Stats, WorkContext,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use tokio::time::Instant;

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backpressure::{Coordinator, MaxDefer, Pattern, SignalError, Sink, WorkContext, MAX_NAME_LEN};
+use backpressure::{
+    error::SignalError, Coordinator, MaxDefer, Pattern, Sink, WorkContext, MAX_NAME_LEN,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use tokio::time::Instant;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use backpressure::{
-    Breaker, BreakerState, Coordinator, MaxDefer, PolicyState, SignalEventKind, Sink, Subscription,
-    WorkContext,
+    policy::{Breaker, BreakerState, PolicyState},
+    Coordinator, MaxDefer, SignalEventKind, Sink, Subscription, WorkContext,
 };
 use futures_util::StreamExt;
 use tracing::field::{Field, Visit};

@@ -23,8 +23,8 @@ use std::sync::{mpsc, Arc, Barrier, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use backpressure::{
-    Coordinator, EnqueueError, MaxDefer, SignalEventKind, Sink, TryEnqueueError, WeakCoordinator,
-    WorkContext,
+    error::{EnqueueError, TryEnqueueError},
+    Coordinator, MaxDefer, SignalEventKind, Sink, WeakCoordinator, WorkContext,
 };
 use common::until;
 use futures_util::StreamExt;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{Coordinator, EnqueueError, Sink, WorkContext};
+use backpressure::{error::EnqueueError, Coordinator, Sink, WorkContext};
 
 /// Ends the test run with an error if a test is still going after 60 s: a starved
 /// current-thread runtime cannot run a timeout of its own.

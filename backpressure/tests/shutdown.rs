@@ -6,7 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{Coordinator, EnqueueError, MaxDefer, Sink, TryEnqueueError, WorkContext};
+use backpressure::{
+    error::{EnqueueError, TryEnqueueError},
+    Coordinator, MaxDefer, Sink, WorkContext,
+};
 use common::{consistent, recv, settle, until, within, Log};
 use tokio::sync::{mpsc, Semaphore};
 

@@ -6,8 +6,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use backpressure::{
-    validate_name, NameErrorKind, Pattern, PatternError, SignalError, SignalEvent, SignalEventKind,
-    Sink, MAX_NAME_LEN,
+    error::{NameErrorKind, PatternError, SignalError},
+    validate_name, Pattern, SignalEvent, SignalEventKind, Sink, MAX_NAME_LEN,
 };
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::{advance, Instant};
@@ -29,7 +29,7 @@ fn assert_no_event(events: &mut backpressure::Subscription) {
     }
 }
 
-fn name_error(err: SignalError) -> backpressure::NameError {
+fn name_error(err: SignalError) -> backpressure::error::NameError {
     match err {
         SignalError::Name(err) => err,
         other => panic!("expected SignalError::Name, got {other:?}"),

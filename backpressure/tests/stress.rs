@@ -339,15 +339,17 @@ async fn produce(
         let result = if mix(book.seed, id) & 15 == 0 {
             match coordinator.try_enqueue(id) {
                 Ok(()) => Ok(()),
-                Err(backpressure::TryEnqueueError::Full(id)) => coordinator.enqueue(id).await,
-                Err(backpressure::TryEnqueueError::Closed(id)) => {
-                    Err(backpressure::EnqueueError(id))
+                Err(backpressure::error::TryEnqueueError::Full(id)) => {
+                    coordinator.enqueue(id).await
+                }
+                Err(backpressure::error::TryEnqueueError::Closed(id)) => {
+                    Err(backpressure::error::EnqueueError(id))
                 }
             }
         } else {
             coordinator.enqueue(id).await
         };
-        if let Err(backpressure::EnqueueError(back)) = result {
+        if let Err(backpressure::error::EnqueueError(back)) = result {
             assert_eq!(back, id, "the refused item is handed back");
             // Intake closed (shutdown): this id and every later one were never enqueued.
             refused.extend((id..items).step_by(PRODUCERS as usize));

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode};
-use backpressure::{Pattern, PatternError, Sink};
+use backpressure::{error::PatternError, Pattern, Sink};
 use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok};
 use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_test::assert_request_eq;

@@ -28,7 +28,7 @@ use crate::Sink;
 ///
 /// ```
 /// use std::time::Duration;
-/// use backpressure::{BuildError, Coordinator, MaxDefer, Sink, WorkContext};
+/// use backpressure::{error::BuildError, Coordinator, MaxDefer, Sink, WorkContext};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BuildError> {
 /// let coordinator = Coordinator::builder()
@@ -135,7 +135,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
-    /// Adds a health policy ([`Breaker`](crate::Breaker), [`Adaptive`](crate::Adaptive))
+    /// Adds a health policy ([`Breaker`](crate::policy::Breaker), [`Adaptive`](crate::policy::Adaptive))
     /// that raises a signal on this coordinator's sink from its own outcomes. For the
     /// coordinator to hold on its own verdict, its `defer_on` must match the policy's
     /// signal (the default `backpressure.*` does for signals named `backpressure.…`).

@@ -53,7 +53,13 @@ impl WorkContext {
         &self.shared.sink
     }
 
-    /// The token that [`Coordinator::shutdown`](crate::Coordinator::shutdown) cancels.
+    /// The token that [`Coordinator::shutdown`](crate::Coordinator::shutdown) cancels, to
+    /// hand to code that takes one (a child token, a `select!` arm).
+    ///
+    /// The type is `tokio_util::sync::CancellationToken` from tokio-util 0.7, a public
+    /// dependency: this crate does not re-export it, so name it through your own
+    /// `tokio-util = "0.7"` dependency. [`cancelled`](Self::cancelled) and
+    /// [`is_cancelled`](Self::is_cancelled) need neither.
     pub fn cancellation_token(&self) -> &CancellationToken {
         &self.shared.token
     }

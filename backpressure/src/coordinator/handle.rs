@@ -225,7 +225,7 @@ impl<T: Send + 'static> Coordinator<T> {
 
     /// The state of each of the coordinator's health [policies](crate::policy), in the order
     /// they were added.
-    pub fn policies(&self) -> Vec<crate::PolicyInfo> {
+    pub fn policies(&self) -> Vec<crate::policy::PolicyInfo> {
         self.inner.shared.policies.infos()
     }
 

@@ -24,7 +24,7 @@ use crate::Level;
 /// # Examples
 ///
 /// ```
-/// use backpressure::{Adaptive, Coordinator, Sink, WorkContext};
+/// use backpressure::{policy::Adaptive, Coordinator, Sink, WorkContext};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let coordinator = Coordinator::builder()

@@ -9,7 +9,7 @@ use backpressure_pattern::options::OptionError;
 /// # Examples
 ///
 /// ```
-/// use backpressure::{Breaker, Policy};
+/// use backpressure::policy::{Breaker, Policy};
 ///
 /// let err = Policy::from(Breaker::error_rate("backpressure.smtp").failure_ratio(1.5))
 ///     .validate()

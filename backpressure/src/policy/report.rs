@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{BreakerState, Reason, WindowCounts};
+use super::{BreakerReason, BreakerState, WindowCounts};
 
 /// A policy's state, as shown in events and [`PolicyInfo`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -46,7 +46,7 @@ impl fmt::Display for PolicyState {
 #[serde(rename_all = "snake_case")]
 pub enum ChangeReason {
     /// A breaker's reason.
-    Breaker(Reason),
+    Breaker(BreakerReason),
     /// An adaptive window ended with failures or slow calls.
     BadWindow,
     /// An adaptive window ended saturated and healthy.

@@ -23,7 +23,7 @@ use crate::Level;
 ///
 /// ```
 /// use std::time::Duration;
-/// use backpressure::{Coordinator, Sink, Watermark, WorkContext};
+/// use backpressure::{policy::Watermark, Coordinator, Sink, WorkContext};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let indexer = Coordinator::builder()

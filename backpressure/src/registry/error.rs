@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::config_file::ConfigError;
-use crate::BuildError;
+use crate::error::BuildError;
 
 /// Why the registry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,7 @@ pub enum RegistryError {
 /// # Examples
 ///
 /// ```
-/// use backpressure::WorkerEnqueueError;
+/// use backpressure::error::WorkerEnqueueError;
 ///
 /// let err = WorkerEnqueueError::NotStarted { worker: "app::send", item: 7 };
 /// assert_eq!(

@@ -6,8 +6,9 @@ use backpressure_pattern::options::OptionError;
 use super::registration::Registration;
 use super::RegistryError;
 use crate::config_file::{ConfigError, Overrides};
+use crate::error::BuildError;
+use crate::policy::Policy;
 use crate::policy::PolicyError;
-use crate::{BuildError, Policy};
 
 /// The worker's policies: each config-file section overrides the fields of the attribute's
 /// policy of its kind, or adds one. The result is checked by the shared rules, including

@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::global;
 use super::registration::Registration;
 use super::worker::{ErasedWorker, TypedWorker};
-use crate::{Coordinator, CoordinatorConfig, PolicyInfo, Sink, Stats};
+use crate::policy::PolicyInfo;
+use crate::{Coordinator, CoordinatorConfig, Sink, Stats};
 
 /// One running worker, as listed by [`Runtime::workers`]. Serialisable, to dump it.
 #[derive(Debug, Clone, Serialize)]

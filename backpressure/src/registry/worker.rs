@@ -7,9 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use futures_util::future::BoxFuture;
 
 use super::{RegistryError, WorkerCell};
-use crate::{
-    Coordinator, CoordinatorConfig, HandlerOutcome, Policy, PolicyInfo, Sink, Stats, WorkContext,
-};
+use crate::policy::{Policy, PolicyInfo};
+use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, Sink, Stats, WorkContext};
 
 /// What a registration's `build` function gets: the effective config and the sink.
 #[derive(Debug)]

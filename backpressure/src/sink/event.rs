@@ -39,7 +39,7 @@ pub struct SignalEvent {
     pub level: crate::Level,
     /// For [`SignalEventKind::PolicyChanged`]: from which state to which, why, and the
     /// policy's window counts.
-    pub policy: Option<crate::PolicyChange>,
+    pub policy: Option<crate::policy::PolicyChange>,
     /// When it happened.
     pub at: Instant,
 }

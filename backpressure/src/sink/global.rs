@@ -26,7 +26,7 @@ static SINKS: OnceLock<Mutex<HashMap<Box<str>, Sink>>> = OnceLock::new();
 ///     .unwrap();
 /// assert!(seen);
 /// # main.retract("backpressure.downstream")?;
-/// # Ok::<(), backpressure::SignalError>(())
+/// # Ok::<(), backpressure::error::SignalError>(())
 /// ```
 pub fn sink(name: &str) -> Sink {
     let sinks = SINKS.get_or_init(Default::default);

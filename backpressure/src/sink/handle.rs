@@ -17,7 +17,7 @@ use super::level::{Level, RaiseOptions};
 use super::watch_handle::WatchHandle;
 use crate::error::SignalError;
 
-/// How many events a subscription buffers before it reports [`Lagged`](crate::Lagged).
+/// How many events a subscription buffers before it reports [`Lagged`](crate::error::Lagged).
 const EVENT_BUFFER: usize = 1024;
 
 /// A shared set of active signals.
@@ -45,7 +45,7 @@ const EVENT_BUFFER: usize = 1024;
 ///
 /// assert_eq!(sink.retract("backpressure.downstream")?, 1);
 /// assert!(!sink.any_matching("backpressure.*")?);
-/// # Ok::<(), backpressure::SignalError>(())
+/// # Ok::<(), backpressure::error::SignalError>(())
 /// ```
 #[derive(Clone)]
 pub struct Sink {
@@ -120,7 +120,7 @@ impl Sink {
     /// use std::time::Duration;
     /// use backpressure::Sink;
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), backpressure::SignalError> {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), backpressure::error::SignalError> {
     /// let sink = Sink::new();
     /// sink.raise_for("backpressure.downstream", Duration::from_secs(5))?;
     /// assert!(sink.is_raised("backpressure.downstream"));
@@ -333,7 +333,12 @@ impl Sink {
     }
 
     /// Tells subscribers that a health policy changed state.
-    pub(crate) fn emit_policy(&self, signal: &str, owner: &str, change: crate::PolicyChange) {
+    pub(crate) fn emit_policy(
+        &self,
+        signal: &str,
+        owner: &str,
+        change: crate::policy::PolicyChange,
+    ) {
         // Sent at once, not through the sink's lock: the caller holds its policy's lock.
         self.shared.events.send(|| SignalEvent {
             kind: SignalEventKind::PolicyChanged,

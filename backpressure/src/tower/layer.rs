@@ -39,7 +39,7 @@ use crate::sink::Sink;
 /// let pattern = Pattern::parse("backpressure.*")?;
 /// let layer = HoldLayer::new(&sink, pattern, HoldMode::Wait { max_wait: None });
 /// # let _ = (wait, bounded, layer);
-/// # Ok::<(), backpressure::PatternError>(())
+/// # Ok::<(), backpressure::error::PatternError>(())
 /// ```
 #[derive(Clone)]
 pub struct HoldLayer {
@@ -60,7 +60,7 @@ impl HoldLayer {
 
     /// A layer whose services wait in `poll_ready` while a signal matching `pattern` is
     /// raised on `sink`, at most `max_wait`; after that the service becomes ready and `call`
-    /// fails with [`HoldError::TimedOut`] (without reaching the inner service).
+    /// fails with [`HoldError::TimedOut`](super::HoldError::TimedOut) (without reaching the inner service).
     ///
     /// # Errors
     ///
@@ -76,7 +76,7 @@ impl HoldLayer {
         Ok(Self::new(sink, Pattern::parse(pattern)?, mode))
     }
 
-    /// A layer whose services fail `call` with [`HoldError::Rejected`] while a signal
+    /// A layer whose services fail `call` with [`HoldError::Rejected`](super::HoldError::Rejected) while a signal
     /// matching `pattern` is raised on `sink`.
     ///
     /// # Errors

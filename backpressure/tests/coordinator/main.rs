@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::{
-    BuildError, Coordinator, CoordinatorConfig, MaxDefer, PatternError, Sink, TryEnqueueError,
-    WorkContext,
+    error::{BuildError, PatternError, TryEnqueueError},
+    Coordinator, CoordinatorConfig, MaxDefer, Sink, WorkContext,
 };
 use common::{consistent, recv, settle, until, within, Log};
 use futures_util::FutureExt;

@@ -26,7 +26,7 @@ use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 ///
 /// ```
 /// use std::time::Duration;
-/// use backpressure::{Breaker, Coordinator, Sink, WorkContext};
+/// use backpressure::{policy::Breaker, Coordinator, Sink, WorkContext};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let breaker = Breaker::error_rate("backpressure.smtp")
@@ -139,7 +139,7 @@ impl Breaker {
     /// # Examples
     ///
     /// ```
-    /// use backpressure::Breaker;
+    /// use backpressure::policy::Breaker;
     ///
     /// let breaker = Breaker::error_rate("backpressure.smtp").jitter_seed(7);
     /// # drop(breaker);

@@ -12,7 +12,7 @@ use super::super::jitter::{self, Jitter};
 use super::super::machine::{Effect, PolicyMachine, Transition};
 use super::super::window::{Window, WindowCounts};
 use super::super::{ChangeReason, PolicyChange, PolicyState};
-use super::{Breaker, BreakerState, Reason};
+use super::{Breaker, BreakerReason, BreakerState};
 use crate::Level;
 
 /// One state change of a breaker.
@@ -20,7 +20,7 @@ use crate::Level;
 struct Change {
     from: BreakerState,
     to: BreakerState,
-    reason: Reason,
+    reason: BreakerReason,
     counts: WindowCounts,
 }
 
@@ -108,7 +108,7 @@ impl Machine {
                 let at = probes.iter().position(|(probe, _)| *probe == id)?;
                 probes.swap_remove(at);
                 if failure {
-                    return Some(self.reopen(Reason::ProbeFailed, now));
+                    return Some(self.reopen(BreakerReason::ProbeFailed, now));
                 }
                 *succeeded += 1;
                 if *succeeded < self.config.probes {
@@ -121,28 +121,28 @@ impl Machine {
                 Some(Change {
                     from: BreakerState::HalfOpen,
                     to: BreakerState::Closed,
-                    reason: Reason::ProbesSucceeded,
+                    reason: BreakerReason::ProbesSucceeded,
                     counts,
                 })
             }
         }
     }
 
-    fn should_open(&self, now: Instant) -> Option<Reason> {
+    fn should_open(&self, now: Instant) -> Option<BreakerReason> {
         if self
             .config
             .consecutive_failures
             .is_some_and(|n| self.consecutive >= n)
         {
-            return Some(Reason::ConsecutiveFailures);
+            return Some(BreakerReason::ConsecutiveFailures);
         }
         let counts = self.window.counts(now);
         let ratio_reached = counts.calls >= self.config.min_calls
             && f64::from(counts.failures) >= self.config.failure_ratio * f64::from(counts.calls);
-        ratio_reached.then_some(Reason::FailureRatio)
+        ratio_reached.then_some(BreakerReason::FailureRatio)
     }
 
-    fn open(&mut self, from: BreakerState, reason: Reason, now: Instant) -> Change {
+    fn open(&mut self, from: BreakerState, reason: BreakerReason, now: Instant) -> Change {
         if let Phase::Closed { since } = self.phase {
             // A healthy period as long as the longest open one resets the backoff.
             if now.saturating_duration_since(since) >= self.config.max_open_for {
@@ -160,7 +160,7 @@ impl Machine {
         }
     }
 
-    fn reopen(&mut self, reason: Reason, now: Instant) -> Change {
+    fn reopen(&mut self, reason: BreakerReason, now: Instant) -> Change {
         self.backoff = self.backoff.saturating_mul(2).min(self.config.max_open_for);
         self.open(BreakerState::HalfOpen, reason, now)
     }
@@ -177,7 +177,7 @@ impl Machine {
                 Some(Change {
                     from: BreakerState::Open,
                     to: BreakerState::HalfOpen,
-                    reason: Reason::OpenForElapsed,
+                    reason: BreakerReason::OpenForElapsed,
                     counts: self.window.counts(now),
                 })
             }
@@ -186,7 +186,7 @@ impl Machine {
                     .iter()
                     .any(|(_, started)| *started + self.config.probe_timeout <= now) =>
             {
-                Some(self.reopen(Reason::ProbeTimedOut, now))
+                Some(self.reopen(BreakerReason::ProbeTimedOut, now))
             }
             _ => None,
         }
@@ -311,7 +311,7 @@ mod tests {
         let change = m.observe(19, true, now).unwrap();
         assert_eq!(
             (change.to, change.reason),
-            (BreakerState::Open, Reason::FailureRatio)
+            (BreakerState::Open, BreakerReason::FailureRatio)
         );
         assert_eq!(
             change.counts,
@@ -359,7 +359,7 @@ mod tests {
             assert!(m.try_probe(id, now));
             assert_eq!(
                 m.observe(id, true, now).unwrap().reason,
-                Reason::ProbeFailed
+                BreakerReason::ProbeFailed
             );
         }
         assert_eq!(periods, [30, 60, 120, 240, 300, 300]);
@@ -383,7 +383,7 @@ mod tests {
         let change = m.tick(half_open_at + Duration::from_secs(5)).unwrap();
         assert_eq!(
             (change.to, change.reason),
-            (BreakerState::Open, Reason::ProbeTimedOut)
+            (BreakerState::Open, BreakerReason::ProbeTimedOut)
         );
     }
 
@@ -402,7 +402,7 @@ mod tests {
         let change = m.observe(3, false, at).unwrap();
         assert_eq!(
             (change.to, change.reason),
-            (BreakerState::Closed, Reason::ProbesSucceeded)
+            (BreakerState::Closed, BreakerReason::ProbesSucceeded)
         );
     }
 

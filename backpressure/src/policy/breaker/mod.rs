@@ -8,4 +8,4 @@ mod state;
 
 pub use config::Breaker;
 pub(super) use machine::Machine;
-pub use state::{BreakerState, Reason};
+pub use state::{BreakerReason, BreakerState};

@@ -16,7 +16,7 @@ pub enum BreakerState {
 /// Why a breaker changed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Reason {
+pub enum BreakerReason {
     /// The failure ratio over the window reached `failure_ratio`.
     FailureRatio,
     /// `consecutive_failures` calls in a row failed.

@@ -1,0 +1,58 @@
+//! [`BuildError`]: a coordinator's options outside their allowed range.
+
+use backpressure_pattern::options::{
+    Key, OptionError, Problem, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, MAX_DEFER,
+};
+use backpressure_pattern::PatternError;
+
+/// The builder's words for a broken option rule: the rule's own message (see
+/// `backpressure_pattern::options`), the key, and what is allowed.
+fn invalid(key: &'static Key, problem: Problem) -> String {
+    let message = OptionError::new(key, problem).message();
+    format!(
+        "invalid `{}`: {message} (allowed: {})",
+        key.name, key.allowed
+    )
+}
+
+/// A [`CoordinatorBuilder`](crate::CoordinatorBuilder) or a run-time reconfiguration was given
+/// a value outside its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `concurrency` is zero; at least one slot is needed.
+    #[error("{}", invalid(&CONCURRENCY, Problem::Zero))]
+    ZeroConcurrency,
+    /// `concurrency` is above [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY); every slot is a
+    /// task started up front, so a huge value would exhaust memory instead of failing.
+    #[error("{}", invalid(&CONCURRENCY, Problem::TooLarge { found: *requested }))]
+    ConcurrencyTooLarge {
+        /// The value asked for.
+        requested: usize,
+        /// The largest allowed value.
+        max: usize,
+    },
+    /// `capacity` is zero; the queue must hold at least one item.
+    #[error("{}", invalid(&CAPACITY, Problem::Zero))]
+    ZeroCapacity,
+    /// `defer_check_interval` is zero.
+    #[error("{}", invalid(&DEFER_CHECK_INTERVAL, Problem::ZeroDuration { text: "0s".into() }))]
+    ZeroCheckInterval,
+    /// `max_defer_attempts` or `max_defer` is zero; use `MaxDefer::Never` to wait without limit.
+    #[error("{}", invalid(&MAX_DEFER, Problem::ZeroMaxDefer))]
+    ZeroMaxDefer,
+    /// One of the patterns (`defer_on`, `resume_on`, `cancel_on`) does not compile.
+    #[error("invalid `{field}` pattern: {source}")]
+    Pattern {
+        /// Which option held the pattern.
+        field: &'static str,
+        /// What was wrong with it.
+        source: PatternError,
+    },
+    /// A health policy has a value outside its allowed range.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::error::PolicyError),
+    /// `build` was called outside a tokio runtime.
+    #[error("a coordinator must be built inside a tokio runtime (call `build` from async code or inside `Runtime::enter`)")]
+    NoRuntime,
+}
