@@ -134,7 +134,8 @@ pub const DEFER_ON: Key = Key::new("defer_on", Kind::Patterns, "\"backpressure.*
 pub const RESUME_ON: Key = Key::new("resume_on", Kind::Patterns, "\"backpressure.resume\"");
 /// `cancel_on`: signals under which items are skipped instead of started.
 pub const CANCEL_ON: Key = Key::new("cancel_on", Kind::Patterns, "\"backpressure.cancel\"");
-/// `defer_check_interval`: the longest gap between gate re-checks while work is held.
+/// `defer_check_interval`: the unit of `max_defer_attempts` (attempts × interval is how long a
+/// head item may be held); nothing re-checks on it, held slots sleep until woken.
 pub const DEFER_CHECK_INTERVAL: Key = Key::new("defer_check_interval", Kind::Duration, "\"50ms\"");
 /// `max_defer_attempts`: how many check intervals an item may be held (or `max_defer`).
 pub const MAX_DEFER_ATTEMPTS: Key = Key::new("max_defer_attempts", Kind::Attempts, "200");

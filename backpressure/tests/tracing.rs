@@ -1,5 +1,5 @@
-//! The `backpressure.item` span and the INFO / WARN events of DESIGN §8, read back by a
-//! recording `tracing` layer.
+//! The `backpressure.item` span and the INFO / WARN events that operators rely on (README
+//! "Operations"), read back by a recording `tracing` layer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,5 @@
-//! The metrics of DESIGN §8, read back from a debugging recorder after a scripted run.
+//! The metrics the `metrics` feature exports (names in `backpressure::metrics`), read back
+//! from a debugging recorder after a scripted run.
 
 use std::collections::HashMap;
 
