@@ -9,6 +9,8 @@
 //! Real time is used only where a multi-thread runtime forces it; waits are polls with a
 //! deadline, never sleeps as synchronisation.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -196,26 +198,6 @@ impl Liveness {
     }
 }
 
-/// Whether a task spawned on `runtime` now runs (and yields a few times) within 10 s.
-fn responsive(runtime: &tokio::runtime::Handle) -> bool {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&done);
-    runtime.spawn(async move {
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        flag.store(true, Ordering::SeqCst);
-    });
-    let start = Instant::now();
-    while !done.load(Ordering::SeqCst) {
-        if start.elapsed() > Duration::from_secs(10) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    true
-}
-
 fn watch<T: Send + 'static>(
     coordinator: &Coordinator<T>,
     runtime: &tokio::runtime::Handle,
@@ -247,7 +229,7 @@ fn watch<T: Send + 'static>(
                 if held > window && !probed {
                     // Long enough to suspect a lost wake-up: make sure the runtime runs
                     // tasks at all, then give the slots another window.
-                    if !responsive(runtime) {
+                    if !common::responsive(runtime, Duration::from_secs(10)) {
                         return Err(format!(
                             "liveness: the runtime ran no task for 10 s: {stats:?}"
                         ));

@@ -15,6 +15,8 @@
 //! The large run: `BACKPRESSURE_STRESS_ITEMS=1000000 cargo test --release -p backpressure
 //! --test stress`.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -472,27 +474,6 @@ impl Watchdog {
     }
 }
 
-/// Whether a task spawned on `runtime` runs (and yields a few times) within [`PROBE_LIMIT`].
-fn responsive(runtime: &tokio::runtime::Handle) -> bool {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&done);
-    runtime.spawn(async move {
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        flag.store(true, Ordering::SeqCst);
-    });
-    let start = Instant::now();
-    while !done.load(Ordering::SeqCst) {
-        if start.elapsed() > PROBE_LIMIT {
-            return false;
-        }
-        // A polling period, not synchronisation.
-        std::thread::sleep(SAMPLE_EVERY);
-    }
-    true
-}
-
 /// A stretch of samples in which work was stuck with no progress.
 struct Suspect {
     since: Instant,
@@ -530,7 +511,7 @@ fn watch_liveness(
                     }
                     // Long enough to suspect a lost wake-up: make sure the runtime runs tasks
                     // at all, then give the slots another window.
-                    if !responsive(runtime) {
+                    if !common::responsive(runtime, PROBE_LIMIT) {
                         return Err(format!(
                             "liveness: the runtime ran no task for {PROBE_LIMIT:?}: {stats:?}"
                         ));

@@ -96,3 +96,27 @@ pub(crate) async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) ->
     )
     .await
 }
+
+/// Whether a task spawned on `runtime` runs (and yields a few times) within `limit` of real
+/// time: the check a liveness watchdog makes before it blames the code under test for a stall
+/// that may only be a starved machine. Call it from a thread outside the runtime.
+pub(crate) fn responsive(runtime: &tokio::runtime::Handle, limit: std::time::Duration) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    runtime.spawn(async move {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    let start = std::time::Instant::now();
+    while !done.load(Ordering::SeqCst) {
+        if start.elapsed() > limit {
+            return false;
+        }
+        // A polling period, not synchronisation.
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    true
+}
