@@ -150,15 +150,15 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         Arc::clone(&counters),
     );
     let link = Link::new(status_tx, config.reconnect_max_delay);
-    let task = Task::new(
+    let task = Task {
         remote,
         pushes,
         local,
         link,
         inbound,
         outbound,
-        Arc::clone(&counters),
-    );
+        counters: Arc::clone(&counters),
+    };
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(task.run(stopped));
     let bridge = Bridge {

@@ -19,39 +19,20 @@ use crate::wire::{self, Reject, Remote};
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The bridge's background task.
+///
+/// `connect` builds it for a connection it has just subscribed.
 pub(super) struct Task {
-    remote: Remote,
-    pushes: mpsc::UnboundedReceiver<PushInfo>,
-    local: Subscription,
-    link: Link,
-    inbound: Inbound,
-    outbound: Outbound,
-    counters: Arc<Counters>,
+    pub(super) remote: Remote,
+    pub(super) pushes: mpsc::UnboundedReceiver<PushInfo>,
+    /// Subscribed to the sink before anything was read from it.
+    pub(super) local: Subscription,
+    pub(super) link: Link,
+    pub(super) inbound: Inbound,
+    pub(super) outbound: Outbound,
+    pub(super) counters: Arc<Counters>,
 }
 
 impl Task {
-    /// A task for a connection that `connect` has just subscribed; `local` was subscribed
-    /// to the sink before anything was read from it.
-    pub(super) fn new(
-        remote: Remote,
-        pushes: mpsc::UnboundedReceiver<PushInfo>,
-        local: Subscription,
-        link: Link,
-        inbound: Inbound,
-        outbound: Outbound,
-        counters: Arc<Counters>,
-    ) -> Self {
-        Self {
-            remote,
-            pushes,
-            local,
-            link,
-            inbound,
-            outbound,
-            counters,
-        }
-    }
-
     /// Runs until `stop` fires (or its sender is dropped), then leaves the namespace.
     ///
     /// A stale link resyncs first; otherwise the task sleeps until the next push, local
