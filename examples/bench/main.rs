@@ -24,6 +24,9 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Identity, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod matrix;
+mod pools;
+
 // ---------------------------------------------------------------------------------------------
 // Counting allocator (for bytes per queued item).
 
@@ -121,7 +124,7 @@ impl Settings {
             Self {
                 quick,
                 throughput_items: 1_000_000,
-                throughput_reps: 11,
+                throughput_reps: 21,
                 resume_trials: 2_000,
                 model_trials: 60,
                 resume_rounds: 10,
@@ -1454,9 +1457,10 @@ fn main() {
     println!();
 
     // Sections 1-3 run as tasks on the multi-thread runtime (producers included).
-    let (tp, resume, idle) = rt.block_on(async move {
+    let (tp, pools, resume, idle) = rt.block_on(async move {
         tokio::spawn(async move {
             let tp = throughput(s).await;
+            let pools = matrix::run(s.throughput_items, s.throughput_reps).await;
             let resume = resume_latency(s).await;
             let mut idle = Idle::default();
             for _ in 0..s.idle_windows {
@@ -1466,7 +1470,7 @@ fn main() {
                 idle.held_1x4.push(idle_held(HELD_1X4).await);
                 idle.held_100x16.push(idle_held(HELD_100X16).await);
             }
-            (tp, resume, idle)
+            (tp, pools, resume, idle)
         })
         .await
         .expect("benchmark task")
@@ -1541,6 +1545,7 @@ fn main() {
         )
     );
     println!("   baseline mpsc + 4 tasks  {:>12.1}", 1e9 / sb);
+    pools.report(n);
     println!();
 
     let c = &resume.coordinator_us;
@@ -1757,6 +1762,15 @@ fn main() {
     // ------------------------------------------------------------------ contract lines
     println!("throughput_ratio: {ratio:.3}");
     println!("throughput_ratio_tracing_info: {traced_ratio:.3}");
+    // Shape 0 of section 1c: one producer, no-op handler.
+    println!(
+        "throughput_ratio_vs_sharded: {:.3}",
+        pools.ratio(0, pools::Pool::Sharded).median
+    );
+    println!(
+        "throughput_ratio_vs_mpmc: {:.3}",
+        pools.ratio(0, pools::Pool::Mpmc).median
+    );
     match macro_ratio {
         Some(v) => println!("macro_throughput_ratio: {v:.3}"),
         None => println!("macro_throughput_ratio: n/a"),
