@@ -1375,7 +1375,7 @@ async fn throughput(s: Settings) -> Throughput {
     t
 }
 
-/// `--profile coordinator|macro|baseline [current]`: runs one throughput variant repeatedly
+/// `--profile coordinator|macro|baseline|sharded|mpmc [current]`: runs one throughput variant repeatedly
 /// and prints items/s, for `perf` / `callgrind`. Not part of the benchmark proper.
 fn profile_mode(args: &[String]) -> bool {
     let Some(at) = args.iter().position(|a| a == "--profile") else {
@@ -1403,6 +1403,8 @@ fn profile_mode(args: &[String]) -> bool {
                 let v = match variant.as_str() {
                     "macro" => macro_throughput(n).await.unwrap_or(f64::NAN),
                     "baseline" => baseline_throughput(n).await,
+                    "sharded" => pools::Pool::Sharded.run(matrix::SHAPES[0], n).await,
+                    "mpmc" => pools::Pool::Mpmc.run(matrix::SHAPES[0], n).await,
                     _ => coordinator_throughput(n).await,
                 };
                 println!("{variant}: {v:.0} items/s");
