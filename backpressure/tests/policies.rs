@@ -405,7 +405,7 @@ async fn a_fail_ok_alternation_opens_and_never_retracts_mid_failure() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_watermark_raises_after_hold_for_above_high_and_retracts_below_low() {
+async fn a_watermark_raises_after_hold_for_at_high_and_retracts_at_low() {
     let sink = Sink::new();
     let release = Arc::new(Semaphore::new(0));
     let permits = Arc::clone(&release);
@@ -426,7 +426,7 @@ async fn a_watermark_raises_after_hold_for_above_high_and_retracts_below_low() {
             async move { permits.acquire().await.unwrap().forget() }
         })
         .unwrap();
-    // One running, nine queued: above 8 (80 % of 10).
+    // One running, nine queued: at least 8 (80 % of 10).
     indexer.enqueue_many(0..10).await.unwrap();
     settle().await;
     assert_eq!(indexer.stats().queued, 9);
@@ -437,14 +437,14 @@ async fn a_watermark_raises_after_hold_for_above_high_and_retracts_below_low() {
     settle().await;
     assert!(sink.is_raised("backpressure.indexer.backlog"));
 
-    // Down to 5 queued: between low and high, still raised; 4 queued: below low, retracted.
-    release.add_permits(4);
+    // Down to 6 queued: between low and high, still raised; 5 queued: at low, retracted.
+    release.add_permits(3);
     settle().await;
-    assert_eq!(indexer.stats().queued, 5);
+    assert_eq!(indexer.stats().queued, 6);
     assert!(sink.is_raised("backpressure.indexer.backlog"));
     release.add_permits(1);
     settle().await;
-    assert_eq!(indexer.stats().queued, 4);
+    assert_eq!(indexer.stats().queued, 5);
     assert!(!sink.is_raised("backpressure.indexer.backlog"));
     release.add_permits(100);
 }
