@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{policy::Watermark, Coordinator, Sink, WorkContext};
+use backpressure::{
+    policy::Watermark, Coordinator, Level, MaxDefer, RaiseOptions, Sink, WorkContext,
+};
 use tokio::sync::Semaphore;
 
 const BACKLOG: &str = "backpressure.indexer.backlog";
@@ -95,5 +97,49 @@ async fn the_signal_is_retracted_at_floor_of_low_times_capacity() {
     settle().await;
     assert_eq!(indexer.stats().queued, 5);
     assert!(!sink.is_raised(BACKLOG), "5 is floor(0.5 × 10)");
+    release.add_permits(100);
+}
+
+#[test]
+fn a_positive_level_never_rounds_to_stop() {
+    for value in [0.0004, 0.0001, f64::MIN_POSITIVE] {
+        let level = Level::new(value).unwrap();
+        assert_ne!(level, Level::STOP, "{value}");
+        assert_eq!(level.per_mille(), 1, "{value}: the smallest step");
+    }
+    assert_eq!(Level::new(0.0).unwrap(), Level::STOP);
+    assert_eq!(
+        Level::new(0.0015).unwrap().per_mille(),
+        2,
+        "otherwise the nearest"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_level_of_0_0004_lets_one_item_run() {
+    let sink = Sink::new();
+    let release = Arc::new(Semaphore::new(0));
+    let permits = Arc::clone(&release);
+    let worker = Coordinator::builder()
+        .sink(sink.clone())
+        .concurrency(10)
+        .defer_on("backpressure.db")
+        .max_defer(MaxDefer::Never)
+        .build(move |_: u32, _: WorkContext| {
+            let permits = Arc::clone(&permits);
+            async move { permits.acquire().await.unwrap().forget() }
+        })
+        .unwrap();
+    let level = Level::new(0.0004).unwrap();
+    sink.raise_with("backpressure.db", RaiseOptions::new().level(level))
+        .unwrap();
+    worker.enqueue_many(0..5).await.unwrap();
+    settle().await;
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.active, stats.queued, stats.limit),
+        (1, 4, 1),
+        "{stats:?}"
+    );
     release.add_permits(100);
 }

@@ -133,10 +133,11 @@ impl Limit {
         self.limit
     }
 
-    /// The published level: `limit / max`.
+    /// The published level: `limit / max`, rounded down (so it reaches [`Level::FULL`] only
+    /// at `max`) but never to [`Level::STOP`] (the limit is at least 1).
     pub(super) fn level(&self) -> Level {
         let per_mille = u64::from(self.limit) * 1000 / u64::from(self.config.max);
-        Level::from_per_mille(u16::try_from(per_mille).unwrap_or(1000))
+        Level::from_per_mille(u16::try_from(per_mille.max(1)).unwrap_or(1000))
     }
 
     pub(super) fn observe(&mut self, failed: bool, elapsed: Duration) {
@@ -262,6 +263,17 @@ mod tests {
         limit.saturate();
         assert_eq!(limit.tick(limit.next_deadline()), Some(7));
         assert_eq!(limit.limit(), 8);
+    }
+
+    #[test]
+    fn a_limit_of_one_in_thousands_is_not_a_full_stop() {
+        let start = Instant::now();
+        let mut limit = Limit::new(Adaptive::new("s", 5_000), start);
+        while limit.limit() > 1 {
+            limit.observe(true, Duration::ZERO);
+            limit.tick(limit.next_deadline());
+        }
+        assert_eq!(limit.level().per_mille(), 1);
     }
 
     #[test]
