@@ -94,7 +94,7 @@ fn opened(coordinator: &Coordinator<u8>) -> bool {
 }
 
 #[tokio::test(start_paused = true)]
-async fn two_unnamed_owners_raise_their_verdicts_under_keys_of_their_own() {
+async fn two_unnamed_owners_have_verdicts_of_their_own() {
     let sink = Sink::new();
     let release = Arc::new(Semaphore::new(0));
     let first = unnamed(&sink, &release);
@@ -120,4 +120,11 @@ async fn two_unnamed_owners_raise_their_verdicts_under_keys_of_their_own() {
         keys.iter().all(|key| key.starts_with("coordinator-")),
         "{keys:?}"
     );
+
+    // The first one closing ends its own verdict only.
+    assert!(first.shutdown().await.is_empty());
+    let left: Vec<_> = sink.snapshot().into_iter().map(|entry| entry.key).collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(sink.is_raised(SMTP));
+    assert!(opened(&second));
 }
