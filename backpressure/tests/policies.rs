@@ -326,7 +326,7 @@ async fn an_adaptive_limit_publishes_a_level_that_holds_its_own_worker() {
     settle().await;
     assert_eq!(coordinator.stats().active, 7);
 
-    // A saturated healthy window adds one.
+    // A healthy window adds one.
     tokio::time::advance(Duration::from_secs(1)).await;
     settle().await;
     assert_eq!(coordinator.policies()[0].state, PolicyState::Limit(8));
