@@ -130,3 +130,59 @@ async fn errors_name_the_file_the_worker_the_policy_and_the_field() {
         "{err}"
     );
 }
+
+#[backpressure_worker(
+    name = "policy_config::relay",
+    sink = "relay",
+    defer_on = "backpressure.relay",
+    max_defer = "never",
+    error_rate(
+        signal = "backpressure.relay",
+        consecutive_failures = 1,
+        open_for = "60s"
+    )
+)]
+async fn relay(item: u32) -> Result<(), String> {
+    Err(format!("relay refused {item}"))
+}
+
+/// `Runtime::shutdown` keeps each coordinator (for `take_returned`), yet the verdicts of its
+/// workers end when it returns: a closed owner holds nobody.
+#[tokio::test(start_paused = true)]
+async fn a_runtime_shutdown_retracts_its_workers_verdicts() {
+    let runtime = Runtime::builder()
+        .isolated()
+        .only(["policy_config::relay"])
+        .start()
+        .unwrap();
+    let sink = runtime.sink("relay").unwrap();
+    let relay = runtime.coordinator::<u32>("policy_config::relay").unwrap();
+    relay.enqueue(1).await.unwrap();
+    relay.enqueue(2).await.unwrap();
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+    assert!(sink.is_raised("backpressure.relay"));
+
+    let report = runtime.shutdown().await;
+    assert_eq!(
+        report.total(),
+        1,
+        "the second call was held, then handed back"
+    );
+    assert!(
+        !sink.is_raised("backpressure.relay"),
+        "{:?}",
+        sink.snapshot()
+    );
+    tokio::time::advance(std::time::Duration::from_secs(120)).await;
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !sink.is_raised("backpressure.relay"),
+        "{:?}",
+        sink.snapshot()
+    );
+    assert_eq!(runtime.take_returned::<u32>("policy_config::relay"), [2]);
+}

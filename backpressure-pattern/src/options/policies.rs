@@ -66,9 +66,9 @@ pub const PROBE_TIMEOUT: Key = Key::new("probe_timeout", Kind::Duration, "\"30s\
 pub const SLOW_AFTER: Key = Key::new("slow_after", Kind::Duration, "\"2s\"");
 /// `max`: the largest limit of `adaptive` (required); its level is `limit / max`.
 pub const MAX: Key = count("max", "16");
-/// `high`: the share of capacity above which a watermark's queue is backed up.
+/// `high`: the share of capacity at which a watermark's queue is backed up (rounded up).
 pub const HIGH: Key = Key::new("high", Kind::Ratio, "0.8");
-/// `low`: the share of capacity below which a watermark retracts its signal.
+/// `low`: the share of capacity at or below which a watermark retracts (rounded down).
 pub const LOW: Key = Key::new("low", Kind::Share, "0.5");
 /// `max_age`: a watermark's queue is also backed up while its oldest item is older.
 pub const MAX_AGE: Key = Key::new("max_age", Kind::Duration, "\"60s\"");

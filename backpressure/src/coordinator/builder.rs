@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure_pattern::Pattern;
+use backpressure_pattern::{validate_name, Pattern};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -129,7 +130,33 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     }
 
     /// The worker's name: the key under which its [policies](crate::policy) raise their
-    /// signals. Default `coordinator`; registered workers use their registered name.
+    /// signals, and the `worker` label of its metrics and traces. Registered workers use
+    /// their registered name.
+    ///
+    /// It must be a valid signal key (1 to 256 bytes of ASCII letters, digits and
+    /// `. _ - : /`); [`build`](Self::build) rejects any other with [`BuildError::Name`].
+    /// Give every coordinator whose policies share a sink its own name: two owners of one
+    /// name share their verdicts' entries, so one retracting ends the other's.
+    ///
+    /// Without a name, the coordinator's policies raise under a key of its own,
+    /// `coordinator-<n>` with `n` counted per process, so two unnamed coordinators never
+    /// retract each other's verdicts; its metrics and traces are labelled `coordinator`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::{error::BuildError, Coordinator, Sink, WorkContext};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = Coordinator::<u8>::builder()
+    ///     .sink(Sink::new())
+    ///     .name("smtp relay")
+    ///     .build(|_, _: WorkContext| async {})
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::Name { .. }));
+    /// assert!(err.to_string().contains("character ' ' at byte 4 is not allowed"), "{err}");
+    /// # }
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -178,7 +205,8 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     /// # Errors
     ///
     /// [`BuildError`] for a zero concurrency, capacity, check interval or `max_defer`, a
-    /// pattern that does not compile, or when called outside a tokio runtime.
+    /// pattern that does not compile, a [`name`](Self::name) that is not a valid signal
+    /// key, a bad policy value, or when called outside a tokio runtime.
     pub fn build<F, Fut>(self, handler: F) -> Result<Coordinator<T>, BuildError>
     where
         F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
@@ -187,6 +215,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     {
         let config = self.config;
         validate(&config)?;
+        let owner = Owner::new(self.name)?;
         let compile = |field: &'static str, pattern: &Option<String>| {
             pattern
                 .as_deref()
@@ -206,17 +235,16 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             token: CancellationToken::new(),
             sink,
         });
-        let owner = self.name.as_deref().unwrap_or("coordinator");
         let policies = Policies::new(
             self.policies,
             &context.sink,
-            owner,
+            owner.key(),
             config.capacity,
             config.defer_on.as_deref(),
         )?;
         let labels = Labels {
             sink: context.sink.name().unwrap_or("standalone").into(),
-            worker: owner.into(),
+            worker: owner.label().into(),
         };
         let shared = Arc::new(Shared::new(
             gate,
@@ -232,6 +260,46 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             shared.policies.start(Arc::downgrade(&host), &runtime);
         }
         Ok(Coordinator::from_parts(shared, spawner(runtime, handler)))
+    }
+}
+
+/// Who a coordinator is: the name it was given, or a process-unique key for its policies.
+enum Owner {
+    Named(String),
+    Unnamed { key: String },
+}
+
+impl Owner {
+    /// Checks `name` against the signal-key rules, or numbers an unnamed coordinator.
+    fn new(name: Option<String>) -> Result<Self, BuildError> {
+        static UNNAMED: AtomicU64 = AtomicU64::new(1);
+        match name {
+            Some(name) => {
+                validate_name(&name).map_err(|source| BuildError::Name { source })?;
+                Ok(Self::Named(name))
+            }
+            None => {
+                let n = UNNAMED.fetch_add(1, Ordering::Relaxed);
+                Ok(Self::Unnamed {
+                    key: format!("coordinator-{n}"),
+                })
+            }
+        }
+    }
+
+    /// The key its policies raise under.
+    fn key(&self) -> &str {
+        match self {
+            Self::Named(name) | Self::Unnamed { key: name } => name,
+        }
+    }
+
+    /// The `worker` label of its metrics and traces.
+    fn label(&self) -> &str {
+        match self {
+            Self::Named(name) => name,
+            Self::Unnamed { .. } => "coordinator",
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use crate::Sink;
 /// signal is active on its [`Sink`].
 ///
 /// `Coordinator` is a cheap handle: clones share the same queue and slots. When the last
-/// handle is dropped, intake closes and the slots finish what is queued.
+/// handle is dropped, intake closes and the slots finish what is queued; then its
+/// [policies](crate::policy) retract their signals (at once if nothing was queued).
 ///
 /// A handler that enqueues follow-up work should hold a [`WeakCoordinator`]
 /// ([`downgrade`](Self::downgrade)), not a `Coordinator`: a strong handle captured by the
@@ -60,8 +61,12 @@ struct Inner<T> {
 impl<T> Drop for Inner<T> {
     fn drop(&mut self) {
         // The last handle is gone: nobody can enqueue any more, so let the slots finish
-        // what is queued and leave.
+        // what is queued and leave. With nothing left to run, the owner's verdicts end now;
+        // otherwise they end when its last slot leaves (`Policies`' drop).
         self.shared.close();
+        if self.shared.settled_now() {
+            self.shared.policies.close();
+        }
     }
 }
 
@@ -310,6 +315,11 @@ impl<T: Send + 'static> Coordinator<T> {
     /// Closes intake and waits until every queued item has finished (run, failed,
     /// panicked or skipped).
     ///
+    /// When it returns, the coordinator's [policies](crate::policy) have retracted their
+    /// signals and stopped (a verdict ends with its owner): peers that deferred on them are
+    /// released, and nothing this coordinator does later raises them again. Not before: while
+    /// it drains, its verdicts still hold peers off a downstream that may still be failing.
+    ///
     /// Deferral still applies: while a `defer_on` signal stays raised, draining waits for its
     /// retraction or for `max_defer`, and a paused coordinator drains after `resume`.
     ///
@@ -321,6 +331,7 @@ impl<T: Send + 'static> Coordinator<T> {
     pub async fn drain(&self) {
         self.complete();
         self.settled().await;
+        self.inner.shared.policies.close();
     }
 
     /// Closes intake, cancels running handlers through their
@@ -331,6 +342,9 @@ impl<T: Send + 'static> Coordinator<T> {
     /// (counted, given to the skip callback) or is in the returned vector (counted as
     /// `returned`).
     ///
+    /// As with `drain`, by the time it returns the coordinator's policies have retracted
+    /// their signals and stopped, even though the handle (and the returned items) live on.
+    ///
     /// As with [`drain`](Self::drain), do not await this from inside the coordinator's own
     /// handler; spawn it.
     pub async fn shutdown(&self) -> Vec<T> {
@@ -338,6 +352,7 @@ impl<T: Send + 'static> Coordinator<T> {
         shared.begin_shutdown();
         shared.context.token.cancel();
         self.settled().await;
+        shared.policies.close();
         shared.take_unstarted()
     }
 

@@ -1,9 +1,9 @@
 //! [`BuildError`]: a coordinator's options outside their allowed range.
 
 use backpressure_pattern::options::{
-    Key, OptionError, Problem, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, MAX_DEFER,
+    Key, OptionError, Problem, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, MAX_DEFER, NAME,
 };
-use backpressure_pattern::PatternError;
+use backpressure_pattern::{NameError, PatternError};
 
 /// The builder's words for a broken option rule: the rule's own message (see
 /// `backpressure_pattern::options`), the key, and what is allowed.
@@ -13,6 +13,12 @@ fn invalid(key: &'static Key, problem: Problem) -> String {
         "invalid `{}`: {message} (allowed: {})",
         key.name, key.allowed
     )
+}
+
+/// The builder's words for a worker name that breaks the naming rules: the rule's own
+/// message, which says what is allowed.
+fn bad_name(source: &NameError) -> String {
+    OptionError::new(&NAME, Problem::Name(source.clone())).message()
 }
 
 /// A [`CoordinatorBuilder`](crate::CoordinatorBuilder) or a run-time reconfiguration was given
@@ -48,6 +54,14 @@ pub enum BuildError {
         field: &'static str,
         /// What was wrong with it.
         source: PatternError,
+    },
+    /// The worker's [`name`](crate::CoordinatorBuilder::name) is not a valid signal key
+    /// (empty, longer than 256 bytes, or a character other than ASCII letters, digits and
+    /// `. _ - : /`): its policies raise their signals under it.
+    #[error("{}", bad_name(source))]
+    Name {
+        /// Which naming rule it broke.
+        source: NameError,
     },
     /// A health policy has a value outside its allowed range.
     #[error(transparent)]

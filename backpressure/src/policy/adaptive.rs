@@ -15,11 +15,12 @@ use crate::Level;
 /// concurrency.
 ///
 /// The limit starts at `max`. At the end of every `window`: if a call failed (or, with
-/// `slow_after`, was slow) the limit is multiplied by 0.9 (at least 1); if none did and the
-/// worker was saturated (it had queued items it could not start), it grows by 1 (at most
-/// `max`) — so it rises at most one step per window and never flaps. The signal is raised
-/// keyed by the worker's name with level `limit / max` (and a TTL refreshed while raised),
-/// and retracted when the limit is back at `max`.
+/// `slow_after`, was slow) the limit is multiplied by 0.9 (at least 1); otherwise the window
+/// was healthy and the limit grows by 1 (at most `max`), whether the worker was busy or
+/// idle (an idle worker is no evidence of trouble) — so it rises at most one step per window
+/// and never flaps. The signal is raised keyed by the worker's name with level
+/// `limit / max` (and a TTL refreshed while raised), and retracted when the limit is back
+/// at `max`. Each change reports the counts of the window that caused it.
 ///
 /// # Examples
 ///
@@ -114,7 +115,6 @@ pub(super) struct Limit {
     window_ends: Instant,
     bad: u32,
     calls: u32,
-    saturated: bool,
 }
 
 impl Limit {
@@ -124,7 +124,6 @@ impl Limit {
             window_ends: now + config.window,
             bad: 0,
             calls: 0,
-            saturated: false,
             config,
         }
     }
@@ -133,10 +132,11 @@ impl Limit {
         self.limit
     }
 
-    /// The published level: `limit / max`.
+    /// The published level: `limit / max`, rounded down (so it reaches [`Level::FULL`] only
+    /// at `max`) but never to [`Level::STOP`] (the limit is at least 1).
     pub(super) fn level(&self) -> Level {
         let per_mille = u64::from(self.limit) * 1000 / u64::from(self.config.max);
-        Level::from_per_mille(u16::try_from(per_mille).unwrap_or(1000))
+        Level::from_per_mille(u16::try_from(per_mille.max(1)).unwrap_or(1000))
     }
 
     pub(super) fn observe(&mut self, failed: bool, elapsed: Duration) {
@@ -145,30 +145,35 @@ impl Limit {
         self.bad = self.bad.saturating_add(u32::from(failed || slow));
     }
 
-    /// The worker had work it could not start for lack of room under the limit.
-    pub(super) fn saturate(&mut self) {
-        self.saturated = true;
+    /// The current window's counts.
+    pub(super) fn counts(&self) -> WindowCounts {
+        WindowCounts {
+            calls: self.calls,
+            failures: self.bad,
+        }
     }
 
     pub(super) fn next_deadline(&self) -> Instant {
         self.window_ends
     }
 
-    /// Judges every window that ended by `now`; returns the old limit if it changed.
-    pub(super) fn tick(&mut self, now: Instant) -> Option<u32> {
-        let before = self.limit;
-        while self.window_ends <= now {
-            if self.bad > 0 {
-                self.limit = ((f64::from(self.limit) * 0.9) as u32).max(1);
-            } else if self.saturated {
-                self.limit = (self.limit + 1).min(self.config.max);
-            }
-            self.bad = 0;
-            self.calls = 0;
-            self.saturated = false;
-            self.window_ends += self.config.window;
+    /// Judges the window that ended by `now`, if one did (the next one, if several did, is
+    /// judged by the next call: one step per window); returns the limit before it and the
+    /// window's counts.
+    pub(super) fn tick(&mut self, now: Instant) -> Option<(u32, WindowCounts)> {
+        if self.window_ends > now {
+            return None;
         }
-        (self.limit != before).then_some(before)
+        let (before, counts) = (self.limit, self.counts());
+        self.limit = if self.bad > 0 {
+            ((f64::from(self.limit) * 0.9) as u32).max(1)
+        } else {
+            (self.limit + 1).min(self.config.max)
+        };
+        self.bad = 0;
+        self.calls = 0;
+        self.window_ends += self.config.window;
+        Some((before, counts))
     }
 }
 
@@ -193,12 +198,18 @@ impl PolicyMachine for Limit {
         Limit::level(self)
     }
 
+    fn counts(&self, _now: Instant) -> WindowCounts {
+        Limit::counts(self)
+    }
+
     fn timers(&mut self, now: Instant) -> Option<Transition> {
-        let before = self.tick(now)?;
-        let reason = if self.limit < before {
-            ChangeReason::BadWindow
-        } else {
-            ChangeReason::SaturatedWindow
+        // A window that leaves the limit where it was (healthy at `max`, bad at 1) changes
+        // nothing; the driver runs the timers again at once if another window is due.
+        let (before, counts) = self.tick(now)?;
+        let reason = match self.limit.cmp(&before) {
+            std::cmp::Ordering::Less => ChangeReason::BadWindow,
+            std::cmp::Ordering::Greater => ChangeReason::HealthyWindow,
+            std::cmp::Ordering::Equal => return None,
         };
         let effect = match Limit::level(self) {
             Level::FULL => Effect::Retract,
@@ -210,7 +221,7 @@ impl PolicyMachine for Limit {
                 from: PolicyState::Limit(before),
                 to: PolicyState::Limit(self.limit),
                 reason,
-                counts: WindowCounts::default(),
+                counts,
             },
             effect,
             wake_slots: false,
@@ -231,10 +242,6 @@ impl PolicyMachine for Limit {
         self.observe(failed, elapsed);
         None
     }
-
-    fn saturated(&mut self) {
-        self.saturate();
-    }
 }
 
 #[cfg(test)]
@@ -242,7 +249,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failing_windows_shrink_by_a_tenth_and_a_saturated_healthy_one_adds_one() {
+    fn failing_windows_shrink_by_a_tenth_and_a_healthy_one_adds_one() {
         let start = Instant::now();
         let mut limit = Limit::new(Adaptive::new("s", 10), start);
         let mut seen = vec![limit.limit()];
@@ -255,13 +262,27 @@ mod tests {
         assert_eq!(seen, [10, 9, 8, 7]);
         assert_eq!(limit.level().per_mille(), 700);
 
-        // A healthy window that was not saturated keeps the limit.
+        // A healthy window adds one, busy or idle, and reports its counts.
         limit.observe(false, Duration::ZERO);
-        assert_eq!(limit.tick(limit.next_deadline()), None);
-        // A saturated healthy window adds one.
-        limit.saturate();
-        assert_eq!(limit.tick(limit.next_deadline()), Some(7));
+        let counts = WindowCounts {
+            calls: 1,
+            failures: 0,
+        };
+        assert_eq!(limit.tick(limit.next_deadline()), Some((7, counts)));
         assert_eq!(limit.limit(), 8);
+        assert_eq!(limit.tick(limit.next_deadline()).map(|t| t.0), Some(8));
+        assert_eq!(limit.limit(), 9);
+    }
+
+    #[test]
+    fn a_limit_of_one_in_thousands_is_not_a_full_stop() {
+        let start = Instant::now();
+        let mut limit = Limit::new(Adaptive::new("s", 5_000), start);
+        while limit.limit() > 1 {
+            limit.observe(true, Duration::ZERO);
+            limit.tick(limit.next_deadline());
+        }
+        assert_eq!(limit.level().per_mille(), 1);
     }
 
     #[test]
@@ -274,7 +295,6 @@ mod tests {
         }
         assert_eq!(limit.limit(), 1);
         for _ in 0..5 {
-            limit.saturate();
             limit.tick(limit.next_deadline());
         }
         assert_eq!(limit.limit(), 2);

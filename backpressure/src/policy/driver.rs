@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::machine::{Effect, PolicyMachine};
 use super::{Policy, PolicyChange, PolicyError, PolicyInfo};
-use crate::sync::{lock, notified_or_deadline, Mutex};
+use crate::sync::{lock, notified_or_deadline, AtomicBool, Mutex, Ordering};
 use crate::{RaiseOptions, Sink};
 
 /// What a coordinator offers its policies.
@@ -37,6 +37,9 @@ struct Cell {
     owner: Arc<str>,
     /// Wakes the policy's timer task: a deadline moved, or the coordinator is gone.
     wake: Notify,
+    /// Set once when the owner closes (see [`Policies::close`]): from then on nothing the
+    /// policy decides is carried out, and a raise that raced with the close is undone.
+    closed: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -84,6 +87,7 @@ impl Policies {
                 sink: sink.clone(),
                 owner: Arc::clone(&owner),
                 wake: Notify::new(),
+                closed: AtomicBool::new(false),
             }));
         }
         Ok(Self { cells })
@@ -103,7 +107,7 @@ impl Policies {
     /// Item `id` finished after `elapsed`; `failed` for an error or a panic.
     pub(crate) fn observe(&self, id: u64, failed: bool, elapsed: Duration) {
         let now = Instant::now();
-        for cell in &self.cells {
+        for cell in self.cells.iter().filter(|cell| !cell.is_closed()) {
             let mut state = lock(&cell.state);
             let due = state
                 .machine
@@ -176,15 +180,23 @@ impl Policies {
             .map(|cell| info(&*lock(&cell.state).machine, now))
             .collect()
     }
+
+    /// The owner closed (it drained, shut down, or is gone): every policy retracts its
+    /// signal and stops. Later outcomes and timers raise nothing; the timer tasks end.
+    /// Idempotent.
+    pub(crate) fn close(&self) {
+        for cell in &self.cells {
+            cell.close();
+        }
+    }
 }
 
 impl Drop for Policies {
     fn drop(&mut self) {
-        // The coordinator is gone: let the timer tasks notice and end. A raised signal is
-        // left to its TTL, like that of an owner that died.
-        for cell in &self.cells {
-            cell.wake.notify_one();
-        }
+        // The coordinator is gone (its last handle and its last slot): its verdicts end with
+        // it. An owner that dies without running this (a killed process) leaves its signals
+        // to their TTL.
+        self.close();
     }
 }
 
@@ -202,8 +214,32 @@ fn info(machine: &dyn PolicyMachine, now: Instant) -> PolicyInfo {
 }
 
 impl Cell {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closes the policy: no refresh is due any more, the signal is retracted (whatever the
+    /// machine last decided: an effect still on its way is undone by `perform`), and the
+    /// timer task is woken to end.
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let signal = {
+            let mut state = lock(&self.state);
+            state.raised_at = None;
+            state.machine.signal().to_owned()
+        };
+        self.perform(&signal, Duration::ZERO, Effect::Retract);
+        self.wake.notify_one();
+    }
+
     /// Does what a lock holder recorded: reports the change, then changes the signal.
+    /// Nothing, once the policy is closed.
     fn carry_out(&self, due: Due) {
+        if self.is_closed() {
+            return;
+        }
         if let Some(change) = due.change {
             self.report(change, &due.signal);
         }
@@ -240,6 +276,12 @@ impl Cell {
         };
         if let Err(error) = result {
             tracing::error!(%error, signal, "a backpressure policy could not change its signal");
+        }
+        if effect != Effect::Retract && self.is_closed() {
+            // The owner closed while this raise was on its way; its close may have retracted
+            // before the raise landed. Undo it (`close` set the flag before retracting, so one
+            // of the two retractions comes after the raise).
+            self.perform(signal, ttl, Effect::Retract);
         }
     }
 }
@@ -298,12 +340,15 @@ impl CellState {
 }
 
 /// A policy's timer task: sleeps until its next deadline (or a wake-up), runs its timers.
-/// Ends when its coordinator is gone.
+/// Ends when its coordinator is gone or its policies are closed.
 async fn drive(cell: Arc<Cell>, host: Weak<dyn Host>) {
     loop {
         let notified = cell.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if cell.is_closed() {
+            return;
+        }
         let Some(host) = host.upgrade() else {
             return;
         };

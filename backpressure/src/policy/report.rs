@@ -47,10 +47,11 @@ impl fmt::Display for PolicyState {
 pub enum ChangeReason {
     /// A breaker's reason.
     Breaker(BreakerReason),
-    /// An adaptive window ended with failures or slow calls.
+    /// An adaptive window ended with failures or slow calls: the limit shrank.
     BadWindow,
-    /// An adaptive window ended saturated and healthy.
-    SaturatedWindow,
+    /// An adaptive window ended healthy (no failures or slow calls, busy or idle): the
+    /// limit grew by one.
+    HealthyWindow,
     /// A watermark's queue stayed backed up for `hold_for`.
     BackedUp,
     /// A watermark's queue drained below `low`.

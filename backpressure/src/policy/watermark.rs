@@ -10,10 +10,16 @@ use super::machine::{Effect, PolicyMachine, Transition};
 use super::{ChangeReason, PolicyChange, PolicyState, WindowCounts};
 use crate::Level;
 
-/// Raises a signal when the worker's own queue backs up: its depth stays above `high` (a
-/// share of the capacity, default 0.8), or its oldest item stays older than `max_age`, for
-/// `hold_for` (default 5 s); retracts it once the depth is below `low` (default 0.5) and the
-/// oldest item is younger than `max_age`.
+/// Raises a signal when the worker's own queue backs up: its depth stays at or above `high`
+/// (a share of the capacity, default 0.8), or its oldest item stays older than `max_age`, for
+/// `hold_for` (default 5 s); retracts it once the depth is at or below `low` (default 0.5)
+/// and the oldest item is younger than `max_age`.
+///
+/// The shares round towards holding the signal, so that small queues behave: the queue is
+/// backed up at `depth ≥ ceil(high × capacity)` (at least 1, so a full queue always counts),
+/// and the signal is retracted at `depth ≤ floor(low × capacity)`. With the defaults, a
+/// queue of capacity 10 raises at depth 8 and retracts at 5; one of capacity 3 raises at 3
+/// and retracts at 1; capacity 1 raises at 1 and retracts at 0.
 ///
 /// Like the other policies it raises keyed by the worker's name with a TTL it refreshes, so
 /// upstream workers (or, through a shared sink, other processes) that defer on the signal
@@ -52,7 +58,7 @@ pub struct Watermark {
 }
 
 impl Watermark {
-    /// Raise above 80 % of capacity held for 5 s, retract below 50 %, TTL 15 s.
+    /// Raise at 80 % of capacity held for 5 s, retract at 50 %, TTL 15 s.
     pub fn new(signal: impl Into<String>) -> Self {
         Self::from_spec(&PolicySpec {
             signal: Some(signal.into().into()),
@@ -60,13 +66,15 @@ impl Watermark {
         })
     }
 
-    /// The share of capacity above which the queue counts as backed up, in (0, 1].
+    /// The share of capacity at which the queue counts as backed up, in (0, 1]: from a depth
+    /// of `ceil(high × capacity)`, and never less than 1.
     pub fn high(mut self, high: f64) -> Self {
         self.high = high;
         self
     }
 
-    /// The share of capacity below which the signal is retracted, in [0, `high`).
+    /// The share of capacity at or below which the signal is retracted, in [0, `high`): from
+    /// a depth of `floor(low × capacity)` down.
     pub fn low(mut self, low: f64) -> Self {
         self.low = low;
         self
@@ -124,6 +132,30 @@ impl Watermark {
     }
 }
 
+/// `ratio × capacity`, read as the exact product of the decimal the user wrote: a product
+/// within a rounding error of an integer is that integer (`0.55 × 100` is 55, not
+/// 55.00000000000001).
+fn product(ratio: f64, capacity: usize) -> f64 {
+    let product = ratio * capacity as f64;
+    let nearest = product.round();
+    if (product - nearest).abs() <= f64::EPSILON * 4.0 * nearest.max(1.0) {
+        nearest
+    } else {
+        product
+    }
+}
+
+/// The depth at which the queue counts as backed up: `ceil(high × capacity)`, at least 1, so
+/// a full queue always raises however small its capacity.
+fn raise_at(high: f64, capacity: usize) -> usize {
+    (product(high, capacity).ceil() as usize).max(1)
+}
+
+/// The depth at or below which a raised signal is retracted: `floor(low × capacity)`.
+fn retract_at(low: f64, capacity: usize) -> usize {
+    product(low, capacity).floor() as usize
+}
+
 /// The watermark's state.
 #[derive(Debug)]
 pub(super) struct Mark {
@@ -139,10 +171,9 @@ pub(super) struct Mark {
 
 impl Mark {
     pub(super) fn new(config: Watermark, capacity: usize) -> Self {
-        let share = |ratio: f64| (capacity as f64 * ratio).ceil() as usize;
         Self {
-            high: share(config.high),
-            low: share(config.low),
+            high: raise_at(config.high, capacity),
+            low: retract_at(config.low, capacity),
             config,
             depth: 0,
             oldest_at: None,
@@ -160,7 +191,7 @@ impl Mark {
             (Some(at), Some(max_age)) => now.saturating_duration_since(at) > max_age,
             _ => false,
         };
-        self.depth > self.high || too_old
+        self.depth >= self.high || too_old
     }
 
     fn drained(&self, now: Instant) -> bool {
@@ -168,14 +199,14 @@ impl Mark {
             (Some(at), Some(max_age)) => now.saturating_duration_since(at) <= max_age,
             _ => true,
         };
-        self.depth < self.low && young
+        self.depth <= self.low && young
     }
 
     /// The queue changed; returns whether the timer task must look (a threshold crossed).
     pub(super) fn update(&mut self, depth: usize, oldest_at: Option<Instant>) -> bool {
-        let crossed = (depth > self.high) != (self.depth > self.high)
+        let crossed = (depth >= self.high) != (self.depth >= self.high)
             // While raised and low, every change may be the one that retracts.
-            || (self.raised && depth < self.low)
+            || (self.raised && depth <= self.low)
             || oldest_at.is_some() != self.oldest_at.is_some();
         self.depth = depth;
         self.oldest_at = oldest_at;
@@ -287,11 +318,11 @@ mod tests {
     fn raises_after_hold_for_above_high_and_retracts_below_low() {
         let start = Instant::now();
         let mut mark = Mark::new(Watermark::new("s"), 100);
-        mark.update(80, Some(start));
+        mark.update(79, Some(start));
         assert_eq!(mark.tick(start), None);
-        assert_eq!(mark.next_deadline(), None, "80 is not above 80 %");
+        assert_eq!(mark.next_deadline(), None, "79 is below 80 %");
         assert!(
-            mark.update(81, Some(start)),
+            mark.update(80, Some(start)),
             "crossing `high` needs the timer task"
         );
         assert_eq!(mark.tick(start), None);
@@ -303,8 +334,26 @@ mod tests {
             None,
             "between low and high"
         );
-        assert!(mark.update(49, Some(start)));
+        assert!(mark.update(50, Some(start)));
         assert_eq!(mark.tick(start + Duration::from_secs(7)), Some(false));
+    }
+
+    #[test]
+    fn thresholds_round_towards_holding() {
+        let at = |high: f64, low: f64, capacity: usize| {
+            let mark = Mark::new(Watermark::new("s").high(high).low(low), capacity);
+            (mark.high, mark.low)
+        };
+        assert_eq!(at(0.8, 0.5, 1), (1, 0));
+        assert_eq!(at(0.8, 0.5, 4), (4, 2));
+        assert_eq!(at(0.85, 0.5, 10), (9, 5));
+        assert_eq!(
+            at(0.55, 0.29, 100),
+            (55, 29),
+            "0.55 × 100 is 55, 0.29 × 100 is 29"
+        );
+        assert_eq!(at(0.7, 0.0, 10), (7, 0));
+        assert_eq!(at(0.001, 0.0, 10), (1, 0), "at least 1");
     }
 
     #[test]

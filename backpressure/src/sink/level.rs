@@ -10,7 +10,9 @@ use std::fmt;
 /// matching entries are active, the lowest level wins.
 ///
 /// Stored exactly in thousandths, so levels compare and add up without rounding surprises;
-/// [`Level::new`] rounds to the nearest thousandth.
+/// [`Level::new`] rounds to the nearest thousandth, except that a positive value never rounds
+/// to [`Level::STOP`]: anything above 0 is at least one thousandth, and so lets at least one
+/// item run.
 ///
 /// # Examples
 ///
@@ -21,6 +23,7 @@ use std::fmt;
 /// assert_eq!(level.per_mille(), 300);
 /// assert_eq!(level.limit(10), 3);
 /// assert_eq!(Level::new(0.05)?.limit(10), 1); // never below one running item
+/// assert_eq!(Level::new(0.0004)?.per_mille(), 1); // positive stays positive
 /// assert!(Level::new(1.5).is_err());
 ///
 /// let sink = Sink::new();
@@ -41,7 +44,8 @@ impl Level {
     /// Nothing is held back.
     pub const FULL: Level = Level(1000);
 
-    /// The level `value`, rounded to the nearest thousandth.
+    /// The level `value`, rounded to the nearest thousandth; a positive `value` below half a
+    /// thousandth becomes one thousandth, the smallest level that is not a full stop.
     ///
     /// # Errors
     ///
@@ -51,7 +55,8 @@ impl Level {
             return Err(LevelError(value));
         }
         // In range, so the product is in [0, 1000] and the cast cannot truncate.
-        Ok(Self((value * 1000.0).round() as u16))
+        let per_mille = (value * 1000.0).round() as u16;
+        Ok(Self(if value > 0.0 { per_mille.max(1) } else { 0 }))
     }
 
     /// The level in thousandths, `n` / 1000, clamped to 1000.
