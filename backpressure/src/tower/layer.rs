@@ -16,8 +16,12 @@ use crate::sink::Sink;
 /// raised on a [`Sink`].
 ///
 /// Every service the layer makes (and their clones) shares one counted watch on the sink, so
-/// checking the hold is one atomic load and a retract wakes the held services directly. See
-/// the [module docs](super) for the two modes.
+/// checking the hold is a few atomic operations and a retract wakes the held services
+/// directly. See the [module docs](super) for the two modes.
+///
+/// "Raised" means at level 0 (a plain raise, a breaker's verdict): a signal raised with a
+/// level above 0 holds nothing unless the layer has an in-flight limit
+/// ([`max_in_flight`](Self::max_in_flight)), which the level then scales.
 ///
 /// # Examples
 ///

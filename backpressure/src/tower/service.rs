@@ -148,7 +148,7 @@ impl<S> Hold<S> {
 
 impl Waiting {
     fn new(shared: &Shared, max_wait: Option<Duration>) -> Box<Self> {
-        let released = shared.max_in_flight.map(|_| released(shared));
+        let released = shared.max_in_flight.map(|_| shared.in_flight.released());
         Box::new(Self {
             changed: changed(shared),
             released,
@@ -167,7 +167,7 @@ impl Waiting {
         }
         if let Some(waiting) = &mut self.released {
             if waiting.as_mut().poll(cx).is_ready() {
-                *waiting = released(shared);
+                *waiting = shared.in_flight.released();
                 changed_now = true;
             }
         }
@@ -177,10 +177,6 @@ impl Waiting {
 
 fn changed(shared: &Shared) -> Pin<Box<OwnedNotified>> {
     Box::pin(Arc::clone(&shared.changed).notified_owned())
-}
-
-fn released(shared: &Shared) -> Pin<Box<OwnedNotified>> {
-    Box::pin(Arc::clone(&shared.released).notified_owned())
 }
 
 impl<S, Request> Service<Request> for Hold<S>

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::in_flight::InFlight;
+use super::in_flight::{Calls, InFlight};
 use super::{HoldError, HoldMode};
 use crate::sink::{ActiveSignal, Sink, WatchHandle};
 use crate::Level;
@@ -24,11 +23,9 @@ pub(super) struct Shared {
     /// The most calls in flight at once, scaled by the level of a levelled signal.
     pub(super) max_in_flight: Option<NonZeroUsize>,
     /// Calls passed on whose response future has not finished or been dropped.
-    in_flight: AtomicUsize,
+    pub(super) in_flight: Arc<Calls>,
     /// Notified by the sink whenever the watch flips or its level rises.
     pub(super) changed: Arc<Notify>,
-    /// Notified (one waiter) whenever a call in flight finishes, under an in-flight limit.
-    pub(super) released: Arc<Notify>,
     /// Registered on first use, so that it happens inside the runtime that drives the
     /// services: the sink then expires TTL entries on that runtime too.
     watch: OnceLock<WatchHandle>,
@@ -58,9 +55,8 @@ impl Shared {
             pattern,
             mode,
             max_in_flight,
-            in_flight: AtomicUsize::new(0),
+            in_flight: Arc::default(),
             changed: Arc::new(Notify::new()),
-            released: Arc::new(Notify::new()),
             watch: OnceLock::new(),
         }
     }
@@ -87,7 +83,7 @@ impl Shared {
     /// Whether a request may go out now and, under an in-flight limit, counts it. Without a
     /// limit only a level-0 signal holds; with one, at most `max(1, floor(n × level))` calls
     /// are in flight (`n` without a levelled signal). O(1).
-    pub(super) fn admit(self: &Arc<Self>) -> Admission {
+    pub(super) fn admit(&self) -> Admission {
         let level = self.level();
         if level == Some(Level::STOP) {
             return Admission::Stopped;
@@ -97,25 +93,14 @@ impl Shared {
         };
         let level = level.unwrap_or(Level::FULL);
         let limit = level.limit(max_in_flight.get());
-        let counted = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
-                (now < limit).then_some(now + 1)
-            });
-        match counted {
-            Ok(_) => Admission::Pass(Some(InFlight::new(Arc::clone(self)))),
-            Err(_) => Admission::Limited(level),
+        match self.in_flight.try_take(limit) {
+            Some(permit) => Admission::Pass(Some(permit)),
+            None => Admission::Limited(level),
         }
     }
 
-    /// A call counted by [`admit`](Self::admit) finished: lets one held service look again.
-    pub(super) fn release(&self) {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.released.notify_one();
-    }
-
     /// Fail-fast mode: admits a request called now, or the rejection saying why not.
-    pub(super) fn admit_or_reject(self: &Arc<Self>) -> Result<Option<InFlight>, HoldError> {
+    pub(super) fn admit_or_reject(&self) -> Result<Option<InFlight>, HoldError> {
         loop {
             let rejection = match self.admit() {
                 Admission::Pass(permit) => return Ok(permit),
