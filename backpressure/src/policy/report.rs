@@ -61,7 +61,7 @@ pub enum ChangeReason {
 /// [`SignalEventKind::PolicyChanged`](crate::SignalEventKind::PolicyChanged) events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyChange {
-    /// `error_rate`, `slow_call` or `adaptive`.
+    /// `error_rate`, `slow_call`, `adaptive` or `watermark` (the name it is configured under).
     pub policy: &'static str,
     /// The state before.
     pub from: PolicyState,
@@ -76,7 +76,7 @@ pub struct PolicyChange {
 /// A policy's current state, for [`Coordinator::policies`](crate::Coordinator::policies).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyInfo {
-    /// `error_rate`, `slow_call` or `adaptive`.
+    /// `error_rate`, `slow_call`, `adaptive` or `watermark` (the name it is configured under).
     pub policy: &'static str,
     /// The signal it raises.
     pub signal: String,
