@@ -3,12 +3,14 @@
 //! and the hold is checked again when a pending inner service becomes ready.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::tower::{Hold, HoldError, HoldLayer};
 use backpressure::{Level, RaiseOptions, Sink};
 use tokio_test::{assert_pending, assert_ready_ok};
-use tower::BoxError;
+use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_test::assert_request_eq;
 use tower_test::mock::{self, Handle, Mock, Spawn};
 
@@ -207,4 +209,78 @@ async fn a_held_service_times_out_on_the_limit_as_on_a_signal() {
     assert_ready_ok!(second.poll_ready());
     let error = hold_error(second.call("two").await.unwrap_err());
     assert!(matches!(error, HoldError::TimedOut { .. }), "{error:?}");
+}
+
+/// Many clones on two threads, each sending one call after another through a wait-mode layer
+/// with `max_in_flight(8)` under a level of 0.5, while another thread keeps re-raising the
+/// level: never more than 4 calls in the inner service at once, and every call goes out (a
+/// lost wake-up would leave a clone waiting for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_levelled_limit_holds_across_threads_and_every_call_goes_out() {
+    const CLONES: usize = 16;
+    const CALLS: usize = 100;
+    let sink = Sink::new();
+    raise_level(&sink, "adaptive", 0.5);
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (inner_now, inner_most) = (Arc::clone(&now), Arc::clone(&most));
+    let client = ServiceBuilder::new()
+        .layer(
+            HoldLayer::wait(&sink, SIGNAL)
+                .unwrap()
+                .max_in_flight(limit(8)),
+        )
+        .service(service_fn(move |_: usize| {
+            let running = inner_now.fetch_add(1, Ordering::SeqCst) + 1;
+            inner_most.fetch_max(running, Ordering::SeqCst);
+            let now = Arc::clone(&inner_now);
+            async move {
+                tokio::task::yield_now().await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, BoxError>(())
+            }
+        }));
+    let done = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let (raiser, stop) = (sink.clone(), Arc::clone(&done.0));
+    let churn = tokio::task::spawn_blocking(move || {
+        // Re-raising the same entry at the same level changes nothing the layer sees, and
+        // an added entry at a higher level does not raise the lowest: the limit stays 4.
+        while !stop.load(Ordering::SeqCst) {
+            raise_level(&raiser, "adaptive", 0.5);
+            raise_level(&raiser, "other", 0.9);
+            raiser.retract_keyed(SIGNAL, "other").unwrap();
+        }
+    });
+    let senders: Vec<_> = (0..CLONES)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for call in 0..CALLS {
+                    client.ready().await?.call(call).await?;
+                }
+                Ok::<_, BoxError>(())
+            })
+        })
+        .collect();
+    for sender in senders {
+        // Real time, generous for a loaded machine: only a lost wake-up takes this long.
+        tokio::time::timeout(Duration::from_secs(60), sender)
+            .await
+            .expect("every held clone is woken")
+            .unwrap()
+            .unwrap();
+    }
+    drop(done);
+    churn.await.unwrap();
+    assert!(most.load(Ordering::SeqCst) <= 4, "{most:?} calls at once");
+    assert_eq!(now.load(Ordering::SeqCst), 0);
+}
+
+/// Stops the churning thread when dropped, also when the test fails, so that a failure is
+/// reported instead of the runtime waiting for the thread for ever.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
