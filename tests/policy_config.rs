@@ -114,16 +114,6 @@ async fn errors_name_the_file_the_worker_the_policy_and_the_field() {
         "config file `policies.toml`, worker `policy_config::mailer`, policy `slow_call`, \
          field `slow_after`: `slow_call` needs `slow_after`, such as `slow_after = \"2s\"`"
     );
-    // Narrowing `defer_on` away from the adaptive signal is the same mistake as in the
-    // attribute.
-    let err = error("[workers.\"policy_config::mailer\"]\ndefer_on = \"db.*\"\n");
-    assert!(
-        err.starts_with(
-            "config file `policies.toml`, worker `policy_config::mailer`, policy `adaptive`, \
-             field `signal`: the `adaptive` signal `backpressure.smtp.level` is not matched"
-        ),
-        "{err}"
-    );
     let err = start("[workers.\"policy_config::mailer\"]\nerror_rate = 3\n").unwrap_err();
     assert!(
         matches!(&err, RegistryError::Config(ConfigError::InvalidValue { field, .. }) if field == "error_rate"),
@@ -185,4 +175,38 @@ async fn a_runtime_shutdown_retracts_its_workers_verdicts() {
         sink.snapshot()
     );
     assert_eq!(runtime.take_returned::<u32>("policy_config::relay"), [2]);
+}
+
+#[tokio::test]
+async fn a_breaker_or_adaptive_signal_outside_defer_on_is_an_error() {
+    let section = "[workers.\"policy_config::mailer\".error_rate]";
+    // Narrowing `defer_on` away from the breaker's and the adaptive signal is the same
+    // mistake as in the attribute (the first policy is named).
+    let err = error("[workers.\"policy_config::mailer\"]\ndefer_on = \"db.*\"\n");
+    assert!(
+        err.starts_with(
+            "config file `policies.toml`, worker `policy_config::mailer`, policy `error_rate`, \
+             field `signal`: the `error_rate` signal `backpressure.smtp` is not matched"
+        ),
+        "{err}"
+    );
+    // So is moving a breaker's signal outside `defer_on`.
+    let err = error(&format!("{section}\nsignal = \"relay.smtp\"\n"));
+    assert!(
+        err.starts_with(
+            "config file `policies.toml`, worker `policy_config::mailer`, policy `error_rate`, \
+             field `signal`: the `error_rate` signal `relay.smtp` is not matched by this \
+             worker's `defer_on` (`backpressure.*`), so while the breaker is open this worker \
+             would keep sending into the failing downstream"
+        ),
+        "{err}"
+    );
+    let err = error(
+        "[workers.\"policy_config::mailer\".slow_call]\n\
+         signal = \"relay.slow\"\nslow_after = \"2s\"\n",
+    );
+    assert!(
+        err.contains("policy `slow_call`, field `signal`: the `slow_call` signal `relay.slow`"),
+        "{err}"
+    );
 }

@@ -291,8 +291,8 @@ fn duration(d: std::time::Duration) -> TokenStream {
 }
 
 /// Trait-bound checks whose errors land on the user's own tokens: the item type must be
-/// `Send + 'static` (error on the item type) and the output `()` or `Result<(), E: Display>`
-/// (error on the return type). A non-`Send` future is reported by the spanned `build` call,
+/// `Send + 'static` (error on the item type) and the output `()` or `Result<(), E>` with
+/// `E: Display + Send + 'static` (error on the return type). A non-`Send` future is reported by the spanned `build` call,
 /// on the function's name.
 fn checks(function: &ItemFn, handler: &Handler, private: &TokenStream) -> TokenStream {
     let ident = &function.sig.ident;

@@ -71,10 +71,13 @@ mod value;
 ///
 /// Ratios (`failure_ratio`, `high`) are in (0, 1], shares (`jitter`, `low`) in [0, 1);
 /// `low` must be below `high` and `max_open_for` at least `open_for`. One more check is
-/// ours: an `adaptive` signal must be matched by the worker's own `defer_on` (default
-/// `"backpressure.*"`) — its level exists to throttle this worker, so a signal it does not
-/// watch is surely a mistake. A breaker's or watermark's signal is not checked this way: it
-/// may rightly be meant for peers only (a worker whose failures should hold *other* workers).
+/// ours: an `adaptive`, `error_rate` or `slow_call` signal must be matched by the worker's
+/// own `defer_on` (default `"backpressure.*"`). An adaptive level exists to throttle this
+/// worker, and a breaker that opens while its own worker keeps sending would not protect the
+/// downstream it found failing (peers deferring on the signal back off with it; the owner
+/// still probes when half-open). A watermark's signal is not checked this way: it tells
+/// *other* workers that this one's queue is backing up, and its owner deferring on it would
+/// only stop the draining that ends it.
 ///
 /// ```
 /// use backpressure::backpressure_worker;

@@ -226,6 +226,10 @@ fn config_text(text: String) -> String {
 }
 
 fn builder(set: Builder) -> String {
+    builder_with(set)
+}
+
+fn builder_with(set: impl FnOnce(CoordinatorBuilder<u8>) -> CoordinatorBuilder<u8>) -> String {
     match set(Coordinator::builder().sink(Sink::new())).build(|_: u8, _| async {}) {
         Ok(_) => String::from("accepted"),
         Err(err) => err.to_string(),
@@ -336,6 +340,52 @@ fn an_adaptive_signal_outside_defer_on_breaks_the_same_rule_in_the_attribute_and
     // Matched by `defer_on`: accepted.
     let fine = builder(|b| b.policy(Adaptive::new("backpressure.smtp.level", 16)));
     assert_eq!(fine, "accepted");
+}
+
+#[test]
+fn a_breaker_signal_outside_defer_on_breaks_the_same_rule_in_the_attribute_and_the_builder() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    let core = "is not matched by this worker's `defer_on` (`db.*`), so while the breaker is \
+                open this worker would keep sending into the failing downstream";
+    for (policy, written, breaker) in [
+        (
+            "error_rate",
+            "error_rate(signal = \"backpressure.smtp\")",
+            Breaker::error_rate("backpressure.smtp"),
+        ),
+        (
+            "slow_call",
+            "slow_call(signal = \"backpressure.smtp\", slow_after = \"2s\")",
+            Breaker::slow_call("backpressure.smtp", Duration::from_secs(2)),
+        ),
+    ] {
+        let attribute = attribute(&["defer_on = \"db.*\"", written]);
+        assert!(attribute.contains(core), "{attribute}");
+        let refused = breaker.clone();
+        let built = builder_with(move |b| b.defer_on("db.*").policy(refused));
+        assert!(
+            built.starts_with(&format!("invalid `{policy}` policy: ")),
+            "{built}"
+        );
+        assert!(built.contains(core), "{built}");
+        // No `defer_on` at all: the same rule.
+        let refused = breaker.clone();
+        let built = builder_with(move |b| b.no_defer().policy(refused));
+        assert!(built.contains("this worker has no `defer_on`"), "{built}");
+        // Matched by `defer_on` (the default `backpressure.*`): accepted.
+        assert_eq!(builder_with(move |b| b.policy(breaker)), "accepted");
+    }
+    // A watermark's signal is for peers: not checked.
+    let watermark = attribute(&[
+        "defer_on = \"db.*\"",
+        "watermark(signal = \"backpressure.backlog\")",
+    ]);
+    assert_eq!(watermark, "accepted");
+    let built = builder(|b| b.no_defer().policy(Watermark::new("backpressure.backlog")));
+    assert_eq!(built, "accepted");
 }
 
 #[test]

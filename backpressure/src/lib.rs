@@ -123,7 +123,8 @@
 //!
 //! A mistake names the file, the worker, the policy and the field
 //! ([`ConfigError::InvalidPolicyValue`](error::ConfigError::InvalidPolicyValue)); rules between keys (`low` below `high`,
-//! `max_open_for` at least `open_for`) are held to the attribute's values merged with the
+//! `max_open_for` at least `open_for`), and the rule that the worker's `defer_on` matches its
+//! own breaker and adaptive signals, are held to the attribute's values merged with the
 //! file's when the runtime starts.
 //!
 //! A `[sinks."name"]` table connects a sink to the outside world through a connector crate.

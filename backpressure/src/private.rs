@@ -50,7 +50,8 @@ const fn same(a: &[u8], b: &[u8]) -> bool {
 /// Compile-time check: a worker's item must be `Send + 'static`.
 pub fn item_must_be_send_and_static<T: Send + 'static>() {}
 
-/// Compile-time check: a worker returns `()` or `Result<(), E>` with `E: Display`.
+/// Compile-time check: a worker returns `()` or `Result<(), E>` with
+/// `E: Display + Send + 'static`.
 pub fn output_must_be_unit_or_result<F>(_: &F)
 where
     F: Future,

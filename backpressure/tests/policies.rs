@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::{
+    error::BuildError,
     policy::{Adaptive, Breaker, BreakerState, PolicyState, Watermark},
     Coordinator, MaxDefer, SignalEventKind, Sink, Stats, WorkContext,
 };
@@ -529,21 +530,42 @@ async fn a_breaker_probes_even_while_its_owners_other_policy_signal_is_raised() 
     assert!(!sink.is_raised("backpressure.smtp"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_breaker_closes_when_its_owner_does_not_defer_on_its_signal() {
+#[tokio::test]
+async fn a_breaker_whose_owner_does_not_defer_on_its_signal_is_refused_at_build() {
+    // The owner would keep sending into the downstream its breaker found failing.
     let sink = Sink::new();
-    // The owner defers on nothing of its own: the breaker only holds its peers.
-    let (mailer, _) = slow_worker(&sink, 2, "other.*", vec![breaker().into()]);
-    mailer.enqueue_many(vec![true; 20]).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(sink.is_raised("backpressure.smtp"));
-    tokio::time::sleep(Duration::from_secs(29)).await;
-    // Half-open: its next three starts are the probes; their success closes it.
-    mailer.enqueue_many(vec![false; 3]).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        mailer.policies()[0].state,
-        PolicyState::Breaker(BreakerState::Closed)
-    );
-    assert!(!sink.is_raised("backpressure.smtp"));
+    let build = |builder: backpressure::CoordinatorBuilder<u32>, policy: Breaker| {
+        builder
+            .sink(sink.clone())
+            .policy(policy)
+            .build(|_: u32, _: WorkContext| async {})
+    };
+    let slow = Breaker::slow_call("backpressure.smtp", Duration::from_secs(1));
+    for policy in [breaker(), slow] {
+        let narrow = build(Coordinator::builder().defer_on("other.*"), policy.clone());
+        let err = narrow.expect_err("refused");
+        assert!(
+            matches!(err, BuildError::Policy(_)),
+            "a policy error: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("`backpressure.smtp` is not matched"),
+            "{text}"
+        );
+        assert!(text.contains("`defer_on` (`other.*`)"), "{text}");
+        let none = build(Coordinator::builder().no_defer(), policy.clone());
+        let text = none.expect_err("refused").to_string();
+        assert!(text.contains("this worker has no `defer_on`"), "{text}");
+        let own = build(Coordinator::builder().defer_on("backpressure.smtp"), policy);
+        assert!(own.is_ok());
+    }
+    // A watermark's signal is meant for its peers: allowed.
+    let watermark = Watermark::new("backpressure.indexer.backlog");
+    let built = Coordinator::builder()
+        .sink(sink.clone())
+        .no_defer()
+        .policy(watermark)
+        .build(|_: u32, _: WorkContext| async {});
+    assert!(built.is_ok());
 }

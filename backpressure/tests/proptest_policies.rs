@@ -251,10 +251,10 @@ proptest! {
     fn policy_signals_never_outlive_their_owner_by_more_than_one_ttl(
         defer_on in prop_oneof![
             Just("backpressure.*"),
-            // Narrow: the owner holds on its breaker and its adaptive level only (an adaptive
-            // signal outside `defer_on` is refused), so its slow-call breaker and watermark
-            // hold nobody here and must still close and lapse.
-            Just("backpressure.errors, backpressure.level"),
+            // Narrow: the owner holds on its breakers and its adaptive level only (their
+            // signals outside `defer_on` are refused), so its watermark holds nobody here and
+            // must still lapse.
+            Just("backpressure.errors, backpressure.slow, backpressure.level"),
         ],
         script in proptest::collection::vec(op(), 1..MAX_OPS),
     ) {

@@ -320,17 +320,47 @@ impl PolicySpec {
             .map_err(|err| err.in_policy(self.policy))
     }
 
-    /// An `adaptive` policy publishes a level for its own worker to run at: a signal that
-    /// the worker's `defer_on` does not match throttles nothing there, which is surely a
-    /// mistake. (A breaker's or watermark's signal may rightly be meant for peers only.)
+    /// A policy whose verdict concerns its own worker must be deferred on by that worker:
+    /// an `adaptive` level throttles only workers whose `defer_on` matches it, and a breaker
+    /// (`error_rate`, `slow_call`) whose owner does not defer on its signal keeps sending
+    /// into the downstream it found failing. A `watermark` signal is exempt: it tells *other*
+    /// workers that this one's queue is backing up, and its owner deferring on it would only
+    /// stop the draining that ends it.
+    ///
+    /// `defer_on` is the worker's pattern (`None`: it defers on nothing). A pattern that does
+    /// not compile is reported elsewhere and passes here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
+    ///
+    /// let breaker = PolicySpec {
+    ///     signal: Some("backpressure.smtp".into()),
+    ///     ..PolicySpec::new(PolicyKind::ErrorRate)
+    /// };
+    /// assert!(breaker.check_deferred(Some("backpressure.*")).is_ok());
+    /// let err = breaker.check_deferred(Some("db.*")).unwrap_err();
+    /// assert!(err.message().contains("keep sending into the failing downstream"));
+    /// assert!(breaker.check_deferred(None).is_err());
+    ///
+    /// let watermark = PolicySpec {
+    ///     signal: Some("backpressure.queue".into()),
+    ///     ..PolicySpec::new(PolicyKind::Watermark)
+    /// };
+    /// assert!(watermark.check_deferred(None).is_ok());
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Problem::NotDeferred`] on `signal`.
     pub fn check_deferred(&self, defer_on: Option<&str>) -> Result<(), OptionError> {
-        let (PolicyKind::Adaptive, Some(signal)) = (self.policy, &self.signal) else {
+        let Some(signal) = &self.signal else {
             return Ok(());
         };
+        if self.policy == PolicyKind::Watermark {
+            return Ok(());
+        }
         let matched = match defer_on {
             Some(text) => Pattern::parse(text).map_or(true, |p| p.matches(signal)),
             None => false,
@@ -339,6 +369,7 @@ impl PolicySpec {
             return Ok(());
         }
         let problem = Problem::NotDeferred {
+            policy: self.policy,
             signal: signal.to_string(),
             defer_on: defer_on.unwrap_or("").to_owned(),
         };

@@ -67,8 +67,11 @@ pub enum Problem {
         /// The text as written.
         text: String,
     },
-    /// An `adaptive` policy's signal is not matched by its own worker's `defer_on`.
+    /// An `adaptive`, `error_rate` or `slow_call` policy's signal is not matched by its own
+    /// worker's `defer_on`.
     NotDeferred {
+        /// The policy.
+        policy: PolicyKind,
         /// The signal.
         signal: String,
         /// The worker's `defer_on`.
@@ -125,11 +128,28 @@ impl OptionError {
     }
 }
 
-fn not_deferred(f: &mut fmt::Formatter<'_>, signal: &str, defer_on: &str) -> fmt::Result {
+fn not_deferred(
+    f: &mut fmt::Formatter<'_>,
+    policy: PolicyKind,
+    signal: &str,
+    defer_on: &str,
+) -> fmt::Result {
+    let name = policy.name();
+    let consequence = match policy {
+        PolicyKind::Adaptive => "its level would throttle nothing here",
+        _ => "while the breaker is open this worker would keep sending into the failing downstream",
+    };
+    if defer_on.is_empty() {
+        return write!(
+            f,
+            "the `{name}` signal `{signal}` is not deferred on: this worker has no \
+             `defer_on`, so {consequence}: name the signal under `defer_on`"
+        );
+    }
     write!(
         f,
-        "the `adaptive` signal `{signal}` is not matched by this worker's \
-         `defer_on` (`{defer_on}`), so its level would throttle nothing here: \
+        "the `{name}` signal `{signal}` is not matched by this worker's \
+         `defer_on` (`{defer_on}`), so {consequence}: \
          name the signal under `defer_on` or widen `defer_on`"
     )
 }
@@ -228,7 +248,11 @@ impl fmt::Display for Core<'_> {
                 key.allowed,
                 text.escape_debug()
             ),
-            Problem::NotDeferred { signal, defer_on } => not_deferred(f, signal, defer_on),
+            Problem::NotDeferred {
+                policy,
+                signal,
+                defer_on,
+            } => not_deferred(f, *policy, signal, defer_on),
         }
     }
 }

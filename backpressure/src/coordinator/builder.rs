@@ -200,7 +200,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     /// Checks the configuration and starts the slots on the current tokio runtime.
     ///
     /// The handler gets each item with a [`WorkContext`] and returns `()` or
-    /// `Result<(), E: Display>`.
+    /// `Result<(), E>` with `E: Display + Send + 'static`.
     ///
     /// # Errors
     ///

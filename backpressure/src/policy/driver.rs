@@ -75,8 +75,8 @@ impl Policies {
         for policy in policies {
             let spec = policy.spec();
             PolicyError::check(&spec)?;
-            // An adaptive level its own worker does not defer on would throttle nothing (the
-            // rule passes every other policy).
+            // An adaptive level or a breaker verdict its own worker does not defer on would
+            // hold nothing there (the rule passes watermarks).
             spec.check_deferred(defer_on)
                 .map_err(|err| PolicyError::from_rule(spec.policy, &err))?;
             cells.push(Arc::new(Cell {

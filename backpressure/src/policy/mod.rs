@@ -12,6 +12,11 @@
 //! * [`Adaptive`]: an AIMD concurrency limit published as a [`Level`](crate::Level).
 //! * [`Watermark`]: the worker's own queue backing up (depth or age).
 //!
+//! A worker must defer on its own breaker and adaptive signals: building a coordinator whose
+//! `defer_on` does not match one is a [`BuildError::Policy`](crate::error::BuildError::Policy)
+//! (an open breaker whose owner keeps sending protects nothing; a level its worker ignores
+//! throttles nothing there). A watermark's signal is for the producers and is not checked.
+//!
 //! Attach them with [`CoordinatorBuilder::policy`](crate::CoordinatorBuilder::policy); see
 //! their current state with [`Coordinator::policies`](crate::Coordinator::policies); every
 //! state change is a [`SignalEventKind::PolicyChanged`](crate::SignalEventKind::PolicyChanged)

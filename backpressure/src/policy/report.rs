@@ -62,7 +62,7 @@ pub enum ChangeReason {
 /// [`SignalEventKind::PolicyChanged`](crate::SignalEventKind::PolicyChanged) events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyChange {
-    /// `error_rate`, `slow_call` or `adaptive`.
+    /// `error_rate`, `slow_call`, `adaptive` or `watermark` (the name it is configured under).
     pub policy: &'static str,
     /// The state before.
     pub from: PolicyState,
@@ -77,7 +77,7 @@ pub struct PolicyChange {
 /// A policy's current state, for [`Coordinator::policies`](crate::Coordinator::policies).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyInfo {
-    /// `error_rate`, `slow_call` or `adaptive`.
+    /// `error_rate`, `slow_call`, `adaptive` or `watermark` (the name it is configured under).
     pub policy: &'static str,
     /// The signal it raises.
     pub signal: String,

@@ -22,7 +22,7 @@ use backpressure_pattern::Pattern;
 ///         Some(HoldError::Rejected { retry_after, .. }) => {
 ///             (503, retry_after.map(|after| after.as_secs().max(1)))
 ///         }
-///         Some(HoldError::TimedOut { .. }) => (503, None),
+///         Some(HoldError::TimedOut { .. } | HoldError::Saturated { .. }) => (503, None),
 ///         _ => (500, None),
 ///     }
 /// }
@@ -37,16 +37,25 @@ use backpressure_pattern::Pattern;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HoldError {
-    /// Fail-fast mode: a matching signal was raised when the request was called.
+    /// Fail-fast mode: a matching signal held the request when it was called, a level-0
+    /// signal, or (under [`max_in_flight`](super::HoldLayer::max_in_flight)) a levelled
+    /// signal whose share of the in-flight limit was taken.
     #[error("rejected: signal `{signal}` is raised")]
     Rejected {
-        /// A raised signal that matches the layer's pattern (the first by name if several
-        /// do).
+        /// A raised signal that held the request: of the lowest level among those that
+        /// did, the first by name.
         signal: Arc<str>,
-        /// How long until every matching signal expires by its TTL, as seen at the
-        /// rejection; `None` if one of them was raised without a TTL. A hint for a
+        /// How long until every signal that held the request expires by its TTL, as seen
+        /// at the rejection; `None` if one of them was raised without a TTL. A hint for a
         /// `Retry-After` header: a signal can be retracted sooner or raised again.
         retry_after: Option<Duration>,
+    },
+    /// Fail-fast mode: no signal lowered the limit, but
+    /// [`max_in_flight`](super::HoldLayer::max_in_flight) calls were already in flight.
+    #[error("rejected: {max_in_flight} calls are already in flight")]
+    Saturated {
+        /// The layer's in-flight limit.
+        max_in_flight: usize,
     },
     /// Wait mode: a matching signal stayed raised for the whole max wait.
     #[error(

@@ -2,16 +2,20 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
 use tower::BoxError;
 
+use super::in_flight::InFlight;
 use super::HoldError;
 
 pin_project! {
     /// The future a [`Hold`](super::Hold) service returns: the inner service's response
     /// future, or a [`HoldError`] ready at once.
+    ///
+    /// Under an in-flight limit, a passed call counts as in flight until this future
+    /// completes or is dropped.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
@@ -23,15 +27,15 @@ pin_project! {
     #[project = KindProj]
     #[derive(Debug)]
     enum Kind<F> {
-        Passed { #[pin] future: F },
+        Passed { #[pin] future: F, permit: Option<InFlight> },
         Failed { error: Option<HoldError> },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn passed(future: F) -> Self {
+    pub(super) fn passed(future: F, permit: Option<InFlight>) -> Self {
         Self {
-            kind: Kind::Passed { future },
+            kind: Kind::Passed { future, permit },
         }
     }
 
@@ -51,7 +55,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passed { future } => future.poll(cx).map_err(Into::into),
+            KindProj::Passed { future, permit } => {
+                let output = ready!(future.poll(cx));
+                // The call is over: its place in the in-flight limit is free.
+                drop(permit.take());
+                Poll::Ready(output.map_err(Into::into))
+            }
             KindProj::Failed { error } => {
                 let error = error
                     .take()

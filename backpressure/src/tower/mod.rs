@@ -3,7 +3,8 @@
 //! The services an application puts behind `backpressure` are often tower services: an HTTP
 //! client, a gRPC channel, an axum handler stack. [`HoldLayer`] lets them hold on the same
 //! signals as the coordinators: while a signal matching the layer's pattern is raised on its
-//! [`Sink`](crate::Sink), the wrapped [`Hold`] service either
+//! [`Sink`](crate::Sink) (at level 0; for levelled signals see
+//! [below](#levels-and-the-in-flight-limit)), the wrapped [`Hold`] service either
 //!
 //! * **waits** ([`HoldLayer::wait`], [`HoldLayer::wait_at_most`]): `poll_ready` stays
 //!   pending and is woken by the sink when the last matching signal is retracted or expires.
@@ -16,6 +17,18 @@
 //!   its TTL, which a server can answer with `503 Service Unavailable` and `Retry-After`.
 //!
 //! In both modes `poll_ready` never fails because of the hold: errors come from `call`.
+//!
+//! # Levels and the in-flight limit
+//!
+//! A signal raised with a [`Level`](crate::Level) above 0 throttles rather than stops. Without
+//! an in-flight limit such a signal holds nothing: only a level-0 signal (a plain raise, an
+//! open breaker's verdict) holds the layer, and [`Level::FULL`](crate::Level::FULL) is the same
+//! as no signal. With [`HoldLayer::max_in_flight`]`(n)`, the layer's services together pass on
+//! at most `n` calls at a time, and while levelled signals match, at most
+//! `max(1, floor(n × level))` for the lowest of their levels, as a coordinator of concurrency
+//! `n` would run. A call is in flight from `call` until its response future completes or is
+//! dropped. Beyond the limit, wait mode waits in `poll_ready` (holding no place while it
+//! waits, woken when a call finishes or the level rises), fail-fast mode rejects in `call`.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -61,23 +74,28 @@
 //!
 //! # Readiness
 //!
-//! In wait mode the hold is checked when readiness is asked for: once `poll_ready` has
-//! returned `Ready`, the service stays ready until `call`, even if a matching signal is
-//! raised in between (that request goes out; the next `poll_ready` checks again). A clone
-//! starts unready and checks for itself. A retract wakes every held service at once: with
-//! many held clones, they all become ready together, so keep a concurrency limit in the stack
+//! In wait mode the hold is checked when readiness is asked for, on every `poll_ready` until
+//! one returns `Ready`: if the hold passed but the inner service was pending, and a signal is
+//! raised before the inner service becomes ready, the request is held. Once `poll_ready` has
+//! returned `Ready`, the service stays ready until `call` (keeping its place under an
+//! in-flight limit), even if a matching signal is raised in between (that request goes out;
+//! the next `poll_ready` checks again). A clone starts unready and checks for itself. A
+//! retract wakes every held service at once: with many held clones, they all become ready
+//! together, so set [`HoldLayer::max_in_flight`] (or keep a concurrency limit in the stack)
 //! if the downstream needs a gentler restart.
 //!
 //! In fail-fast mode the check happens in `call`, after the inner service reported ready; a
 //! rejected request does not call the inner service, which keeps whatever readiness it had
 //! reserved for the next request (as tower's `Filter` does).
 //!
-//! Checking whether a matching signal is raised is one atomic load: the sink keeps a count
-//! per pattern, registered on a layer's first use and shared by all its services. Naming the
-//! signal of a fail-fast rejection scans the active signals once.
+//! Checking the hold is a few atomic operations: the sink keeps a count and the lowest level
+//! per pattern, registered on a layer's first use and shared by all its services, and the
+//! layer one count of calls in flight. Naming the signal of a fail-fast rejection scans the
+//! active signals once.
 
 mod error;
 mod future;
+mod in_flight;
 mod layer;
 mod mode;
 mod service;

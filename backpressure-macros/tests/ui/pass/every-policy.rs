@@ -39,8 +39,8 @@ async fn send_mail(to: String) -> Result<(), std::io::Error> {
     Ok(())
 }
 
-// A breaker may raise a signal meant for peers only: its own `defer_on` need not match.
-#[backpressure_worker(defer_on = "db.*", error_rate(signal = "backpressure.smtp"))]
+// A watermark's signal is for peers: its own `defer_on` need not match.
+#[backpressure_worker(defer_on = "db.*", watermark(signal = "backpressure.mail.backlog"))]
 async fn peers_only(item: u32) {
     let _ = item;
 }
