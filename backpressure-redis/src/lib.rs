@@ -34,7 +34,7 @@
 //!   of the Redis clock, computed inside Lua from `TIME`), a sequence counter and a pub/sub
 //!   channel whose messages carry the sequence number. Lua scripts raise, retract,
 //!   re-publish and snapshot atomically. See the wire format in the repository's
-//!   `backpressure-redis/src/wire.rs`.
+//!   `backpressure-redis/src/wire/mod.rs`.
 //! * **Never blocking.** Local `raise`/`retract` only touch the local sink; the bridge reads
 //!   the sink's event stream in a background task and publishes from there.
 //! * **Leases.** Each shared entry lives in Redis for at most [`Config::lease`] (15 s) unless
@@ -84,6 +84,7 @@ pub mod __private {
     /// Encodes a channel message as the scripts do.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_message(
+        epoch: u64,
         seq: u64,
         raise: bool,
         now_ms: u64,
@@ -94,7 +95,8 @@ pub mod __private {
         key: Option<&str>,
     ) -> String {
         format!(
-            "1|{seq}|{}|{now_ms}|{expiry_ms}|{level}|{instance}|{name}|{}",
+            "{}|{epoch}|{seq}|{}|{now_ms}|{expiry_ms}|{level}|{instance}|{name}|{}",
+            crate::wire::VERSION,
             if raise { "R" } else { "X" },
             key.unwrap_or("")
         )
@@ -108,5 +110,15 @@ pub mod __private {
     /// The sorted set of a namespace.
     pub fn entries_key(namespace: &str) -> String {
         crate::wire::Keys::new(namespace).entries
+    }
+
+    /// The sequence counter of a namespace.
+    pub fn seq_key(namespace: &str) -> String {
+        crate::wire::Keys::new(namespace).seq
+    }
+
+    /// The counter's epoch of a namespace.
+    pub fn epoch_key(namespace: &str) -> String {
+        crate::wire::Keys::new(namespace).epoch
     }
 }

@@ -362,14 +362,22 @@ async fn malformed_and_hostile_messages_are_ignored_and_counted() {
             .unwrap();
     };
     let seq: u64 = redis::cmd("GET")
-        .arg("bp:{ns}:seq")
+        .arg(backpressure_redis::__private::seq_key("ns"))
         .query(&mut raw)
         .unwrap_or(0);
+    let epoch: u64 = redis::cmd("GET")
+        .arg(backpressure_redis::__private::epoch_key("ns"))
+        .query(&mut raw)
+        .unwrap();
     let now = 1_700_000_000_000u64;
-    let encode = backpressure_redis::__private::encode_message;
+    let encode = |seq, raise, now, expiry, level, instance, name, key| {
+        backpressure_redis::__private::encode_message(
+            epoch, seq, raise, now, expiry, level, instance, name, key,
+        )
+    };
     publish(&mut raw, b"");
     publish(&mut raw, b"\xff\xfe garbage");
-    publish(&mut raw, "1|x|R|||||||".as_bytes());
+    publish(&mut raw, "2|x|R|||||||".as_bytes());
     publish(&mut raw, "|".repeat(5000).as_bytes());
     // In sequence but invalid: a bad name, then an absurd lease (a year).
     publish(
@@ -575,11 +583,16 @@ async fn levels_travel_on_the_wire() {
     // A levelled entry published by another process is mirrored with its level.
     let mut raw = server.raw();
     let seq: u64 = redis::cmd("INCR")
-        .arg("bp:{ns}:seq")
+        .arg(backpressure_redis::__private::seq_key("ns"))
+        .query(&mut raw)
+        .unwrap();
+    let epoch: u64 = redis::cmd("GET")
+        .arg(backpressure_redis::__private::epoch_key("ns"))
         .query(&mut raw)
         .unwrap();
     let now = 1_700_000_000_000u64;
     let message = backpressure_redis::__private::encode_message(
+        epoch,
         seq,
         true,
         now,

@@ -15,13 +15,17 @@ pub struct BridgeStats {
     pub absurd_leases: u64,
     /// Gaps in the sequence numbers (each triggers a resync).
     pub sequence_gaps: u64,
+    /// Messages from a new epoch of the sequence counter: it was flushed, evicted or
+    /// repaired and counts from 1 again (each triggers a resync).
+    pub counter_resets: u64,
     /// Snapshots taken (the first sync included).
     pub resyncs: u64,
     /// Script calls that published this process's changes.
     pub published: u64,
     /// Remote raises and retracts applied to the local sink.
     pub applied: u64,
-    /// Failed Redis calls (each one makes the bridge reconnect).
+    /// Failed Redis calls: unanswered ones make the bridge reconnect, answered errors (a
+    /// broken counter, a denied command) make it retry a resync with backoff.
     pub redis_errors: u64,
 }
 
@@ -35,6 +39,7 @@ pub(super) struct Counters {
     pub(super) invalid: AtomicU64,
     pub(super) absurd: AtomicU64,
     pub(super) gaps: AtomicU64,
+    pub(super) counter_resets: AtomicU64,
     pub(super) resyncs: AtomicU64,
     pub(super) published: AtomicU64,
     pub(super) applied: AtomicU64,
@@ -59,6 +64,7 @@ impl Counters {
             invalid: AtomicU64::new(0),
             absurd: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
+            counter_resets: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
@@ -83,6 +89,7 @@ impl Counters {
             invalid_entries: get(&self.invalid),
             absurd_leases: get(&self.absurd),
             sequence_gaps: get(&self.gaps),
+            counter_resets: get(&self.counter_resets),
             resyncs: get(&self.resyncs),
             published: get(&self.published),
             applied: get(&self.applied),
@@ -119,10 +126,21 @@ impl Counters {
         }
     }
 
-    /// Counts (and the first time logs) a failed Redis call.
-    pub(super) fn redis_error(&self, error: &redis::RedisError) {
+    /// Counts (and the first time logs) a failed Redis call; `answered` if Redis answered
+    /// with an error (its message is logged: it names keys, never credentials).
+    pub(super) fn redis_error(&self, error: &redis::RedisError, answered: bool) {
         Self::bump(&self.redis_errors);
-        if self.first(Warn::Redis) {
+        if !self.first(Warn::Redis) {
+            return;
+        }
+        if answered {
+            tracing::warn!(
+                channel = %self.channel,
+                error = ?error.kind(),
+                detail = error.detail().unwrap_or(""),
+                "Redis refused a call; retrying the sync with backoff (later failures are only counted)"
+            );
+        } else {
             tracing::warn!(
                 channel = %self.channel,
                 error = ?error.kind(),

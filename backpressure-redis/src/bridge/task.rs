@@ -36,10 +36,11 @@ impl Task {
     /// Runs until `stop` fires (or its sender is dropped), then leaves the namespace.
     ///
     /// A stale link resyncs first; otherwise the task sleeps until the next push, local
-    /// event or deadline (a reconnect attempt, a renewal, a TTL-limited entry's check).
+    /// event or deadline (a reconnect attempt, a retried resync, a renewal, a TTL-limited
+    /// entry's check).
     pub(super) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         loop {
-            if self.link.is_stale() {
+            if self.link.resync_due() {
                 self.resync().await;
                 continue;
             }
@@ -66,13 +67,16 @@ impl Task {
 
     fn next_wake(&self) -> Instant {
         self.link
-            .retry_at()
+            .wake_at()
             .unwrap_or_else(|| self.outbound.next_wake())
     }
 
     async fn on_timer(&mut self) {
         if self.link.is_down() {
             return self.link.reconnect(&mut self.remote).await;
+        }
+        if !self.link.is_up() {
+            return; // A resync is due: the loop runs it.
         }
         if self.outbound.renew_due() || self.outbound.ttl_refreshed(&self.inbound) {
             self.renew().await;
@@ -94,13 +98,17 @@ impl Task {
         };
         match decoded {
             Ok(message) => {
-                if self.link.in_sequence(message.seq, &self.counters) {
+                if self.link.in_sequence(message.at, &self.counters) {
                     self.inbound.apply(message);
                 }
             }
             Err(Reject::Malformed) => self.counters.malformed(),
-            Err(Reject::Invalid(seq)) => {
-                if self.link.in_sequence(seq, &self.counters) {
+            Err(Reject::UnknownVersion { at, .. }) => {
+                self.counters.malformed();
+                self.link.unreadable(at);
+            }
+            Err(Reject::Invalid(at)) => {
+                if self.link.in_sequence(at, &self.counters) {
                     self.counters
                         .invalid("an invalid name, key, instance or level");
                 }
@@ -139,7 +147,9 @@ impl Task {
         }
     }
 
-    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot.
+    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot. If Redis
+    /// answers with an error or an unreadable snapshot, the resync is retried with backoff
+    /// (the status stays `Resyncing`).
     async fn resync(&mut self) {
         self.link.resyncing();
         Counters::bump(&self.counters.resyncs);
@@ -151,16 +161,24 @@ impl Task {
             Ok(fields) => fields,
             Err(e) => return self.on_redis_error(&e),
         };
-        let Some((seq, entries)) = wire::decode_snapshot(&fields) else {
-            return self.counters.malformed();
+        let Some((at, entries)) = wire::decode_snapshot(&fields) else {
+            self.counters.malformed();
+            return self.link.resync_failed();
         };
         self.inbound.load(entries);
-        self.link.synced(seq);
+        self.link.synced(at);
     }
 
+    /// A Redis call failed: if Redis answered (with an error), the link stays up and resyncs
+    /// with backoff; otherwise the connection is lost.
     fn on_redis_error(&mut self, error: &redis::RedisError) {
-        self.counters.redis_error(error);
-        self.disconnected();
+        let answered = answered(error);
+        self.counters.redis_error(error, answered);
+        if answered {
+            self.link.resync_failed();
+        } else {
+            self.disconnected();
+        }
     }
 
     fn disconnected(&mut self) {
@@ -178,4 +196,15 @@ impl Task {
         }
         self.inbound.clear();
     }
+}
+
+/// Whether Redis answered the call, with an error or with something else than expected (the
+/// connection works), rather than not at all.
+fn answered(error: &redis::RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(_)
+            | redis::ErrorKind::Extension
+            | redis::ErrorKind::UnexpectedReturnType
+    )
 }
