@@ -46,7 +46,10 @@
 //!   replaces its mirror with a snapshot, so nothing is lost and nothing stale remains.
 //! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other
 //!   processes' entries follow the [`OnDisconnect`] policy and the bridge reconnects with
-//!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]).
+//!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]). A link
+//!   that goes silent (a partition: sockets open, nothing answers) reads as `Disconnected`
+//!   within half a lease of its last answer (a `PING` after a quarter of a lease without
+//!   an answer, a quarter of a lease to answer it).
 //! * **Untrusted input.** Anything on the channel or in the sorted set may be garbage:
 //!   malformed messages, invalid names and absurd leases are ignored, counted in
 //!   [`BridgeStats`] and logged once per kind. Credentials never appear in logs, errors or

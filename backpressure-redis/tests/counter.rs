@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use backpressure::{SignalEventKind, Sink};
+use backpressure::Sink;
 use backpressure_redis::__private::{entries_key, seq_key};
 use backpressure_redis::{connect, Bridge, Config, Status};
-use common::{redis, wait_until, RedisServer};
-use futures_util::StreamExt;
+use common::{lets_go, redis, wait_until, RedisServer};
 
 const LEASE: Duration = Duration::from_secs(1);
 /// How long a positive wait may take: generous, for a loaded machine (real time).
@@ -29,22 +28,6 @@ async fn bridge(server: &RedisServer, instance: &str) -> (Sink, Bridge) {
 
 fn query<T: redis::FromRedisValue>(server: &RedisServer, cmd: &mut redis::Cmd) -> T {
     cmd.query(&mut server.raw()).unwrap()
-}
-
-/// Whether `sink` lets go of `name` (a retract or an expiry) within `window`.
-async fn lets_go(sink: &Sink, name: &str, window: Duration) -> bool {
-    let mut events = sink.subscribe();
-    let gone = async {
-        while let Some(Ok(event)) = events.next().await {
-            let kind = event.kind;
-            if &*event.name == name
-                && matches!(kind, SignalEventKind::Retracted | SignalEventKind::Expired)
-            {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(window, gone).await.is_ok() || !sink.is_raised(name)
 }
 
 async fn both_synced(bridges: [&Bridge; 2]) {

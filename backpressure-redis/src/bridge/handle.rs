@@ -10,7 +10,7 @@ use redis::{ProtocolVersion, PushInfo};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inbound::Inbound;
-use super::link::{Link, Status, FIRST_BACKOFF};
+use super::link::{Link, Liveness, Status, FIRST_BACKOFF};
 use super::outbound::Outbound;
 use super::stats::{BridgeStats, Counters};
 use super::task::Task;
@@ -123,7 +123,8 @@ impl fmt::Debug for Bridge {
 /// sync does not finish within `connect_timeout`.
 pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
     let (instance, share) = check(&config)?;
-    let (conn, pushes) = open(&config).await?;
+    let liveness = Liveness::of(config.lease);
+    let (conn, pushes) = open(&config, liveness).await?;
     let mut remote = Remote::new(Keys::new(&config.namespace), conn);
     remote
         .subscribe()
@@ -158,6 +159,7 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         inbound,
         outbound,
         counters: Arc::clone(&counters),
+        probe_every: liveness.probe_every,
     };
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(task.run(stopped));
@@ -207,6 +209,7 @@ fn connect_error(url: &RedisUrl, e: &redis::RedisError) -> Error {
 /// resubscribes by itself after a reconnect.
 async fn open(
     config: &Config,
+    liveness: Liveness,
 ) -> Result<(ConnectionManager, mpsc::UnboundedReceiver<PushInfo>), Error> {
     let url = &config.url;
     let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidUrl {
@@ -229,7 +232,7 @@ async fn open(
         .set_min_delay(FIRST_BACKOFF)
         .set_max_delay(config.reconnect_max_delay)
         .set_connection_timeout(Some(config.connect_timeout.min(Duration::from_secs(2))))
-        .set_response_timeout(Some(Duration::from_secs(2)));
+        .set_response_timeout(Some(liveness.response_timeout));
     let conn = ConnectionManager::new_with_config(client, manager_config)
         .await
         .map_err(|e| connect_error(url, &e))?;

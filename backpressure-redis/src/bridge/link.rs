@@ -11,6 +11,27 @@ use crate::wire::{Position, Remote};
 /// The first reconnect delay; it doubles up to `reconnect_max_delay`.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How often the bridge confirms its link when nothing else was answered lately, and how long
+/// any call may take before the link counts as lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Liveness {
+    pub(super) probe_every: Duration,
+    pub(super) response_timeout: Duration,
+}
+
+impl Liveness {
+    /// Each a quarter of the lease (at least 25 ms; the timeout at most 2 s): a link that
+    /// goes silent is `Disconnected` within half a lease (at least 50 ms) of its last
+    /// answer, before the mirrors' leases could run out because of it.
+    pub(super) fn of(lease: Duration) -> Self {
+        let quarter = (lease / 4).max(Duration::from_millis(25));
+        Self {
+            probe_every: quarter,
+            response_timeout: quarter.min(Duration::from_secs(2)),
+        }
+    }
+}
+
 /// The bridge's view of its connection to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -24,7 +45,10 @@ pub enum Status {
     Resyncing,
     /// Redis is unreachable since `since`; remote entries follow the
     /// [`OnDisconnect`](crate::OnDisconnect) policy, local raises and retracts are published
-    /// on reconnect.
+    /// on reconnect. A link that goes silent (no answer, though the socket stays open) reads
+    /// as `Disconnected` within half a lease of its last answer: the bridge sends a `PING`
+    /// when nothing was answered for a quarter of the lease, and gives every call a quarter
+    /// of the lease to answer (at least 25 ms each, the timeout at most 2 s).
     Disconnected {
         /// When the connection was lost.
         since: std::time::Instant,
@@ -75,6 +99,11 @@ impl Link {
     /// Whether local changes can be published now (otherwise the next resync does it).
     pub(super) fn is_up(&self) -> bool {
         matches!(self.state, State::Up { .. })
+    }
+
+    /// Whether the mirror matches Redis: synced, and messages apply in order.
+    pub(super) fn is_synced(&self) -> bool {
+        matches!(self.state, State::Up { last: Some(_) })
     }
 
     /// Whether a resync is due now.
@@ -261,6 +290,17 @@ mod tests {
         link.resyncing();
         link.synced(at(seq));
         (link, rx)
+    }
+
+    #[test]
+    fn a_silent_link_is_noticed_within_half_a_lease() {
+        let lease = Duration::from_millis(1500);
+        let liveness = Liveness::of(lease);
+        assert!(liveness.probe_every + liveness.response_timeout <= lease / 2);
+        let long = Liveness::of(Duration::from_secs(60));
+        assert_eq!(long.response_timeout, Duration::from_secs(2));
+        let short = Liveness::of(Duration::from_millis(30));
+        assert_eq!(short.probe_every, Duration::from_millis(25));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::inbound::Inbound;
 use super::link::Link;
 use super::outbound::Outbound;
 use super::stats::Counters;
-use crate::wire::{self, Reject, Remote};
+use crate::wire::{self, answered, Reject, Remote};
 
 /// How long a clean shutdown waits for Redis to take the retraction of its entries.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,6 +30,8 @@ pub(super) struct Task {
     pub(super) inbound: Inbound,
     pub(super) outbound: Outbound,
     pub(super) counters: Arc<Counters>,
+    /// How long the link may go without an answer before the bridge sends a `PING`.
+    pub(super) probe_every: Duration,
 }
 
 impl Task {
@@ -66,20 +68,55 @@ impl Task {
     }
 
     fn next_wake(&self) -> Instant {
-        self.link
-            .wake_at()
-            .unwrap_or_else(|| self.outbound.next_wake())
+        let probe = self.remote.confirmed_at() + self.probe_every;
+        match self.link.wake_at() {
+            Some(at) if self.link.is_down() => at,
+            Some(at) => at.min(probe),
+            None => self
+                .lapse_at()
+                .into_iter()
+                .fold(probe.min(self.outbound.next_wake()), Instant::min),
+        }
     }
 
+    /// When a `HoldUntilReconnect` mirror's lease ends, if the mirror matches Redis.
+    fn lapse_at(&self) -> Option<Instant> {
+        self.link
+            .is_synced()
+            .then(|| self.inbound.next_lapse())
+            .flatten()
+    }
+
+    /// Reconnects, lets mirrors lapse, confirms the link, renews: whatever is due.
     async fn on_timer(&mut self) {
         if self.link.is_down() {
             return self.link.reconnect(&mut self.remote).await;
+        }
+        let now = Instant::now();
+        if let Some(at) = self.lapse_at().filter(|at| *at <= now) {
+            let confirmed = self.remote.confirmed_at();
+            if at > confirmed {
+                // Confirm first; the pushes that came before the answer are handled before
+                // the next round lets the mirror lapse.
+                return self.probe().await;
+            }
+            self.inbound.lapse(confirmed);
+        }
+        if self.remote.confirmed_at() + self.probe_every <= now {
+            return self.probe().await;
         }
         if !self.link.is_up() {
             return; // A resync is due: the loop runs it.
         }
         if self.outbound.renew_due() || self.outbound.ttl_refreshed(&self.inbound) {
             self.renew().await;
+        }
+    }
+
+    /// Checks that the link answers; if not, it is lost.
+    async fn probe(&mut self) {
+        if let Err(e) = self.remote.ping().await {
+            self.on_redis_error(&e);
         }
     }
 
@@ -196,15 +233,4 @@ impl Task {
         }
         self.inbound.clear();
     }
-}
-
-/// Whether Redis answered the call, with an error or with something else than expected (the
-/// connection works), rather than not at all.
-fn answered(error: &redis::RedisError) -> bool {
-    matches!(
-        error.kind(),
-        redis::ErrorKind::Server(_)
-            | redis::ErrorKind::Extension
-            | redis::ErrorKind::UnexpectedReturnType
-    )
 }

@@ -2,7 +2,8 @@
 //! each script takes.
 
 use redis::aio::ConnectionManager;
-use redis::{RedisResult, Script, ScriptInvocation};
+use redis::{RedisError, RedisResult, Script, ScriptInvocation};
+use tokio::time::Instant;
 
 use super::Keys;
 
@@ -117,6 +118,19 @@ pub(crate) struct Remote {
     retract: Script,
     snapshot: Script,
     conn: ConnectionManager,
+    /// When the latest call that Redis answered was sent.
+    confirmed_at: Instant,
+}
+
+/// Whether Redis answered a failed call (with an error, or with something else than
+/// expected: the connection works) rather than not at all.
+pub(crate) fn answered(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(_)
+            | redis::ErrorKind::Extension
+            | redis::ErrorKind::UnexpectedReturnType
+    )
 }
 
 impl Remote {
@@ -127,7 +141,30 @@ impl Remote {
             retract: Script::new(&format!("{PRELUDE}{RETRACT_BODY}")),
             snapshot: Script::new(&format!("{PRELUDE}{SNAPSHOT_BODY}")),
             conn,
+            confirmed_at: Instant::now(),
         }
+    }
+
+    /// When the latest call that Redis answered was sent: every push published before Redis
+    /// ran that call has reached the connection (one RESP3 connection carries the commands
+    /// and the subscription).
+    pub(crate) fn confirmed_at(&self) -> Instant {
+        self.confirmed_at
+    }
+
+    /// Records that a call sent at `sent` was answered, if it was.
+    fn note<T>(&mut self, sent: Instant, result: RedisResult<T>) -> RedisResult<T> {
+        if result.as_ref().map_or_else(answered, |_| true) {
+            self.confirmed_at = self.confirmed_at.max(sent);
+        }
+        result
+    }
+
+    /// Checks that the connection works both ways (a `PING`).
+    pub(crate) async fn ping(&mut self) -> RedisResult<()> {
+        let sent = Instant::now();
+        let pong: RedisResult<String> = redis::cmd("PING").query_async(&mut self.conn).await;
+        self.note(sent, pong).map(drop)
     }
 
     /// The namespace's pub/sub channel.
@@ -154,7 +191,7 @@ impl Remote {
 
     /// Checks that Redis answers, then subscribes to the channel again.
     pub(crate) async fn resubscribe(&mut self) -> RedisResult<()> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn).await?;
+        self.ping().await?;
         self.subscribe().await
     }
 
@@ -176,8 +213,9 @@ impl Remote {
                 .arg(lease.ttl_ms)
                 .arg(lease.extensions);
         }
-        let _: i64 = invocation.invoke_async(&mut self.conn).await?;
-        Ok(())
+        let sent = Instant::now();
+        let done: RedisResult<i64> = invocation.invoke_async(&mut self.conn).await;
+        self.note(sent, done).map(drop)
     }
 
     /// Retracts the (name, key) `entries` of `instance`.
@@ -191,15 +229,18 @@ impl Remote {
         for (name, key) in entries {
             invocation.arg(name).arg(key.unwrap_or(""));
         }
-        let _: i64 = invocation.invoke_async(&mut self.conn).await?;
-        Ok(())
+        let sent = Instant::now();
+        let done: RedisResult<i64> = invocation.invoke_async(&mut self.conn).await;
+        self.note(sent, done).map(drop)
     }
 
     /// The live entries with the position they were read at, for
     /// [`decode_snapshot`](super::decode_snapshot).
     pub(crate) async fn snapshot(&mut self) -> RedisResult<Vec<String>> {
-        Self::invocation(&self.keys, &self.snapshot)
+        let sent = Instant::now();
+        let fields = Self::invocation(&self.keys, &self.snapshot)
             .invoke_async(&mut self.conn)
-            .await
+            .await;
+        self.note(sent, fields)
     }
 }
