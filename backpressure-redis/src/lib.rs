@@ -50,6 +50,11 @@
 //!   that goes silent (a partition: sockets open, nothing answers) reads as `Disconnected`
 //!   within half a lease of its last answer (a `PING` after a quarter of a lease without
 //!   an answer, a quarter of a lease to answer it).
+//! * **Versions.** Every message carries the wire version ([`WIRE_VERSION`]); messages of
+//!   another version are ignored, counted ([`BridgeStats::unknown_version_messages`]) and
+//!   answered by a resync from the keys, whose layout every version shares. New information
+//!   travels as optional fields that older builds of the same version ignore; the crate's
+//!   README gives the rule for rolling upgrades.
 //! * **Untrusted input.** Anything on the channel or in the sorted set may be garbage:
 //!   malformed messages, invalid names and absurd leases are ignored, counted in
 //!   [`BridgeStats`] and logged once per kind. Credentials never appear in logs, errors or
@@ -79,6 +84,16 @@ pub use bridge::{connect, Bridge, BridgeStats, Status};
 pub use config::{Config, OnDisconnect, RedisUrl};
 pub use error::Error;
 pub use start::{start, start_with, StartError, Started};
+
+/// The version of the message format this build writes and reads on the channel (the
+/// first field of every message). Messages of other versions are ignored, counted in
+/// [`BridgeStats::unknown_version_messages`] and answered by a resync from the keys, whose
+/// layout every version shares; the crate's README gives the rule for rolling upgrades.
+///
+/// ```
+/// assert_eq!(backpressure_redis::WIRE_VERSION, 2);
+/// ```
+pub const WIRE_VERSION: u32 = wire::VERSION;
 
 #[doc(hidden)]
 pub mod __private {

@@ -140,8 +140,10 @@ impl Task {
                 }
             }
             Err(Reject::Malformed) => self.counters.malformed(),
-            Err(Reject::UnknownVersion { at, .. }) => {
-                self.counters.malformed();
+            Err(Reject::UnknownVersion { version, at }) => {
+                // It may have changed an entry: the keys, which every version reads alike,
+                // tell which (unless the last snapshot already covers it).
+                self.counters.unknown_version(version);
                 self.link.unreadable(at);
             }
             Err(Reject::Invalid(at)) => {

@@ -284,3 +284,16 @@ pub fn lets_go(
         tokio::time::timeout_at(deadline, gone).await.is_ok() || !sink.is_raised(&name)
     }
 }
+
+/// Polls `state` (every 10 ms: a poll interval, not a synchronisation) until `done` holds,
+/// at most `timeout` of real time; returns the last state seen, which the caller asserts on.
+pub async fn until<S>(timeout: Duration, state: impl Fn() -> S, done: impl Fn(&S) -> bool) -> S {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = state();
+        if done(&seen) || Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
