@@ -55,6 +55,10 @@
 //!   answered by a resync from the keys, whose layout every version shares. New information
 //!   travels as optional fields that older builds of the same version ignore; the crate's
 //!   README gives the rule for rolling upgrades.
+//! * **Tenants.** Anyone who can write a namespace's keys or publish on its channel can
+//!   forge its signals; on a shared Redis, give each tenant an ACL user restricted to
+//!   `~bp:{ns}:*` and `&bp:{ns}:*` (the README lists the commands). Another namespace is
+//!   then [`Error::Denied`] to it.
 //! * **Untrusted input.** Anything on the channel or in the sorted set may be garbage:
 //!   malformed messages, invalid names and absurd leases are ignored, counted in
 //!   [`BridgeStats`] and logged once per kind. Credentials never appear in logs, errors or

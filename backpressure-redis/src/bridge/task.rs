@@ -32,6 +32,8 @@ pub(super) struct Task {
     pub(super) counters: Arc<Counters>,
     /// How long the link may go without an answer before the bridge sends a `PING`.
     pub(super) probe_every: Duration,
+    /// The first call the server's ACL refused, if any (for `connect` to report).
+    pub(super) refused: Option<redis::RedisError>,
 }
 
 impl Task {
@@ -65,6 +67,20 @@ impl Task {
             }
         }
         self.leave().await;
+    }
+
+    /// The first sync, run by `connect` before the task starts: a call the server's ACL
+    /// refuses is its error (after leaving the namespace again). Any other failure is left
+    /// to the task to retry.
+    pub(super) async fn first_sync(&mut self) -> Result<(), redis::RedisError> {
+        self.resync().await;
+        match self.refused.take() {
+            Some(refused) => {
+                self.leave().await;
+                Err(refused)
+            }
+            None => Ok(()),
+        }
     }
 
     fn next_wake(&self) -> Instant {
@@ -213,6 +229,9 @@ impl Task {
     fn on_redis_error(&mut self, error: &redis::RedisError) {
         let answered = answered(error);
         self.counters.redis_error(error, answered);
+        if wire::denied(error) && self.refused.is_none() {
+            self.refused = Some(error.clone());
+        }
         if answered {
             self.link.resync_failed();
         } else {

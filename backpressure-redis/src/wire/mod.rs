@@ -48,7 +48,7 @@ use std::time::Duration;
 use backpressure::validate_name;
 
 pub(crate) use message::{decode_push, decode_snapshot};
-pub(crate) use remote::{answered, Lease, Remote};
+pub(crate) use remote::{answered, denied, Lease, Remote};
 
 /// The message format version this crate writes and reads.
 pub(crate) const VERSION: u32 = 2;

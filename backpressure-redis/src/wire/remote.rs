@@ -122,6 +122,15 @@ pub(crate) struct Remote {
     confirmed_at: Instant,
 }
 
+/// Whether the server's ACL refused a call: `NOPERM` for a command, key or channel, or the
+/// error a script gets for a command the user may not run.
+pub(crate) fn denied(error: &RedisError) -> bool {
+    error.code() == Some("NOPERM")
+        || error
+            .detail()
+            .is_some_and(|d| d.contains("user executing the script can't run this command"))
+}
+
 /// Whether Redis answered a failed call (with an error, or with something else than
 /// expected: the connection works) rather than not at all.
 pub(crate) fn answered(error: &RedisError) -> bool {
