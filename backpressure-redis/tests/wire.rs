@@ -1,6 +1,7 @@
-//! Two builds' worth of messages on one channel (real redis-server; skipped without one):
-//! messages of a future and of a previous wire version, published by hand, are ignored and
-//! counted, and hold or release nothing; an extension field of this version is ignored.
+//! What comes over the channel is untrusted (real redis-server; skipped without one):
+//! garbage and hostile messages are ignored and counted; two builds' worth of messages
+//! (a future and a previous wire version, published by hand) are ignored, counted, and hold
+//! or release nothing; an extension field of this version is ignored.
 
 mod common;
 
@@ -80,4 +81,92 @@ async fn messages_of_other_versions_are_counted_and_hold_or_release_nothing() {
     assert!(!b.is_raised("backpressure.phantom"));
     assert!(!b.is_raised("backpressure.old"));
     assert_eq!(bridge_b.stats().unknown_version_messages, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_hostile_messages_are_ignored_and_counted() {
+    let Some(server) = redis("malformed_and_hostile_messages_are_ignored_and_counted") else {
+        return;
+    };
+    let (a, _bridge_a) = bridge(&server, "a").await;
+    let (b, bridge_b) = bridge(&server, "b").await;
+    let channel = backpressure_redis::__private::channel("ns");
+    let mut raw = server.raw();
+    let publish = |raw: &mut redis::Connection, payload: &[u8]| {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(payload)
+            .query(raw)
+            .unwrap();
+    };
+    let seq: u64 = redis::cmd("GET")
+        .arg(backpressure_redis::__private::seq_key("ns"))
+        .query(&mut raw)
+        .unwrap_or(0);
+    let epoch: u64 = redis::cmd("GET")
+        .arg(backpressure_redis::__private::epoch_key("ns"))
+        .query(&mut raw)
+        .unwrap();
+    let now = 1_700_000_000_000u64;
+    let encode = |seq, raise, now, expiry, level, instance, name, key| {
+        backpressure_redis::__private::encode_message(
+            epoch, seq, raise, now, expiry, level, instance, name, key,
+        )
+    };
+    publish(&mut raw, b"");
+    publish(&mut raw, b"\xff\xfe garbage");
+    publish(&mut raw, "2|x|R|||||||".as_bytes());
+    publish(&mut raw, "|".repeat(5000).as_bytes());
+    // In sequence but invalid: a bad name, then an absurd lease (a year).
+    publish(
+        &mut raw,
+        encode(seq + 1, true, now, now + 1000, 0, "evil", "bad name!", None).as_bytes(),
+    );
+    publish(
+        &mut raw,
+        encode(
+            seq + 2,
+            true,
+            now,
+            now + 31_536_000_000,
+            0,
+            "evil",
+            "backpressure.stuck",
+            None,
+        )
+        .as_bytes(),
+    );
+
+    a.raise("backpressure.after").unwrap();
+    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.after")).await);
+    let stats = bridge_b.stats();
+    assert_eq!(stats.malformed_messages, 4, "{stats:?}");
+    assert_eq!(stats.invalid_entries, 1, "{stats:?}");
+    assert_eq!(stats.absurd_leases, 1, "{stats:?}");
+    assert!(!b.is_raised("backpressure.stuck"));
+
+    // A sequence gap (a message from the future) forces a snapshot, which has no phantom.
+    publish(
+        &mut raw,
+        encode(
+            seq + 1000,
+            true,
+            now,
+            now + 1000,
+            0,
+            "evil",
+            "backpressure.phantom",
+            None,
+        )
+        .as_bytes(),
+    );
+    a.raise("backpressure.later").unwrap();
+    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.later")).await);
+    assert_eq!(
+        bridge_b.wait_for(WAIT, |s| *s == Status::Synced).await,
+        Status::Synced
+    );
+    assert!(bridge_b.stats().sequence_gaps >= 1);
+    assert!(!b.is_raised("backpressure.phantom"));
+    assert!(!b.is_raised("backpressure.stuck"));
 }
