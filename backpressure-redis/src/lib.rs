@@ -31,8 +31,9 @@
 //! # How it works
 //!
 //! * **Data.** Under one hash tag `{ns}`: a sorted set of live entries (score = expiry in ms
-//!   of the Redis clock, computed inside Lua from `TIME`), a sequence counter and a pub/sub
-//!   channel whose messages carry the sequence number. Lua scripts raise, retract,
+//!   of the Redis clock, computed inside Lua from `TIME`), a sequence counter with its epoch
+//!   (a new one whenever the counter is created anew) and a pub/sub channel whose messages
+//!   carry the epoch and the sequence number. Lua scripts raise, retract,
 //!   re-publish and snapshot atomically. See the wire format in the repository's
 //!   `backpressure-redis/src/wire/mod.rs`.
 //! * **Never blocking.** Local `raise`/`retract` only touch the local sink; the bridge reads
@@ -41,9 +42,12 @@
 //!   its owner renews it (every lease / 3). A killed process's signals vanish everywhere
 //!   within one lease. An entry raised with a TTL shorter than the lease is published with
 //!   that TTL, so it expires on every process at the same moment of the Redis clock.
-//! * **Resync.** After a (re)subscription or a gap in sequence numbers the bridge
-//!   re-publishes its own entries (repairing a Redis restarted without persistence) and
-//!   replaces its mirror with a snapshot, so nothing is lost and nothing stale remains.
+//! * **Resync.** After a (re)subscription, a gap in sequence numbers or a new epoch of the
+//!   counter (a `FLUSHALL`, an evicted counter) the bridge re-publishes its own entries
+//!   (repairing a Redis restarted without persistence) and replaces its mirror with a
+//!   snapshot, so nothing is lost and nothing stale remains. A resync that Redis answers
+//!   with an error (a counter that is not a number) is retried with capped backoff; the
+//!   status is `Synced` only once a snapshot was read.
 //! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other
 //!   processes' entries follow the [`OnDisconnect`] policy and the bridge reconnects with
 //!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]). A link

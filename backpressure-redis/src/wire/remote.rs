@@ -18,7 +18,7 @@ local function valid_epoch(e) return valid(e, 16) and tonumber(e) < 900719925474
 local seq_now = redis.pcall('GET', KEYS[3])
 if type(seq_now) == 'table' or (seq_now and not valid(seq_now, 18)) then
   redis.call('DEL', KEYS[4])
-  return redis.error_reply('ERR backpressure: ' .. KEYS[3] .. ' is not a sequence number; repair it (SET ' .. KEYS[3] .. ' 0) or delete it')
+  return redis.error_reply('ERR backpressure: ' .. KEYS[3] .. ' is not a sequence number; delete it (DEL ' .. KEYS[3] .. ') to start a new epoch')
 end
 local t = redis.call('TIME')
 local epoch = redis.call('GET', KEYS[4])
