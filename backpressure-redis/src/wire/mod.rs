@@ -32,8 +32,10 @@
 //! not know in the sequence without reading the rest (see `task.rs`: such a message is
 //! counted and, being unreadable, triggers a resync). Within a version, new information is
 //! added as trailing *extension* fields `name=value`, which readers of the same version that
-//! do not know them ignore (a verdict's phase, for instance, can travel as one); the same
-//! extensions follow the level in the `levels` hash. The key layout above is shared by every
+//! do not know them ignore; the same extensions follow the level in the `levels` hash. The
+//! name `phase` is reserved for a verdict's phase (`phase=half_open`; absent = open, or not a
+//! verdict): a writer passes it in [`Lease::extensions`], a reader looks for it among the
+//! trailing fields (`message.rs` skips them today). The key layout above is shared by every
 //! version: a new version adds keys or extensions, it never changes what these keys hold.
 //!
 //! `remote.rs` runs the scripts: it is the only code that knows which keys and arguments each

@@ -10,7 +10,7 @@ use super::Keys;
 /// Shared Lua helpers, prepended to every script: the counter check (see the module doc of
 /// `wire`), the Redis clock, the removal of expired entries, and `publish`.
 ///
-/// KEYS[1] = entries, KEYS[2] = levels, KEYS[3] = seq, KEYS[4] = epoch; ARGV[1] = channel.
+/// `KEYS[1]` = entries, `KEYS[2]` = levels, `KEYS[3]` = seq, `KEYS[4]` = epoch; `ARGV[1]` = channel.
 const PRELUDE: &str = r#"
 local function fmt(n) return string.format('%.0f', n) end
 local function valid(v, digits) return type(v) == 'string' and #v <= digits and string.match(v, '^%d+$') ~= nil end
