@@ -206,16 +206,18 @@ impl Link {
     }
 
     /// A message that cannot be read was published at `at` (if known): unless the last
-    /// snapshot already covers it, the link is stale.
+    /// snapshot already covers it, the link is stale. (A link already stale or down has a
+    /// snapshot coming anyway, at the time its backoff says.)
     pub(super) fn unreadable(&mut self, at: Option<Position>) {
-        if let (State::Up { last: Some(last) }, Some(at)) = (self.state, at) {
+        let State::Up { last } = self.state else {
+            return;
+        };
+        if let (Some(last), Some(at)) = (last, at) {
             if at.epoch == last.epoch && at.seq <= last.seq {
                 return;
             }
         }
-        if !self.is_down() {
-            self.stale();
-        }
+        self.stale();
     }
 
     /// A resync begins: publishing is allowed again while it runs.
@@ -389,6 +391,15 @@ mod tests {
         let (mut link, _rx) = synced_at(5);
         link.unreadable(None);
         assert!(link.resync_due());
+        link.resyncing();
+        link.resync_failed();
+        let retry_at = link.wake_at();
+        link.unreadable(None);
+        assert_eq!(
+            link.wake_at(),
+            retry_at,
+            "keeps the backoff of the failed resync"
+        );
     }
 
     #[test]
