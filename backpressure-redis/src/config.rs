@@ -35,6 +35,12 @@ pub struct Config {
     pub namespace: String,
     /// How long a shared entry lives in Redis unless its owner renews it (every `lease / 3`).
     /// A crashed process's signals vanish everywhere within this time. Default 15 s.
+    ///
+    /// It also sets how fast a dead link is noticed: the bridge sends a `PING` when Redis has
+    /// answered nothing for a quarter of the lease, and gives every call a quarter of the
+    /// lease to answer (at least 25 ms each, the timeout at most 2 s), so a link that goes
+    /// silent reads as [`Status::Disconnected`](crate::Status::Disconnected) within half a
+    /// lease of its last answer.
     #[serde(default = "default_lease", with = "humantime_serde")]
     pub lease: Duration,
     /// Which signal names are shared (a pattern: glob, comma-separated). Default `*`.
@@ -160,6 +166,11 @@ pub enum OnDisconnect {
     Drop,
     /// Keep every remote entry until the connection is back and a fresh snapshot tells
     /// which still stand: work held by a peer stays held however long Redis is down.
+    ///
+    /// Nothing mirrored lapses while the link is in doubt, even before the outage is
+    /// noticed: mirrors carry no local TTL, and the bridge retracts one when its lease has
+    /// ended in Redis *and* the link has answered a call sent after that moment (so no
+    /// renewal can still be on its way).
     HoldUntilReconnect,
 }
 

@@ -47,6 +47,18 @@ pub enum Error {
         /// What went wrong (credentials scrubbed).
         reason: String,
     },
+    /// The server's ACL denies this user a command, key or channel of the namespace: the
+    /// user must be granted the namespace's keys (`~bp:{ns}:*`), its channel
+    /// (`&bp:{ns}:*`) and the bridge's commands (see the crate's README).
+    #[error("Redis at {url} denies namespace {namespace:?} to this user: {reason}")]
+    Denied {
+        /// The URL, redacted.
+        url: String,
+        /// The namespace asked for.
+        namespace: String,
+        /// Redis's answer (credentials scrubbed).
+        reason: String,
+    },
     /// Connected, but the first sync did not finish in time.
     #[error("no sync with Redis at {url} within {timeout:?}")]
     Timeout {

@@ -31,22 +31,38 @@
 //! # How it works
 //!
 //! * **Data.** Under one hash tag `{ns}`: a sorted set of live entries (score = expiry in ms
-//!   of the Redis clock, computed inside Lua from `TIME`), a sequence counter and a pub/sub
-//!   channel whose messages carry the sequence number. Lua scripts raise, retract,
+//!   of the Redis clock, computed inside Lua from `TIME`), a sequence counter with its epoch
+//!   (a new one whenever the counter is created anew) and a pub/sub channel whose messages
+//!   carry the epoch and the sequence number. Lua scripts raise, retract,
 //!   re-publish and snapshot atomically. See the wire format in the repository's
-//!   `backpressure-redis/src/wire.rs`.
+//!   `backpressure-redis/src/wire/mod.rs`.
 //! * **Never blocking.** Local `raise`/`retract` only touch the local sink; the bridge reads
 //!   the sink's event stream in a background task and publishes from there.
 //! * **Leases.** Each shared entry lives in Redis for at most [`Config::lease`] (15 s) unless
 //!   its owner renews it (every lease / 3). A killed process's signals vanish everywhere
 //!   within one lease. An entry raised with a TTL shorter than the lease is published with
 //!   that TTL, so it expires on every process at the same moment of the Redis clock.
-//! * **Resync.** After a (re)subscription or a gap in sequence numbers the bridge
-//!   re-publishes its own entries (repairing a Redis restarted without persistence) and
-//!   replaces its mirror with a snapshot, so nothing is lost and nothing stale remains.
+//! * **Resync.** After a (re)subscription, a gap in sequence numbers or a new epoch of the
+//!   counter (a `FLUSHALL`, an evicted counter) the bridge re-publishes its own entries
+//!   (repairing a Redis restarted without persistence) and replaces its mirror with a
+//!   snapshot, so nothing is lost and nothing stale remains. A resync that Redis answers
+//!   with an error (a counter that is not a number) is retried with capped backoff; the
+//!   status is `Synced` only once a snapshot was read.
 //! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other
 //!   processes' entries follow the [`OnDisconnect`] policy and the bridge reconnects with
-//!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]).
+//!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]). A link
+//!   that goes silent (a partition: sockets open, nothing answers) reads as `Disconnected`
+//!   within half a lease of its last answer (a `PING` after a quarter of a lease without
+//!   an answer, a quarter of a lease to answer it).
+//! * **Versions.** Every message carries the wire version ([`WIRE_VERSION`]); messages of
+//!   another version are ignored, counted ([`BridgeStats::unknown_version_messages`]) and
+//!   answered by a resync from the keys, whose layout every version shares. New information
+//!   travels as optional fields that older builds of the same version ignore; the crate's
+//!   README gives the rule for rolling upgrades.
+//! * **Tenants.** Anyone who can write a namespace's keys or publish on its channel can
+//!   forge its signals; on a shared Redis, give each tenant an ACL user restricted to
+//!   `~bp:{ns}:*` and `&bp:{ns}:*` (the README lists the commands). Another namespace is
+//!   then [`Error::Denied`] to it.
 //! * **Untrusted input.** Anything on the channel or in the sorted set may be garbage:
 //!   malformed messages, invalid names and absurd leases are ignored, counted in
 //!   [`BridgeStats`] and logged once per kind. Credentials never appear in logs, errors or
@@ -77,6 +93,16 @@ pub use config::{Config, OnDisconnect, RedisUrl};
 pub use error::Error;
 pub use start::{start, start_with, StartError, Started};
 
+/// The version of the message format this build writes and reads on the channel (the
+/// first field of every message). Messages of other versions are ignored, counted in
+/// [`BridgeStats::unknown_version_messages`] and answered by a resync from the keys, whose
+/// layout every version shares; the crate's README gives the rule for rolling upgrades.
+///
+/// ```
+/// assert_eq!(backpressure_redis::WIRE_VERSION, 2);
+/// ```
+pub const WIRE_VERSION: u32 = wire::VERSION;
+
 #[doc(hidden)]
 pub mod __private {
     //! For this crate's tests only; not part of the API.
@@ -84,6 +110,7 @@ pub mod __private {
     /// Encodes a channel message as the scripts do.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_message(
+        epoch: u64,
         seq: u64,
         raise: bool,
         now_ms: u64,
@@ -94,7 +121,8 @@ pub mod __private {
         key: Option<&str>,
     ) -> String {
         format!(
-            "1|{seq}|{}|{now_ms}|{expiry_ms}|{level}|{instance}|{name}|{}",
+            "{}|{epoch}|{seq}|{}|{now_ms}|{expiry_ms}|{level}|{instance}|{name}|{}",
+            crate::wire::VERSION,
             if raise { "R" } else { "X" },
             key.unwrap_or("")
         )
@@ -108,5 +136,15 @@ pub mod __private {
     /// The sorted set of a namespace.
     pub fn entries_key(namespace: &str) -> String {
         crate::wire::Keys::new(namespace).entries
+    }
+
+    /// The sequence counter of a namespace.
+    pub fn seq_key(namespace: &str) -> String {
+        crate::wire::Keys::new(namespace).seq
+    }
+
+    /// The counter's epoch of a namespace.
+    pub fn epoch_key(namespace: &str) -> String {
+        crate::wire::Keys::new(namespace).epoch
     }
 }

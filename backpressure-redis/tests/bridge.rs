@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::{Coordinator, Level, RaiseOptions, SignalEventKind, Sink, WorkContext};
-use backpressure_redis::{connect, Bridge, Config, Error, OnDisconnect, Status};
+use backpressure_redis::{connect, Bridge, Config, Error, Status};
 use common::{keys_of, redis, wait_until, ChildProcess, RedisServer};
 use futures_util::StreamExt;
 use tokio::time::Instant;
@@ -257,174 +257,6 @@ async fn pubsub_kill_resyncs_with_no_lost_or_phantom_entry() {
     assert_eq!(keys_of(&a, "backpressure.new"), vec![""], "no echo in A");
 }
 
-/// Raises in A, mirrors in B, kills Redis for longer than the lease; returns what B saw.
-async fn outage(policy: OnDisconnect) -> Option<()> {
-    let mut server = redis(&format!("outage_{policy:?}"))?;
-    let (a, bridge_a) = bridge(&server, "ns", "a").await;
-    let (b, bridge_b) = bridge_with(config(&server, "ns", "b").on_disconnect(policy)).await;
-    a.raise("backpressure.smtp").unwrap();
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.smtp")).await);
-
-    // Subscribed before the kill, so that no event of the disconnect is missed.
-    let mut events = b.subscribe();
-    server.kill();
-    let down = Instant::now();
-    let status = bridge_b
-        .wait_for(WAIT, |s| matches!(s, Status::Disconnected { .. }))
-        .await;
-    assert!(matches!(status, Status::Disconnected { .. }));
-    // Local raise and retract keep working while Redis is down.
-    a.raise("backpressure.during").unwrap();
-    match policy {
-        OnDisconnect::KeepUntilLeaseEnds => {
-            assert!(b.is_raised("backpressure.smtp"));
-            assert!(wait_until(&b, LEASE * 2, |s| !s.is_raised("backpressure.smtp")).await);
-            // Within one lease of the kill, plus scheduling slack for a loaded machine (as in
-            // `a_killed_process_signal_vanishes_within_one_lease`).
-            let gone = down.elapsed();
-            assert!(
-                gone <= LEASE + Duration::from_millis(400),
-                "vanished after {gone:?}"
-            );
-        }
-        OnDisconnect::Drop => {
-            // Dropped at the disconnect: retracted, not expired at the end of its lease
-            // (which is at least 2/3 of a lease after the kill). The retract follows the
-            // `Disconnected` status on the bridge's task, so wait for it rather than give it
-            // a short window.
-            let event = tokio::time::timeout(WAIT, async {
-                loop {
-                    let event = events.next().await.unwrap().unwrap();
-                    if &*event.name == "backpressure.smtp" {
-                        return event;
-                    }
-                }
-            })
-            .await
-            .expect("the mirrored entry goes away");
-            assert_eq!(event.kind, SignalEventKind::Retracted, "{event:?}");
-            assert!(!b.is_raised("backpressure.smtp"));
-        }
-        OnDisconnect::HoldUntilReconnect => {
-            // Held well past the lease (a bounded observation window, not a synchronisation).
-            let mut events = b.subscribe();
-            assert!(tokio::time::timeout(LEASE * 2, events.next())
-                .await
-                .is_err());
-            assert!(b.is_raised("backpressure.smtp"));
-            a.retract("backpressure.smtp").unwrap();
-        }
-        _ => unreachable!(),
-    }
-
-    server.restart();
-    for bridge in [&bridge_a, &bridge_b] {
-        assert_eq!(
-            bridge.wait_for(WAIT, |s| *s == Status::Synced).await,
-            Status::Synced
-        );
-    }
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.during")).await);
-    let smtp_back = policy != OnDisconnect::HoldUntilReconnect;
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.smtp") == smtp_back).await);
-    Some(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_longer_than_the_lease_keep_until_lease_ends() {
-    outage(OnDisconnect::KeepUntilLeaseEnds).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_longer_than_the_lease_drop() {
-    outage(OnDisconnect::Drop).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_longer_than_the_lease_hold_until_reconnect() {
-    outage(OnDisconnect::HoldUntilReconnect).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_and_hostile_messages_are_ignored_and_counted() {
-    let Some(server) = redis("malformed_and_hostile_messages_are_ignored_and_counted") else {
-        return;
-    };
-    let (a, _bridge_a) = bridge(&server, "ns", "a").await;
-    let (b, bridge_b) = bridge(&server, "ns", "b").await;
-    let channel = backpressure_redis::__private::channel("ns");
-    let mut raw = server.raw();
-    let publish = |raw: &mut redis::Connection, payload: &[u8]| {
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(payload)
-            .query(raw)
-            .unwrap();
-    };
-    let seq: u64 = redis::cmd("GET")
-        .arg("bp:{ns}:seq")
-        .query(&mut raw)
-        .unwrap_or(0);
-    let now = 1_700_000_000_000u64;
-    let encode = backpressure_redis::__private::encode_message;
-    publish(&mut raw, b"");
-    publish(&mut raw, b"\xff\xfe garbage");
-    publish(&mut raw, "1|x|R|||||||".as_bytes());
-    publish(&mut raw, "|".repeat(5000).as_bytes());
-    // In sequence but invalid: a bad name, then an absurd lease (a year).
-    publish(
-        &mut raw,
-        encode(seq + 1, true, now, now + 1000, 0, "evil", "bad name!", None).as_bytes(),
-    );
-    publish(
-        &mut raw,
-        encode(
-            seq + 2,
-            true,
-            now,
-            now + 31_536_000_000,
-            0,
-            "evil",
-            "backpressure.stuck",
-            None,
-        )
-        .as_bytes(),
-    );
-
-    a.raise("backpressure.after").unwrap();
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.after")).await);
-    let stats = bridge_b.stats();
-    assert_eq!(stats.malformed_messages, 4, "{stats:?}");
-    assert_eq!(stats.invalid_entries, 1, "{stats:?}");
-    assert_eq!(stats.absurd_leases, 1, "{stats:?}");
-    assert!(!b.is_raised("backpressure.stuck"));
-
-    // A sequence gap (a message from the future) forces a snapshot, which has no phantom.
-    publish(
-        &mut raw,
-        encode(
-            seq + 1000,
-            true,
-            now,
-            now + 1000,
-            0,
-            "evil",
-            "backpressure.phantom",
-            None,
-        )
-        .as_bytes(),
-    );
-    a.raise("backpressure.later").unwrap();
-    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.later")).await);
-    assert_eq!(
-        bridge_b.wait_for(WAIT, |s| *s == Status::Synced).await,
-        Status::Synced
-    );
-    assert!(bridge_b.stats().sequence_gaps >= 1);
-    assert!(!b.is_raised("backpressure.phantom"));
-    assert!(!b.is_raised("backpressure.stuck"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_are_isolated() {
     let Some(server) = redis("namespaces_are_isolated") else {
@@ -575,11 +407,16 @@ async fn levels_travel_on_the_wire() {
     // A levelled entry published by another process is mirrored with its level.
     let mut raw = server.raw();
     let seq: u64 = redis::cmd("INCR")
-        .arg("bp:{ns}:seq")
+        .arg(backpressure_redis::__private::seq_key("ns"))
+        .query(&mut raw)
+        .unwrap();
+    let epoch: u64 = redis::cmd("GET")
+        .arg(backpressure_redis::__private::epoch_key("ns"))
         .query(&mut raw)
         .unwrap();
     let now = 1_700_000_000_000u64;
     let message = backpressure_redis::__private::encode_message(
+        epoch,
         seq,
         true,
         now,

@@ -10,7 +10,7 @@ use redis::{ProtocolVersion, PushInfo};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inbound::Inbound;
-use super::link::{Link, Status, FIRST_BACKOFF};
+use super::link::{Link, Liveness, Status, FIRST_BACKOFF};
 use super::outbound::Outbound;
 use super::stats::{BridgeStats, Counters};
 use super::task::Task;
@@ -119,16 +119,18 @@ impl fmt::Debug for Bridge {
 ///
 /// [`Error::InvalidUrl`], [`Error::Namespace`], [`Error::Instance`], [`Error::Share`],
 /// [`Error::Lease`] for bad settings; [`Error::NoRuntime`] outside tokio;
-/// [`Error::Connect`] if the server cannot be reached; [`Error::Timeout`] if the first
+/// [`Error::Connect`] if the server cannot be reached; [`Error::Denied`] if its ACL denies
+/// this user the namespace's keys, channel or commands; [`Error::Timeout`] if the first
 /// sync does not finish within `connect_timeout`.
 pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
     let (instance, share) = check(&config)?;
-    let (conn, pushes) = open(&config).await?;
+    let liveness = Liveness::of(config.lease);
+    let (conn, pushes) = open(&config, liveness).await?;
     let mut remote = Remote::new(Keys::new(&config.namespace), conn);
     remote
         .subscribe()
         .await
-        .map_err(|e| connect_error(&config.url, &e))?;
+        .map_err(|e| connect_error(&config, &e))?;
 
     // Subscribe to the sink before the first snapshot of it, so no local change is missed.
     let local = sink.subscribe();
@@ -150,7 +152,7 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         Arc::clone(&counters),
     );
     let link = Link::new(status_tx, config.reconnect_max_delay);
-    let task = Task {
+    let mut task = Task {
         remote,
         pushes,
         local,
@@ -158,7 +160,12 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         inbound,
         outbound,
         counters: Arc::clone(&counters),
+        probe_every: liveness.probe_every,
+        refused: None,
     };
+    if let Err(e) = task.first_sync().await {
+        return Err(connect_error(&config, &e));
+    }
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(task.run(stopped));
     let bridge = Bridge {
@@ -196,7 +203,16 @@ fn check(config: &Config) -> Result<(String, Pattern), Error> {
     Ok((instance, share))
 }
 
-fn connect_error(url: &RedisUrl, e: &redis::RedisError) -> Error {
+/// [`Error::Denied`] if the server's ACL refused the call, otherwise [`Error::Connect`].
+fn connect_error(config: &Config, e: &redis::RedisError) -> Error {
+    let url = &config.url;
+    if wire::denied(e) {
+        return Error::Denied {
+            url: url.redacted(),
+            namespace: config.namespace.clone(),
+            reason: url.scrub(&e.to_string()),
+        };
+    }
     Error::Connect {
         url: url.redacted(),
         reason: url.scrub(&e.to_string()),
@@ -207,6 +223,7 @@ fn connect_error(url: &RedisUrl, e: &redis::RedisError) -> Error {
 /// resubscribes by itself after a reconnect.
 async fn open(
     config: &Config,
+    liveness: Liveness,
 ) -> Result<(ConnectionManager, mpsc::UnboundedReceiver<PushInfo>), Error> {
     let url = &config.url;
     let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidUrl {
@@ -219,7 +236,7 @@ async fn open(
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
     let client = redis::Client::open(info.set_redis_settings(settings))
-        .map_err(|e| connect_error(url, &e))?;
+        .map_err(|e| connect_error(config, &e))?;
 
     let (push_tx, pushes) = mpsc::unbounded_channel();
     let manager_config = ConnectionManagerConfig::new()
@@ -229,10 +246,10 @@ async fn open(
         .set_min_delay(FIRST_BACKOFF)
         .set_max_delay(config.reconnect_max_delay)
         .set_connection_timeout(Some(config.connect_timeout.min(Duration::from_secs(2))))
-        .set_response_timeout(Some(Duration::from_secs(2)));
+        .set_response_timeout(Some(liveness.response_timeout));
     let conn = ConnectionManager::new_with_config(client, manager_config)
         .await
-        .map_err(|e| connect_error(url, &e))?;
+        .map_err(|e| connect_error(config, &e))?;
     Ok((conn, pushes))
 }
 

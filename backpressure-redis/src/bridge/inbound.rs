@@ -17,13 +17,17 @@ pub(super) type EntryId = (Arc<str>, Option<Arc<str>>);
 /// A remote entry mirrored into the local sink.
 #[derive(Debug, Clone, Copy)]
 struct Mirror {
+    /// When its lease ends in Redis (local clock estimate).
     expires_at: Instant,
-    /// The level it was last mirrored with (kept when `HoldUntilReconnect` makes it
-    /// permanent).
-    level: Level,
 }
 
 /// The mirrored entries of the other instances of the namespace, and those instances.
+///
+/// Mirrors carry their remaining lease as local TTL, except under
+/// [`OnDisconnect::HoldUntilReconnect`]: there a mirror has no local TTL (a silent outage
+/// must not let it lapse before the bridge knows the link is dead), and the bridge retracts
+/// it once its lease has ended *and* the link has answered since ([`lapse`](Self::lapse)),
+/// proving that no renewal is on its way.
 #[derive(Debug)]
 pub(super) struct Inbound {
     sink: Sink,
@@ -159,16 +163,15 @@ impl Inbound {
         let level = Level::from_per_mille(entry.level);
         let now = Instant::now();
         self.instances.insert(Arc::clone(&entry.instance), now);
-        let options = RaiseOptions::new()
-            .key(key.as_str())
-            .ttl(remaining)
-            .level(level);
+        let mut options = RaiseOptions::new().key(key.as_str()).level(level);
+        if self.policy != OnDisconnect::HoldUntilReconnect {
+            options = options.ttl(remaining);
+        }
         match self.sink.raise_with(&entry.name, options) {
             Ok(()) => {
                 Counters::bump(&self.counters.applied);
                 let mirror = Mirror {
                     expires_at: now + remaining,
-                    level,
                 };
                 Some(((Arc::clone(&entry.name), Some(key.into())), mirror))
             }
@@ -208,26 +211,40 @@ impl Inbound {
         self.replace(HashMap::new());
     }
 
-    /// Applies the disconnect policy to the mirrors.
+    /// Applies the disconnect policy to the mirrors. (`HoldUntilReconnect` mirrors have no
+    /// local TTL: they stay until a snapshot after the reconnect says which still stand.)
     pub(super) fn disconnected(&mut self) {
         match self.policy {
-            OnDisconnect::KeepUntilLeaseEnds => {}
+            OnDisconnect::KeepUntilLeaseEnds | OnDisconnect::HoldUntilReconnect => {}
             OnDisconnect::Drop => self.clear(),
-            OnDisconnect::HoldUntilReconnect => {
-                let now = Instant::now();
-                let sink = &self.sink;
-                self.mirrors.retain(|(name, key), mirror| {
-                    if mirror.expires_at <= now {
-                        return false;
-                    }
-                    if let Some(key) = key {
-                        // Raising an active entry again without a TTL makes it permanent.
-                        let options = RaiseOptions::new().key(&**key).level(mirror.level);
-                        let _ = sink.raise_with(name, options);
-                    }
-                    true
-                });
-            }
         }
+    }
+
+    /// Under `HoldUntilReconnect`, when the first mirror's lease ends (it then lapses once
+    /// the link has answered a call sent after that moment).
+    pub(super) fn next_lapse(&self) -> Option<Instant> {
+        if self.policy != OnDisconnect::HoldUntilReconnect {
+            return None;
+        }
+        self.mirrors.values().map(|m| m.expires_at).min()
+    }
+
+    /// Under `HoldUntilReconnect`, retracts the mirrors whose lease ended by `confirmed`, the
+    /// send time of a call the link answered (with every message published before it
+    /// received and applied: none renewed them).
+    pub(super) fn lapse(&mut self, confirmed: Instant) {
+        if self.policy != OnDisconnect::HoldUntilReconnect {
+            return;
+        }
+        let sink = &self.sink;
+        self.mirrors.retain(|(name, key), mirror| {
+            if mirror.expires_at > confirmed {
+                return true;
+            }
+            if let Some(key) = key {
+                let _ = sink.retract_keyed(name, key);
+            }
+            false
+        });
     }
 }

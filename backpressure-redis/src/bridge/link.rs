@@ -6,10 +6,31 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::stats::Counters;
-use crate::wire::Remote;
+use crate::wire::{Position, Remote};
 
 /// The first reconnect delay; it doubles up to `reconnect_max_delay`.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How often the bridge confirms its link when nothing else was answered lately, and how long
+/// any call may take before the link counts as lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Liveness {
+    pub(super) probe_every: Duration,
+    pub(super) response_timeout: Duration,
+}
+
+impl Liveness {
+    /// Each a quarter of the lease (at least 25 ms; the timeout at most 2 s): a link that
+    /// goes silent is `Disconnected` within half a lease (at least 50 ms) of its last
+    /// answer, before the mirrors' leases could run out because of it.
+    pub(super) fn of(lease: Duration) -> Self {
+        let quarter = (lease / 4).max(Duration::from_millis(25));
+        Self {
+            probe_every: quarter,
+            response_timeout: quarter.min(Duration::from_secs(2)),
+        }
+    }
+}
 
 /// The bridge's view of its connection to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +38,17 @@ pub enum Status {
     /// Connected, subscribed, and the local mirror matches the last snapshot plus every
     /// event since.
     Synced,
-    /// Connected; taking a fresh snapshot (after a (re)subscription or a sequence gap).
+    /// Connected, but the local mirror may not match Redis: taking a fresh snapshot (after a
+    /// (re)subscription, a sequence gap, a new counter epoch or a message of an unknown
+    /// version), or retrying one with capped backoff because Redis answered with an error
+    /// or something unreadable (a broken sequence counter, a denied command).
     Resyncing,
     /// Redis is unreachable since `since`; remote entries follow the
     /// [`OnDisconnect`](crate::OnDisconnect) policy, local raises and retracts are published
-    /// on reconnect.
+    /// on reconnect. A link that goes silent (no answer, though the socket stays open) reads
+    /// as `Disconnected` within half a lease of its last answer: the bridge sends a `PING`
+    /// when nothing was answered for a quarter of the lease, and gives every call a quarter
+    /// of the lease to answer (at least 25 ms each, the timeout at most 2 s).
     Disconnected {
         /// When the connection was lost.
         since: std::time::Instant,
@@ -37,12 +64,12 @@ enum State {
         backoff: Duration,
         retry_at: Instant,
     },
-    /// Connected, but whatever was published meanwhile is unknown: a resync is due before
-    /// anything else. `resume` is where messages continue should its snapshot be unreadable.
-    Stale { resume: Option<u64> },
-    /// Connected: messages after `last_seq` apply in order. `None` (the snapshot was
-    /// unreadable) ignores them until the next resync.
-    Up { last_seq: Option<u64> },
+    /// Connected, but whatever was published meanwhile is unknown: a resync is due at `at`
+    /// (at once, or a backoff after a failed one) before anything else.
+    Stale { at: Instant },
+    /// Connected: messages after `last` apply in order. `None` while a resync runs (its
+    /// snapshot tells where messages continue).
+    Up { last: Option<Position> },
 }
 
 /// The connection's state and the [`Status`] it shows.
@@ -53,16 +80,19 @@ pub(super) struct Link {
     first_subscription: bool,
     status: watch::Sender<Status>,
     reconnect_max: Duration,
+    /// How long after a failed resync the next one starts; doubles up to `reconnect_max`.
+    resync_backoff: Duration,
 }
 
 impl Link {
     /// A new connection, subscribed, its first sync due.
     pub(super) fn new(status: watch::Sender<Status>, reconnect_max_delay: Duration) -> Self {
         Self {
-            state: State::Stale { resume: None },
+            state: State::Stale { at: Instant::now() },
             first_subscription: true,
             status,
             reconnect_max: reconnect_max_delay.max(FIRST_BACKOFF),
+            resync_backoff: FIRST_BACKOFF,
         }
     }
 
@@ -71,9 +101,14 @@ impl Link {
         matches!(self.state, State::Up { .. })
     }
 
-    /// Whether a resync is due.
-    pub(super) fn is_stale(&self) -> bool {
-        matches!(self.state, State::Stale { .. })
+    /// Whether the mirror matches Redis: synced, and messages apply in order.
+    pub(super) fn is_synced(&self) -> bool {
+        matches!(self.state, State::Up { last: Some(_) })
+    }
+
+    /// Whether a resync is due now.
+    pub(super) fn resync_due(&self) -> bool {
+        matches!(self.state, State::Stale { at } if at <= Instant::now())
     }
 
     /// Whether Redis is unreachable.
@@ -81,11 +116,12 @@ impl Link {
         matches!(self.state, State::Down { .. })
     }
 
-    /// When to try reconnecting, if the connection is down.
-    pub(super) fn retry_at(&self) -> Option<Instant> {
+    /// When the link has something to do by itself: a reconnect attempt, a resync.
+    pub(super) fn wake_at(&self) -> Option<Instant> {
         match self.state {
             State::Down { retry_at, .. } => Some(retry_at),
-            _ => None,
+            State::Stale { at } => Some(at),
+            State::Up { .. } => None,
         }
     }
 
@@ -102,6 +138,12 @@ impl Link {
             }
             changed
         });
+    }
+
+    /// Makes the link stale: a resync starts at once.
+    fn stale(&mut self) {
+        self.state = State::Stale { at: Instant::now() };
+        self.set_status(Status::Resyncing);
     }
 
     /// The connection is lost; `true` if it was not already (the caller then applies the
@@ -126,57 +168,84 @@ impl Link {
     pub(super) fn subscribed(&mut self) {
         if std::mem::take(&mut self.first_subscription) {
             if let State::Down { .. } = self.state {
-                self.state = State::Stale { resume: None };
+                self.state = State::Stale { at: Instant::now() };
             }
             return;
         }
-        let resume = match self.state {
-            State::Down { .. } => None,
-            State::Stale { resume } => resume,
-            State::Up { last_seq } => last_seq,
-        };
-        self.state = State::Stale { resume };
-        self.set_status(Status::Resyncing);
+        self.stale();
     }
 
-    /// Whether a message with this sequence number is the next one; a gap makes the link
-    /// stale, a number already covered is skipped.
-    pub(super) fn in_sequence(&mut self, seq: u64, counters: &Counters) -> bool {
-        let State::Up {
-            last_seq: Some(last),
-        } = self.state
-        else {
+    /// Whether a message at this position is the next one. A gap or another epoch of the
+    /// counter (it was flushed, evicted or repaired, and counts from 1 again) makes the link
+    /// stale; a number already covered is skipped.
+    pub(super) fn in_sequence(&mut self, at: Position, counters: &Counters) -> bool {
+        let State::Up { last: Some(last) } = self.state else {
             return false; // Not synced: the coming snapshot covers it.
         };
-        if seq <= last {
+        if at.epoch != last.epoch {
+            Counters::bump(&counters.counter_resets);
+            tracing::debug!(
+                last = last.epoch,
+                now = at.epoch,
+                "new counter epoch; resyncing"
+            );
+            self.stale();
             return false;
         }
-        if seq == last + 1 {
-            self.state = State::Up {
-                last_seq: Some(seq),
-            };
+        if at.seq <= last.seq {
+            return false;
+        }
+        if at.seq == last.seq + 1 {
+            self.state = State::Up { last: Some(at) };
             return true;
         }
         Counters::bump(&counters.gaps);
-        tracing::debug!(last, seq, "sequence gap; resyncing");
-        self.state = State::Stale { resume: None };
-        self.set_status(Status::Resyncing);
+        tracing::debug!(last = last.seq, seq = at.seq, "sequence gap; resyncing");
+        self.stale();
         false
+    }
+
+    /// A message that cannot be read was published at `at` (if known): unless the last
+    /// snapshot already covers it, the link is stale. (A link already stale or down has a
+    /// snapshot coming anyway, at the time its backoff says.)
+    pub(super) fn unreadable(&mut self, at: Option<Position>) {
+        let State::Up { last } = self.state else {
+            return;
+        };
+        if let (Some(last), Some(at)) = (last, at) {
+            if at.epoch == last.epoch && at.seq <= last.seq {
+                return;
+            }
+        }
+        self.stale();
     }
 
     /// A resync begins: publishing is allowed again while it runs.
     pub(super) fn resyncing(&mut self) {
         self.set_status(Status::Resyncing);
-        if let State::Stale { resume } = self.state {
-            self.state = State::Up { last_seq: resume };
+        if let State::Stale { .. } = self.state {
+            self.state = State::Up { last: None };
         }
     }
 
-    /// The snapshot taken at `seq` is applied.
-    pub(super) fn synced(&mut self, seq: u64) {
-        self.state = State::Up {
-            last_seq: Some(seq),
+    /// Redis answered, but with an error or something unreadable (a broken counter, a denied
+    /// command): the link stays connected and `Resyncing`, and a resync is retried with
+    /// capped backoff.
+    pub(super) fn resync_failed(&mut self) {
+        if self.is_down() {
+            return;
+        }
+        self.state = State::Stale {
+            at: Instant::now() + self.resync_backoff,
         };
+        self.resync_backoff = (self.resync_backoff * 2).min(self.reconnect_max);
+        self.set_status(Status::Resyncing);
+    }
+
+    /// The snapshot taken at `at` is applied.
+    pub(super) fn synced(&mut self, at: Position) {
+        self.state = State::Up { last: Some(at) };
+        self.resync_backoff = FIRST_BACKOFF;
         self.set_status(Status::Synced);
     }
 
@@ -189,8 +258,7 @@ impl Link {
         match remote.resubscribe().await {
             Ok(()) => {
                 tracing::info!(namespace = %remote.channel(), "reconnected to Redis");
-                self.state = State::Stale { resume: None };
-                self.set_status(Status::Resyncing);
+                self.stale();
             }
             Err(_) => {
                 let backoff = (backoff * 2).min(self.reconnect_max);
@@ -207,6 +275,12 @@ impl Link {
 mod tests {
     use super::*;
 
+    const E: u64 = 77;
+
+    fn at(seq: u64) -> Position {
+        Position { epoch: E, seq }
+    }
+
     fn link() -> (Link, watch::Receiver<Status>) {
         let (tx, rx) = watch::channel(Status::Resyncing);
         (Link::new(tx, Duration::from_secs(1)), rx)
@@ -216,19 +290,30 @@ mod tests {
     fn synced_at(seq: u64) -> (Link, watch::Receiver<Status>) {
         let (mut link, rx) = link();
         link.resyncing();
-        link.synced(seq);
+        link.synced(at(seq));
         (link, rx)
+    }
+
+    #[test]
+    fn a_silent_link_is_noticed_within_half_a_lease() {
+        let lease = Duration::from_millis(1500);
+        let liveness = Liveness::of(lease);
+        assert!(liveness.probe_every + liveness.response_timeout <= lease / 2);
+        let long = Liveness::of(Duration::from_secs(60));
+        assert_eq!(long.response_timeout, Duration::from_secs(2));
+        let short = Liveness::of(Duration::from_millis(30));
+        assert_eq!(short.probe_every, Duration::from_millis(25));
     }
 
     #[test]
     fn a_new_link_syncs_before_it_publishes() {
         let (mut link, rx) = link();
-        assert!(link.is_stale() && !link.is_up() && !link.is_down());
+        assert!(link.resync_due() && !link.is_up() && !link.is_down());
         link.resyncing();
         assert!(link.is_up(), "a resync publishes the own entries first");
         assert_eq!(*rx.borrow(), Status::Resyncing);
-        link.synced(5);
-        assert!(link.is_up());
+        link.synced(at(5));
+        assert!(link.is_up() && link.wake_at().is_none());
         assert_eq!(*rx.borrow(), Status::Synced);
     }
 
@@ -237,18 +322,83 @@ mod tests {
         let counters = Counters::new("ch");
         let (mut link, rx) = synced_at(5);
         assert!(
-            !link.in_sequence(5, &counters),
-            "already covered by the snapshot"
+            !link.in_sequence(at(5), &counters),
+            "covered by the snapshot"
         );
-        assert!(link.in_sequence(6, &counters));
-        assert!(!link.in_sequence(6, &counters));
-        assert!(!link.in_sequence(8, &counters));
-        assert!(link.is_stale());
+        assert!(link.in_sequence(at(6), &counters));
+        assert!(!link.in_sequence(at(6), &counters));
+        assert!(!link.in_sequence(at(8), &counters));
+        assert!(link.resync_due());
         assert_eq!(*rx.borrow(), Status::Resyncing);
         assert_eq!(counters.snapshot().sequence_gaps, 1);
         assert!(
-            !link.in_sequence(9, &counters),
+            !link.in_sequence(at(9), &counters),
             "the coming snapshot covers it"
+        );
+    }
+
+    #[test]
+    fn another_epoch_makes_the_link_stale_even_at_a_lower_number() {
+        let counters = Counters::new("ch");
+        let (mut link, rx) = synced_at(500);
+        let reset = Position {
+            epoch: E + 1,
+            seq: 1,
+        };
+        assert!(!link.in_sequence(reset, &counters));
+        assert!(link.resync_due());
+        assert_eq!(*rx.borrow(), Status::Resyncing);
+        assert_eq!(counters.snapshot().counter_resets, 1);
+        assert_eq!(counters.snapshot().sequence_gaps, 0);
+    }
+
+    #[test]
+    fn a_failed_resync_is_retried_with_capped_backoff_and_never_reads_synced() {
+        let (mut link, rx) = link();
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            link.resyncing();
+            let before = Instant::now();
+            link.resync_failed();
+            assert_eq!(*rx.borrow(), Status::Resyncing);
+            assert!(!link.is_up() && !link.is_down());
+            delays.push(link.wake_at().unwrap() - before);
+        }
+        assert!(delays[0] >= FIRST_BACKOFF);
+        assert!(delays[1] >= FIRST_BACKOFF * 2);
+        assert!(delays
+            .iter()
+            .all(|d| *d <= Duration::from_secs(1) + FIRST_BACKOFF));
+        link.resyncing();
+        link.synced(at(1));
+        assert_eq!(*rx.borrow(), Status::Synced);
+        link.resyncing();
+        let before = Instant::now();
+        link.resync_failed();
+        assert!(
+            link.wake_at().unwrap() - before < FIRST_BACKOFF * 2,
+            "reset by the sync"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_message_makes_the_link_stale_unless_already_covered() {
+        let (mut link, _rx) = synced_at(5);
+        link.unreadable(Some(at(4)));
+        assert!(link.is_up());
+        link.unreadable(Some(at(6)));
+        assert!(link.resync_due());
+        let (mut link, _rx) = synced_at(5);
+        link.unreadable(None);
+        assert!(link.resync_due());
+        link.resyncing();
+        link.resync_failed();
+        let retry_at = link.wake_at();
+        link.unreadable(None);
+        assert_eq!(
+            link.wake_at(),
+            retry_at,
+            "keeps the backoff of the failed resync"
         );
     }
 
@@ -259,30 +409,26 @@ mod tests {
         let before = Instant::now();
         assert!(link.lost());
         assert!(link.is_down() && !link.is_up());
-        assert!(link.retry_at().unwrap() >= before + FIRST_BACKOFF);
+        assert!(link.wake_at().unwrap() >= before + FIRST_BACKOFF);
         let Status::Disconnected { since } = *rx.borrow() else {
             panic!("not disconnected");
         };
         assert!(!link.lost(), "already down");
+        link.resync_failed();
+        assert!(link.is_down(), "a late answer does not bring it back");
         assert_eq!(*rx.borrow(), Status::Disconnected { since });
-        assert!(!link.in_sequence(2, &counters));
+        assert!(!link.in_sequence(at(2), &counters));
     }
 
     #[test]
     fn only_a_resubscription_makes_the_link_stale() {
-        let counters = Counters::new("ch");
         let (mut link, rx) = synced_at(3);
         link.subscribed(); // The confirmation of `connect`'s subscription, after the sync.
         assert!(link.is_up());
         assert_eq!(*rx.borrow(), Status::Synced);
         link.subscribed(); // A resubscription: messages may have been missed.
-        assert!(link.is_stale());
+        assert!(link.resync_due());
         assert_eq!(*rx.borrow(), Status::Resyncing);
-        link.resyncing();
-        assert!(
-            link.in_sequence(4, &counters),
-            "resumes where it was until synced"
-        );
     }
 
     #[test]
@@ -291,7 +437,7 @@ mod tests {
         link.subscribed();
         assert!(link.lost());
         link.subscribed();
-        assert!(link.is_stale());
+        assert!(link.resync_due());
         assert_eq!(*rx.borrow(), Status::Resyncing);
     }
 }

@@ -226,6 +226,7 @@ impl Outbound {
                 key: key.as_deref(),
                 level: local.level.per_mille(),
                 ttl_ms: ttl.as_millis().max(1) as u64,
+                extensions: "",
             })
             .collect();
         remote.sync(&self.instance, full, &leases).await?;

@@ -1,27 +1,38 @@
 //! The bridge's counters, and the warnings logged once per kind of rejected input.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Counters of a bridge, for monitoring. Every rejected input is counted here and logged
 /// once per kind (at WARN) through `tracing`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BridgeStats {
-    /// Channel messages that are not messages of this format at all.
+    /// Channel messages that are not messages of any version of the format at all.
     pub malformed_messages: u64,
+    /// Channel messages of another wire version than this build's
+    /// ([`WIRE_VERSION`](crate::WIRE_VERSION)): ignored (each makes the bridge resync from
+    /// the keys, unless its snapshot already covers it). A peer runs another release of
+    /// this crate: see the rolling-upgrade rule in the crate's README.
+    pub unknown_version_messages: u64,
+    /// The highest of those versions, if any was seen.
+    pub highest_unknown_version: Option<u32>,
     /// Well-formed messages or snapshot entries with an invalid name, key, instance or level.
     pub invalid_entries: u64,
     /// Remote entries announcing a remaining lease above `max_remote_lease`.
     pub absurd_leases: u64,
     /// Gaps in the sequence numbers (each triggers a resync).
     pub sequence_gaps: u64,
+    /// Messages from a new epoch of the sequence counter: it was flushed, evicted or
+    /// repaired and counts from 1 again (each triggers a resync).
+    pub counter_resets: u64,
     /// Snapshots taken (the first sync included).
     pub resyncs: u64,
     /// Script calls that published this process's changes.
     pub published: u64,
     /// Remote raises and retracts applied to the local sink.
     pub applied: u64,
-    /// Failed Redis calls (each one makes the bridge reconnect).
+    /// Failed Redis calls: unanswered ones make the bridge reconnect, answered errors (a
+    /// broken counter, a denied command) make it retry a resync with backoff.
     pub redis_errors: u64,
 }
 
@@ -32,14 +43,18 @@ pub(super) struct Counters {
     /// The channel named in every warning.
     channel: String,
     pub(super) malformed: AtomicU64,
+    unknown_version: AtomicU64,
+    /// 0: none seen.
+    highest_unknown_version: AtomicU32,
     pub(super) invalid: AtomicU64,
     pub(super) absurd: AtomicU64,
     pub(super) gaps: AtomicU64,
+    pub(super) counter_resets: AtomicU64,
     pub(super) resyncs: AtomicU64,
     pub(super) published: AtomicU64,
     pub(super) applied: AtomicU64,
     pub(super) redis_errors: AtomicU64,
-    warned: [AtomicBool; 4],
+    warned: [AtomicBool; 5],
 }
 
 /// The kinds of warning logged once.
@@ -49,6 +64,7 @@ enum Warn {
     Invalid = 1,
     Absurd = 2,
     Redis = 3,
+    Version = 4,
 }
 
 impl Counters {
@@ -56,9 +72,12 @@ impl Counters {
         Self {
             channel: channel.to_owned(),
             malformed: AtomicU64::new(0),
+            unknown_version: AtomicU64::new(0),
+            highest_unknown_version: AtomicU32::new(0),
             invalid: AtomicU64::new(0),
             absurd: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
+            counter_resets: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
@@ -80,9 +99,13 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BridgeStats {
             malformed_messages: get(&self.malformed),
+            unknown_version_messages: get(&self.unknown_version),
+            highest_unknown_version: Some(self.highest_unknown_version.load(Ordering::Relaxed))
+                .filter(|v| *v != 0),
             invalid_entries: get(&self.invalid),
             absurd_leases: get(&self.absurd),
             sequence_gaps: get(&self.gaps),
+            counter_resets: get(&self.counter_resets),
             resyncs: get(&self.resyncs),
             published: get(&self.published),
             applied: get(&self.applied),
@@ -95,6 +118,21 @@ impl Counters {
         Self::bump(&self.malformed);
         if self.first(Warn::Malformed) {
             tracing::warn!(channel = %self.channel, "ignored a malformed message (later ones are only counted)");
+        }
+    }
+
+    /// Counts (and the first time logs) a message of another wire version.
+    pub(super) fn unknown_version(&self, version: u32) {
+        Self::bump(&self.unknown_version);
+        self.highest_unknown_version
+            .fetch_max(version, Ordering::Relaxed);
+        if self.first(Warn::Version) {
+            tracing::warn!(
+                channel = %self.channel,
+                version,
+                ours = crate::WIRE_VERSION,
+                "ignored a message of another wire version: a peer runs another release of backpressure-redis; resyncing from the keys (later ones are only counted)"
+            );
         }
     }
 
@@ -119,10 +157,21 @@ impl Counters {
         }
     }
 
-    /// Counts (and the first time logs) a failed Redis call.
-    pub(super) fn redis_error(&self, error: &redis::RedisError) {
+    /// Counts (and the first time logs) a failed Redis call; `answered` if Redis answered
+    /// with an error (its message is logged: it names keys, never credentials).
+    pub(super) fn redis_error(&self, error: &redis::RedisError, answered: bool) {
         Self::bump(&self.redis_errors);
-        if self.first(Warn::Redis) {
+        if !self.first(Warn::Redis) {
+            return;
+        }
+        if answered {
+            tracing::warn!(
+                channel = %self.channel,
+                error = ?error.kind(),
+                detail = error.detail().unwrap_or(""),
+                "Redis refused a call; retrying the sync with backoff (later failures are only counted)"
+            );
+        } else {
             tracing::warn!(
                 channel = %self.channel,
                 error = ?error.kind(),

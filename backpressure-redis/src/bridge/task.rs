@@ -13,7 +13,7 @@ use super::inbound::Inbound;
 use super::link::Link;
 use super::outbound::Outbound;
 use super::stats::Counters;
-use crate::wire::{self, Reject, Remote};
+use crate::wire::{self, answered, Reject, Remote};
 
 /// How long a clean shutdown waits for Redis to take the retraction of its entries.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,16 +30,21 @@ pub(super) struct Task {
     pub(super) inbound: Inbound,
     pub(super) outbound: Outbound,
     pub(super) counters: Arc<Counters>,
+    /// How long the link may go without an answer before the bridge sends a `PING`.
+    pub(super) probe_every: Duration,
+    /// The first call the server's ACL refused, if any (for `connect` to report).
+    pub(super) refused: Option<redis::RedisError>,
 }
 
 impl Task {
     /// Runs until `stop` fires (or its sender is dropped), then leaves the namespace.
     ///
     /// A stale link resyncs first; otherwise the task sleeps until the next push, local
-    /// event or deadline (a reconnect attempt, a renewal, a TTL-limited entry's check).
+    /// event or deadline (a reconnect attempt, a retried resync, a renewal, a TTL-limited
+    /// entry's check).
     pub(super) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         loop {
-            if self.link.is_stale() {
+            if self.link.resync_due() {
                 self.resync().await;
                 continue;
             }
@@ -64,18 +69,70 @@ impl Task {
         self.leave().await;
     }
 
-    fn next_wake(&self) -> Instant {
-        self.link
-            .retry_at()
-            .unwrap_or_else(|| self.outbound.next_wake())
+    /// The first sync, run by `connect` before the task starts: a call the server's ACL
+    /// refuses is its error (after leaving the namespace again). Any other failure is left
+    /// to the task to retry.
+    pub(super) async fn first_sync(&mut self) -> Result<(), redis::RedisError> {
+        self.resync().await;
+        match self.refused.take() {
+            Some(refused) => {
+                self.leave().await;
+                Err(refused)
+            }
+            None => Ok(()),
+        }
     }
 
+    fn next_wake(&self) -> Instant {
+        let probe = self.remote.confirmed_at() + self.probe_every;
+        match self.link.wake_at() {
+            Some(at) if self.link.is_down() => at,
+            Some(at) => at.min(probe),
+            None => self
+                .lapse_at()
+                .into_iter()
+                .fold(probe.min(self.outbound.next_wake()), Instant::min),
+        }
+    }
+
+    /// When a `HoldUntilReconnect` mirror's lease ends, if the mirror matches Redis.
+    fn lapse_at(&self) -> Option<Instant> {
+        self.link
+            .is_synced()
+            .then(|| self.inbound.next_lapse())
+            .flatten()
+    }
+
+    /// Reconnects, lets mirrors lapse, confirms the link, renews: whatever is due.
     async fn on_timer(&mut self) {
         if self.link.is_down() {
             return self.link.reconnect(&mut self.remote).await;
         }
+        let now = Instant::now();
+        if let Some(at) = self.lapse_at().filter(|at| *at <= now) {
+            let confirmed = self.remote.confirmed_at();
+            if at > confirmed {
+                // Confirm first; the pushes that came before the answer are handled before
+                // the next round lets the mirror lapse.
+                return self.probe().await;
+            }
+            self.inbound.lapse(confirmed);
+        }
+        if self.remote.confirmed_at() + self.probe_every <= now {
+            return self.probe().await;
+        }
+        if !self.link.is_up() {
+            return; // A resync is due: the loop runs it.
+        }
         if self.outbound.renew_due() || self.outbound.ttl_refreshed(&self.inbound) {
             self.renew().await;
+        }
+    }
+
+    /// Checks that the link answers; if not, it is lost.
+    async fn probe(&mut self) {
+        if let Err(e) = self.remote.ping().await {
+            self.on_redis_error(&e);
         }
     }
 
@@ -94,13 +151,19 @@ impl Task {
         };
         match decoded {
             Ok(message) => {
-                if self.link.in_sequence(message.seq, &self.counters) {
+                if self.link.in_sequence(message.at, &self.counters) {
                     self.inbound.apply(message);
                 }
             }
             Err(Reject::Malformed) => self.counters.malformed(),
-            Err(Reject::Invalid(seq)) => {
-                if self.link.in_sequence(seq, &self.counters) {
+            Err(Reject::UnknownVersion { version, at }) => {
+                // It may have changed an entry: the keys, which every version reads alike,
+                // tell which (unless the last snapshot already covers it).
+                self.counters.unknown_version(version);
+                self.link.unreadable(at);
+            }
+            Err(Reject::Invalid(at)) => {
+                if self.link.in_sequence(at, &self.counters) {
                     self.counters
                         .invalid("an invalid name, key, instance or level");
                 }
@@ -139,7 +202,9 @@ impl Task {
         }
     }
 
-    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot.
+    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot. If Redis
+    /// answers with an error or an unreadable snapshot, the resync is retried with backoff
+    /// (the status stays `Resyncing`).
     async fn resync(&mut self) {
         self.link.resyncing();
         Counters::bump(&self.counters.resyncs);
@@ -151,16 +216,27 @@ impl Task {
             Ok(fields) => fields,
             Err(e) => return self.on_redis_error(&e),
         };
-        let Some((seq, entries)) = wire::decode_snapshot(&fields) else {
-            return self.counters.malformed();
+        let Some((at, entries)) = wire::decode_snapshot(&fields) else {
+            self.counters.malformed();
+            return self.link.resync_failed();
         };
         self.inbound.load(entries);
-        self.link.synced(seq);
+        self.link.synced(at);
     }
 
+    /// A Redis call failed: if Redis answered (with an error), the link stays up and resyncs
+    /// with backoff; otherwise the connection is lost.
     fn on_redis_error(&mut self, error: &redis::RedisError) {
-        self.counters.redis_error(error);
-        self.disconnected();
+        let answered = answered(error);
+        self.counters.redis_error(error, answered);
+        if wire::denied(error) && self.refused.is_none() {
+            self.refused = Some(error.clone());
+        }
+        if answered {
+            self.link.resync_failed();
+        } else {
+            self.disconnected();
+        }
     }
 
     fn disconnected(&mut self) {

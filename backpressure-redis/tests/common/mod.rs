@@ -1,6 +1,8 @@
 //! Test helpers: a throwaway redis-server per test, event-driven waits, a child process.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -221,5 +223,77 @@ impl ChildProcess {
     /// `kill -9`.
     pub async fn kill(&mut self) {
         self.child.kill().await.unwrap();
+    }
+}
+
+/// Publishes `template` on the channel of `namespace` as the next message of its sequence,
+/// in one script (so no bridge's message comes between the number and the message):
+/// `{epoch}`, `{seq}`, `{now}` and `{expiry}` (now + `ttl`) are filled in from the
+/// namespace's counter and the Redis clock. Returns the sequence number used.
+pub fn publish_raw(server: &RedisServer, namespace: &str, template: &str, ttl: Duration) -> u64 {
+    let script = redis::Script::new(
+        r#"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local epoch = redis.call('GET', KEYS[2]) or ''
+        local seq = redis.call('INCR', KEYS[1])
+        local p = ARGV[2]
+        p = string.gsub(p, '{epoch}', epoch)
+        p = string.gsub(p, '{seq}', tostring(seq))
+        p = string.gsub(p, '{now}', string.format('%.0f', now))
+        p = string.gsub(p, '{expiry}', string.format('%.0f', now + tonumber(ARGV[3])))
+        redis.call('PUBLISH', ARGV[1], p)
+        return seq
+        "#,
+    );
+    script
+        .key(format!("bp:{{{namespace}}}:seq"))
+        .key(format!("bp:{{{namespace}}}:epoch"))
+        .arg(backpressure_redis::__private::channel(namespace))
+        .arg(template)
+        .arg(ttl.as_millis() as u64)
+        .invoke(&mut server.raw())
+        .expect("publish_raw")
+}
+
+/// Whether `sink` lets go of `name` (a retract or an expiry) within `window` from now. It
+/// watches from the call on, before the returned future is first polled.
+pub fn lets_go(
+    sink: &Sink,
+    name: &str,
+    window: Duration,
+) -> impl std::future::Future<Output = bool> {
+    let mut events = sink.subscribe();
+    let deadline = Instant::now() + window;
+    let (sink, name) = (sink.clone(), name.to_owned());
+    async move {
+        let gone = async {
+            while let Some(Ok(event)) = events.next().await {
+                let kind = event.kind;
+                if *event.name == *name
+                    && matches!(
+                        kind,
+                        backpressure::SignalEventKind::Retracted
+                            | backpressure::SignalEventKind::Expired
+                    )
+                {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout_at(deadline, gone).await.is_ok() || !sink.is_raised(&name)
+    }
+}
+
+/// Polls `state` (every 10 ms: a poll interval, not a synchronisation) until `done` holds,
+/// at most `timeout` of real time; returns the last state seen, which the caller asserts on.
+pub async fn until<S>(timeout: Duration, state: impl Fn() -> S, done: impl Fn(&S) -> bool) -> S {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = state();
+        if done(&seen) || Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
