@@ -16,6 +16,7 @@ mod level;
 mod phase;
 mod probe;
 mod reaper;
+mod verdict;
 mod watch;
 mod watch_handle;
 

@@ -1,7 +1,5 @@
 //! Verdict phases: whether an entry is a health policy's verdict, and which phase it is in.
 
-use super::level::RaiseOptions;
-
 /// The phase of a verdict: an entry raised by a breaker (or anyone raising one) carries it,
 /// so that every holder can tell an open verdict from one that is letting probes through.
 ///
@@ -37,15 +35,5 @@ impl Phase {
             Phase::Open => "open",
             Phase::HalfOpen => "half_open",
         }
-    }
-}
-
-impl RaiseOptions {
-    /// Raise as a verdict in `phase` (see [`Phase`]). Without it an entry is a plain signal.
-    /// Raising an active entry again with another phase emits a
-    /// [`LevelChanged`](crate::SignalEventKind::LevelChanged) event carrying the new phase.
-    pub fn phase(mut self, phase: Phase) -> Self {
-        self.phase = Some(phase);
-        self
     }
 }

@@ -2,25 +2,16 @@
 //!
 //! A half-open verdict entry carries its [`ProbeSource`] (a breaker's, from the policy
 //! driver). A coordinator held only by half-open verdicts collects the sources of those that
-//! hold it ([`Sink::probe_sources`], cloned under the sink's lock), then, with the sink's
+//! hold it (`Sink::probe_sources` in `verdict.rs`, cloned under the sink's lock), then, with the sink's
 //! lock released, claims one probe from every one of them ([`ProbeClaim::claim_all`], all or
 //! nothing). The claim travels with the item: its outcome is reported to every source
 //! ([`ProbeClaim::report`]); a claim dropped without a report (the item was skipped, cut
 //! short by shutdown, or its task dropped) gives its probes back, and each source then nudges
-//! the watchers of its signal ([`Sink::nudge`]) so another held item may probe.
+//! the watchers of its signal (`Sink::nudge`) so another held item may probe.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-use backpressure_pattern::Pattern;
-
-use super::entries::Raise;
-use super::handle::Sink;
-use super::level::RaiseOptions;
-use super::phase::Phase;
-use crate::error::SignalError;
-use crate::Level;
 
 /// Hands out the probes of one half-open verdict. Implemented by the policy driver for a
 /// breaker; a bridge mirroring another process's verdict could implement it by claiming on
@@ -105,49 +96,5 @@ impl Drop for ProbeClaim {
         for (source, ticket) in std::mem::take(&mut self.tickets) {
             source.give_back(ticket);
         }
-    }
-}
-
-impl Sink {
-    /// Raises a policy's verdict: like [`raise_with`](Sink::raise_with), with the source of
-    /// its probes while it is half-open.
-    pub(crate) fn raise_verdict(
-        &self,
-        name: &str,
-        options: RaiseOptions,
-        source: Option<Arc<dyn ProbeSource>>,
-    ) -> Result<(), SignalError> {
-        let source = source.filter(|_| options.phase == Some(Phase::HalfOpen));
-        self.raise_entry(Raise {
-            name,
-            key: options.key.as_deref(),
-            ttl: options.ttl,
-            level: options.level,
-            phase: options.phase,
-            source,
-        })
-    }
-
-    /// The probe sources of the half-open verdicts at [`Level::STOP`] matching `pattern`
-    /// (those that hold its watchers), or `None` if one of them has no source (nobody can
-    /// hand out its probes, so nothing may pass it). Scans the active entries: called only
-    /// on the probe path, by a slot held only by half-open verdicts.
-    pub(crate) fn probe_sources(&self, pattern: &Pattern) -> Option<Vec<Arc<dyn ProbeSource>>> {
-        let state = self.lock_current();
-        let mut sources = Vec::new();
-        for (_, keys) in state.names.iter().filter(|(name, _)| pattern.matches(name)) {
-            for entry in keys.values() {
-                if entry.level == Level::STOP && entry.phase == Some(Phase::HalfOpen) {
-                    sources.push(Arc::clone(entry.source.as_ref()?));
-                }
-            }
-        }
-        Some(sources)
-    }
-
-    /// A probe of `name`'s verdict was given back: wakes the coordinators watching `name`,
-    /// so a held one may claim it (after the sink's lock is released).
-    pub(crate) fn nudge(&self, name: &str) {
-        self.lock_current().nudge(name);
     }
 }
