@@ -57,7 +57,8 @@ pub(crate) struct Watch {
     hard: AtomicUsize,
     /// Matching entries that are verdicts (have a phase).
     verdicts: AtomicUsize,
-    /// Bumped when a matching verdict goes half-open or a probe of one is given back.
+    /// Bumped when a matching verdict goes half-open or stops being half-open, or a probe of
+    /// one is given back.
     probe_generation: AtomicU64,
 }
 
@@ -197,7 +198,8 @@ impl WatchEntry {
 
     /// A matching entry became active with mark `added`, or left `removed`, or both (a level
     /// or phase change). Publishes the new lowest level and counts; returns whether more work
-    /// may start (the lowest level rose, a full stop went, or a verdict went half-open), so
+    /// may start (the lowest level rose, a full stop went, a verdict went half-open or stopped
+    /// being half-open), so
     /// the listeners must be woken.
     pub(super) fn relevel(&mut self, removed: Option<Mark>, added: Option<Mark>) -> bool {
         let before = Self::lowest(&self.levels);
@@ -219,6 +221,9 @@ impl WatchEntry {
             self.verdicts += usize::from(mark.phase.is_some());
             probing = mark.is_probing() && !removed.is_some_and(Mark::is_probing);
         }
+        // A half-open verdict that goes (closed, reopened) leaves fewer to claim from: a
+        // holder refused by it may pass the others now.
+        probing |= removed.is_some_and(Mark::is_probing) && !added.is_some_and(Mark::is_probing);
         let after = Self::lowest(&self.levels);
         if after != before {
             self.watch
