@@ -199,7 +199,8 @@ pub use coordinator::{
     WeakCoordinator, WorkContext, MAX_CONCURRENCY,
 };
 pub use sink::{
-    sink, ActiveSignal, Level, RaiseOptions, SignalEvent, SignalEventKind, Sink, Subscription,
+    sink, ActiveSignal, Level, Phase, RaiseOptions, SignalEvent, SignalEventKind, Sink,
+    Subscription,
 };
 
 pub use backpressure_macros::backpressure_worker;

@@ -35,7 +35,7 @@ use backpressure::policy::{
 use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode, ResponseFuture};
 use backpressure::{
     backpressure_worker, sink, start, validate_name, ActiveSignal, Coordinator, CoordinatorBuilder,
-    CoordinatorConfig, HandlerOutcome, Level, MaxDefer, Pattern, RaiseOptions, Runtime,
+    CoordinatorConfig, HandlerOutcome, Level, MaxDefer, Pattern, Phase, RaiseOptions, Runtime,
     RuntimeBuilder, ShutdownReport, SignalEvent, SignalEventKind, Sink, SinkSection, Stats,
     Subscription, WeakCoordinator, WorkContext, WorkerInfo, CONFIG_ENV_VAR, MAX_CONCURRENCY,
     MAX_NAME_LEN,
@@ -60,6 +60,7 @@ fn the_root_items_are_nameable() {
     outcome::<()>();
     named::<Level>();
     named::<MaxDefer>();
+    named::<Phase>();
     named::<RaiseOptions>();
     named::<Runtime>();
     named::<RuntimeBuilder>();

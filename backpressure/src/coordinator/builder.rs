@@ -192,6 +192,10 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     }
 
     /// How long an item may be held before it starts anyway, or [`MaxDefer::Never`].
+    ///
+    /// Only plain signals are timed out: an item held by a breaker's verdict (an entry with a
+    /// [`Phase`](crate::Phase), open or half-open) waits for the verdict however long it
+    /// lasts, and its clock starts afresh once only plain signals hold it.
     pub fn max_defer(mut self, max_defer: MaxDefer) -> Self {
         self.config.max_defer = max_defer;
         self

@@ -16,6 +16,10 @@ pub(super) enum Answer {
     Open,
     /// Paused, or a `defer_on` signal at [`Level::STOP`] is active (and no `resume_on`).
     Closed,
+    /// Closed only by half-open verdicts: the head may start as a probe if every one of them
+    /// has a probe left. The watch's probe generation, so that a slot that found no probe
+    /// free notices one given back before it went to sleep.
+    HalfOpen(u64),
     /// The lowest level among the active `defer_on` signals.
     Limited(Level),
 }
@@ -25,7 +29,7 @@ impl Answer {
     pub(super) fn limit(self, concurrency: usize) -> usize {
         match self {
             Answer::Open => concurrency,
-            Answer::Closed => 0,
+            Answer::Closed | Answer::HalfOpen(_) => 0,
             Answer::Limited(level) => level.limit(concurrency),
         }
     }
@@ -73,10 +77,17 @@ impl Gate {
             return Answer::Open;
         }
         match defer.min_level() {
+            Level::STOP if defer.hard() == 0 => Answer::HalfOpen(defer.probe_generation()),
             Level::STOP => Answer::Closed,
             Level::FULL => Answer::Open,
             level => Answer::Limited(level),
         }
+    }
+
+    /// Whether a verdict (open or half-open) matching `defer_on` holds work back, which
+    /// `max_defer` never forces items past. O(1).
+    pub(super) fn held_by_verdict(&self) -> bool {
+        self.defer.as_ref().is_some_and(WatchHandle::has_verdict)
     }
 
     /// The `defer_on` pattern, if any.

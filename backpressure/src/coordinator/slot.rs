@@ -16,6 +16,7 @@ use super::outcome::{HandlerOutcome, Outcome};
 use super::state::{Queued, Shared};
 use super::step::{Job, Step, Waiting};
 use super::telemetry::Started;
+use crate::sink::ProbeClaim;
 use crate::sync::{notified_or_deadline, register_then_recheck, Look};
 
 /// Spawns one more slot task for a coordinator.
@@ -53,13 +54,17 @@ where
         };
         slot.running = true;
         let outcome = match job {
-            Job::Run(queued, None) if shared.policies.is_empty() => {
+            Job::Run(queued, None, None) if shared.policies.is_empty() => {
                 // The hot path: nobody listens, no clock is read.
                 let context = WorkContext::new(Arc::clone(&shared.context), queued.id);
                 run_handler(&*handler, queued.item, context, queued.id).await
             }
-            Job::Run(queued, started) => run_observed(&shared, &*handler, queued, started).await,
-            Job::Skip(queued) => {
+            Job::Run(queued, started, probe) => {
+                run_observed(&shared, &*handler, queued, started, probe).await
+            }
+            Job::Skip(queued, probe) => {
+                // A skipped probe says nothing about the downstream: its probes go back.
+                drop(probe);
                 skip(&shared, queued.item, queued.id);
                 shared.meters.finished(Outcome::Skipped, None);
                 Outcome::Skipped
@@ -138,12 +143,14 @@ async fn wait<T>(
 }
 
 /// Runs an item that someone observes: inside its `backpressure.item` span, timed for
-/// metrics and health policies.
+/// metrics and health policies, and for the verdicts whose probe it is (`probe`: reported
+/// when it finishes; given back if it is cut short by shutdown or dropped).
 async fn run_observed<T, F, Fut>(
     shared: &Shared<T>,
     handler: &F,
     queued: Queued<T>,
     started: Option<Started>,
+    probe: Option<ProbeClaim>,
 ) -> Outcome
 where
     F: Fn(T, WorkContext) -> Fut,
@@ -167,10 +174,16 @@ where
     };
     let ran_for = began.elapsed();
     shared.meters.finished(outcome, Some(ran_for));
-    // Work cut short by shutdown says nothing about the downstream's health.
-    if !shared.policies.is_empty() && !shared.context.token.is_cancelled() {
+    // Work cut short by shutdown says nothing about the downstream's health (its probes,
+    // if any, go back when `probe` drops).
+    if !shared.context.token.is_cancelled() {
         let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
-        shared.policies.observe(id, failed, ran_for);
+        if !shared.policies.is_empty() {
+            shared.policies.observe(id, failed, ran_for, probe.as_ref());
+        }
+        if let Some(probe) = probe {
+            probe.report(failed, ran_for);
+        }
     }
     outcome
 }

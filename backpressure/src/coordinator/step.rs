@@ -13,12 +13,14 @@ use super::gate::Answer;
 use super::outcome::Outcome;
 use super::state::{Queued, Shared, State};
 use super::telemetry::Started;
-use crate::policy::held_only_by;
+use crate::sink::ProbeClaim;
 
-/// What a slot should do next.
+/// What a slot should do next. A job that starts as a probe of half-open verdicts carries
+/// its claim: reported when the item finishes, given back if it never does (skipped, cut
+/// short, dropped).
 pub(super) enum Job<T> {
-    Run(Queued<T>, Option<Started>),
-    Skip(Queued<T>),
+    Run(Queued<T>, Option<Started>, Option<ProbeClaim>),
+    Skip(Queued<T>, Option<ProbeClaim>),
 }
 
 /// The result of one look at the state by a slot.
@@ -105,30 +107,30 @@ impl<T> Shared<T> {
         }
         let gate = self.gate.answer();
         let limit = gate.limit(state.target);
-        let mut probe = false;
+        let mut probe = None;
         if state.active >= limit {
-            probe = self.may_probe(state, gate);
-            if !probe {
+            probe = self.probe(state, gate);
+            if probe.is_none() {
                 if let Some(wait) = self.hold(state, waiting, gate) {
                     return wait;
                 }
             }
         }
         if !self.policies.is_empty() {
-            self.policies_see_start(state, limit, probe);
+            self.policies_see_start(state, limit, &mut probe);
         }
-        self.take_head(state)
+        self.take_head(state, probe)
     }
 
-    /// Policies learn that the head starts: a half-open breaker counts it as a probe (when
-    /// its owner does not defer on the breaker's own signal, every start is one, so the
-    /// breaker can close), and an adaptive limit that work is waiting for room under it.
-    fn policies_see_start(&self, state: &State<T>, limit: usize, probe: bool) {
-        let Some(head) = state.items.front() else {
-            return;
-        };
-        if !probe {
-            self.policies.try_probe(head.id, |_| true);
+    /// Policies learn that the head starts: each half-open breaker of the worker's own counts
+    /// it as a probe if it has one left (when its owner does not defer on the breaker's own
+    /// signal, every start is one, so the breaker can close), and an adaptive limit that work
+    /// is waiting for room under it.
+    fn policies_see_start(&self, state: &State<T>, limit: usize, probe: &mut Option<ProbeClaim>) {
+        let claim = probe.get_or_insert_with(ProbeClaim::default);
+        self.policies.claim_own(claim);
+        if claim.is_empty() {
+            *probe = None;
         }
         // After this start, `active + 1` run; more waiting means the limit is what holds.
         if state.items.len() > 1 && state.active + 1 >= limit {
@@ -164,7 +166,11 @@ impl<T> Shared<T> {
     fn hold(&self, state: &mut State<T>, waiting: &mut Waiting, gate: Answer) -> Option<Step<T>> {
         // A pause is not a deferral: it holds work for as long as it lasts, and the head's
         // `max_defer` clock starts afresh when signals hold it after the pause.
-        let limit = if self.gate.is_paused() {
+        //
+        // Nor does `max_defer` force work past a breaker's verdict, open or half-open: the
+        // item waits for it (probing is the way through), and its clock starts afresh if only
+        // plain signals hold it later.
+        let limit = if self.gate.is_paused() || self.gate.held_by_verdict() {
             state.head_held_since = None;
             None
         } else {
@@ -195,27 +201,30 @@ impl<T> Shared<T> {
         })
     }
 
-    /// Whether the held head may start anyway as a half-open breaker's probe: only the
-    /// owner's own signals (its policies' entries, keyed by its name) hold it, and the
-    /// breaker has probes left. Also tells adaptive
-    /// policies that work waits for room under their limit. Free without policies.
-    fn may_probe(&self, state: &State<T>, gate: Answer) -> bool {
-        if self.policies.is_empty() || self.gate.is_paused() {
-            return false;
+    /// Whether the held head may start anyway as a probe: only half-open verdicts hold it
+    /// (never a pause, a plain signal or an open verdict), and every one of them hands out a
+    /// probe (all or none: the claim). Also tells adaptive policies that work waits for room
+    /// under their limit.
+    ///
+    /// The sources are collected under the sink's lock and claimed after its release (a
+    /// policy's lock is never taken under the sink's).
+    fn probe(&self, state: &State<T>, gate: Answer) -> Option<ProbeClaim> {
+        if self.gate.is_paused() {
+            return None;
         }
-        if gate != Answer::Closed {
+        if matches!(gate, Answer::Limited(_)) && !self.policies.is_empty() {
             self.policies.saturated();
         }
-        let (Some(head), Some(pattern)) = (state.items.front(), self.gate.defer_pattern()) else {
-            return false;
+        let (Answer::HalfOpen(_), Some(pattern)) = (gate, self.gate.defer_pattern()) else {
+            return None;
         };
-        let sink = &self.context.sink;
-        self.policies
-            .try_probe(head.id, |owner| held_only_by(sink, pattern, owner))
+        state.items.front()?;
+        let sources = self.context.sink.probe_sources(pattern)?;
+        ProbeClaim::claim_all(sources)
     }
 
     /// Takes the head of the queue for a slot to start.
-    fn take_head(&self, state: &mut State<T>) -> Step<T> {
+    fn take_head(&self, state: &mut State<T>, probe: Option<ProbeClaim>) -> Step<T> {
         let held_since = state.head_held_since.take();
         let Some(mut queued) = state.items.pop_front() else {
             unreachable!("the queue was checked to be non-empty under the same lock")
@@ -227,13 +236,13 @@ impl<T> Shared<T> {
         self.update_gauges(state);
         self.queue_changed(state);
         if self.gate.cancels() {
-            return Step::Job(Job::Skip(queued));
+            return Step::Job(Job::Skip(queued, probe));
         }
         let started = queued
             .trace
             .take()
             .map(|trace| Started::new(trace, held_since));
-        Step::Job(Job::Run(queued, started))
+        Step::Job(Job::Run(queued, started, probe))
     }
 
     /// Settles the accounts of a slot task that ended without reaching `Step::Exit`: its

@@ -5,18 +5,22 @@
 //! asks the machine and records what must follow (a [`Due`]); the `tracing` event, the
 //! sink's `PolicyChanged` event and the raise or retract happen after the lock is released,
 //! so that a subscriber or layer may call back into the coordinator or the sink.
+//!
+//! A half-open breaker's verdict carries the cell's [`ProbeSource`]: any coordinator it holds
+//! (its owner included) may claim a probe from it, and the claim reports the probe's outcome
+//! back here, or gives the probe back.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::machine::{Effect, PolicyMachine};
 use super::{Policy, PolicyChange, PolicyError, PolicyInfo};
+use crate::sink::{ProbeClaim, ProbeSource};
 use crate::sync::{lock, notified_or_deadline, AtomicBool, Mutex, Ordering};
-use crate::{RaiseOptions, Sink};
+use crate::{Phase, RaiseOptions, Sink};
 
 /// What a coordinator offers its policies.
 pub(crate) trait Host: Send + Sync {
@@ -40,6 +44,16 @@ struct Cell {
     /// Set once when the owner closes (see [`Policies::close`]): from then on nothing the
     /// policy decides is carried out, and a raise that raced with the close is undone.
     closed: AtomicBool,
+    /// Hands out its probes while half-open ([`Probes`]); raised with the verdict.
+    source: Arc<dyn ProbeSource>,
+}
+
+/// A cell's probes, as its half-open verdict offers them to every coordinator it holds. It
+/// does not keep the cell alive: once the owner is gone, every claim is refused and every
+/// report ignored.
+#[derive(Debug)]
+struct Probes {
+    cell: Weak<Cell>,
 }
 
 #[derive(Debug)]
@@ -58,6 +72,8 @@ struct Due {
     signal: String,
     ttl: Duration,
     effect: Effect,
+    /// The verdict's phase after the change (a breaker's).
+    phase: Option<Phase>,
 }
 
 impl Policies {
@@ -79,7 +95,7 @@ impl Policies {
             // hold nothing there (the rule passes watermarks).
             spec.check_deferred(defer_on)
                 .map_err(|err| PolicyError::from_rule(spec.policy, &err))?;
-            cells.push(Arc::new(Cell {
+            cells.push(Arc::new_cyclic(|cell| Cell {
                 state: Mutex::new(CellState {
                     machine: policy.start(now, capacity),
                     raised_at: None,
@@ -88,6 +104,7 @@ impl Policies {
                 owner: Arc::clone(&owner),
                 wake: Notify::new(),
                 closed: AtomicBool::new(false),
+                source: Arc::new(Probes { cell: cell.clone() }),
             }));
         }
         Ok(Self { cells })
@@ -104,10 +121,20 @@ impl Policies {
         }
     }
 
-    /// Item `id` finished after `elapsed`; `failed` for an error or a panic.
-    pub(crate) fn observe(&self, id: u64, failed: bool, elapsed: Duration) {
+    /// Item `id` finished after `elapsed`; `failed` for an error or a panic. Policies whose
+    /// probe the item ran (in `probe`) learn of it through the claim instead.
+    pub(crate) fn observe(
+        &self,
+        id: u64,
+        failed: bool,
+        elapsed: Duration,
+        probe: Option<&ProbeClaim>,
+    ) {
         let now = Instant::now();
         for cell in self.cells.iter().filter(|cell| !cell.is_closed()) {
+            if probe.is_some_and(|claim| claim.holds(&cell.source)) {
+                continue;
+            }
             let mut state = lock(&cell.state);
             let due = state
                 .machine
@@ -152,24 +179,14 @@ impl Policies {
         }
     }
 
-    /// Whether item `id` may start as a half-open probe, counting it if so;
-    /// `held_only_by(owner)` says whether only the owner's own entries hold its gate (a probe
-    /// never bypasses another worker's signal).
-    pub(crate) fn try_probe(&self, id: u64, held_only_by: impl Fn(&str) -> bool) -> bool {
-        let now = Instant::now();
-        self.cells.iter().any(|cell| {
-            let mut state = lock(&cell.state);
-            if !state.machine.takes_probes() || !held_only_by(&cell.owner) {
-                return false;
-            }
-            let probed = state.machine.start_probe(id, now);
-            if probed {
-                drop(state);
-                // The probe's timeout is a new deadline for the timer task.
-                cell.wake.notify_one();
-            }
-            probed
-        })
+    /// The worker starts an item: each half-open breaker of its own that `claim` holds no
+    /// probe of yet counts it as a probe if it has one left (so a breaker whose owner is not
+    /// held by its own signal still closes).
+    pub(crate) fn claim_own(&self, claim: &mut ProbeClaim) {
+        for cell in &self.cells {
+            // A breaker with no probe left (or not half-open) simply does not count it.
+            let _ = claim.try_add(Arc::clone(&cell.source));
+        }
     }
 
     /// Each policy's current state.
@@ -230,7 +247,7 @@ impl Cell {
             state.raised_at = None;
             state.machine.signal().to_owned()
         };
-        self.perform(&signal, Duration::ZERO, Effect::Retract);
+        self.perform(&signal, Duration::ZERO, Effect::Retract, None);
         self.wake.notify_one();
     }
 
@@ -243,7 +260,7 @@ impl Cell {
         if let Some(change) = due.change {
             self.report(change, &due.signal);
         }
-        self.perform(&due.signal, due.ttl, due.effect);
+        self.perform(&due.signal, due.ttl, due.effect, due.phase);
     }
 
     /// The `tracing` event and the sink's `PolicyChanged` event of one change.
@@ -262,16 +279,21 @@ impl Cell {
         self.sink.emit_policy(signal, &self.owner, change);
     }
 
-    /// Raises or retracts the policy's signal. Its name was validated with the policy.
-    fn perform(&self, signal: &str, ttl: Duration, effect: Effect) {
+    /// Raises or retracts the policy's signal (a verdict in `phase`, offering its probes
+    /// while half-open). Its name was validated with the policy.
+    fn perform(&self, signal: &str, ttl: Duration, effect: Effect, phase: Option<Phase>) {
         let result = match effect {
-            Effect::Raise(level) => self.sink.raise_with(
-                signal,
-                RaiseOptions::new()
+            Effect::Raise(level) => {
+                let mut options = RaiseOptions::new()
                     .key(self.owner.as_ref())
                     .ttl(ttl)
-                    .level(level),
-            ),
+                    .level(level);
+                if let Some(phase) = phase {
+                    options = options.phase(phase);
+                }
+                let source = Some(Arc::clone(&self.source));
+                self.sink.raise_verdict(signal, options, source)
+            }
             Effect::Retract => self.sink.retract_keyed(signal, &self.owner).map(drop),
         };
         if let Err(error) = result {
@@ -281,7 +303,7 @@ impl Cell {
             // The owner closed while this raise was on its way; its close may have retracted
             // before the raise landed. Undo it (`close` set the flag before retracting, so one
             // of the two retractions comes after the raise).
-            self.perform(signal, ttl, Effect::Retract);
+            self.perform(signal, ttl, Effect::Retract, None);
         }
     }
 }
@@ -299,6 +321,7 @@ impl CellState {
             signal: self.machine.signal().to_owned(),
             ttl: self.machine.ttl(),
             effect,
+            phase: self.machine.phase(),
         }
     }
 
@@ -364,10 +387,52 @@ async fn drive(cell: Arc<Cell>, host: Weak<dyn Host>) {
     }
 }
 
-/// Whether every active entry of `sink` matching `pattern` is keyed by `owner`: the
-/// owner's own policies' signals, which its probes may pass.
-pub(crate) fn held_only_by(sink: &Sink, pattern: &Pattern, owner: &str) -> bool {
-    sink.snapshot()
-        .iter()
-        .all(|entry| !pattern.matches(&entry.name) || entry.key.as_deref() == Some(owner))
+impl ProbeSource for Probes {
+    fn available(&self) -> bool {
+        self.cell
+            .upgrade()
+            .is_some_and(|cell| !cell.is_closed() && lock(&cell.state).machine.has_probe())
+    }
+
+    fn claim(&self) -> Option<u64> {
+        let cell = self.cell.upgrade().filter(|cell| !cell.is_closed())?;
+        let ticket = lock(&cell.state).machine.claim_probe(Instant::now());
+        if ticket.is_some() {
+            // The probe's timeout is a new deadline for the timer task.
+            cell.wake.notify_one();
+        }
+        ticket
+    }
+
+    fn finished(&self, ticket: u64, failed: bool, elapsed: Duration) {
+        let Some(cell) = self.cell.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut state = lock(&cell.state);
+        let due = state
+            .machine
+            .probe_finished(ticket, failed, elapsed, now)
+            .map(|transition| state.settle(Some(transition.change), transition.effect, now));
+        drop(state);
+        if let Some(due) = due {
+            cell.carry_out(due);
+        }
+        cell.wake.notify_one();
+    }
+
+    fn give_back(&self, ticket: u64) {
+        let Some(cell) = self.cell.upgrade() else {
+            return;
+        };
+        let mut state = lock(&cell.state);
+        let given_back = state.machine.give_back_probe(ticket);
+        let signal = given_back.then(|| state.machine.signal().to_owned());
+        drop(state);
+        if let Some(signal) = signal {
+            // Its timeout is gone, and a held item anywhere may take the probe.
+            cell.wake.notify_one();
+            cell.sink.nudge(&signal);
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{PolicyChange, PolicyState, WindowCounts};
-use crate::Level;
+use crate::{Level, Phase};
 
 /// What to do to the policy's signal once its lock is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,13 +95,37 @@ pub(crate) trait PolicyMachine: Send + fmt::Debug {
     /// The worker has queued work it may not start under the current limit.
     fn saturated(&mut self) {}
 
-    /// Whether it admits probes now (a half-open breaker).
-    fn takes_probes(&self) -> bool {
+    /// Its signal's verdict phase, while raised (a breaker's open or half-open); `None` for a
+    /// policy whose signal is not a verdict.
+    fn phase(&self) -> Option<Phase> {
+        None
+    }
+
+    /// Whether [`claim_probe`](Self::claim_probe) would hand out a probe now.
+    fn has_probe(&self) -> bool {
         false
     }
 
-    /// Whether item `id` may start as a probe; counts it if so.
-    fn start_probe(&mut self, _id: u64, _now: Instant) -> bool {
+    /// Claims one probe (a half-open breaker with probes left): its ticket, in the machine's
+    /// own id space (not an item id).
+    fn claim_probe(&mut self, _now: Instant) -> Option<u64> {
+        None
+    }
+
+    /// The probe `ticket` finished after `elapsed`; `failed` for an error or a panic. A
+    /// ticket the machine no longer knows (it reopened meanwhile) is ignored.
+    fn probe_finished(
+        &mut self,
+        _ticket: u64,
+        _failed: bool,
+        _elapsed: Duration,
+        _now: Instant,
+    ) -> Option<Transition> {
+        None
+    }
+
+    /// The probe `ticket` ended without an outcome: returns whether it was handed out again.
+    fn give_back_probe(&mut self, _ticket: u64) -> bool {
         false
     }
 }

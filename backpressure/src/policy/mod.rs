@@ -36,7 +36,7 @@ mod window;
 pub use adaptive::Adaptive;
 pub use breaker::{Breaker, BreakerReason, BreakerState};
 pub use config::Policy;
-pub(crate) use driver::{held_only_by, Host, Policies};
+pub(crate) use driver::{Host, Policies};
 pub(crate) use error::PolicyError;
 pub use report::{ChangeReason, PolicyChange, PolicyInfo, PolicyState};
 pub use watermark::Watermark;

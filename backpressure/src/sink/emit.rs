@@ -15,17 +15,19 @@ use tokio::time::Instant;
 
 use super::event::{SignalEvent, SignalEventKind};
 use super::level::Level;
+use super::phase::Phase;
 use super::watch::Watch;
 
 /// One thing a transition reports, recorded under the sink's lock.
 #[derive(Debug)]
 pub(super) enum Emit {
-    /// An entry was raised, retracted, expired or changed level.
+    /// An entry was raised, retracted, expired or changed level or phase.
     Transition {
         kind: SignalEventKind,
         name: Arc<str>,
         key: Option<Arc<str>>,
         level: Level,
+        phase: Option<Phase>,
         at: Instant,
     },
     /// The first name matching a watched pattern became active (a trace).
@@ -83,8 +85,9 @@ impl Events {
                 name,
                 key,
                 level,
+                phase,
                 at,
-            } => self.transition(kind, name, key, level, at),
+            } => self.transition(kind, name, key, (level, phase), at),
             Emit::GateClosed { watch, signal } => watch.closed_by(&signal, self.label()),
             Emit::GateOpened {
                 watch,
@@ -100,7 +103,7 @@ impl Events {
         kind: SignalEventKind,
         name: Arc<str>,
         key: Option<Arc<str>>,
-        level: Level,
+        (level, phase): (Level, Option<Phase>),
         at: Instant,
     ) {
         let transition = kind.as_str();
@@ -109,6 +112,7 @@ impl Events {
             signal = %name,
             key = key.as_deref(),
             level = level.as_f64(),
+            phase = phase.map(Phase::as_str),
             transition,
             "backpressure signal {transition}"
         );
@@ -125,6 +129,7 @@ impl Events {
             name,
             key,
             level,
+            phase,
             policy: None,
             at,
         });

@@ -6,7 +6,7 @@
 //! ([`Emit`]). The sink's lock guard performs both after release.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ use tokio::time::Instant;
 use super::emit::{Emit, Events};
 use super::event::SignalEventKind;
 use super::level::Level;
-use super::watch::{Watch, WatchEntry};
+use super::phase::Phase;
+use super::probe::ProbeSource;
+use super::watch::{Mark, Watch, WatchEntry};
 use crate::sync::Outbox;
 
 /// The smallest heap of TTL deadlines worth compacting.
@@ -41,11 +43,15 @@ pub(super) struct Entries {
     pub(super) outbox: Outbox<Emit>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub(super) raised_at: Instant,
     pub(super) expires_at: Option<Instant>,
     pub(super) level: Level,
+    /// The verdict's phase; `None` for a plain signal.
+    pub(super) phase: Option<Phase>,
+    /// Who hands out the probes of a half-open verdict.
+    pub(super) source: Option<Arc<dyn ProbeSource>>,
     /// Identifies the raise that set `expires_at`, to recognise stale deadlines.
     seq: u64,
 }
@@ -64,6 +70,32 @@ pub(super) struct Raise<'a> {
     pub(super) key: Option<&'a str>,
     pub(super) ttl: Option<Duration>,
     pub(super) level: Level,
+    pub(super) phase: Option<Phase>,
+    pub(super) source: Option<Arc<dyn ProbeSource>>,
+}
+
+impl<'a> Raise<'a> {
+    /// A raise at [`Level::STOP`], without a phase.
+    pub(super) fn plain(name: &'a str, key: Option<&'a str>, ttl: Option<Duration>) -> Self {
+        Self {
+            name,
+            key,
+            ttl,
+            level: Level::STOP,
+            phase: None,
+            source: None,
+        }
+    }
+}
+
+impl Entry {
+    /// What the watches count of it.
+    pub(super) fn mark(&self) -> Mark {
+        Mark {
+            level: self.level,
+            phase: self.phase,
+        }
+    }
 }
 
 impl Entries {
@@ -83,7 +115,10 @@ impl Entries {
     pub(super) fn raise(&mut self, events: &Events, raise: Raise<'_>, now: Instant) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
-        let level = raise.level;
+        let mark = Mark {
+            level: raise.level,
+            phase: raise.phase,
+        };
         // A TTL too large to represent is no expiry at all (rather than an overflow panic).
         let expires_at = raise.ttl.and_then(|ttl| now.checked_add(ttl));
         let (name, newly_named): (Arc<str>, bool) = match self.names.get_key_value(raise.name) {
@@ -92,40 +127,37 @@ impl Entries {
         };
         let key: Key = raise.key.map(Arc::from);
         let keys = self.names.entry(Arc::clone(&name)).or_default();
-        // The entry's previous level, if it was already active.
+        // The entry's previous mark, if it was already active.
         let previous = match keys.get_mut(&key) {
             Some(entry) => {
+                let previous = entry.mark();
                 entry.expires_at = expires_at;
                 entry.seq = seq;
-                Some(std::mem::replace(&mut entry.level, level))
+                entry.level = mark.level;
+                entry.phase = mark.phase;
+                entry.source = raise.source;
+                Some(previous)
             }
             None => {
                 let entry = Entry {
                     raised_at: now,
                     expires_at,
-                    level,
+                    level: mark.level,
+                    phase: mark.phase,
+                    source: raise.source,
                     seq,
                 };
                 keys.insert(key.clone(), entry);
                 None
             }
         };
-        if previous != Some(level) {
-            self.update_watches(&name, previous, Some(level), newly_named, false);
-        }
-        match previous {
-            None => self.record(events, SignalEventKind::Raised, &name, &key, level, now),
-            Some(old) if old != level => {
-                self.record(
-                    events,
-                    SignalEventKind::LevelChanged,
-                    &name,
-                    &key,
-                    level,
-                    now,
-                );
-            }
-            Some(_) => {}
+        if previous != Some(mark) {
+            self.update_watches(&name, previous, Some(mark), newly_named, false);
+            let kind = match previous {
+                None => SignalEventKind::Raised,
+                Some(_) => SignalEventKind::LevelChanged,
+            };
+            self.record(events, kind, &name, &key, mark, now);
         }
         match expires_at {
             Some(at) => {
@@ -138,15 +170,15 @@ impl Entries {
         }
     }
 
-    /// Updates every watch matching `name` for an entry that left level `removed` and/or
-    /// entered level `added`, and for the name itself becoming active (`named`) or inactive
+    /// Updates every watch matching `name` for an entry that left mark `removed` and/or
+    /// entered mark `added`, and for the name itself becoming active (`named`) or inactive
     /// (`unnamed`); queues a wake-up for the listeners of every watch that now lets more work
     /// start.
     fn update_watches(
         &mut self,
         name: &Arc<str>,
-        removed: Option<Level>,
-        added: Option<Level>,
+        removed: Option<Mark>,
+        added: Option<Mark>,
         named: bool,
         unnamed: bool,
     ) {
@@ -155,7 +187,7 @@ impl Entries {
             if !entry.watch.pattern().matches(name) {
                 continue;
             }
-            // The level first: a slot woken by the count's flip must see the new level.
+            // The level and phase counts first: a slot woken by the count's flip must see them.
             let mut wake = entry.relevel(removed, added);
             if named && entry.watch.increment() {
                 wake = true;
@@ -191,7 +223,7 @@ impl Entries {
         kind: SignalEventKind,
         name: &Arc<str>,
         key: &Key,
-        level: Level,
+        mark: Mark,
         at: Instant,
     ) {
         if events.listening() {
@@ -199,7 +231,8 @@ impl Entries {
                 kind,
                 name: Arc::clone(name),
                 key: key.clone(),
-                level,
+                level: mark.level,
+                phase: mark.phase,
                 at,
             });
         }
@@ -240,8 +273,8 @@ impl Entries {
         if unnamed {
             self.names.remove(name);
         }
-        self.update_watches(name, Some(removed.level), None, false, unnamed);
-        self.record(events, kind, name, key, removed.level, Instant::now());
+        self.update_watches(name, Some(removed.mark()), None, false, unnamed);
+        self.record(events, kind, name, key, removed.mark(), Instant::now());
         true
     }
 
@@ -288,18 +321,29 @@ impl Entries {
             return Arc::clone(&entry.watch);
         }
         let mut active = 0;
-        let mut levels = BTreeMap::new();
+        let mut marks = Vec::new();
         for (_, keys) in self.names.iter().filter(|(n, _)| pattern.matches(n)) {
             active += 1;
-            for entry in keys.values() {
-                *levels.entry(entry.level).or_default() += 1;
-            }
+            marks.extend(keys.values().map(Entry::mark));
         }
-        let lowest = WatchEntry::lowest(&levels);
-        let watch = Arc::new(Watch::new(pattern, active, lowest));
-        let entry = WatchEntry::new(Arc::clone(&watch), Arc::clone(listener), levels);
+        let watch = Arc::new(Watch::new(pattern, active));
+        let mut entry = WatchEntry::new(Arc::clone(&watch), Arc::clone(listener));
+        for mark in marks {
+            entry.relevel(None, Some(mark));
+        }
         self.watches.push(entry);
         watch
+    }
+
+    /// Wakes the listeners of every watch matching `name` (once the lock is released) after
+    /// bumping its probe generation: a probe of a half-open verdict of `name` is free again.
+    pub(super) fn nudge(&mut self, name: &str) {
+        for entry in &mut self.watches {
+            if entry.watch.pattern().matches(name) {
+                entry.watch.nudged();
+                entry.wake(&mut self.wakes);
+            }
+        }
     }
 
     /// Unregisters `listener` from `watch`; the watch goes when its last listener does.

@@ -18,7 +18,8 @@ pub enum SignalEventKind {
     Retracted,
     /// An entry's time-to-live ran out.
     Expired,
-    /// An active entry was raised again with a different [`Level`](crate::Level).
+    /// An active entry was raised again with a different [`Level`](crate::Level) or
+    /// [`Phase`](crate::Phase) (a breaker's verdict going from open to half-open, say).
     LevelChanged,
     /// A health policy changed state: the event's name is the policy's signal, its key the
     /// worker's name, and [`SignalEvent::policy`] says what changed.
@@ -37,6 +38,9 @@ pub struct SignalEvent {
     /// The entry's level: its new level for `Raised` and `LevelChanged`, its last one for
     /// `Retracted` and `Expired`.
     pub level: crate::Level,
+    /// The entry's verdict phase, like its level (`None` for a plain signal and for
+    /// `PolicyChanged`).
+    pub phase: Option<crate::Phase>,
     /// For [`SignalEventKind::PolicyChanged`]: from which state to which, why, and the
     /// policy's window counts.
     pub policy: Option<crate::policy::PolicyChange>,

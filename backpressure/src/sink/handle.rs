@@ -14,6 +14,7 @@ use super::entries::{Key, Raise};
 use super::event::{SignalEvent, SignalEventKind, Subscription};
 use super::expiry::ensure_reaper;
 use super::level::{Level, RaiseOptions};
+use super::phase::Phase;
 use super::watch_handle::WatchHandle;
 use crate::error::SignalError;
 
@@ -65,6 +66,9 @@ pub struct ActiveSignal {
     pub expires_at: Option<Instant>,
     /// How far it holds work back ([`Level::STOP`] for a plain raise).
     pub level: Level,
+    /// The verdict's phase, for an entry raised as a verdict (a breaker's); `None` for a
+    /// plain signal.
+    pub phase: Option<Phase>,
 }
 
 impl Sink {
@@ -93,7 +97,7 @@ impl Sink {
     ///
     /// [`SignalError::Name`] if `name` breaks the naming rules.
     pub fn raise(&self, name: &str) -> Result<(), SignalError> {
-        self.raise_entry(name, None, None, Level::STOP)
+        self.raise_entry(Raise::plain(name, None, None))
     }
 
     /// Raises `name` under `key`. Entries with different keys are independent: each must be
@@ -103,7 +107,7 @@ impl Sink {
     ///
     /// [`SignalError::Name`] / [`SignalError::Key`] if the name or key breaks the naming rules.
     pub fn raise_keyed(&self, name: &str, key: &str) -> Result<(), SignalError> {
-        self.raise_entry(name, Some(key), None, Level::STOP)
+        self.raise_entry(Raise::plain(name, Some(key), None))
     }
 
     /// Raises `name` for `ttl`: it expires by itself unless raised again (which refreshes
@@ -129,7 +133,7 @@ impl Sink {
     /// # Ok(()) }
     /// ```
     pub fn raise_for(&self, name: &str, ttl: Duration) -> Result<(), SignalError> {
-        self.raise_entry(name, None, Some(ttl), Level::STOP)
+        self.raise_entry(Raise::plain(name, None, Some(ttl)))
     }
 
     /// Raises `name` under `key` for `ttl`; see [`raise_keyed`](Self::raise_keyed) and
@@ -139,7 +143,7 @@ impl Sink {
     ///
     /// As [`raise_keyed`](Self::raise_keyed), plus [`SignalError::ZeroTtl`].
     pub fn raise_keyed_for(&self, name: &str, key: &str, ttl: Duration) -> Result<(), SignalError> {
-        self.raise_entry(name, Some(key), Some(ttl), Level::STOP)
+        self.raise_entry(Raise::plain(name, Some(key), Some(ttl)))
     }
 
     /// Raises `name` with any combination of key, TTL and [`Level`]. Raising an active entry
@@ -164,36 +168,29 @@ impl Sink {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn raise_with(&self, name: &str, options: RaiseOptions) -> Result<(), SignalError> {
-        self.raise_entry(name, options.key.as_deref(), options.ttl, options.level)
+        self.raise_entry(Raise {
+            name,
+            key: options.key.as_deref(),
+            ttl: options.ttl,
+            level: options.level,
+            phase: options.phase,
+            source: None,
+        })
     }
 
-    fn raise_entry(
-        &self,
-        name: &str,
-        key: Option<&str>,
-        ttl: Option<Duration>,
-        level: Level,
-    ) -> Result<(), SignalError> {
-        validate_name(name)?;
-        if let Some(key) = key {
+    /// Validates and performs one raise.
+    pub(super) fn raise_entry(&self, raise: Raise<'_>) -> Result<(), SignalError> {
+        validate_name(raise.name)?;
+        if let Some(key) = raise.key {
             validate_name(key).map_err(SignalError::Key)?;
         }
-        if ttl == Some(Duration::ZERO) {
+        if raise.ttl == Some(Duration::ZERO) {
             return Err(SignalError::ZeroTtl);
         }
         let now = Instant::now();
         let has_deadline = {
             let mut state = self.shared.lock_at(now);
-            state.raise(
-                &self.shared.events,
-                Raise {
-                    name,
-                    key,
-                    ttl,
-                    level,
-                },
-                now,
-            )
+            state.raise(&self.shared.events, raise, now)
         };
         if has_deadline {
             ensure_reaper(&self.shared);
@@ -299,6 +296,7 @@ impl Sink {
                     raised_at: entry.raised_at,
                     expires_at: entry.expires_at,
                     level: entry.level,
+                    phase: entry.phase,
                 })
             })
             .collect();
@@ -328,7 +326,7 @@ impl Sink {
     }
 
     /// Locks the state after removing expired entries.
-    fn lock_current(&self) -> Locked<'_> {
+    pub(super) fn lock_current(&self) -> Locked<'_> {
         self.shared.lock_at(Instant::now())
     }
 
@@ -345,6 +343,7 @@ impl Sink {
             name: signal.into(),
             key: Some(owner.into()),
             level: Level::STOP,
+            phase: None,
             policy: Some(change),
             at: Instant::now(),
         });

@@ -134,10 +134,11 @@ pub struct RaiseOptions {
     pub(super) key: Option<String>,
     pub(super) ttl: Option<std::time::Duration>,
     pub(super) level: Level,
+    pub(super) phase: Option<super::phase::Phase>,
 }
 
 impl RaiseOptions {
-    /// A plain raise: no key, no TTL, [`Level::STOP`].
+    /// A plain raise: no key, no TTL, [`Level::STOP`], no [`Phase`](crate::Phase).
     pub fn new() -> Self {
         Self::default()
     }

@@ -13,7 +13,10 @@ mod expiry;
 mod global;
 mod handle;
 mod level;
+mod phase;
+mod probe;
 mod reaper;
+mod verdict;
 mod watch;
 mod watch_handle;
 
@@ -21,4 +24,6 @@ pub use self::event::{Lagged, SignalEvent, SignalEventKind, Subscription};
 pub use self::global::sink;
 pub use self::handle::{ActiveSignal, Sink};
 pub use self::level::{Level, LevelError, RaiseOptions};
+pub use self::phase::Phase;
+pub(crate) use self::probe::{ProbeClaim, ProbeSource};
 pub(crate) use self::watch_handle::WatchHandle;

@@ -5,6 +5,13 @@
 //! active or inactive (raise, retract, expiry), so "is any matching signal active?" is one
 //! atomic load, whatever the number of active signals. Coordinators watching the same pattern
 //! share one count, so a raise costs one match per distinct pattern, not per coordinator.
+//!
+//! Beside the count and the lowest level, a watch counts the matching entries at
+//! [`Level::STOP`] that nothing may pass (plain signals and open verdicts: "hard") and the
+//! matching verdicts (entries with a [`Phase`]), and keeps a probe generation, bumped when a
+//! matching verdict goes half-open or gives a probe back. So a held gate answers "am I held
+//! only by half-open verdicts?" and "does a verdict hold me?" in O(1), and a slot that saw
+//! no probe free notices one freed before it went to sleep.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +21,28 @@ use backpressure_pattern::Pattern;
 use tokio::sync::Notify;
 
 use super::level::Level;
-use crate::sync::{ActiveCount, AtomicUsize, Ordering};
+use super::phase::Phase;
+use crate::sync::{ActiveCount, AtomicU64, AtomicUsize, Ordering};
+
+/// What a watch counts of one entry: its level and its verdict phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) level: Level,
+    pub(crate) phase: Option<Phase>,
+}
+
+impl Mark {
+    /// A full stop that nothing passes: a plain signal or an open verdict at
+    /// [`Level::STOP`].
+    fn is_hard(self) -> bool {
+        self.level == Level::STOP && self.phase != Some(Phase::HalfOpen)
+    }
+
+    /// A half-open verdict at [`Level::STOP`]: it admits probes.
+    fn is_probing(self) -> bool {
+        self.level == Level::STOP && self.phase == Some(Phase::HalfOpen)
+    }
+}
 
 /// The live count of active signal names matching one pattern, and the lowest level among
 /// the matching entries.
@@ -25,15 +53,49 @@ pub(crate) struct Watch {
     /// The lowest level (per mille) among active matching entries; [`Level::FULL`] when
     /// there are none. Written under the sink's lock, read without it.
     min_level: AtomicUsize,
+    /// Matching entries at [`Level::STOP`] that are not half-open verdicts.
+    hard: AtomicUsize,
+    /// Matching entries that are verdicts (have a phase).
+    verdicts: AtomicUsize,
+    /// Bumped when a matching verdict goes half-open or stops being half-open, or a probe of
+    /// one is given back.
+    probe_generation: AtomicU64,
 }
 
 impl Watch {
-    pub(super) fn new(pattern: Pattern, active: usize, min_level: Level) -> Self {
+    /// A watch of `pattern` with `active` matching names; its entries' marks are added
+    /// (through [`WatchEntry::relevel`]) before it is shared.
+    pub(super) fn new(pattern: Pattern, active: usize) -> Self {
         Self {
             pattern,
             active: ActiveCount::new(active),
-            min_level: AtomicUsize::new(usize::from(min_level.per_mille())),
+            min_level: AtomicUsize::new(usize::from(Level::FULL.per_mille())),
+            hard: AtomicUsize::new(0),
+            verdicts: AtomicUsize::new(0),
+            probe_generation: AtomicU64::new(0),
         }
+    }
+
+    /// How many matching entries at [`Level::STOP`] nothing passes (plain signals, open
+    /// verdicts). O(1).
+    pub(crate) fn hard(&self) -> usize {
+        self.hard.load(Ordering::SeqCst)
+    }
+
+    /// How many matching entries are verdicts, open or half-open. O(1).
+    pub(crate) fn verdicts(&self) -> usize {
+        self.verdicts.load(Ordering::SeqCst)
+    }
+
+    /// The probe generation (see the field). O(1).
+    pub(crate) fn probe_generation(&self) -> u64 {
+        self.probe_generation.load(Ordering::SeqCst)
+    }
+
+    /// A probe of a matching verdict was given back. Called with the sink's lock held,
+    /// before the listeners are woken.
+    pub(super) fn nudged(&self) {
+        self.probe_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The lowest level among the active matching entries ([`Level::FULL`] if none). O(1).
@@ -97,20 +159,21 @@ pub(super) struct WatchEntry {
     pub(super) listeners: Vec<Arc<Notify>>,
     /// How many active matching entries have each level.
     levels: BTreeMap<Level, usize>,
+    /// Published in [`Watch::hard`] and [`Watch::verdicts`].
+    hard: usize,
+    verdicts: usize,
     /// Since when a matching name has been active, for the "gate opened" trace.
     closed_since: Option<tokio::time::Instant>,
 }
 
 impl WatchEntry {
-    pub(super) fn new(
-        watch: Arc<Watch>,
-        listener: Arc<Notify>,
-        levels: BTreeMap<Level, usize>,
-    ) -> Self {
+    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>) -> Self {
         Self {
             watch,
             listeners: vec![listener],
-            levels,
+            levels: BTreeMap::new(),
+            hard: 0,
+            verdicts: 0,
             closed_since: None,
         }
     }
@@ -129,33 +192,53 @@ impl WatchEntry {
     }
 
     /// The lowest level among `levels`, as published by [`Watch::min_level`].
-    pub(super) fn lowest(levels: &BTreeMap<Level, usize>) -> Level {
+    fn lowest(levels: &BTreeMap<Level, usize>) -> Level {
         levels.keys().next().copied().unwrap_or(Level::FULL)
     }
 
-    /// A matching entry became active at `added`, or left `removed`, or both (a level
-    /// change). Publishes the new lowest level; returns whether it rose, which lets more work
-    /// start, so the listeners must be woken.
-    pub(super) fn relevel(&mut self, removed: Option<Level>, added: Option<Level>) -> bool {
+    /// A matching entry became active with mark `added`, or left `removed`, or both (a level
+    /// or phase change). Publishes the new lowest level and counts; returns whether more work
+    /// may start (the lowest level rose, the last full stop went, a verdict went half-open or
+    /// stopped being half-open), so the listeners must be woken.
+    pub(super) fn relevel(&mut self, removed: Option<Mark>, added: Option<Mark>) -> bool {
         let before = Self::lowest(&self.levels);
-        if let Some(level) = removed {
-            if let Some(count) = self.levels.get_mut(&level) {
+        let hard_before = self.hard;
+        if let Some(mark) = removed {
+            if let Some(count) = self.levels.get_mut(&mark.level) {
                 *count -= 1;
                 if *count == 0 {
-                    self.levels.remove(&level);
+                    self.levels.remove(&mark.level);
                 }
             }
+            self.hard -= usize::from(mark.is_hard());
+            self.verdicts -= usize::from(mark.phase.is_some());
         }
-        if let Some(level) = added {
-            *self.levels.entry(level).or_default() += 1;
+        let mut probing = false;
+        if let Some(mark) = added {
+            *self.levels.entry(mark.level).or_default() += 1;
+            self.hard += usize::from(mark.is_hard());
+            self.verdicts += usize::from(mark.phase.is_some());
+            probing = mark.is_probing() && !removed.is_some_and(Mark::is_probing);
         }
+        // A half-open verdict that goes (closed, reopened) leaves fewer to claim from: a
+        // holder refused by it may pass the others now.
+        probing |= removed.is_some_and(Mark::is_probing) && !added.is_some_and(Mark::is_probing);
         let after = Self::lowest(&self.levels);
         if after != before {
             self.watch
                 .min_level
                 .store(usize::from(after.per_mille()), Ordering::SeqCst);
         }
-        after > before
+        // The generation before the counts: a gate that reads no hard entry left reads the
+        // new generation too.
+        if probing {
+            self.watch.nudged();
+        }
+        self.watch.hard.store(self.hard, Ordering::SeqCst);
+        self.watch.verdicts.store(self.verdicts, Ordering::SeqCst);
+        // The last full stop going lets half-open verdicts' probes through; one of several
+        // going changes nothing a held slot can act on.
+        after > before || (hard_before > 0 && self.hard == 0) || probing
     }
 
     /// Queues the listeners for a wake-up once the sink's lock is released.

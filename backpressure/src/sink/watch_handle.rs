@@ -36,6 +36,22 @@ impl WatchHandle {
         self.watch.min_level()
     }
 
+    /// How many matching entries at [`Level::STOP`] nothing passes: plain signals and open
+    /// verdicts. O(1).
+    pub(crate) fn hard(&self) -> usize {
+        self.watch.hard()
+    }
+
+    /// Whether a matching verdict (open or half-open) is active. O(1).
+    pub(crate) fn has_verdict(&self) -> bool {
+        self.watch.verdicts() > 0
+    }
+
+    /// Bumped when a matching verdict goes half-open or gives a probe back. O(1).
+    pub(crate) fn probe_generation(&self) -> u64 {
+        self.watch.probe_generation()
+    }
+
     /// The watched pattern.
     pub(crate) fn pattern(&self) -> &Pattern {
         self.watch.pattern()

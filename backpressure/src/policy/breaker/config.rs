@@ -10,13 +10,18 @@ use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 /// * **Closed**: outcomes are counted in a sliding window. When at least `min_calls` calls
 ///   ended in the window and the share of failures reaches `failure_ratio` (or, if set,
 ///   `consecutive_failures` calls in a row failed), it **opens**.
-/// * **Open**: the signal is raised on the worker's sink, keyed by the worker's name, with a
+/// * **Open**: the signal is raised on the worker's sink as a verdict
+///   ([`Phase::Open`](crate::Phase)), keyed by the worker's name, with a
 ///   time-to-live (`ttl`) that the breaker refreshes every `ttl / 3` while it stays raised,
 ///   so a dead owner never leaves it behind. After `open_for` it goes **half-open**.
-/// * **Half-open**: the owning worker alone may start `probes` items despite its own signal
-///   (peers keep holding). That many successes in a row retract the signal (**closed**); a
-///   failure, or a probe running past `probe_timeout`, reopens it for twice as long (up to
-///   `max_open_for`, with ±`jitter`). A closed period of `max_open_for` resets the backoff.
+/// * **Half-open**: the signal is raised with [`Phase::HalfOpen`](crate::Phase) and `probes`
+///   items start despite it, from whichever worker it holds (its owner, or a peer when the
+///   owner has nothing to send); a worker held only by half-open verdicts claims a probe of
+///   each, so several breakers on one downstream recover together. That many successes in
+///   a row retract the signal (**closed**); a failure, or a probe running past
+///   `probe_timeout`, reopens it for twice as long (up to `max_open_for`, with ±`jitter`). A
+///   probe skipped by `cancel_on` or cut short by shutdown gives its probe back. A closed
+///   period of `max_open_for` resets the backoff.
 ///
 /// Errors and panics are failures (for [`slow_call`](Self::slow_call), calls slower than
 /// `slow_after`); items skipped by `cancel_on` and handlers cut short by shutdown are not

@@ -13,7 +13,7 @@ use super::super::machine::{Effect, PolicyMachine, Transition};
 use super::super::window::{Window, WindowCounts};
 use super::super::{ChangeReason, PolicyChange, PolicyState};
 use super::{Breaker, BreakerReason, BreakerState};
-use crate::Level;
+use crate::{Level, Phase as Verdict};
 
 /// One state change of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,9 @@ enum Phase {
         until: Instant,
     },
     HalfOpen {
+        /// The probes running: their tickets and since when.
         probes: Vec<(u64, Instant)>,
+        /// Probes handed out and not given back.
         started: u32,
         succeeded: u32,
     },
@@ -50,6 +52,8 @@ pub(in crate::policy) struct Machine {
     phase: Phase,
     /// Spreads each open period.
     jitter: Box<dyn Jitter>,
+    /// The next probe ticket: probes have their own ids, whoever's item runs them.
+    next_ticket: u64,
 }
 
 impl Machine {
@@ -73,6 +77,7 @@ impl Machine {
             phase: Phase::Closed { since: now },
             jitter,
             config,
+            next_ticket: 0,
         }
     }
 
@@ -92,40 +97,63 @@ impl Machine {
         }
     }
 
-    /// An item `id` finished; `failure` as classified by [`is_failure`](Self::is_failure).
-    fn observe(&mut self, id: u64, failure: bool, now: Instant) -> Option<Change> {
-        match &mut self.phase {
-            Phase::Closed { .. } => {
-                self.window.record(failure, now);
-                self.consecutive = if failure { self.consecutive + 1 } else { 0 };
-                let reason = self.should_open(now)?;
-                Some(self.open(BreakerState::Closed, reason, now))
-            }
-            Phase::Open { .. } => None,
-            Phase::HalfOpen {
-                probes, succeeded, ..
-            } => {
-                let at = probes.iter().position(|(probe, _)| *probe == id)?;
-                probes.swap_remove(at);
-                if failure {
-                    return Some(self.reopen(BreakerReason::ProbeFailed, now));
-                }
-                *succeeded += 1;
-                if *succeeded < self.config.probes {
-                    return None;
-                }
-                let counts = self.window.counts(now);
-                self.window.clear();
-                self.consecutive = 0;
-                self.phase = Phase::Closed { since: now };
-                Some(Change {
-                    from: BreakerState::HalfOpen,
-                    to: BreakerState::Closed,
-                    reason: BreakerReason::ProbesSucceeded,
-                    counts,
-                })
-            }
+    /// An item finished; `failure` as classified by [`is_failure`](Self::is_failure). Only a
+    /// closed breaker counts it: probes report through [`probe_done`](Self::probe_done).
+    fn observe(&mut self, failure: bool, now: Instant) -> Option<Change> {
+        let Phase::Closed { .. } = self.phase else {
+            return None;
+        };
+        self.window.record(failure, now);
+        self.consecutive = if failure { self.consecutive + 1 } else { 0 };
+        let reason = self.should_open(now)?;
+        Some(self.open(BreakerState::Closed, reason, now))
+    }
+
+    /// The probe `ticket` finished; `failure` as classified by
+    /// [`is_failure`](Self::is_failure). A ticket of an earlier half-open period is ignored.
+    fn probe_done(&mut self, ticket: u64, failure: bool, now: Instant) -> Option<Change> {
+        let Phase::HalfOpen {
+            probes, succeeded, ..
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        let at = probes.iter().position(|(probe, _)| *probe == ticket)?;
+        probes.swap_remove(at);
+        if failure {
+            return Some(self.reopen(BreakerReason::ProbeFailed, now));
         }
+        *succeeded += 1;
+        if *succeeded < self.config.probes {
+            return None;
+        }
+        let counts = self.window.counts(now);
+        self.window.clear();
+        self.consecutive = 0;
+        self.phase = Phase::Closed { since: now };
+        Some(Change {
+            from: BreakerState::HalfOpen,
+            to: BreakerState::Closed,
+            reason: BreakerReason::ProbesSucceeded,
+            counts,
+        })
+    }
+
+    /// The probe `ticket` ended without an outcome: hands it out again. Returns whether it
+    /// was running.
+    fn give_back(&mut self, ticket: u64) -> bool {
+        let Phase::HalfOpen {
+            probes, started, ..
+        } = &mut self.phase
+        else {
+            return false;
+        };
+        let Some(at) = probes.iter().position(|(probe, _)| *probe == ticket) else {
+            return false;
+        };
+        probes.swap_remove(at);
+        *started -= 1;
+        true
     }
 
     fn should_open(&self, now: Instant) -> Option<BreakerReason> {
@@ -204,20 +232,22 @@ impl Machine {
         }
     }
 
-    /// Whether the owner may start item `id` as a probe; counts it if so.
-    fn try_probe(&mut self, id: u64, now: Instant) -> bool {
+    /// Claims a probe, if one is left: its ticket.
+    fn try_probe(&mut self, now: Instant) -> Option<u64> {
         let Phase::HalfOpen {
             probes, started, ..
         } = &mut self.phase
         else {
-            return false;
+            return None;
         };
         if *started >= self.config.probes {
-            return false;
+            return None;
         }
         *started += 1;
-        probes.push((id, now));
-        true
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        probes.push((ticket, now));
+        Some(ticket)
     }
 }
 
@@ -273,23 +303,48 @@ impl PolicyMachine for Machine {
 
     fn finished(
         &mut self,
-        id: u64,
+        _id: u64,
         failed: bool,
         elapsed: Duration,
         now: Instant,
     ) -> Option<Transition> {
         let kind = PolicyMachine::kind(self);
         let failure = self.is_failure(failed, elapsed);
-        self.observe(id, failure, now)
+        self.observe(failure, now)
             .map(|change| change.transition(kind))
     }
 
-    fn takes_probes(&self) -> bool {
-        Machine::state(self) == BreakerState::HalfOpen
+    fn phase(&self) -> Option<Verdict> {
+        match self.phase {
+            Phase::Closed { .. } => None,
+            Phase::Open { .. } => Some(Verdict::Open),
+            Phase::HalfOpen { .. } => Some(Verdict::HalfOpen),
+        }
     }
 
-    fn start_probe(&mut self, id: u64, now: Instant) -> bool {
-        self.try_probe(id, now)
+    fn has_probe(&self) -> bool {
+        matches!(self.phase, Phase::HalfOpen { started, .. } if started < self.config.probes)
+    }
+
+    fn claim_probe(&mut self, now: Instant) -> Option<u64> {
+        self.try_probe(now)
+    }
+
+    fn probe_finished(
+        &mut self,
+        ticket: u64,
+        failed: bool,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Option<Transition> {
+        let kind = PolicyMachine::kind(self);
+        let failure = self.is_failure(failed, elapsed);
+        self.probe_done(ticket, failure, now)
+            .map(|change| change.transition(kind))
+    }
+
+    fn give_back_probe(&mut self, ticket: u64) -> bool {
+        self.give_back(ticket)
     }
 }
 
@@ -305,10 +360,10 @@ mod tests {
     #[test]
     fn twenty_failures_open_it_nineteen_do_not() {
         let (mut m, now) = machine(Breaker::error_rate("s"));
-        for id in 0..19 {
-            assert_eq!(m.observe(id, true, now), None);
+        for _ in 0..19 {
+            assert_eq!(m.observe(true, now), None);
         }
-        let change = m.observe(19, true, now).unwrap();
+        let change = m.observe(true, now).unwrap();
         assert_eq!(
             (change.to, change.reason),
             (BreakerState::Open, BreakerReason::FailureRatio)
@@ -325,40 +380,36 @@ mod tests {
     #[test]
     fn the_ratio_opens_at_ten_of_twenty() {
         let (mut m, now) = machine(Breaker::error_rate("s"));
-        for id in 0..11 {
-            assert_eq!(m.observe(id, false, now), None);
+        for _ in 0..11 {
+            assert_eq!(m.observe(false, now), None);
         }
-        for id in 11..20 {
-            assert_eq!(
-                m.observe(id, true, now),
-                None,
-                "9 of 20 failing stays closed"
-            );
+        for _ in 11..20 {
+            assert_eq!(m.observe(true, now), None, "9 of 20 failing stays closed");
         }
         let (mut m2, now2) = machine(Breaker::error_rate("s"));
-        for id in 0..10 {
-            m2.observe(id, false, now2);
+        for _ in 0..10 {
+            m2.observe(false, now2);
         }
-        for id in 10..19 {
-            assert_eq!(m2.observe(id, true, now2), None);
+        for _ in 10..19 {
+            assert_eq!(m2.observe(true, now2), None);
         }
-        assert!(m2.observe(19, true, now2).is_some(), "10 of 20 opens");
+        assert!(m2.observe(true, now2).is_some(), "10 of 20 opens");
         assert_eq!(m.state(), BreakerState::Closed);
     }
 
     #[test]
     fn failing_probes_double_the_open_period_up_to_the_cap() {
         let (mut m, mut now) = machine(Breaker::error_rate("s").consecutive_failures(1));
-        m.observe(0, true, now).unwrap();
+        m.observe(true, now).unwrap();
         let mut periods = Vec::new();
-        for id in 1..=6 {
+        for _ in 1..=6 {
             let deadline = m.next_deadline().unwrap();
             periods.push((deadline - now).as_secs());
             now = deadline;
             assert_eq!(m.tick(now).unwrap().to, BreakerState::HalfOpen);
-            assert!(m.try_probe(id, now));
+            let ticket = m.try_probe(now).unwrap();
             assert_eq!(
-                m.observe(id, true, now).unwrap().reason,
+                m.probe_done(ticket, true, now).unwrap().reason,
                 BreakerReason::ProbeFailed
             );
         }
@@ -371,10 +422,10 @@ mod tests {
             .consecutive_failures(1)
             .probe_timeout(Duration::from_secs(5));
         let (mut m, now) = machine(config);
-        m.observe(0, true, now);
+        m.observe(true, now);
         let half_open_at = m.next_deadline().unwrap();
         m.tick(half_open_at).unwrap();
-        assert!(m.try_probe(1, half_open_at));
+        assert!(m.try_probe(half_open_at).is_some());
         assert_eq!(
             m.next_deadline(),
             Some(half_open_at + Duration::from_secs(5))
@@ -390,16 +441,16 @@ mod tests {
     #[test]
     fn probes_are_limited_and_their_successes_close_it() {
         let (mut m, now) = machine(Breaker::error_rate("s").consecutive_failures(1));
-        m.observe(0, true, now);
+        m.observe(true, now);
         let at = m.next_deadline().unwrap();
         m.tick(at);
-        assert!(m.try_probe(1, at) && m.try_probe(2, at) && m.try_probe(3, at));
-        assert!(!m.try_probe(4, at), "only `probes` items start");
+        let tickets: Vec<u64> = (0..3).map(|_| m.try_probe(at).unwrap()).collect();
+        assert_eq!(m.try_probe(at), None, "only `probes` items start");
         // An item that is not a probe (started before it opened) does not count.
-        assert_eq!(m.observe(99, false, at), None);
-        assert_eq!(m.observe(1, false, at), None);
-        assert_eq!(m.observe(2, false, at), None);
-        let change = m.observe(3, false, at).unwrap();
+        assert_eq!(m.observe(false, at), None);
+        assert_eq!(m.probe_done(tickets[0], false, at), None);
+        assert_eq!(m.probe_done(tickets[1], false, at), None);
+        let change = m.probe_done(tickets[2], false, at).unwrap();
         assert_eq!(
             (change.to, change.reason),
             (BreakerState::Closed, BreakerReason::ProbesSucceeded)
@@ -408,15 +459,15 @@ mod tests {
 
     /// The open periods of a breaker that fails every probe, drawing jitter from `jitter`.
     fn open_periods(mut m: Machine, mut now: Instant) -> Vec<Duration> {
-        m.observe(0, true, now).unwrap();
+        m.observe(true, now).unwrap();
         let mut periods = Vec::new();
-        for id in 1..=4 {
+        for _ in 1..=4 {
             let deadline = m.next_deadline().unwrap();
             periods.push(deadline - now);
             now = deadline;
             m.tick(now).unwrap();
-            assert!(m.try_probe(id, now));
-            m.observe(id, true, now).unwrap();
+            let ticket = m.try_probe(now).unwrap();
+            m.probe_done(ticket, true, now).unwrap();
         }
         periods
     }
@@ -448,5 +499,22 @@ mod tests {
         let periods = |seed| open_periods(Machine::new(config(seed), now), now);
         assert_eq!(periods(1), periods(1));
         assert_ne!(periods(1), periods(2));
+    }
+
+    #[test]
+    fn a_probe_given_back_is_handed_out_again_and_a_stale_ticket_is_ignored() {
+        let (mut m, now) = machine(Breaker::error_rate("s").consecutive_failures(1).probes(1));
+        m.observe(true, now);
+        let at = m.next_deadline().unwrap();
+        m.tick(at);
+        let first = m.try_probe(at).unwrap();
+        assert_eq!(m.try_probe(at), None);
+        assert!(m.give_back(first));
+        assert!(!m.give_back(first), "given back once");
+        assert_eq!(m.probe_done(first, true, at), None, "a stale ticket");
+        let second = m.try_probe(at).unwrap();
+        assert_ne!(first, second, "tickets are never reused");
+        let change = m.probe_done(second, false, at).unwrap();
+        assert_eq!(change.to, BreakerState::Closed);
     }
 }
