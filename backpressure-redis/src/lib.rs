@@ -81,6 +81,18 @@
 //! a name raised at 0.3 anywhere in the namespace runs at most 3 items at once.
 //! [`PolicyChanged`](backpressure::SignalEventKind::PolicyChanged) events are informational
 //! and never published.
+//!
+//! **Verdicts and their probes.** A breaker's verdict travels with its
+//! [`Phase`](backpressure::Phase) (`open` or `half_open`), so every process holds on it as its
+//! owner's does: `max_defer` never forces items past it, and a half-open verdict never waits
+//! for its owner's traffic alone. A worker held in another process by a half-open verdict
+//! asks the verdict's owner for a probe (on the namespace's probe channel, `bp:{ns}:probes`);
+//! the owner claims it on its own breaker, so the whole fleet starts at most the breaker's
+//! `probes` of them, and the outcome, sent back, decides the breaker as the owner's own probe
+//! would. A probe that ends unused (skipped, cut short by shutdown) goes back to the owner,
+//! which tells every process, and a held one asks again. A probe lent to a process that dies
+//! is settled by the breaker's `probe_timeout`, like a hung local probe. Anyone who can
+//! publish on the namespace can forge probe outcomes, as they can forge signals.
 
 mod bridge;
 mod config;

@@ -182,6 +182,7 @@
 #[path = "private.rs"]
 pub mod __private;
 mod config_file;
+pub mod connector;
 mod coordinator;
 pub mod error;
 #[cfg(feature = "metrics")]

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use backpressure::{
     policy::{Breaker, BreakerState, PolicyState},
-    Coordinator, MaxDefer, Phase, RaiseOptions, Sink, Stats, WorkContext,
+    Coordinator, MaxDefer, Phase, RaiseOptions, SignalEventKind, Sink, Stats, WorkContext,
 };
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::{sleep, Instant};
 
 /// How long one call to the downstream takes: a probe's duration.
@@ -256,12 +257,22 @@ async fn a_probe_skipped_by_cancel_on_gives_its_probe_back() {
     assert_eq!(state(&owner), OPEN);
     downstream.recover();
     // Held while open, then skipped as it starts as the probe.
+    let mut events = sink.subscribe();
     sink.raise("cancel.owner").unwrap();
     owner.enqueue(()).await.unwrap();
     sleep(OPEN_FOR).await;
     common::settle().await;
     assert_eq!(stats(&owner).skipped, 1);
     assert_eq!(state(&owner), HALF_OPEN);
+    // Announced, for connectors to pass on to other processes.
+    let returned = std::iter::from_fn(|| events.next().now_or_never().flatten())
+        .filter_map(Result::ok)
+        .find(|e| e.kind == SignalEventKind::ProbeReturned)
+        .expect("a ProbeReturned event");
+    assert_eq!(
+        (&*returned.name, returned.key.as_deref(), returned.phase),
+        ("backpressure.smtp", Some("owner"), Some(Phase::HalfOpen))
+    );
 
     // The probe came back: the next item probes at once, and the breaker closes.
     sink.retract("cancel.owner").unwrap();

@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use backpressure::connector::{ProbeSource, ProbeTicket};
 use backpressure::error::{
     BuildError, ConfigError, EnqueueError, Lagged, LevelError, NameError, NameErrorKind,
     PatternError, PolicyError, RegistryError, SignalError, TryEnqueueError, WorkerEnqueueError,
@@ -78,6 +79,13 @@ fn the_root_items_are_nameable() {
     let _ = (sink, start, validate_name);
     let _: (&str, usize, usize) = (CONFIG_ENV_VAR, MAX_CONCURRENCY, MAX_NAME_LEN);
     assert!(pinned_worker::NAME.ends_with("::pinned_worker"));
+}
+
+#[test]
+fn the_connector_module_items_are_nameable() {
+    named::<ProbeTicket>();
+    fn source(_: Option<&dyn ProbeSource>) {}
+    source(None);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::inbound::Inbound;
 use super::link::{Link, Liveness, Status, FIRST_BACKOFF};
 use super::outbound::Outbound;
+use super::probes::Lender;
 use super::stats::{BridgeStats, Counters};
 use super::task::Task;
 use crate::config::{Config, RedisUrl};
@@ -132,37 +133,13 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         .await
         .map_err(|e| connect_error(&config, &e))?;
 
-    // Subscribe to the sink before the first snapshot of it, so no local change is missed.
-    let local = sink.subscribe();
-    let (status_tx, status) = watch::channel(Status::Resyncing);
-    let counters = Arc::new(Counters::new(remote.channel()));
     let instance: Arc<str> = instance.into();
-    let inbound = Inbound::new(
-        sink.clone(),
-        share.clone(),
-        Arc::clone(&instance),
-        &config,
-        Arc::clone(&counters),
-    );
-    let outbound = Outbound::new(
-        sink,
+    let parts = Parts {
+        instance: Arc::clone(&instance),
         share,
-        Arc::clone(&instance),
-        config.lease,
-        Arc::clone(&counters),
-    );
-    let link = Link::new(status_tx, config.reconnect_max_delay);
-    let mut task = Task {
-        remote,
-        pushes,
-        local,
-        link,
-        inbound,
-        outbound,
-        counters: Arc::clone(&counters),
         probe_every: liveness.probe_every,
-        refused: None,
     };
+    let (mut task, status, counters) = assemble(sink, &config, remote, pushes, parts);
     if let Err(e) = task.first_sync().await {
         return Err(connect_error(&config, &e));
     }
@@ -178,6 +155,59 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         task: Some(task),
     };
     first_sync(bridge, config.connect_timeout).await
+}
+
+/// What `connect` has worked out for the task.
+struct Parts {
+    instance: Arc<str>,
+    share: Pattern,
+    probe_every: Duration,
+}
+
+/// Builds the task for a connection just subscribed, with the status it reports and its
+/// counters.
+fn assemble(
+    sink: Sink,
+    config: &Config,
+    remote: Remote,
+    pushes: mpsc::UnboundedReceiver<PushInfo>,
+    parts: Parts,
+) -> (Task, watch::Receiver<Status>, Arc<Counters>) {
+    let Parts {
+        instance,
+        share,
+        probe_every,
+    } = parts;
+    // Subscribe to the sink before the first snapshot of it, so no local change is missed.
+    let local = sink.subscribe();
+    let (status_tx, status) = watch::channel(Status::Resyncing);
+    let counters = Arc::new(Counters::new(remote.channel()));
+    let (probe_outbox, probe_messages) = mpsc::unbounded_channel();
+    let lender = Lender::new(sink.clone(), Arc::clone(&instance));
+    let inbound = Inbound::new(
+        sink.clone(),
+        share.clone(),
+        Arc::clone(&instance),
+        config,
+        Arc::clone(&counters),
+        probe_outbox.clone(),
+    );
+    let outbound = Outbound::new(sink, share, instance, config.lease, Arc::clone(&counters));
+    let task = Task {
+        remote,
+        pushes,
+        local,
+        link: Link::new(status_tx, config.reconnect_max_delay),
+        inbound,
+        outbound,
+        lender,
+        probe_outbox,
+        probe_messages,
+        counters: Arc::clone(&counters),
+        probe_every,
+        refused: None,
+    };
+    (task, status, counters)
 }
 
 /// Checks the settings; returns the instance id and the share pattern.

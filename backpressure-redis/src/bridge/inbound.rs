@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{Level, Pattern, RaiseOptions, Sink};
+use backpressure::{Level, Pattern, Phase, RaiseOptions, Sink};
 use tokio::time::Instant;
 
+use super::probes::{Asking, Outbox};
 use super::stats::Counters;
 use crate::config::{Config, OnDisconnect};
 use crate::wire::{self, Message, Op, RemoteEntry};
@@ -15,10 +16,13 @@ use crate::wire::{self, Message, Op, RemoteEntry};
 pub(super) type EntryId = (Arc<str>, Option<Arc<str>>);
 
 /// A remote entry mirrored into the local sink.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Mirror {
     /// When its lease ends in Redis (local clock estimate).
     expires_at: Instant,
+    /// While it is a half-open verdict: its probe source, which asks its owner. Kept while
+    /// the entry is renewed in the same phase, so a claim in flight stays its.
+    asking: Option<Arc<Asking>>,
 }
 
 /// The mirrored entries of the other instances of the namespace, and those instances.
@@ -39,6 +43,8 @@ pub(super) struct Inbound {
     /// How long an instance is remembered after its last entry was seen.
     remember: Duration,
     counters: Arc<Counters>,
+    /// Where the probe sources of mirrored half-open verdicts send their claims.
+    outbox: Outbox,
     /// Other processes' entries mirrored locally, by local (name, `instance/key`).
     mirrors: HashMap<EntryId, Mirror>,
     /// Other instances seen recently: local keys prefixed by one of them are mirrors, never
@@ -53,6 +59,7 @@ impl Inbound {
         instance: Arc<str>,
         config: &Config,
         counters: Arc<Counters>,
+        outbox: Outbox,
     ) -> Self {
         Self {
             sink,
@@ -62,6 +69,7 @@ impl Inbound {
             policy: config.on_disconnect,
             remember: config.lease.saturating_mul(10),
             counters,
+            outbox,
             mirrors: HashMap::new(),
             instances: HashMap::new(),
         }
@@ -167,18 +175,73 @@ impl Inbound {
         if self.policy != OnDisconnect::HoldUntilReconnect {
             options = options.ttl(remaining);
         }
+        let id: EntryId = (Arc::clone(&entry.name), Some(key.as_str().into()));
+        let asking = self.asking_for(&id, entry);
+        if let Some(phase) = entry.phase {
+            options = options.phase(phase);
+        }
+        if let Some(asking) = &asking {
+            options = options.probe_source(Arc::clone(asking) as _);
+        }
         match self.sink.raise_with(&entry.name, options) {
             Ok(()) => {
                 Counters::bump(&self.counters.applied);
                 let mirror = Mirror {
                     expires_at: now + remaining,
+                    asking,
                 };
-                Some(((Arc::clone(&entry.name), Some(key.into())), mirror))
+                Some((id, mirror))
             }
             Err(_) => {
                 self.counters
                     .invalid("a key too long once prefixed by its instance");
                 None
+            }
+        }
+    }
+
+    /// The probe source for a mirror of `entry` if it is half-open: the mirror's current one
+    /// if it was half-open already, else a new one.
+    fn asking_for(&self, id: &EntryId, entry: &RemoteEntry) -> Option<Arc<Asking>> {
+        if entry.phase != Some(Phase::HalfOpen) {
+            return None;
+        }
+        if let Some(asking) = self.mirrors.get(id).and_then(|m| m.asking.clone()) {
+            return Some(asking);
+        }
+        let verdict = (Arc::clone(&entry.name), entry.key.clone());
+        let owner = Arc::clone(&entry.instance);
+        let me = Arc::clone(&self.instance);
+        Some(Arc::new(Asking::new(
+            owner,
+            verdict,
+            me,
+            self.outbox.clone(),
+        )))
+    }
+
+    /// The probe source of the mirror of `owner`'s half-open verdict `(name, key)`.
+    pub(super) fn asking(
+        &self,
+        owner: &str,
+        name: &Arc<str>,
+        key: Option<&str>,
+    ) -> Option<Arc<Asking>> {
+        let id: EntryId = (Arc::clone(name), Some(wire::mirror_key(owner, key).into()));
+        self.mirrors.get(&id)?.asking.clone()
+    }
+
+    /// Held workers of `name` look again: a probe was granted or may be asked for.
+    pub(super) fn wake(&self, name: &str) {
+        self.sink.probes_available(name);
+    }
+
+    /// After a resync: every mirrored half-open verdict may be asked again (a claim or its
+    /// answer may have been lost with the link); held workers look again.
+    pub(super) fn ask_again(&self) {
+        for ((name, _), mirror) in &self.mirrors {
+            if mirror.asking.as_ref().is_some_and(|a| a.may_ask_again()) {
+                self.sink.probes_available(name);
             }
         }
     }

@@ -8,6 +8,8 @@
 //! * `inbound.rs`: other processes' entries, mirrored into the local sink (messages in
 //!   sequence, snapshots, the disconnect policy).
 //! * `outbound.rs`: this process's shared entries, published to Redis and renewed there.
+//! * `probes.rs`: probes of half-open verdicts across processes: asking another process's
+//!   verdict for one, and lending this process's.
 //! * `stats.rs`: the counters ([`BridgeStats`]) and the warnings logged once per kind.
 //!
 //! What is sent to Redis and how it is read back lives in `wire.rs`, the only file that
@@ -17,6 +19,7 @@ mod handle;
 mod inbound;
 mod link;
 mod outbound;
+mod probes;
 mod stats;
 mod task;
 

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::{Level, Pattern, SignalEvent, SignalEventKind, Sink, Subscription};
+use backpressure::{Level, Pattern, Phase, SignalEvent, SignalEventKind, Sink, Subscription};
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::inbound::{EntryId, Inbound};
 use super::stats::Counters;
-use crate::wire::{Lease, Remote};
+use crate::wire::{phase_extension, Lease, Remote};
 
 /// How many ready local events one publish round takes at most.
 const BATCH: usize = 64;
@@ -38,6 +38,7 @@ impl Own {
 pub(super) struct Local {
     expires_at: Option<Instant>,
     level: Level,
+    phase: Option<Phase>,
 }
 
 /// This process's shared entries and when to renew them.
@@ -50,6 +51,9 @@ pub(super) struct Outbound {
     counters: Arc<Counters>,
     /// This process's shared entries.
     own: HashMap<EntryId, Own>,
+    /// Own half-open verdicts whose probe came back since the last look
+    /// ([`take_returned`](Self::take_returned)).
+    returned: Vec<EntryId>,
     renew_at: Instant,
 }
 
@@ -68,6 +72,7 @@ impl Outbound {
             lease,
             counters,
             own: HashMap::new(),
+            returned: Vec::new(),
             renew_at: Instant::now() + lease / 3,
         }
     }
@@ -114,11 +119,19 @@ impl Outbound {
     fn note(&mut self, e: SignalEvent, inbound: &mut Inbound) -> Option<EntryId> {
         // Whether the entry is active after the event: a raise, or a live entry re-raised
         // with another level (republished with the level the sink has now); or gone.
-        // Policy changes are informational and never published.
+        // Policy changes are informational and never published; a probe that came back is
+        // announced on the probe channel (if the verdict is an own, shared one).
         let active = match e.kind {
             SignalEventKind::Raised | SignalEventKind::LevelChanged => true,
             SignalEventKind::Retracted | SignalEventKind::Expired => false,
             SignalEventKind::PolicyChanged => return None,
+            SignalEventKind::ProbeReturned => {
+                let id: EntryId = (e.name, e.key);
+                if self.own.contains_key(&id) {
+                    self.returned.push(id);
+                }
+                return None;
+            }
         };
         let id: EntryId = (e.name, e.key);
         if id
@@ -193,6 +206,7 @@ impl Outbound {
                 let local = Local {
                     expires_at: s.expires_at,
                     level: s.level,
+                    phase: s.phase,
                 };
                 ((s.name, s.key), local)
             })
@@ -226,7 +240,7 @@ impl Outbound {
                 key: key.as_deref(),
                 level: local.level.per_mille(),
                 ttl_ms: ttl.as_millis().max(1) as u64,
-                extensions: "",
+                extensions: phase_extension(local.phase),
             })
             .collect();
         remote.sync(&self.instance, full, &leases).await?;
@@ -238,6 +252,28 @@ impl Outbound {
             }
         }
         Ok(())
+    }
+
+    /// This process's instance.
+    pub(super) fn instance(&self) -> &Arc<str> {
+        &self.instance
+    }
+
+    /// Whether `id` is one of this process's shared entries (not a mirror).
+    pub(super) fn is_own(&self, id: &EntryId) -> bool {
+        self.own.contains_key(id)
+    }
+
+    /// The own verdicts whose probe came back since the last call.
+    pub(super) fn take_returned(&mut self) -> Vec<EntryId> {
+        std::mem::take(&mut self.returned)
+    }
+
+    /// Whether the own entry `id` is, as last read, a half-open verdict.
+    pub(super) fn is_half_open(local: &HashMap<EntryId, Local>, id: &EntryId) -> bool {
+        local
+            .get(id)
+            .is_some_and(|l| l.phase == Some(Phase::HalfOpen))
     }
 
     /// Re-reads the own entries from the sink (the next renewal is a third of a lease

@@ -9,11 +9,12 @@ use redis::{PushInfo, PushKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::inbound::Inbound;
+use super::inbound::{EntryId, Inbound};
 use super::link::Link;
 use super::outbound::Outbound;
+use super::probes::{Lender, Outbox};
 use super::stats::Counters;
-use crate::wire::{self, answered, Reject, Remote};
+use crate::wire::{self, answered, ProbeMessage, ProbeOp, Push, Reject, Remote};
 
 /// How long a clean shutdown waits for Redis to take the retraction of its entries.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -29,6 +30,12 @@ pub(super) struct Task {
     pub(super) link: Link,
     pub(super) inbound: Inbound,
     pub(super) outbound: Outbound,
+    /// This process's verdicts' probes lent to other processes.
+    pub(super) lender: Lender,
+    /// Probe messages to publish: claims and reports of the mirrored verdicts' sources, and
+    /// the lender's answers (`probes.rs`).
+    pub(super) probe_outbox: Outbox,
+    pub(super) probe_messages: mpsc::UnboundedReceiver<ProbeMessage>,
     pub(super) counters: Arc<Counters>,
     /// How long the link may go without an answer before the bridge sends a `PING`.
     pub(super) probe_every: Duration,
@@ -63,6 +70,7 @@ impl Task {
                     Some(Err(_lagged)) => self.renew().await,
                     None => break,
                 },
+                Some(message) = self.probe_messages.recv() => self.send_probe(message).await,
                 _ = tokio::time::sleep_until(wake_at) => self.on_timer().await,
             }
         }
@@ -139,16 +147,24 @@ impl Task {
     fn on_push(&mut self, push: PushInfo) {
         match push.kind {
             PushKind::Disconnection => self.disconnected(),
-            PushKind::Subscribe => self.link.subscribed(),
-            PushKind::Message => self.on_message(push.data),
+            // The probe channel is not sequenced: only the events channel's matters.
+            PushKind::Subscribe if self.is_events_channel(&push.data) => self.link.subscribed(),
+            PushKind::Message => match wire::decode_push(push.data, self.remote.keys()) {
+                Some(Push::Event(event)) => self.on_message(event),
+                Some(Push::Probe(Some(message))) => self.on_probe(message),
+                Some(Push::Probe(None)) => self.counters.malformed(),
+                None => {} // Another channel's.
+            },
             _ => {}
         }
     }
 
-    fn on_message(&mut self, data: Vec<redis::Value>) {
-        let Some(decoded) = wire::decode_push(data, self.remote.channel()) else {
-            return; // Another channel's.
-        };
+    fn is_events_channel(&self, data: &[redis::Value]) -> bool {
+        let channel = self.remote.channel().as_bytes();
+        matches!(data.first(), Some(redis::Value::BulkString(c)) if *c == channel)
+    }
+
+    fn on_message(&mut self, decoded: Result<wire::Message, Reject>) {
         match decoded {
             Ok(message) => {
                 if self.link.in_sequence(message.at, &self.counters) {
@@ -177,6 +193,9 @@ impl Task {
         let touched = self
             .outbound
             .collect(first, &mut self.local, &mut self.inbound);
+        for id in self.outbound.take_returned() {
+            let _ = self.probe_outbox.send(self.lender.returned(id));
+        }
         if touched.is_empty() || !self.link.is_up() {
             return; // The next full sync publishes the own entries as they are then.
         }
@@ -193,6 +212,7 @@ impl Task {
     /// leases), removing this instance's other entries from Redis.
     async fn renew(&mut self) {
         let local = self.outbound.reread(&self.inbound);
+        self.lender.prune(|id| Outbound::is_half_open(&local, id));
         self.inbound.forget_quiet_instances();
         if !self.link.is_up() {
             return;
@@ -222,6 +242,71 @@ impl Task {
         };
         self.inbound.load(entries);
         self.link.synced(at);
+        self.inbound.ask_again();
+    }
+
+    /// A probe message for this process (or for all): to the lender if it is about an own
+    /// verdict, to the mirrored verdict's source if it answers a claim.
+    fn on_probe(&mut self, message: ProbeMessage) {
+        let me: &str = self.outbound.instance();
+        let for_me = message.to.as_deref().is_none_or(|to| to == me);
+        if !for_me || &*message.from == me {
+            return;
+        }
+        let from = Arc::clone(&message.from);
+        match message.op {
+            ProbeOp::Claim => {
+                let id: EntryId = (Arc::clone(&message.name), message.key.clone());
+                let answer = self.lender.claim(&message, self.outbound.is_own(&id));
+                let _ = self.probe_outbox.send(answer);
+            }
+            ProbeOp::Finished { failed, elapsed } => {
+                self.lender
+                    .settle(&from, message.loan, Some((failed, elapsed)));
+            }
+            ProbeOp::GiveBack => self.lender.settle(&from, message.loan, None),
+            ProbeOp::Grant | ProbeOp::Deny | ProbeOp::Available => self.on_answer(message),
+        }
+    }
+
+    /// The owner of a mirrored verdict answered a claim, or announced a probe came back.
+    fn on_answer(&mut self, message: ProbeMessage) {
+        let asking = self
+            .inbound
+            .asking(&message.from, &message.name, message.key.as_deref());
+        let wake = match (message.op, &asking) {
+            (ProbeOp::Grant, Some(asking)) => asking.granted(message.request, message.loan),
+            (ProbeOp::Deny, Some(asking)) => {
+                asking.denied(message.request);
+                false
+            }
+            (ProbeOp::Available, Some(asking)) => asking.may_ask_again(),
+            _ => false,
+        };
+        if wake {
+            self.inbound.wake(&message.name);
+        } else if message.op == ProbeOp::Grant {
+            // Nobody here asked for it (any more): the owner gets it back at once.
+            let back = ProbeMessage {
+                op: ProbeOp::GiveBack,
+                from: Arc::clone(self.outbound.instance()),
+                to: Some(Arc::clone(&message.from)),
+                request: 0,
+                ..message
+            };
+            let _ = self.probe_outbox.send(back);
+        }
+    }
+
+    /// Publishes a probe message, if the link is up (a claim lost with the link is asked
+    /// again after the resync).
+    async fn send_probe(&mut self, message: ProbeMessage) {
+        if !self.link.is_up() {
+            return;
+        }
+        if let Err(e) = self.remote.publish_probe(message.encode()).await {
+            self.on_redis_error(&e);
+        }
     }
 
     /// A Redis call failed: if Redis answered (with an error), the link stays up and resyncs

@@ -4,24 +4,41 @@
 use redis::Value;
 
 use super::{
-    entry_from_parts, split_member, Message, Op, Position, Reject, RemoteEntry, MAX_MESSAGE_LEN,
-    VERSION,
+    entry_from_parts, phase_of, split_member, Keys, Message, Op, Position, ProbeMessage, Reject,
+    RemoteEntry, MAX_MESSAGE_LEN, VERSION,
 };
 
+/// A pushed pub/sub message of the namespace, decoded.
+#[derive(Debug)]
+pub(crate) enum Push {
+    /// From the events channel.
+    Event(Result<Message, Reject>),
+    /// From the probe channel: `None` if it is not a probe message this build reads.
+    Probe(Option<ProbeMessage>),
+}
+
 /// Decodes the data of a pushed pub/sub message: `None` if it came from another channel than
-/// `channel`.
-pub(crate) fn decode_push(data: Vec<Value>, channel: &str) -> Option<Result<Message, Reject>> {
+/// the namespace's two.
+pub(crate) fn decode_push(data: Vec<Value>, keys: &Keys) -> Option<Push> {
     let mut data = data.into_iter();
     let (Some(from), Some(payload)) = (data.next(), data.next()) else {
-        return Some(Err(Reject::Malformed));
+        return Some(Push::Event(Err(Reject::Malformed)));
     };
-    if !matches!(&from, Value::BulkString(c) if *c == channel.as_bytes()) {
-        return None;
+    let Value::BulkString(from) = from else {
+        return Some(Push::Event(Err(Reject::Malformed)));
+    };
+    let payload = match payload {
+        Value::BulkString(payload) => Some(payload),
+        _ => None,
+    };
+    if from == keys.channel.as_bytes() {
+        let event = payload.map_or(Err(Reject::Malformed), |p| decode(&p));
+        Some(Push::Event(event))
+    } else if from == keys.probes.as_bytes() {
+        Some(Push::Probe(payload.and_then(|p| ProbeMessage::decode(&p))))
+    } else {
+        None
     }
-    let Value::BulkString(payload) = payload else {
-        return Some(Err(Reject::Malformed));
-    };
-    Some(decode(&payload))
 }
 
 /// Decodes a channel payload (the format is in the module doc of `wire`).
@@ -43,7 +60,8 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Message, Reject> {
     let mut next = || fields.next().ok_or(Reject::Malformed);
     let (op, now, expiry, level) = (next()?, next()?, next()?, next()?);
     let (instance, name, key) = (next()?, next()?, next()?);
-    // Whatever follows are extension fields of later builds of this version: ignored.
+    // Whatever follows are extension fields: `phase`, and those of later builds (ignored).
+    let phase = phase_of(fields);
     let op = match op {
         "R" => Op::Raise,
         "X" => Op::Retract,
@@ -52,7 +70,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Message, Reject> {
     let now_ms: u64 = number(now).ok_or(Reject::Malformed)?;
     let expiry_ms: u64 = number(expiry).ok_or(Reject::Malformed)?;
     let level: u16 = number(level).ok_or(Reject::Invalid(at))?;
-    let entry = entry_from_parts(instance, name, key, level, now_ms, expiry_ms)
+    let entry = entry_from_parts(instance, name, key, (level, phase), now_ms, expiry_ms)
         .ok_or(Reject::Invalid(at))?;
     Ok(Message { at, op, entry })
 }
@@ -95,15 +113,17 @@ pub(crate) fn decode_snapshot(
 }
 
 /// One entry of a snapshot: its sorted-set member, score (expiry) and its value in the
-/// levels hash (`level[|extension...]`; extensions are ignored).
+/// levels hash (`level[|extension...]`: the phase, and extensions this build ignores).
 fn snapshot_entry(member: &str, expiry: &str, value: &str, now_ms: u64) -> Option<RemoteEntry> {
     let (instance, name, key) = split_member(member)?;
     let expiry = expiry
         .parse::<f64>()
         .ok()
         .filter(|e| e.is_finite() && *e >= 0.0)?;
-    let level = value.split('|').next().and_then(number::<u16>)?;
-    entry_from_parts(instance, name, key, level, now_ms, expiry as u64)
+    let mut value = value.split('|');
+    let level = value.next().and_then(number::<u16>)?;
+    let phase = phase_of(value);
+    entry_from_parts(instance, name, key, (level, phase), now_ms, expiry as u64)
 }
 
 /// Encodes a message the way the scripts do (tests use it to publish by hand).
@@ -111,7 +131,7 @@ fn snapshot_entry(member: &str, expiry: &str, value: &str, now_ms: u64) -> Optio
 pub(crate) fn encode(message: &Message) -> String {
     let e = &message.entry;
     format!(
-        "{VERSION}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        "{VERSION}|{}|{}|{}|{}|{}|{}|{}|{}|{}{}",
         message.at.epoch,
         message.at.seq,
         match message.op {
@@ -123,13 +143,16 @@ pub(crate) fn encode(message: &Message) -> String {
         e.level,
         e.instance,
         e.name,
-        e.key.as_deref().unwrap_or("")
+        e.key.as_deref().unwrap_or(""),
+        super::phase_extension(e.phase),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use backpressure::Phase;
 
     use super::*;
 
@@ -144,6 +167,7 @@ mod tests {
                 name: "backpressure.smtp".into(),
                 key: Some("w/1".into()),
                 level: 250,
+                phase: None,
                 now_ms: 1_700_000_000_000,
                 expiry_ms: 1_700_000_015_000,
             },
@@ -163,8 +187,22 @@ mod tests {
     #[test]
     fn extension_fields_of_this_version_are_ignored() {
         let message = message();
-        let extended = format!("{}|phase=half_open|future=x=y|", encode(&message));
+        let extended = format!("{}|future=x=y|", encode(&message));
         assert_eq!(decode(extended.as_bytes()), Ok(message));
+    }
+
+    #[test]
+    fn the_phase_travels_as_an_extension() {
+        let mut message = message();
+        for phase in [Some(Phase::Open), Some(Phase::HalfOpen), None] {
+            message.entry.phase = phase;
+            assert_eq!(decode(encode(&message).as_bytes()), Ok(message.clone()));
+        }
+        // A phase this build does not know holds, like an open verdict.
+        message.entry.phase = None;
+        let later = format!("{}|phase=quarter_open", encode(&message));
+        let read = decode(later.as_bytes()).map(|m| m.entry.phase);
+        assert_eq!(read, Ok(Some(Phase::Open)));
     }
 
     #[test]
@@ -245,6 +283,7 @@ mod tests {
         };
         assert_eq!((&*first.instance, &*first.name), ("a", "n"));
         assert_eq!((first.key.as_deref(), first.level), (Some("k"), 250));
+        assert_eq!(first.phase, Some(Phase::HalfOpen));
         assert_eq!(first.remaining(), Some(Duration::from_secs(2)));
         assert_eq!(entries[1], Err("an invalid snapshot entry"));
         assert_eq!(entries[2], Err("a truncated snapshot entry"));
@@ -255,22 +294,32 @@ mod tests {
         assert!(decode_snapshot(&strings(&["9", "1"])).is_none());
     }
 
+    /// The position of an event push, or what is wrong with it.
+    fn event_at(push: Option<Push>) -> Option<Result<(Position, Op), Reject>> {
+        match push? {
+            Push::Event(event) => Some(event.map(|m| (m.at, m.op))),
+            Push::Probe(_) => panic!("an event read as a probe message"),
+        }
+    }
+
     #[test]
-    fn pushes_decode_only_from_the_channel() {
+    fn pushes_decode_only_from_the_namespace_channels() {
+        let keys = Keys::new("ns");
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
         let payload = "2|9|5|X|1|0|0|a|n|";
-        assert!(decode_push(vec![bulk("other"), bulk(payload)], "ch").is_none());
-        let message = decode_push(vec![bulk("ch"), bulk(payload)], "ch");
-        assert_eq!(
-            message.unwrap().map(|m| (m.at, m.op)),
-            Ok((AT, Op::Retract))
-        );
+        assert!(decode_push(vec![bulk("other"), bulk(payload)], &keys).is_none());
+        let message = decode_push(vec![bulk(&keys.channel), bulk(payload)], &keys);
+        assert_eq!(event_at(message), Some(Ok((AT, Op::Retract))));
         let malformed = Some(Err(Reject::Malformed));
         assert_eq!(
-            decode_push(vec![bulk("ch")], "ch").map(|r| r.map(|m| m.at)),
+            event_at(decode_push(vec![bulk(&keys.channel)], &keys)),
             malformed
         );
-        let int = vec![bulk("ch"), Value::Int(1)];
-        assert_eq!(decode_push(int, "ch").map(|r| r.map(|m| m.at)), malformed);
+        let int = vec![bulk(&keys.channel), Value::Int(1)];
+        assert_eq!(event_at(decode_push(int, &keys)), malformed);
+        let probe = decode_push(vec![bulk(&keys.probes), bulk("2|A|a|*|n||0|0|0|0")], &keys);
+        assert!(matches!(probe, Some(Push::Probe(Some(_)))), "{probe:?}");
+        let junk = decode_push(vec![bulk(&keys.probes), bulk(payload)], &keys);
+        assert!(matches!(junk, Some(Push::Probe(None))), "{junk:?}");
     }
 }

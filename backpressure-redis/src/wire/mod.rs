@@ -32,24 +32,31 @@
 //! not know in the sequence without reading the rest (see `task.rs`: such a message is
 //! counted and, being unreadable, triggers a resync). Within a version, new information is
 //! added as trailing *extension* fields `name=value`, which readers of the same version that
-//! do not know them ignore; the same extensions follow the level in the `levels` hash. The
-//! name `phase` is reserved for a verdict's phase (`phase=half_open`; absent = open, or not a
-//! verdict): a writer passes it in [`Lease::extensions`], a reader looks for it among the
-//! trailing fields (`message.rs` skips them today). The key layout above is shared by every
-//! version: a new version adds keys or extensions, it never changes what these keys hold.
+//! do not know them ignore; the same extensions follow the level in the `levels` hash. Known
+//! extensions: `phase=open` / `phase=half_open`, a verdict's phase (absent: a plain signal;
+//! an unknown value reads as `open`, the phase that holds). The key layout above is shared by
+//! every version: a new version adds keys or extensions, it never changes what these keys
+//! hold.
+//!
+//! **Rolling upgrades.** A build that predates an extension ignores it: a build without
+//! `phase` mirrors a verdict as a plain signal (it holds, and never probes it), and does not
+//! subscribe to the probe channel; the builds that know it probe across processes. Neither
+//! holds nor releases the other's work wrongly.
 //!
 //! `remote.rs` runs the scripts: it is the only code that knows which keys and arguments each
 //! one takes; `message.rs` reads what comes back.
 
 mod message;
+mod probe;
 mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use backpressure::validate_name;
+use backpressure::{validate_name, Phase};
 
-pub(crate) use message::{decode_push, decode_snapshot};
+pub(crate) use message::{decode_push, decode_snapshot, Push};
+pub(crate) use probe::{ProbeMessage, ProbeOp};
 pub(crate) use remote::{answered, denied, Lease, Remote};
 
 /// The message format version this crate writes and reads.
@@ -69,6 +76,7 @@ pub(crate) struct Keys {
     pub(crate) seq: String,
     pub(crate) epoch: String,
     pub(crate) channel: String,
+    pub(crate) probes: String,
 }
 
 impl Keys {
@@ -79,6 +87,7 @@ impl Keys {
             seq: format!("bp:{{{namespace}}}:seq"),
             epoch: format!("bp:{{{namespace}}}:epoch"),
             channel: format!("bp:{{{namespace}}}:events"),
+            probes: format!("bp:{{{namespace}}}:probes"),
         }
     }
 }
@@ -116,6 +125,8 @@ pub(crate) struct RemoteEntry {
     pub(crate) key: Option<Arc<str>>,
     /// Per-mille, `0..=1000`; 0 = full stop.
     pub(crate) level: u16,
+    /// A verdict's phase (the `phase` extension); `None` for a plain signal.
+    pub(crate) phase: Option<Phase>,
     pub(crate) now_ms: u64,
     pub(crate) expiry_ms: u64,
 }
@@ -142,12 +153,35 @@ pub(crate) enum Reject {
     Invalid(Position),
 }
 
+/// The phase among an entry's extension fields (`name=value`; the rest are ignored).
+pub(crate) fn phase_of<'a>(extensions: impl Iterator<Item = &'a str>) -> Option<Phase> {
+    let mut phase = None;
+    for field in extensions {
+        if let Some(value) = field.strip_prefix("phase=") {
+            phase = Some(match value {
+                "half_open" => Phase::HalfOpen,
+                _ => Phase::Open,
+            });
+        }
+    }
+    phase
+}
+
+/// The extension fields that carry `phase` (empty for a plain signal).
+pub(crate) fn phase_extension(phase: Option<Phase>) -> &'static str {
+    match phase {
+        None => "",
+        Some(Phase::Open) => "|phase=open",
+        Some(Phase::HalfOpen) => "|phase=half_open",
+    }
+}
+
 /// Validates the parts of an entry (from a message or a snapshot).
 pub(crate) fn entry_from_parts(
     instance: &str,
     name: &str,
     key: &str,
-    level: u16,
+    (level, phase): (u16, Option<Phase>),
     now_ms: u64,
     expiry_ms: u64,
 ) -> Option<RemoteEntry> {
@@ -165,6 +199,7 @@ pub(crate) fn entry_from_parts(
         name: name.into(),
         key,
         level,
+        phase,
         now_ms,
         expiry_ms,
     })

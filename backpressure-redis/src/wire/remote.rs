@@ -105,8 +105,8 @@ pub(crate) struct Lease<'a> {
     pub(crate) level: u16,
     /// How long Redis keeps it (at least 1 ms).
     pub(crate) ttl_ms: u64,
-    /// Extension fields, each `|name=value` (empty: none). None are written yet; this is
-    /// where a verdict's phase goes, as an optional field readers of this version ignore.
+    /// Extension fields, each `|name=value` (empty: none): a verdict's phase
+    /// ([`phase_extension`](super::phase_extension)).
     pub(crate) extensions: &'a str,
 }
 
@@ -193,9 +193,27 @@ impl Remote {
         invocation
     }
 
-    /// Subscribes to the channel (its confirmation arrives as a push).
+    /// Subscribes to the probe channel, then the events channel (their confirmations arrive
+    /// as pushes; the events channel's is the one the link waits for).
     pub(crate) async fn subscribe(&mut self) -> RedisResult<()> {
+        self.conn.subscribe(&self.keys.probes).await?;
         self.conn.subscribe(&self.keys.channel).await
+    }
+
+    /// The namespace's channel names.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Publishes a probe message (see `probe.rs`).
+    pub(crate) async fn publish_probe(&mut self, payload: String) -> RedisResult<()> {
+        let sent = Instant::now();
+        let done: RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&self.keys.probes)
+            .arg(payload)
+            .query_async(&mut self.conn)
+            .await;
+        self.note(sent, done).map(drop)
     }
 
     /// Checks that Redis answers, then subscribes to the channel again.

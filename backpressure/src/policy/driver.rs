@@ -289,10 +289,9 @@ impl Cell {
                     .ttl(ttl)
                     .level(level);
                 if let Some(phase) = phase {
-                    options = options.phase(phase);
+                    options = options.phase(phase).probe_source(Arc::clone(&self.source));
                 }
-                let source = Some(Arc::clone(&self.source));
-                self.sink.raise_verdict(signal, options, source)
+                self.sink.raise_with(signal, options)
             }
             Effect::Retract => self.sink.retract_keyed(signal, &self.owner).map(drop),
         };
@@ -432,7 +431,7 @@ impl ProbeSource for Probes {
         if let Some(signal) = signal {
             // Its timeout is gone, and a held item anywhere may take the probe.
             cell.wake.notify_one();
-            cell.sink.nudge(&signal);
+            cell.sink.probe_returned(&signal, &cell.owner);
         }
     }
 }

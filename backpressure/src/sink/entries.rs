@@ -346,6 +346,27 @@ impl Entries {
         }
     }
 
+    /// Records a [`ProbeReturned`](SignalEventKind::ProbeReturned) event for the verdict
+    /// `(name, key)` if it is active.
+    pub(super) fn probe_returned(&mut self, events: &Events, name: &str, key: &str) {
+        let Some((name, keys)) = self.names.get_key_value(name) else {
+            return;
+        };
+        let key: Key = Some(Arc::from(key));
+        let Some(mark) = keys.get(&key).map(Entry::mark) else {
+            return;
+        };
+        let name = Arc::clone(name);
+        self.record(
+            events,
+            SignalEventKind::ProbeReturned,
+            &name,
+            &key,
+            mark,
+            Instant::now(),
+        );
+    }
+
     /// Unregisters `listener` from `watch`; the watch goes when its last listener does.
     pub(super) fn detach(&mut self, watch: &Arc<Watch>, listener: &Arc<Notify>) {
         let Some(index) = self

@@ -24,6 +24,10 @@ pub enum SignalEventKind {
     /// A health policy changed state: the event's name is the policy's signal, its key the
     /// worker's name, and [`SignalEvent::policy`] says what changed.
     PolicyChanged,
+    /// A probe of a half-open verdict was handed back unused (its item was skipped or cut
+    /// short): a held worker may claim it. The entry is unchanged; a connector tells the
+    /// other processes it mirrors the verdict to.
+    ProbeReturned,
 }
 
 /// One change to the set of active signals of a [`Sink`](crate::Sink).
@@ -116,6 +120,7 @@ impl SignalEventKind {
             SignalEventKind::Expired => "expired",
             SignalEventKind::LevelChanged => "level_changed",
             SignalEventKind::PolicyChanged => "policy_changed",
+            SignalEventKind::ProbeReturned => "probe_returned",
         }
     }
 }

@@ -174,7 +174,10 @@ impl Sink {
             ttl: options.ttl,
             level: options.level,
             phase: options.phase,
-            source: None,
+            source: options
+                .source
+                .map(|source| source.0)
+                .filter(|_| options.phase == Some(Phase::HalfOpen)),
         })
     }
 

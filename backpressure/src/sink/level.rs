@@ -135,6 +135,7 @@ pub struct RaiseOptions {
     pub(super) ttl: Option<std::time::Duration>,
     pub(super) level: Level,
     pub(super) phase: Option<super::phase::Phase>,
+    pub(super) source: Option<super::probe::SharedSource>,
 }
 
 impl RaiseOptions {

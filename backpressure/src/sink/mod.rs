@@ -25,5 +25,6 @@ pub use self::global::sink;
 pub use self::handle::{ActiveSignal, Sink};
 pub use self::level::{Level, LevelError, RaiseOptions};
 pub use self::phase::Phase;
-pub(crate) use self::probe::{ProbeClaim, ProbeSource};
+pub(crate) use self::probe::ProbeClaim;
+pub use self::probe::{ProbeSource, ProbeTicket};
 pub(crate) use self::watch_handle::WatchHandle;

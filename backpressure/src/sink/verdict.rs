@@ -1,17 +1,15 @@
 //! The sink's side of verdicts: raising one with its probe source, finding the sources of
-//! the half-open verdicts that hold a pattern, and waking the watchers of a verdict whose
-//! probe came back (see [`ProbeSource`]).
+//! the half-open verdicts that hold a pattern, claiming a probe on one for someone else, and
+//! waking the watchers of a verdict whose probe came back (see [`ProbeSource`]).
 
 use std::sync::Arc;
 
 use backpressure_pattern::Pattern;
 
-use super::entries::Raise;
 use super::handle::Sink;
 use super::level::RaiseOptions;
 use super::phase::Phase;
-use super::probe::ProbeSource;
-use crate::error::SignalError;
+use super::probe::{ProbeSource, ProbeTicket, SharedSource};
 use crate::Level;
 
 impl RaiseOptions {
@@ -22,28 +20,18 @@ impl RaiseOptions {
         self.phase = Some(phase);
         self
     }
+
+    /// Who hands out the probes of this verdict while it is [`Phase::HalfOpen`] (ignored in
+    /// any other phase). A half-open verdict without a source lets nothing pass: nobody could
+    /// decide it. Raising the entry again replaces its source. For connectors mirroring a
+    /// verdict raised elsewhere; see [`ProbeSource`] for an example.
+    pub fn probe_source(mut self, source: Arc<dyn ProbeSource>) -> Self {
+        self.source = Some(SharedSource(source));
+        self
+    }
 }
 
 impl Sink {
-    /// Raises a policy's verdict: like [`raise_with`](Sink::raise_with), with the source of
-    /// its probes while it is half-open.
-    pub(crate) fn raise_verdict(
-        &self,
-        name: &str,
-        options: RaiseOptions,
-        source: Option<Arc<dyn ProbeSource>>,
-    ) -> Result<(), SignalError> {
-        let source = source.filter(|_| options.phase == Some(Phase::HalfOpen));
-        self.raise_entry(Raise {
-            name,
-            key: options.key.as_deref(),
-            ttl: options.ttl,
-            level: options.level,
-            phase: options.phase,
-            source,
-        })
-    }
-
     /// The probe sources of the half-open verdicts at [`Level::STOP`] matching `pattern`
     /// (those that hold its watchers), or `None` if one of them has no source (nobody can
     /// hand out its probes, so nothing may pass it). Scans the active entries: called only
@@ -61,9 +49,48 @@ impl Sink {
         Some(sources)
     }
 
-    /// A probe of `name`'s verdict was given back: wakes the coordinators watching `name`,
-    /// so a held one may claim it (after the sink's lock is released).
-    pub(crate) fn nudge(&self, name: &str) {
+    /// Claims one probe of the half-open verdict `(name, key)` on behalf of a worker this
+    /// sink's coordinators do not run (a connector lends it to another process): `None` if
+    /// the entry is not a half-open verdict with a source, or it has no probe left.
+    ///
+    /// # Examples
+    ///
+    /// See [`ProbeSource`](crate::connector::ProbeSource).
+    pub fn claim_probe(&self, name: &str, key: Option<&str>) -> Option<ProbeTicket> {
+        let source = {
+            let state = self.lock_current();
+            let entry = state.names.get(name)?.get(&key.map(Arc::from))?;
+            if entry.phase != Some(Phase::HalfOpen) {
+                return None;
+            }
+            Arc::clone(entry.source.as_ref()?)
+        };
+        // The source's own lock is taken with the sink's released.
+        let ticket = source.claim()?;
+        Some(ProbeTicket::new(source, ticket))
+    }
+
+    /// Tells the coordinators held by half-open verdicts of `name` that a probe may be
+    /// claimed now: they look again. For a connector whose [`ProbeSource`] was just granted a
+    /// probe by the verdict's owner; anyone else's call only costs a look.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sink = backpressure::Sink::new();
+    /// sink.probes_available("backpressure.smtp"); // nothing watches it: nothing happens
+    /// ```
+    pub fn probes_available(&self, name: &str) {
         self.lock_current().nudge(name);
+    }
+
+    /// A probe of the verdict `(name, key)` was given back: wakes the coordinators watching
+    /// `name`, so a held one may claim it, and emits a
+    /// [`ProbeReturned`](crate::SignalEventKind::ProbeReturned) event (after the sink's lock is
+    /// released).
+    pub(crate) fn probe_returned(&self, name: &str, key: &str) {
+        let mut state = self.lock_current();
+        state.nudge(name);
+        state.probe_returned(&self.shared.events, name, key);
     }
 }
