@@ -107,7 +107,6 @@ async fn an_owner_dropped_while_open_with_items_queued_releases_its_peer_after_t
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: the last verdict leaving while a plain signal holds wakes no held slot, so max_defer is never re-armed"]
 async fn max_defer_applies_again_when_a_shut_down_owner_s_open_verdict_leaves_a_plain_signal() {
     let sink = Sink::new();
     let downstream = Downstream::new(&sink);
@@ -139,7 +138,6 @@ async fn max_defer_applies_again_when_a_shut_down_owner_s_open_verdict_leaves_a_
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: the last verdict leaving while a plain signal holds wakes no held slot, so max_defer is never re-armed"]
 async fn max_defer_applies_again_when_a_raised_open_verdict_is_retracted_under_a_plain_signal() {
     let sink = Sink::new();
     let downstream = Downstream::new(&sink);
