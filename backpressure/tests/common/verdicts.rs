@@ -175,16 +175,19 @@ pub(crate) async fn open(owner: &Coordinator<Call>) {
     assert_eq!(state(owner), OPEN);
 }
 
-/// Hides the panic messages of the panics these tests inject on purpose.
+/// Hides the panic messages of the panics these tests inject on purpose (once per process).
 pub(crate) fn quiet_panics() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let injected = info
-            .payload()
-            .downcast_ref::<&str>()
-            .is_some_and(|message| message.starts_with("injected"));
-        if !injected {
-            previous(info);
-        }
-    }));
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let injected = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|message| message.starts_with("injected"));
+            if !injected {
+                previous(info);
+            }
+        }));
+    });
 }
