@@ -16,6 +16,10 @@ pub(super) enum Answer {
     Open,
     /// Paused, or a `defer_on` signal at [`Level::STOP`] is active (and no `resume_on`).
     Closed,
+    /// Closed, and a verdict matching `defer_on` is active, so `max_defer` does not apply.
+    /// Told apart from [`Closed`](Self::Closed) so that a slot that armed no `max_defer`
+    /// timer notices the last verdict going before it went to sleep.
+    ClosedByVerdict,
     /// Closed only by half-open verdicts: the head may start as a probe if every one of them
     /// has a probe left. The watch's probe generation, so that a slot that found no probe
     /// free notices one given back before it went to sleep.
@@ -29,7 +33,7 @@ impl Answer {
     pub(super) fn limit(self, concurrency: usize) -> usize {
         match self {
             Answer::Open => concurrency,
-            Answer::Closed | Answer::HalfOpen(_) => 0,
+            Answer::Closed | Answer::ClosedByVerdict | Answer::HalfOpen(_) => 0,
             Answer::Limited(level) => level.limit(concurrency),
         }
     }
@@ -78,6 +82,7 @@ impl Gate {
         }
         match defer.min_level() {
             Level::STOP if defer.hard() == 0 => Answer::HalfOpen(defer.probe_generation()),
+            Level::STOP if defer.has_verdict() => Answer::ClosedByVerdict,
             Level::STOP => Answer::Closed,
             Level::FULL => Answer::Open,
             level => Answer::Limited(level),

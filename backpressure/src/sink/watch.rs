@@ -199,10 +199,10 @@ impl WatchEntry {
     /// A matching entry became active with mark `added`, or left `removed`, or both (a level
     /// or phase change). Publishes the new lowest level and counts; returns whether more work
     /// may start (the lowest level rose, the last full stop went, a verdict went half-open or
-    /// stopped being half-open), so the listeners must be woken.
+    /// stopped being half-open, the last verdict went), so the listeners must be woken.
     pub(super) fn relevel(&mut self, removed: Option<Mark>, added: Option<Mark>) -> bool {
         let before = Self::lowest(&self.levels);
-        let hard_before = self.hard;
+        let (hard_before, verdicts_before) = (self.hard, self.verdicts);
         if let Some(mark) = removed {
             if let Some(count) = self.levels.get_mut(&mark.level) {
                 *count -= 1;
@@ -237,8 +237,12 @@ impl WatchEntry {
         self.watch.hard.store(self.hard, Ordering::SeqCst);
         self.watch.verdicts.store(self.verdicts, Ordering::SeqCst);
         // The last full stop going lets half-open verdicts' probes through; one of several
-        // going changes nothing a held slot can act on.
-        after > before || (hard_before > 0 && self.hard == 0) || probing
+        // going changes nothing a held slot can act on. The last verdict going while a plain
+        // signal still holds puts the held head back under `max_defer`: its timer is armed.
+        after > before
+            || (hard_before > 0 && self.hard == 0)
+            || (verdicts_before > 0 && self.verdicts == 0)
+            || probing
     }
 
     /// Queues the listeners for a wake-up once the sink's lock is released.

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use backpressure::Stats;
 
+pub(crate) mod verdicts;
+
 /// Lets every other task run for a while. Never moves a paused clock. For paused
 /// current-thread runtimes only, where a fixed number of yields is deterministic; on a
 /// multi-thread runtime wait for the condition with [`until`] instead.
