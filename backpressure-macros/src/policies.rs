@@ -73,12 +73,18 @@ impl PolicyArg {
     }
 
     /// Applies the shared rules, then the `defer_on` rule (see
-    /// [`PolicySpec::check_deferred`]); an error lands on the value that broke the rule, or on
-    /// the policy's name when the key is missing or was not written.
-    pub(crate) fn check(&self, defer_on: &str) -> syn::Result<()> {
+    /// [`PolicySpec::check_deferred`]) and the rule that no `earlier` policy of the worker
+    /// raises its signal ([`PolicySpec::check_own_signal`]); an error lands on the value that
+    /// broke the rule, or on the policy's name when the key is missing or was not written.
+    pub(crate) fn check<'a>(
+        &self,
+        defer_on: &str,
+        earlier: impl IntoIterator<Item = &'a PolicySpec>,
+    ) -> syn::Result<()> {
         self.spec
             .check()
             .and_then(|()| self.spec.check_deferred(Some(defer_on)))
+            .and_then(|()| self.spec.check_own_signal(earlier))
             .map_err(|err| self.error(&err))
     }
 

@@ -34,8 +34,9 @@ impl RawArgs {
     pub(crate) fn build(self) -> syn::Result<Config> {
         let values = Values::read(&self)?;
         let watched = values.defer_on.as_deref().unwrap_or(DEFAULT_DEFER_ON);
-        for policy in &self.policies {
-            policy.check(watched)?;
+        for (at, policy) in self.policies.iter().enumerate() {
+            let earlier = self.policies[..at].iter().map(|p| &p.spec);
+            policy.check(watched, earlier)?;
         }
         Ok(Config {
             values,

@@ -376,6 +376,53 @@ impl PolicySpec {
         Err(OptionError::new(&SIGNAL, problem).in_policy(self.policy))
     }
 
+    /// The rule that each policy of a worker raises a signal of its own: `earlier` are the
+    /// worker's policies before this one. Two on one signal would share one entry (a
+    /// worker's policies raise under its one key), so one going half-open or closing would
+    /// end the other's open verdict.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
+    ///
+    /// let spec = |policy, signal: &str| PolicySpec {
+    ///     signal: Some(signal.to_owned().into()),
+    ///     ..PolicySpec::new(policy)
+    /// };
+    /// let errors = spec(PolicyKind::ErrorRate, "backpressure.smtp");
+    /// let slow = spec(PolicyKind::SlowCall, "backpressure.smtp");
+    /// let err = slow.check_own_signal([&errors]).unwrap_err();
+    /// assert!(err.message().contains("already raised by this worker's `error_rate` policy"));
+    /// let slow = spec(PolicyKind::SlowCall, "backpressure.smtp.slow");
+    /// assert!(slow.check_own_signal([&errors]).is_ok());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Problem::SignalTaken`] on `signal`.
+    pub fn check_own_signal<'a>(
+        &self,
+        earlier: impl IntoIterator<Item = &'a PolicySpec>,
+    ) -> Result<(), OptionError> {
+        let Some(signal) = self.resolved().signal else {
+            return Ok(());
+        };
+        let taken = earlier
+            .into_iter()
+            .find(|other| other.resolved().signal.as_deref() == Some(&*signal));
+        match taken {
+            None => Ok(()),
+            Some(other) => {
+                let problem = Problem::SignalTaken {
+                    signal: signal.to_string(),
+                    by: other.policy,
+                };
+                Err(OptionError::new(&SIGNAL, problem).in_policy(self.policy))
+            }
+        }
+    }
+
     /// The values given, over the policy's defaults.
     pub fn resolved(&self) -> PolicySpec {
         let mut spec = self.policy.defaults();

@@ -77,6 +77,14 @@ pub enum Problem {
         /// The worker's `defer_on`.
         defer_on: String,
     },
+    /// Two policies of one worker raise the same signal: they would share one entry (one
+    /// worker, one key), so one going half-open or closing would end the other's verdict.
+    SignalTaken {
+        /// The signal.
+        signal: String,
+        /// The earlier policy that raises it.
+        by: PolicyKind,
+    },
 }
 
 /// A value that breaks its option's rule: the key and the [`Problem`].
@@ -253,6 +261,14 @@ impl fmt::Display for Core<'_> {
                 signal,
                 defer_on,
             } => not_deferred(f, *policy, signal, defer_on),
+            Problem::SignalTaken { signal, by } => write!(
+                f,
+                "the signal `{signal}` is already raised by this worker's `{}` policy: one \
+                 worker's policies raise under one key, so each needs a signal of its own \
+                 (e.g. `{signal}.{}`)",
+                by.name(),
+                self.0.policy.map_or("other", PolicyKind::name)
+            ),
         }
     }
 }
@@ -265,7 +281,8 @@ impl fmt::Display for OptionError {
             Problem::Name(_)
             | Problem::BothMaxDefer
             | Problem::Missing
-            | Problem::NotDeferred { .. } => write!(f, "{}", Core(self)),
+            | Problem::NotDeferred { .. }
+            | Problem::SignalTaken { .. } => write!(f, "{}", Core(self)),
             // These are a statement about something else.
             Problem::BadDuration { .. } | Problem::Pattern { .. } => {
                 write!(f, "`{key}`: {}", Core(self))

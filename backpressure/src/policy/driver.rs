@@ -88,13 +88,17 @@ impl Policies {
         let now = Instant::now();
         let owner: Arc<str> = owner.into();
         let mut cells = Vec::with_capacity(policies.len());
+        let mut specs = Vec::with_capacity(policies.len());
         for policy in policies {
             let spec = policy.spec();
             PolicyError::check(&spec)?;
             // An adaptive level or a breaker verdict its own worker does not defer on would
-            // hold nothing there (the rule passes watermarks).
+            // hold nothing there (the rule passes watermarks); two policies on one signal
+            // would share its entry.
             spec.check_deferred(defer_on)
+                .and_then(|()| spec.check_own_signal(&specs))
                 .map_err(|err| PolicyError::from_rule(spec.policy, &err))?;
+            specs.push(spec);
             cells.push(Arc::new_cyclic(|cell| Cell {
                 state: Mutex::new(CellState {
                     machine: policy.start(now, capacity),

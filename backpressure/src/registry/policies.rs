@@ -46,9 +46,11 @@ pub(super) fn build(
     };
     specs
         .iter()
-        .map(|spec| {
+        .enumerate()
+        .map(|(at, spec)| {
             spec.check()
                 .and_then(|()| spec.check_deferred(defer_on))
+                .and_then(|()| spec.check_own_signal(&specs[..at]))
                 .map_err(|err| fail(spec, err))?;
             Ok(Policy::from_spec(spec))
         })
