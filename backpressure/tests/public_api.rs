@@ -32,6 +32,8 @@ use backpressure::policy::{
     Adaptive, Breaker, BreakerReason, BreakerState, ChangeReason, Policy, PolicyChange, PolicyInfo,
     PolicyState, Watermark, WindowCounts,
 };
+#[cfg(feature = "axum")]
+use backpressure::tower::handle_error;
 #[cfg(feature = "tower")]
 use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode, ResponseFuture};
 use backpressure::{
@@ -129,6 +131,10 @@ fn the_feature_modules_items_are_nameable() {
         named::<HoldLayer>();
         named::<HoldMode>();
         named::<ResponseFuture<std::future::Ready<Result<(), HoldError>>>>();
+    }
+    #[cfg(feature = "axum")]
+    {
+        let _ = handle_error;
     }
     #[cfg(feature = "metrics")]
     {
@@ -346,9 +352,11 @@ fn this_file_names_every_listed_item() {
             continue;
         };
         let tree = tree.trim_end_matches(';');
-        let (module, rest) = match tree.find("::{") {
-            Some(at) => (format!("::{}", &tree[..at]), &tree[at + 2..]),
-            None => (String::new(), tree),
+        // `module::{a, b}`, `module::item` or `item`.
+        let (module, rest) = match (tree.find("::{"), tree.rfind("::")) {
+            (Some(at), _) => (format!("::{}", &tree[..at]), &tree[at + 2..]),
+            (None, Some(at)) => (format!("::{}", &tree[..at]), &tree[at + 2..]),
+            (None, None) => (String::new(), tree),
         };
         for name in use_tree_names(rest) {
             named.insert(format!("backpressure{module}::{name}"));

@@ -156,7 +156,6 @@ async fn a_half_open_verdict_holds_tower_callers_until_it_closes() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: Retry-After of a verdict is its entry's TTL (15 s), not its next transition (60 s)"]
 async fn fail_fast_hints_a_verdict_s_next_transition_as_retry_after() {
     let sink = Sink::new();
     let owner = owner(&sink, Duration::from_secs(60));

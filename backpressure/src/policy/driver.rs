@@ -72,8 +72,9 @@ struct Due {
     signal: String,
     ttl: Duration,
     effect: Effect,
-    /// The verdict's phase after the change (a breaker's).
-    phase: Option<Phase>,
+    /// The verdict's phase after the change (a breaker's), and when it is next due to
+    /// change (an open breaker's half-open instant).
+    verdict: Option<(Phase, Option<Instant>)>,
 }
 
 impl Policies {
@@ -264,7 +265,7 @@ impl Cell {
         if let Some(change) = due.change {
             self.report(change, &due.signal);
         }
-        self.perform(&due.signal, due.ttl, due.effect, due.phase);
+        self.perform(&due.signal, due.ttl, due.effect, due.verdict);
     }
 
     /// The `tracing` event and the sink's `PolicyChanged` event of one change.
@@ -283,17 +284,27 @@ impl Cell {
         self.sink.emit_policy(signal, &self.owner, change);
     }
 
-    /// Raises or retracts the policy's signal (a verdict in `phase`, offering its probes
-    /// while half-open). Its name was validated with the policy.
-    fn perform(&self, signal: &str, ttl: Duration, effect: Effect, phase: Option<Phase>) {
+    /// Raises or retracts the policy's signal (a verdict in its phase, with its next
+    /// transition, offering its probes while half-open). Its name was validated with the
+    /// policy.
+    fn perform(
+        &self,
+        signal: &str,
+        ttl: Duration,
+        effect: Effect,
+        verdict: Option<(Phase, Option<Instant>)>,
+    ) {
         let result = match effect {
             Effect::Raise(level) => {
                 let mut options = RaiseOptions::new()
                     .key(self.owner.as_ref())
                     .ttl(ttl)
                     .level(level);
-                if let Some(phase) = phase {
+                if let Some((phase, next)) = verdict {
                     options = options.phase(phase).probe_source(Arc::clone(&self.source));
+                    if let Some(at) = next {
+                        options = options.next_transition(at);
+                    }
                 }
                 self.sink.raise_with(signal, options)
             }
@@ -324,7 +335,12 @@ impl CellState {
             signal: self.machine.signal().to_owned(),
             ttl: self.machine.ttl(),
             effect,
-            phase: self.machine.phase(),
+            verdict: self.machine.phase().map(|phase| {
+                let next = (phase == Phase::Open)
+                    .then(|| self.machine.next_timer())
+                    .flatten();
+                (phase, next)
+            }),
         }
     }
 

@@ -52,6 +52,8 @@ pub(super) struct Entry {
     pub(super) phase: Option<Phase>,
     /// Who hands out the probes of a half-open verdict.
     pub(super) source: Option<Arc<dyn ProbeSource>>,
+    /// When a verdict expects to change next (an open breaker's half-open instant).
+    pub(super) next_transition: Option<Instant>,
     /// Identifies the raise that set `expires_at`, to recognise stale deadlines.
     seq: u64,
 }
@@ -72,6 +74,7 @@ pub(super) struct Raise<'a> {
     pub(super) level: Level,
     pub(super) phase: Option<Phase>,
     pub(super) source: Option<Arc<dyn ProbeSource>>,
+    pub(super) next_transition: Option<Instant>,
 }
 
 impl<'a> Raise<'a> {
@@ -84,6 +87,7 @@ impl<'a> Raise<'a> {
             level: Level::STOP,
             phase: None,
             source: None,
+            next_transition: None,
         }
     }
 }
@@ -136,6 +140,7 @@ impl Entries {
                 entry.level = mark.level;
                 entry.phase = mark.phase;
                 entry.source = raise.source;
+                entry.next_transition = raise.next_transition;
                 Some(previous)
             }
             None => {
@@ -145,6 +150,7 @@ impl Entries {
                     level: mark.level,
                     phase: mark.phase,
                     source: raise.source,
+                    next_transition: raise.next_transition,
                     seq,
                 };
                 keys.insert(key.clone(), entry);

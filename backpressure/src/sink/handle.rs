@@ -69,6 +69,10 @@ pub struct ActiveSignal {
     /// The verdict's phase, for an entry raised as a verdict (a breaker's); `None` for a
     /// plain signal.
     pub phase: Option<Phase>,
+    /// When a verdict expects to change next (an open breaker's half-open instant), if its
+    /// raiser said (see [`RaiseOptions::next_transition`]): a truer `Retry-After` than the
+    /// TTL, which its owner refreshes.
+    pub next_transition: Option<Instant>,
 }
 
 impl Sink {
@@ -178,6 +182,7 @@ impl Sink {
                 .source
                 .map(|source| source.0)
                 .filter(|_| options.phase == Some(Phase::HalfOpen)),
+            next_transition: options.next_transition,
         })
     }
 
@@ -300,6 +305,7 @@ impl Sink {
                     expires_at: entry.expires_at,
                     level: entry.level,
                     phase: entry.phase,
+                    next_transition: entry.next_transition,
                 })
             })
             .collect();

@@ -136,6 +136,7 @@ pub struct RaiseOptions {
     pub(super) level: Level,
     pub(super) phase: Option<super::phase::Phase>,
     pub(super) source: Option<super::probe::SharedSource>,
+    pub(super) next_transition: Option<tokio::time::Instant>,
 }
 
 impl RaiseOptions {

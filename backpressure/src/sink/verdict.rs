@@ -31,6 +31,35 @@ impl RaiseOptions {
     }
 }
 
+impl RaiseOptions {
+    /// When this verdict expects to change next (an open breaker's half-open instant),
+    /// shown as [`ActiveSignal::next_transition`](crate::ActiveSignal::next_transition):
+    /// what a `Retry-After` should say, rather than the TTL its owner keeps refreshing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backpressure::{Phase, RaiseOptions, Sink};
+    /// use tokio::time::Instant;
+    ///
+    /// let sink = Sink::new();
+    /// let half_open_at = Instant::now() + Duration::from_secs(2);
+    /// let options = RaiseOptions::new()
+    ///     .key("mailer")
+    ///     .ttl(Duration::from_secs(15))
+    ///     .phase(Phase::Open)
+    ///     .next_transition(half_open_at);
+    /// sink.raise_with("backpressure.smtp", options)?;
+    /// assert_eq!(sink.snapshot()[0].next_transition, Some(half_open_at));
+    /// # Ok::<(), backpressure::error::SignalError>(())
+    /// ```
+    pub fn next_transition(mut self, at: tokio::time::Instant) -> Self {
+        self.next_transition = Some(at);
+        self
+    }
+}
+
 impl Sink {
     /// The probe sources of the half-open verdicts at [`Level::STOP`] matching `pattern`
     /// (those that hold its watchers), or `None` if one of them has no source (nobody can

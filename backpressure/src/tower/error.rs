@@ -19,11 +19,8 @@ use backpressure_pattern::Pattern;
 ///
 /// fn status(error: &tower::BoxError) -> (u16, Option<u64>) {
 ///     match error.downcast_ref::<HoldError>() {
-///         Some(HoldError::Rejected { retry_after, .. }) => {
-///             (503, retry_after.map(|after| after.as_secs().max(1)))
-///         }
-///         Some(HoldError::TimedOut { .. } | HoldError::Saturated { .. }) => (503, None),
-///         _ => (500, None),
+///         Some(held) => (503, held.retry_after_secs()),
+///         None => (500, None),
 ///     }
 /// }
 ///
@@ -33,7 +30,17 @@ use backpressure_pattern::Pattern;
 /// });
 /// assert_eq!(status(&rejected), (503, None));
 /// assert_eq!(rejected.to_string(), "rejected: signal `backpressure.db` is raised");
+///
+/// // 2.01 s left is "Retry-After: 3": a client that waits 2 s would be early.
+/// let rejected: tower::BoxError = Box::new(HoldError::Rejected {
+///     signal: "backpressure.db".into(),
+///     retry_after: Some(std::time::Duration::from_millis(2_010)),
+/// });
+/// assert_eq!(status(&rejected), (503, Some(3)));
 /// ```
+///
+/// With the `axum` feature, `HoldError` is an `axum::response::IntoResponse` that answers
+/// exactly so, with a small JSON body naming the signal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HoldError {
@@ -45,9 +52,12 @@ pub enum HoldError {
         /// A raised signal that held the request: of the lowest level among those that
         /// did, the first by name.
         signal: Arc<str>,
-        /// How long until every signal that held the request expires by its TTL, as seen
-        /// at the rejection; `None` if one of them was raised without a TTL. A hint for a
-        /// `Retry-After` header: a signal can be retracted sooner or raised again.
+        /// How long until every signal that held the request is expected to let go, as
+        /// seen at the rejection: a verdict's next transition (an open breaker's half-open
+        /// instant, [`ActiveSignal::next_transition`](crate::ActiveSignal::next_transition)),
+        /// else its TTL; `None` if one of them has neither. A hint for a `Retry-After`
+        /// header (round it up: [`HoldError::retry_after_secs`]): a signal can be
+        /// retracted sooner or raised again.
         retry_after: Option<Duration>,
     },
     /// Fail-fast mode: no signal lowered the limit, but
@@ -68,4 +78,20 @@ pub enum HoldError {
         /// How long the service waited before giving up.
         waited: Duration,
     },
+}
+
+impl HoldError {
+    /// The `Retry-After` of a [`Rejected`](Self::Rejected) request in whole seconds, rounded
+    /// up (at least 1); `None` for the other errors, and for a rejection with no hint.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        let HoldError::Rejected {
+            retry_after: Some(after),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        Some(secs.max(1))
+    }
 }

@@ -93,6 +93,8 @@
 //! layer one count of calls in flight. Naming the signal of a fail-fast rejection scans the
 //! active signals once.
 
+#[cfg(feature = "axum")]
+mod axum;
 mod error;
 mod future;
 mod in_flight;
@@ -101,6 +103,8 @@ mod mode;
 mod service;
 mod shared;
 
+#[cfg(feature = "axum")]
+pub use self::axum::handle_error;
 pub use self::error::HoldError;
 pub use self::future::ResponseFuture;
 pub use self::layer::HoldLayer;

@@ -134,8 +134,11 @@ impl Shared {
         let retry_after = holding
             .iter()
             .map(|active| {
+                // A verdict says when it changes next (an open breaker's half-open
+                // instant); its TTL is only refreshed while it lasts.
                 active
-                    .expires_at
+                    .next_transition
+                    .or(active.expires_at)
                     .map(|at| at.saturating_duration_since(now))
             })
             .try_fold(Duration::ZERO, |latest, left| Some(latest.max(left?)));
