@@ -2,6 +2,8 @@
 //! policy, fences that prove a bridge has read the channel up to now, forged floods.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod delay;
+
 use std::time::Duration;
 
 use backpressure::Sink;
@@ -102,4 +104,61 @@ pub fn flood(
         .arg(if in_sequence { "1" } else { "0" })
         .invoke(&mut server.raw())
         .expect("flood")
+}
+
+/// Every status a bridge reports from now on, with when (a background task; stops with the
+/// bridge).
+pub struct StatusLog {
+    log: std::sync::Arc<std::sync::Mutex<Vec<(tokio::time::Instant, Status)>>>,
+}
+
+impl StatusLog {
+    /// Starts recording `bridge`'s status changes (the current status first).
+    pub fn start(bridge: &Bridge) -> Self {
+        let mut watch = bridge.watch_status();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(vec![(
+            tokio::time::Instant::now(),
+            *watch.borrow_and_update(),
+        )]));
+        let into = std::sync::Arc::clone(&log);
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                let status = *watch.borrow_and_update();
+                into.lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now(), status));
+            }
+        });
+        Self { log }
+    }
+
+    /// The statuses reported in `[from, to]`, and the one in force at `from`.
+    pub fn between(&self, from: tokio::time::Instant, to: tokio::time::Instant) -> Vec<Status> {
+        let log = self.log.lock().unwrap();
+        let before = log
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= from)
+            .map(|(_, s)| *s);
+        before
+            .into_iter()
+            .chain(
+                log.iter()
+                    .filter(|(at, _)| *at > from && *at <= to)
+                    .map(|(_, s)| *s),
+            )
+            .collect()
+    }
+
+    /// When `bridge` first reported a status matching `what` after `from`.
+    pub fn first_after(
+        &self,
+        from: tokio::time::Instant,
+        what: impl Fn(&Status) -> bool,
+    ) -> Option<tokio::time::Instant> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .find(|(at, s)| *at >= from && what(s))
+            .map(|(at, _)| *at)
+    }
 }
