@@ -214,3 +214,66 @@ async fn junk_under_an_own_instance_goes_at_its_next_renewal() {
     let left = until(LEASE, members, |m| !m.iter().any(|m| m == member)).await;
     assert!(!left.iter().any(|m| m == member), "{left:?}");
 }
+
+/// Blocks until the next renewal of A's `backpressure.smtp` is published, then flushes.
+fn flush_right_after_a_renews(server: &RedisServer) {
+    let mut conn = server.raw();
+    let mut pubsub = conn.as_pubsub();
+    pubsub
+        .subscribe(backpressure_redis::__private::channel(NS))
+        .unwrap();
+    pubsub.set_read_timeout(Some(WAIT)).unwrap();
+    loop {
+        let payload: String = pubsub.get_message().unwrap().get_payload().unwrap();
+        if payload.contains("|R|") && payload.contains("|a|backpressure.smtp|") {
+            break;
+        }
+    }
+    run(server, &["FLUSHALL"]);
+}
+
+/// `FLUSHALL` while A's signal is raised and B (under `hold_until_reconnect`) has one of its
+/// own: A still raises it, so B must never let go. Fails today: when B's renewal is the
+/// first script after the flush (here: B renews more often, and the flush follows A's
+/// renewal), its own raise, in the
+/// new epoch, makes B resync, and that snapshot (taken before A, a little farther away, has
+/// re-published) has no entry of A's: `Inbound::load` drops the mirror until A's renewal brings it back (the same
+/// cause as `hostile_faults::redis_restarted_empty_never_lets_a_raised_signal_go`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: after FLUSHALL a peer whose renewal runs first resyncs from a snapshot without the owner's entry and drops a held mirror"]
+async fn flushall_never_lets_a_raised_signal_go() {
+    let Some(server) = redis("flushall_never_lets_a_raised_signal_go") else {
+        return;
+    };
+    let hold = OnDisconnect::HoldUntilReconnect;
+    // A is a little farther from Redis (100 ms round trips): it re-publishes on B's first
+    // message of the new epoch, but after B's snapshot.
+    let far = hostile_common::delay::DelayProxy::start(server.port).await;
+    far.round_trip(Duration::from_millis(100));
+    let (a, bridge_a) = bridge(&far.url(), "a", LEASE, KEEP).await;
+    // B renews every 300 ms, A every 500 ms: after a flush that follows A's renewal, B's
+    // renewal is the first script.
+    let (b, bridge_b) = bridge(&server.url(), "b", LEASE * 3 / 5, hold).await;
+    a.raise("backpressure.smtp").unwrap();
+    b.raise("backpressure.own").unwrap();
+    assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.smtp")).await);
+    let mut flickers = 0;
+    let server = std::sync::Arc::new(server);
+    for _ in 0..3 {
+        let released = lets_go(&b, "backpressure.smtp", LEASE);
+        let for_flush = std::sync::Arc::clone(&server);
+        tokio::task::spawn_blocking(move || flush_right_after_a_renews(&for_flush))
+            .await
+            .unwrap();
+        if released.await {
+            flickers += 1;
+        }
+        synced(&bridge_a).await;
+        synced(&bridge_b).await;
+        assert!(wait_until(&b, WAIT, |s| s.is_raised("backpressure.smtp")).await);
+    }
+    assert_eq!(
+        flickers, 0,
+        "B let go of A's signal after {flickers} of 3 flushes"
+    );
+}
