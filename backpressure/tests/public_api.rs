@@ -35,7 +35,7 @@ use backpressure::policy::{
 #[cfg(feature = "axum")]
 use backpressure::tower::handle_error;
 #[cfg(feature = "tower")]
-use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode, ResponseFuture};
+use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode, ResponseFuture, WorkerHoldError};
 use backpressure::{
     backpressure_worker, sink, start, validate_name, ActiveSignal, Coordinator, CoordinatorBuilder,
     CoordinatorConfig, HandlerOutcome, Level, MaxDefer, Pattern, Phase, RaiseOptions, Runtime,
@@ -130,6 +130,7 @@ fn the_feature_modules_items_are_nameable() {
         named::<HoldError>();
         named::<HoldLayer>();
         named::<HoldMode>();
+        named::<WorkerHoldError>();
         named::<ResponseFuture<std::future::Ready<Result<(), HoldError>>>>();
     }
     #[cfg(feature = "axum")]

@@ -95,3 +95,34 @@ impl HoldError {
         Some(secs.max(1))
     }
 }
+
+/// Why [`HoldLayer::for_worker`](super::HoldLayer::for_worker) or
+/// [`for_coordinator`](super::HoldLayer::for_coordinator) made no layer.
+///
+/// # Examples
+///
+/// ```
+/// use backpressure::tower::WorkerHoldError;
+///
+/// let error = WorkerHoldError::UnknownWorker { name: "send_mail".into(), known: vec!["send_email".into()] };
+/// assert_eq!(error.to_string(), "no worker `send_mail` in this runtime; it has: send_email");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerHoldError {
+    /// The runtime has no worker of that name.
+    #[error("no worker `{name}` in this runtime; it has: {}", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
+    UnknownWorker {
+        /// The name asked for.
+        name: String,
+        /// The runtime's workers, sorted.
+        known: Vec<String>,
+    },
+    /// The worker has no `defer_on`: no signal ever holds it, so a layer following it would
+    /// hold nothing.
+    #[error("worker `{worker}` has no `defer_on`: no signal holds it, so there is nothing for a layer to follow")]
+    DefersOnNothing {
+        /// The worker's name.
+        worker: String,
+    },
+}

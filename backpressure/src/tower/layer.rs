@@ -158,8 +158,26 @@ impl HoldLayer {
     /// # }
     /// ```
     pub fn max_in_flight(self, max: NonZeroUsize) -> Self {
+        let shared = &self.shared;
         Self {
-            shared: Arc::new(self.shared.with_max_in_flight(max)),
+            shared: Arc::new(shared.with(Some(max), shared.mode, shared.resume.clone())),
+        }
+    }
+
+    /// The same layer in another mode (with its own in-flight count).
+    pub fn with_mode(self, mode: HoldMode) -> Self {
+        let shared = &self.shared;
+        Self {
+            shared: Arc::new(shared.with(shared.max_in_flight, mode, shared.resume.clone())),
+        }
+    }
+
+    /// The same layer, holding nothing while a signal matching `resume` is raised (a
+    /// worker's `resume_on`).
+    pub(super) fn resume_on(self, resume: Option<Pattern>) -> Self {
+        let shared = &self.shared;
+        Self {
+            shared: Arc::new(shared.with(shared.max_in_flight, shared.mode, resume)),
         }
     }
 

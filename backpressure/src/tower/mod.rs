@@ -102,10 +102,11 @@ mod layer;
 mod mode;
 mod service;
 mod shared;
+mod worker;
 
 #[cfg(feature = "axum")]
 pub use self::axum::handle_error;
-pub use self::error::HoldError;
+pub use self::error::{HoldError, WorkerHoldError};
 pub use self::future::ResponseFuture;
 pub use self::layer::HoldLayer;
 pub use self::mode::HoldMode;

@@ -19,6 +19,9 @@ use crate::Level;
 pub(super) struct Shared {
     sink: Sink,
     pub(super) pattern: Pattern,
+    /// A worker's `resume_on` (see [`HoldLayer::for_worker`](super::HoldLayer::for_worker)):
+    /// while a matching signal is raised, nothing is held.
+    pub(super) resume: Option<Pattern>,
     pub(super) mode: HoldMode,
     /// The most calls in flight at once, scaled by the level of a levelled signal.
     pub(super) max_in_flight: Option<NonZeroUsize>,
@@ -29,6 +32,7 @@ pub(super) struct Shared {
     /// Registered on first use, so that it happens inside the runtime that drives the
     /// services: the sink then expires TTL entries on that runtime too.
     watch: OnceLock<WatchHandle>,
+    resume_watch: OnceLock<WatchHandle>,
 }
 
 /// What the hold says about a request now.
@@ -53,31 +57,42 @@ impl Shared {
         Self {
             sink: sink.clone(),
             pattern,
+            resume: None,
             mode,
             max_in_flight,
             in_flight: Arc::default(),
             changed: Arc::new(Notify::new()),
             watch: OnceLock::new(),
+            resume_watch: OnceLock::new(),
         }
     }
 
-    /// The same layer with another in-flight limit (and its own count and watch).
-    pub(super) fn with_max_in_flight(&self, max_in_flight: NonZeroUsize) -> Self {
-        Self::new(
-            &self.sink,
-            self.pattern.clone(),
-            self.mode,
-            Some(max_in_flight),
-        )
+    /// The same layer with another in-flight limit, mode or `resume_on` (and its own count
+    /// and watches).
+    pub(super) fn with(
+        &self,
+        max_in_flight: Option<NonZeroUsize>,
+        mode: HoldMode,
+        resume: Option<Pattern>,
+    ) -> Self {
+        let mut shared = Self::new(&self.sink, self.pattern.clone(), mode, max_in_flight);
+        shared.resume = resume;
+        shared
     }
 
-    /// The lowest level among the matching signals, `None` if none is raised. O(1).
+    /// The lowest level among the matching signals, `None` if none is raised or a `resume`
+    /// signal is. O(1).
     fn level(&self) -> Option<Level> {
         let watch = self
             .watch
             .get_or_init(|| self.sink.watch(self.pattern.clone(), &self.changed));
         let level = watch.min_level();
-        watch.is_active().then_some(level)
+        let resumed = self.resume.as_ref().is_some_and(|resume| {
+            self.resume_watch
+                .get_or_init(|| self.sink.watch(resume.clone(), &self.changed))
+                .is_active()
+        });
+        (watch.is_active() && !resumed).then_some(level)
     }
 
     /// Whether a request may go out now and, under an in-flight limit, counts it. Without a
