@@ -240,3 +240,31 @@ async fn a_worker_is_paused_and_resumed_by_name() {
     runtime.drain_all().await;
     assert_eq!(runtime.worker("registry::held").unwrap().stats.completed, 1);
 }
+
+#[tokio::test]
+async fn require_fails_naming_the_workers_this_binary_does_not_register() {
+    let ok = Runtime::builder()
+        .only(["registry::plain"])
+        .require(["registry::plain", "registry::held"])
+        .start();
+    assert!(ok.is_ok());
+    let err = Runtime::builder()
+        .isolated()
+        .require(["registry::plain", "mail::send"])
+        .start()
+        .err()
+        .expect("mail::send is declared nowhere");
+    let error::RegistryError::MissingWorkers {
+        missing,
+        registered,
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(missing, &["mail::send"]);
+    assert!(
+        registered.contains(&"registry::plain".to_owned()),
+        "{registered:?}"
+    );
+    assert!(err.to_string().contains("links that library"), "{err}");
+}

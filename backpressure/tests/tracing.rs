@@ -164,3 +164,21 @@ async fn a_defer_timeout_is_a_warning() {
                 .get("message")
                 .is_some_and(|m| m.contains("max_defer"))));
 }
+
+#[tokio::test]
+async fn starting_with_no_registered_worker_is_a_warning_that_says_how_to_link_them() {
+    // This test binary declares no `#[backpressure_worker]`.
+    let recorder = Recorder::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
+    let runtime = backpressure::Runtime::builder().isolated().start().unwrap();
+    assert!(runtime.workers().is_empty());
+    let seen = recorder.0.lock().unwrap();
+    let warned = seen.events.iter().any(|(level, fields)| {
+        *level == tracing::Level::WARN
+            && fields.get("message").is_some_and(|m| {
+                m.contains("no registered worker") && m.contains("links that library")
+            })
+    });
+    assert!(warned, "{:?}", seen.events);
+}

@@ -76,6 +76,8 @@ pub struct RuntimeBuilder {
     sinks: BTreeMap<String, Sink>,
     /// Sink sections a connector crate takes care of.
     handled: Vec<&'static str>,
+    /// Workers that must be registered (see [`require`](Self::require)).
+    required: Vec<String>,
 }
 
 impl Default for RuntimeBuilder {
@@ -86,6 +88,7 @@ impl Default for RuntimeBuilder {
             isolated: false,
             sinks: BTreeMap::new(),
             handled: Vec::new(),
+            required: Vec::new(),
         }
     }
 }
@@ -147,6 +150,34 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Fails [`start`](Self::start) with [`RegistryError::MissingWorkers`] unless every one
+    /// of these workers is registered in this binary. A worker declared in a library is
+    /// registered only if the binary links that library (the linker drops a crate nothing
+    /// references, and its `#[backpressure_worker]`s with it): requiring them turns a silent
+    /// empty start into an error that says so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::error::RegistryError;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let started = backpressure::Runtime::builder().isolated().require(["mail::send"]).start();
+    /// let Err(RegistryError::MissingWorkers { missing, .. }) = started else {
+    ///     panic!("no worker `mail::send` is declared in this doctest");
+    /// };
+    /// assert_eq!(missing, ["mail::send"]);
+    /// # }
+    /// ```
+    pub fn require<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required.extend(names.into_iter().map(Into::into));
+        self
+    }
+
     /// Makes the runtime independent of the process: its workers get fresh sinks (unless set
     /// with [`sink`](Self::sink)), the generated `enqueue` functions are not connected to it,
     /// `BACKPRESSURE_CONFIG` is ignored, and any number of isolated runtimes may run at once.
@@ -200,6 +231,15 @@ impl RuntimeBuilder {
             return Err(RegistryError::NoTokioRuntime);
         }
         let all: Vec<&'static Registration> = registrations().collect();
+        check_required(&self.required, &all)?;
+        if all.is_empty() && self.only.is_none() {
+            tracing::warn!(
+                "backpressure started with no registered worker: a `#[backpressure_worker]` \
+                 declared in a library is registered only if this binary links that library \
+                 (reference it, e.g. `use my_workers as _;`); `RuntimeBuilder::require` makes \
+                 this an error"
+            );
+        }
         let selected = self.select(&all)?;
         check_duplicates(&selected)?;
         let config = self.load_config()?;
@@ -326,4 +366,22 @@ fn build_all(
     }
     workers.sort_by(|a, b| a.registration.name.cmp(b.registration.name));
     Ok((workers, sinks))
+}
+
+/// Every `required` worker is registered, or the error naming those that are not.
+fn check_required(required: &[String], all: &[&'static Registration]) -> Result<(), RegistryError> {
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|name| !all.iter().any(|r| r.name == name.as_str()))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut registered: Vec<String> = all.iter().map(|r| r.name.to_owned()).collect();
+    registered.sort();
+    Err(RegistryError::MissingWorkers {
+        missing,
+        registered,
+    })
 }

@@ -37,6 +37,21 @@ pub enum RegistryError {
         /// The name.
         name: String,
     },
+    /// Workers given to [`RuntimeBuilder::require`](crate::RuntimeBuilder::require) are not
+    /// registered in this binary.
+    #[error(
+        "required workers are not registered: {}; registered: {}. A `#[backpressure_worker]` \
+         declared in a library is registered only if the binary links that library: reference \
+         it (e.g. `use my_workers as _;`)",
+        list(missing),
+        if registered.is_empty() { "none".to_owned() } else { list(registered) }
+    )]
+    MissingWorkers {
+        /// The required names that no worker has.
+        missing: Vec<String>,
+        /// The registered workers' names, sorted.
+        registered: Vec<String>,
+    },
     /// The config file could not be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -122,3 +137,9 @@ impl<T> fmt::Display for WorkerEnqueueError<T> {
 }
 
 impl<T> std::error::Error for WorkerEnqueueError<T> {}
+
+/// `a`, `b` as "`a`, `b`".
+fn list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
