@@ -233,12 +233,7 @@ impl RuntimeBuilder {
         let all: Vec<&'static Registration> = registrations().collect();
         check_required(&self.required, &all)?;
         if all.is_empty() && self.only.is_none() {
-            tracing::warn!(
-                "backpressure started with no registered worker: a `#[backpressure_worker]` \
-                 declared in a library is registered only if this binary links that library \
-                 (reference it, e.g. `use my_workers as _;`); `RuntimeBuilder::require` makes \
-                 this an error"
-            );
+            warn_no_workers();
         }
         let selected = self.select(&all)?;
         check_duplicates(&selected)?;
@@ -384,4 +379,14 @@ fn check_required(required: &[String], all: &[&'static Registration]) -> Result<
         missing,
         registered,
     })
+}
+
+/// Nothing is registered: most often a binary that does not link the library declaring its
+/// workers.
+fn warn_no_workers() {
+    tracing::warn!(
+        "backpressure started with no registered worker: a `#[backpressure_worker]` declared \
+         in a library is registered only if this binary links that library (reference it, \
+         e.g. `use my_workers as _;`); `RuntimeBuilder::require` makes this an error"
+    );
 }
