@@ -136,6 +136,21 @@ impl OptionError {
     }
 }
 
+fn signal_taken(
+    f: &mut fmt::Formatter<'_>,
+    signal: &str,
+    by: PolicyKind,
+    policy: Option<PolicyKind>,
+) -> fmt::Result {
+    write!(
+        f,
+        "the signal `{signal}` is already raised by this worker's `{}` policy: one worker's \
+         policies raise under one key, so each needs a signal of its own (e.g. `{signal}.{}`)",
+        by.name(),
+        policy.map_or("other", PolicyKind::name)
+    )
+}
+
 fn not_deferred(
     f: &mut fmt::Formatter<'_>,
     policy: PolicyKind,
@@ -261,14 +276,7 @@ impl fmt::Display for Core<'_> {
                 signal,
                 defer_on,
             } => not_deferred(f, *policy, signal, defer_on),
-            Problem::SignalTaken { signal, by } => write!(
-                f,
-                "the signal `{signal}` is already raised by this worker's `{}` policy: one \
-                 worker's policies raise under one key, so each needs a signal of its own \
-                 (e.g. `{signal}.{}`)",
-                by.name(),
-                self.0.policy.map_or("other", PolicyKind::name)
-            ),
+            Problem::SignalTaken { signal, by } => signal_taken(f, signal, *by, self.0.policy),
         }
     }
 }
