@@ -113,8 +113,11 @@ impl Recorder {
             let Some(key) = event.key.clone() else {
                 continue;
             };
-            if event.kind == SignalEventKind::PolicyChanged
-                || !event.name.starts_with("backpressure.s")
+            // A policy change, or a probe handed back, leaves the entry as it is.
+            if matches!(
+                event.kind,
+                SignalEventKind::PolicyChanged | SignalEventKind::ProbeReturned
+            ) || !event.name.starts_with("backpressure.s")
             {
                 continue;
             }
