@@ -228,3 +228,74 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
     }
 }
+
+/// The probe channel of `namespace` (the crate's wire format: `bp:{ns}:probes`).
+pub fn probe_channel(namespace: &str) -> String {
+    format!("bp:{{{namespace}}}:probes")
+}
+
+/// Publishes `payload` on the probe channel of `namespace`, as anyone with access could.
+pub fn publish_probe(url: &str, namespace: &str, payload: &[u8]) {
+    let mut raw = redis::Client::open(url).unwrap().get_connection().unwrap();
+    redis::cmd("PUBLISH")
+        .arg(probe_channel(namespace))
+        .arg(payload)
+        .query::<i64>(&mut raw)
+        .expect("publish");
+}
+
+/// Every message on the probe channel of a namespace, as a test sees it (a subscriber of
+/// its own, on a thread; subscribed when [`Tap::new`] returns).
+pub struct Tap {
+    messages: mpsc::UnboundedReceiver<String>,
+}
+
+impl Tap {
+    pub fn new(url: &str, namespace: &str) -> Self {
+        let (tx, messages) = mpsc::unbounded_channel();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (url, channel) = (url.to_owned(), probe_channel(namespace));
+        std::thread::spawn(move || {
+            let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut pubsub = con.as_pubsub();
+            pubsub.subscribe(&channel).expect("subscribe");
+            let _ = ready_tx.send(());
+            // Ends when the server goes away or the test is over.
+            while let Ok(message) = pubsub.get_message() {
+                let payload: Vec<u8> = message.get_payload_bytes().to_vec();
+                if tx
+                    .send(String::from_utf8_lossy(&payload).into_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the tap subscribed");
+        Self { messages }
+    }
+
+    /// Waits for a message whose op (second field) is `op`, at most [`WAIT`].
+    pub async fn next_op(&mut self, op: &str) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.messages.recv())
+                .await
+                .ok()??;
+            if message.split('|').nth(1) == Some(op) {
+                return Some(message);
+            }
+        }
+    }
+
+    /// Every message received so far.
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(message) = self.messages.try_recv() {
+            seen.push(message);
+        }
+        seen
+    }
+}
