@@ -225,20 +225,17 @@ async fn a_flapping_verdict_leaves_no_peer_asking_forever() {
         peer.enqueue_many(vec![(); 2]).await.unwrap();
     }
     // Four half-open periods: the owner's items and the peers' probes all fail.
-    let starts_now = std::sync::Mutex::new(&mut starts);
-    let flapping = until(
-        WAIT,
-        || {
-            while let Ok(start) = starts_now.lock().unwrap().try_recv() {
+    let flapping = {
+        let starts = std::sync::Mutex::new(&mut starts);
+        let fail_all = || {
+            while let Ok(start) = starts.lock().unwrap().try_recv() {
                 start.fail();
             }
             fleet.owner.stats().failed
-        },
-        |failures| *failures >= 4,
-    )
-    .await;
+        };
+        until(WAIT, fail_all, |failures| *failures >= 4).await
+    };
     assert!(flapping >= 4, "the verdict flapped: {flapping}");
-    drop(starts_now);
     fleet.failing.store(false, Ordering::SeqCst);
     let total = 6;
     let done = complete_all(&mut starts, &fleet.peer_refs(), total).await;
