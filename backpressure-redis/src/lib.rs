@@ -91,7 +91,12 @@
 //! `probes` of them, and the outcome, sent back, decides the breaker as the owner's own probe
 //! would. A probe that ends unused (skipped, cut short by shutdown) goes back to the owner,
 //! which tells every process, and a held one asks again. A probe lent to a process that dies
-//! is settled by the breaker's `probe_timeout`, like a hung local probe. Anyone who can
+//! is settled by the breaker's `probe_timeout`, like a hung local probe. A process that owns
+//! a half-open verdict of its own probes it and passes the other processes' half-open
+//! verdicts without asking them (their owners probe too), so replicas whose breakers hold
+//! each other recover together instead of waiting for each other's probes; only a process
+//! held by other processes' verdicts alone asks. A claim left unanswered, a denial never
+//! lifted, or a grant no held worker takes, lapses after two renewals of the verdict. Anyone who can
 //! publish on the namespace can forge probe outcomes, as they can forge signals.
 
 mod bridge;

@@ -29,7 +29,6 @@ const NO_TIMEOUT: Duration = Duration::from_secs(60);
 /// subscribed. The owner reconnects and resyncs; its idle breaker stays half-open (no
 /// claim reached it, so no probe timeout runs). The peer must not be left asking forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a claim lost while the owner's bridge reconnects is never asked again: the peer stays held by a half-open verdict forever"]
 async fn a_claim_lost_while_the_owner_reconnects_is_asked_again() {
     let Some(server) = redis("a_claim_lost_while_the_owner_reconnects_is_asked_again") else {
         return;

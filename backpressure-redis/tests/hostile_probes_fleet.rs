@@ -293,7 +293,6 @@ async fn crossing_round(server: &RedisServer, namespace: &str) -> Result<(), Str
 /// before using it, both wait on a loan neither can use, until `probe_timeout` (here a
 /// minute; 30 s by default). A race: about half the rounds hit it, so six are run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: crossing verdicts of two processes deadlock until probe_timeout: each owner lends its only probe to the other, whose worker then cannot claim its own"]
 async fn crossing_verdicts_of_two_processes_recover_without_a_probe_timeout() {
     let Some(server) = redis("crossing_verdicts_of_two_processes_recover") else {
         return;

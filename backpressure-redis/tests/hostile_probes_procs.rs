@@ -256,7 +256,6 @@ async fn stopped_and_lapsed(
 /// trace: `C 1`, `C 1`, `D 1`, no `G`); or the half-open verdict does not come back to the
 /// peer at all within 10 s (cause not found).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (intermittent): a grant the owner cannot publish keeps its loan; the resumed owner's verdict is denied to the peer until probe_timeout"]
 async fn a_stopped_owner_resumed_is_probed_again_without_a_probe_timeout() {
     let Some(server) = redis("a_stopped_owner_resumed_is_probed_again") else {
         return;

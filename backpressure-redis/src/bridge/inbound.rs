@@ -207,6 +207,10 @@ impl Inbound {
             return None;
         }
         if let Some(asking) = self.mirrors.get(id).and_then(|m| m.asking.clone()) {
+            if asking.renewed() {
+                // An answer was lost: held workers look, and ask, again.
+                self.sink.probes_available(&entry.name);
+            }
             return Some(asking);
         }
         let verdict = (Arc::clone(&entry.name), entry.key.clone());

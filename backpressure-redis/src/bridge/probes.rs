@@ -49,8 +49,17 @@ struct AskState {
     asked: Option<u64>,
     /// The owner had no probe left; ask again only once one comes back.
     denied: bool,
+    /// Renewals of the verdict seen since the claim was sent or denied: at
+    /// [`RENEWALS_TO_ASK_AGAIN`] its answer, or the announcement that a probe came back,
+    /// counts as lost.
+    renewals: u8,
     next_request: u64,
 }
+
+/// After this many renewals of the verdict (each lease / 3) without an answer to a claim, or
+/// since a denial, a held worker asks again: a message lost with the link (the owner
+/// reconnecting, say) costs at most two renewal periods, never the whole half-open period.
+const RENEWALS_TO_ASK_AGAIN: u8 = 2;
 
 impl Asking {
     pub(super) fn new(
@@ -95,6 +104,7 @@ impl Asking {
         }
         state.asked = None;
         state.granted.push(loan);
+        state.renewals = 0;
         true
     }
 
@@ -104,6 +114,7 @@ impl Asking {
         if state.asked == Some(request) {
             state.asked = None;
             state.denied = true;
+            state.renewals = 0;
         }
     }
 
@@ -114,7 +125,40 @@ impl Asking {
         let was_waiting = state.denied || state.asked.is_some();
         state.denied = false;
         state.asked = None;
+        state.renewals = 0;
         was_waiting
+    }
+
+    /// The owner renewed the verdict (still half-open). A claim unanswered, or a denial not
+    /// lifted, for [`RENEWALS_TO_ASK_AGAIN`] renewals is taken as lost: returns whether a
+    /// held worker should look (and ask) again now.
+    ///
+    /// A grant no held worker took for as long goes back to the owner: a worker held by
+    /// several other processes' verdicts that got one of them and not another must not keep
+    /// it from the rest of the fleet.
+    pub(super) fn renewed(&self) -> bool {
+        let mut state = self.state();
+        if !state.granted.is_empty() {
+            state.renewals += 1;
+            if state.renewals >= RENEWALS_TO_ASK_AGAIN {
+                state.renewals = 0;
+                let unused = std::mem::take(&mut state.granted);
+                drop(state);
+                for loan in unused {
+                    self.send(ProbeOp::GiveBack, 0, loan);
+                }
+            }
+            return false;
+        }
+        if state.asked.is_none() && !state.denied {
+            return false;
+        }
+        state.renewals += 1;
+        if state.renewals < RENEWALS_TO_ASK_AGAIN {
+            return false;
+        }
+        drop(state);
+        self.may_ask_again()
     }
 }
 
@@ -128,6 +172,7 @@ impl ProbeSource for Asking {
             state.next_request += 1;
             let request = state.next_request;
             state.asked = Some(request);
+            state.renewals = 0;
             drop(state);
             self.send(ProbeOp::Claim, request, 0);
         }
@@ -144,6 +189,10 @@ impl ProbeSource for Asking {
 
     fn give_back(&self, loan: u64) {
         self.send(ProbeOp::GiveBack, 0, loan);
+    }
+
+    fn is_remote(&self) -> bool {
+        true
     }
 }
 

@@ -301,11 +301,18 @@ impl Task {
     /// Publishes a probe message, if the link is up (a claim lost with the link is asked
     /// again after the resync).
     async fn send_probe(&mut self, message: ProbeMessage) {
-        if !self.link.is_up() {
-            return;
-        }
-        if let Err(e) = self.remote.publish_probe(message.encode()).await {
-            self.on_redis_error(&e);
+        let sent = if self.link.is_up() {
+            let published = self.remote.publish_probe(message.encode()).await;
+            published.map_err(|e| self.on_redis_error(&e)).is_ok()
+        } else {
+            false
+        };
+        if !sent && message.op == ProbeOp::Grant {
+            // A loan nobody will hear of would hold the breaker's probe until its
+            // `probe_timeout`: it goes back at once.
+            if let Some(to) = &message.to {
+                self.lender.settle(to, message.loan, None);
+            }
         }
     }
 

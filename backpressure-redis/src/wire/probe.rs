@@ -15,8 +15,9 @@
 //! | `A` | owner  | to `*`: a probe of `(name, key)` came back; who was denied may ask again |
 //!
 //! Unused numeric fields are `0`. The channel is not sequenced: a lost message costs at most
-//! a probe (a claim never answered is asked again when the verdict changes or a probe comes
-//! back; a loan never settled is ended by the owner breaker's `probe_timeout`).
+//! a probe, for a bounded time (a claim never answered, or a denial never lifted, is asked
+//! again after two renewals of the verdict; a grant that cannot be sent goes back at once; a
+//! loan never settled is ended by the owner breaker's `probe_timeout`).
 
 use std::sync::Arc;
 use std::time::Duration;

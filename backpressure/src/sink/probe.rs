@@ -84,6 +84,16 @@ pub trait ProbeSource: Send + Sync + fmt::Debug {
     /// The probe `ticket` ended without an outcome: it is handed out again, and the
     /// coordinators watching the verdict's signal are woken to take it.
     fn give_back(&self, ticket: u64);
+
+    /// Whether the verdict is another process's (mirrored by a connector). A worker held
+    /// only by half-open verdicts claims a probe from each of this process's own; it passes
+    /// the other processes' half-open verdicts without claiming from them (their owners
+    /// probe them too, as DESIGN's "probes and other verdicts" rule has it), so that
+    /// processes whose breakers hold each other never wait for each other's probes. Only a
+    /// worker held by other processes' verdicts alone claims from them. `false` by default.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// One probe claimed from a verdict's [`ProbeSource`] with
@@ -147,7 +157,13 @@ impl ProbeClaim {
     /// Nothing is claimed unless every source has a probe left, so a holder that cannot
     /// pass one verdict does not keep taking and giving back (and waking everyone for) the
     /// others' probes; only a claimer that lost a race gives back, and wakes the watchers.
-    pub(crate) fn claim_all(sources: Vec<Arc<dyn ProbeSource>>) -> Option<Self> {
+    ///
+    /// If any source is this process's own, only those are claimed: the other processes'
+    /// half-open verdicts are passed (see [`ProbeSource::is_remote`]).
+    pub(crate) fn claim_all(mut sources: Vec<Arc<dyn ProbeSource>>) -> Option<Self> {
+        if sources.iter().any(|source| !source.is_remote()) {
+            sources.retain(|source| !source.is_remote());
+        }
         if sources.is_empty() || !sources.iter().all(|source| source.available()) {
             return None;
         }
