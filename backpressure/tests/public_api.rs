@@ -20,7 +20,8 @@ use std::path::Path;
 use backpressure::connector::{ProbeSource, ProbeTicket};
 use backpressure::error::{
     BuildError, ConfigError, EnqueueError, Lagged, LevelError, NameError, NameErrorKind,
-    PatternError, PolicyError, RegistryError, SignalError, TryEnqueueError, WorkerEnqueueError,
+    PatternError, PolicyError, RegistryError, SignalError, StreamClosed, TryEnqueueError,
+    WorkerEnqueueError,
 };
 #[cfg(feature = "metrics")]
 use backpressure::metrics::{
@@ -103,6 +104,7 @@ fn the_error_module_items_are_nameable() {
     named::<PolicyError>();
     named::<RegistryError>();
     named::<SignalError>();
+    named::<StreamClosed<u32>>();
     named::<TryEnqueueError<u32>>();
     named::<WorkerEnqueueError<u32>>();
 }

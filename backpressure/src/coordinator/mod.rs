@@ -17,6 +17,7 @@ mod slot;
 mod state;
 mod stats;
 mod step;
+mod stream;
 mod telemetry;
 
 pub use builder::CoordinatorBuilder;

@@ -1,4 +1,5 @@
-//! [`EnqueueError`] and [`TryEnqueueError`]: an item refused, and handed back.
+//! [`EnqueueError`], [`TryEnqueueError`] and [`StreamClosed`]: an item refused, and handed
+//! back.
 
 use std::fmt;
 
@@ -82,3 +83,35 @@ impl<T> From<EnqueueError<T>> for TryEnqueueError<T> {
         TryEnqueueError::Closed(err.0)
     }
 }
+
+/// [`Coordinator::enqueue_stream`](crate::Coordinator::enqueue_stream) stopped because intake
+/// closed: how many items it had enqueued, and the one it pulled from the stream but could
+/// not enqueue, handed back (the rest of the stream was not pulled).
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct StreamClosed<T> {
+    /// Items of the stream enqueued before intake closed.
+    pub accepted: usize,
+    /// The item pulled and refused.
+    pub item: T,
+}
+
+impl<T> fmt::Debug for StreamClosed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamClosed")
+            .field("accepted", &self.accepted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for StreamClosed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "intake closed after {} items of the stream; the next one is handed back and the \
+             rest was not pulled",
+            self.accepted
+        )
+    }
+}
+
+impl<T> std::error::Error for StreamClosed<T> {}

@@ -41,7 +41,7 @@ mod enqueue;
 mod signal;
 
 pub use self::build::BuildError;
-pub use self::enqueue::{EnqueueError, TryEnqueueError};
+pub use self::enqueue::{EnqueueError, StreamClosed, TryEnqueueError};
 pub use self::signal::SignalError;
 pub use crate::config_file::ConfigError;
 pub use crate::policy::error::PolicyError;

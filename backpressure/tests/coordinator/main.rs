@@ -9,6 +9,7 @@ mod gate;
 mod outcomes;
 mod pause;
 mod queue;
+mod stream;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
