@@ -85,7 +85,7 @@ async fn two_breakers_of_one_owner_on_one_signal_are_refused_at_build() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: a coordinator may be named like another's default key `coordinator-<n>`; the two then share their verdicts' entry"]
+#[ignore = "documented, not fixed: a name equal to another coordinator's key (here copied from its default key) shares its verdicts' entry, as two coordinators of one name do (CoordinatorBuilder::name)"]
 async fn a_name_equal_to_a_default_key_does_not_share_its_verdict() {
     let sink = Sink::new();
     let unnamed = build(&sink, None, vec![breaker(Duration::from_secs(60))]);
