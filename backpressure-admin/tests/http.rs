@@ -653,13 +653,17 @@ struct Frames {
 }
 
 impl Frames {
-    /// The next frame (the lines up to a blank line), within `wait`.
+    /// The next frame (the lines up to a blank line), within `wait`; `history` events
+    /// (tested in `tests/history.rs`) are skipped.
     async fn next(&mut self, wait: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame = self.buffer[..end].to_owned();
                 self.buffer.drain(..end + 2);
+                if frame.starts_with("event: history\n") {
+                    continue;
+                }
                 return Some(frame);
             }
             let frame = tokio::time::timeout_at(deadline, self.body.frame())
