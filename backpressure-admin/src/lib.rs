@@ -54,7 +54,7 @@
 //! | Route | What |
 //! | --- | --- |
 //! | `GET /`, `GET index.html` | the dashboard page (nested at `/admin`, `/admin` redirects to `/admin/index.html`) |
-//! | `GET assets/app.js`, `assets/app.css`, `assets/favicon.svg` | its files |
+//! | `GET assets/app.js`, `assets/timeline.js`, `assets/charts.js`, `assets/app.css`, `assets/favicon.svg` | its files |
 //! | `GET api/overview` | everything at once: summary, workers, sinks and their signals |
 //! | `GET api/workers`, `api/workers/{name}` | workers: config, stats, policies, gate, rates |
 //! | `GET api/sinks`, `api/sinks/{sink}` | sinks and their active signals (key, level, TTL left) |
@@ -152,6 +152,8 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/", get(assets::index))
         .route("/index.html", get(assets::index))
         .route("/assets/app.js", get(assets::app_js))
+        .route("/assets/timeline.js", get(assets::timeline_js))
+        .route("/assets/charts.js", get(assets::charts_js))
         .route("/assets/app.css", get(assets::app_css))
         .route("/assets/favicon.svg", get(assets::favicon))
         .route("/api/overview", get(api::overview))
