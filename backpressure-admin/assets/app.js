@@ -21,6 +21,8 @@
   };
 
   const $ = (selector) => document.querySelector(selector);
+  // timeline.js's store, or a stand-in when it did not load.
+  const history = window.bpHistory || { apply() {}, rev: () => 0, setLive() {}, setWorkers() {} };
 
   // Builds an element; text only ever goes in through textContent.
   function el(tag, props, children) {
@@ -38,6 +40,35 @@
       if (child !== null && child !== undefined) node.append(child);
     }
     return node;
+  }
+
+  // Brings `tbody` to one row per item, in order, touching only what changed: a row is
+  // kept by its key (`data-row`), and of a kept row only the cells that differ from a
+  // freshly built one are replaced.
+  function syncRows(tbody, items, keyOf, build) {
+    const existing = new Map(Array.from(tbody.children, (row) => [row.dataset.row, row]));
+    let previous = null;
+    for (const item of items) {
+      const key = keyOf(item);
+      const fresh = build(item);
+      fresh.dataset.row = key;
+      let row = existing.get(key);
+      if (row && row.children.length === fresh.children.length) {
+        existing.delete(key);
+        Object.assign(row.dataset, fresh.dataset);
+        Array.from(fresh.children).forEach((cell, i) => {
+          if (!row.children[i].isEqualNode(cell)) row.children[i].replaceWith(cell);
+        });
+      } else {
+        if (row) row.remove();
+        existing.delete(key);
+        row = fresh;
+      }
+      const wanted = previous ? previous.nextSibling : tbody.firstChild;
+      if (wanted !== row) tbody.insertBefore(row, wanted);
+      previous = row;
+    }
+    for (const row of existing.values()) row.remove();
   }
 
   // ---- connection -------------------------------------------------------------------
@@ -65,6 +96,7 @@
     source.addEventListener('snapshot', (e) => onStream(e, (data) => render(data)));
     source.addEventListener('stats', (e) => onStream(e, (data) => render(data)));
     source.addEventListener('signal', (e) => onStream(e, (data) => onSignal(data)));
+    source.addEventListener('history', (e) => onStream(e, (data) => history.apply(data)));
     source.addEventListener('lagged', (e) => onStream(e, (data) => {
       logLine(null, 'lagged', `missed ${data.missed} events on sink ${data.sink}`);
     }));
@@ -109,6 +141,9 @@
         const response = await fetch('api/overview', { headers: { Accept: 'application/json' } });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         render(await response.json());
+        const since = history.rev();
+        const changes = await fetch(`api/history?since=${since}`, { headers: { Accept: 'application/json' } });
+        if (changes.ok) history.apply(await changes.json());
         if (state.pollTimer) setMode('polling', 'polling');
       } catch (err) {
         if (state.pollTimer) setMode('offline', 'offline — retrying');
@@ -125,6 +160,7 @@
 
   function toggleLive() {
     state.live = !state.live;
+    history.setLive(state.live);
     const button = $('#live-toggle');
     button.setAttribute('aria-pressed', String(state.live));
     if (state.live) {
@@ -150,7 +186,8 @@
     document.body.classList.toggle('pause-controls', Boolean(overview.controls && overview.controls.pause));
     document.body.classList.toggle('read-only', Boolean(overview.read_only));
     renderSummary(overview.summary);
-    renderWorkers(overview.workers, overview.controls);
+    history.setWorkers(overview.workers);
+    renderWorkers(overview.workers, overview.controls, overview.sinks);
     renderSinkChoices(overview.sinks);
     renderSignals(overview.sinks.flatMap((sink) => sink.signals), overview.controls);
     tick();
@@ -178,12 +215,57 @@
     return badge;
   }
 
+  // "1m 30s 5ms" (humantime) in milliseconds.
+  function humanMs(text) {
+    const unit = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60000, min: 60000, h: 3600000, d: 86400000, days: 86400000 };
+    let total = 0;
+    for (const [, n, u] of String(text).matchAll(/(\d+)\s*([a-zµ]+)/g)) total += Number(n) * (unit[u] || 0);
+    return total;
+  }
+
+  function clockAt(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour12: false });
+  }
+
+  // A policy's state in words, as a badge: closed / open (probes at …) / half-open
+  // (probing) / adaptive limit k of max / watermark depth of capacity.
+  function policyBadge(policy, worker, sinks) {
+    const st = policy.state;
+    const next = policy.next_transition_in ? state.serverNow + humanMs(policy.next_transition_in) : null;
+    let kind = 'closed';
+    let text;
+    if (st.breaker) {
+      kind = st.breaker;
+      const c = policy.counts;
+      if (st.breaker === 'open') text = `open${next ? ` · probes at ${clockAt(next)}` : ''}`;
+      else if (st.breaker === 'half_open') {
+        kind = 'half-open';
+        text = `half-open · probing, ${c.calls - c.failures} of ${c.calls} probe calls ok${next ? ` · timeout ${clockAt(next)}` : ''}`;
+      } else text = `closed · ${c.failures} of ${c.calls} failed`;
+    } else if (st.limit !== undefined) {
+      const signal = (sinks || []).flatMap((s) => s.signals)
+        .find((s) => s.name === policy.signal && s.key === worker.name);
+      const max = signal && signal.level > 0 ? Math.round(st.limit / signal.level) : st.limit;
+      kind = signal ? 'limited' : 'closed';
+      text = `limit ${st.limit} of ${max}`;
+    } else if (st.watermark) {
+      kind = st.watermark.raised ? 'open' : 'closed';
+      text = `depth ${st.watermark.depth} of ${worker.config.capacity} · ${st.watermark.raised ? 'raised' : 'clear'}`;
+    } else {
+      text = JSON.stringify(st);
+    }
+    return el('span', {
+      className: 'badge policy', dataset: { policy: policy.policy, state: kind },
+      title: `${policy.policy} on ${policy.signal}`,
+    }, [el('span', { className: 'policy-name', text: `${policy.policy}: ` }), text]);
+  }
+
   function rate(n) {
     return n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
   }
 
-  function renderWorkers(workers, controls) {
-    const rows = workers.map((worker) => {
+  function renderWorkers(workers, controls, sinks) {
+    syncRows($('#workers tbody'), workers, (worker) => worker.name, (worker) => {
       const s = worker.stats;
       const running = s.limit < s.concurrency ? `${s.active} / ${s.concurrency} (limit ${s.limit})` : `${s.active} / ${s.concurrency}`;
       const control = el('td', { className: 'pause-control' });
@@ -195,11 +277,12 @@
         });
         control.append(button);
       }
-      const policies = worker.policies.map((p) => `${p.policy}: ${typeof p.state === 'object' ? JSON.stringify(p.state) : p.state}`);
+      const policies = worker.policies.map((p) => policyBadge(p, worker, sinks));
       return el('tr', { dataset: { worker: worker.name } }, [
         el('td', null, [
           el('strong', { text: worker.name }),
-          el('span', { className: 'loc', text: [worker.location].concat(policies).join(' · ') }),
+          el('span', { className: 'loc', text: worker.location }),
+          policies.length ? el('span', { className: 'policies' }, policies) : null,
         ]),
         el('td', { text: worker.sink }),
         el('td', null, [gateBadge(worker.gate)]),
@@ -219,7 +302,6 @@
         control,
       ]);
     });
-    $('#workers tbody').replaceChildren(...rows);
     $('#no-workers').hidden = workers.length > 0;
   }
 
@@ -238,7 +320,7 @@
 
   function renderSignals(signals, controls) {
     const now = performance.now();
-    const rows = signals.map((signal) => {
+    syncRows($('#signals tbody'), signals, signalId, (signal) => {
       const control = el('td', { className: 'control' });
       if (controls && controls.signals) {
         control.append(el('button', {
@@ -262,7 +344,6 @@
         control,
       ]);
     });
-    $('#signals tbody').replaceChildren(...rows);
     $('#no-signals').hidden = signals.length > 0;
   }
 
@@ -319,8 +400,21 @@
     if (event.kind === 'raised' || event.kind === 'level_changed') {
       text += event.level === 0 ? ' (stop)' : ` (level ${event.level})`;
     }
-    if (event.policy) text += ` — ${event.policy.policy} ${JSON.stringify(event.policy.from)} → ${JSON.stringify(event.policy.to)}`;
+    if (event.policy) text += ` — ${event.policy.policy} ${policyWords(event.policy.from)} → ${policyWords(event.policy.to)} (${reasonWords(event.policy.reason)})`;
     return text;
+  }
+
+  // A policy state ({"breaker": "open"}, {"limit": 3}, {"watermark": {...}}) in words.
+  function policyWords(st) {
+    if (st.breaker) return st.breaker.replace('_', '-');
+    if (st.limit !== undefined) return `limit ${st.limit}`;
+    if (st.watermark) return `${st.watermark.raised ? 'raised' : 'clear'} at depth ${st.watermark.depth}`;
+    return String(st);
+  }
+
+  function reasonWords(reason) {
+    const words = typeof reason === 'string' ? reason : Object.values(reason)[0];
+    return String(words).replace(/_/g, ' ');
   }
 
   function logLine(atMs, kind, text) {

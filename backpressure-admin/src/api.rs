@@ -3,6 +3,7 @@
 //! headers are added by the router's layer.
 
 use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::Json;
 use backpressure::{Runtime, Sink};
 use serde::Serialize;
@@ -10,12 +11,41 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathName};
 use crate::fields::{no_more, RaiseFields, RetractFields};
+use crate::history::HistoryView;
 use crate::model::{Overview, Shared, SignalView, SinkView, WorkerView};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 pub(crate) async fn overview(State(shared): State<Shared>) -> Json<Overview> {
     Json(shared.overview())
+}
+
+/// `GET api/history[?since=rev]`: everything, or what changed after revision `since`.
+pub(crate) async fn history(State(shared): State<Shared>, uri: Uri) -> ApiResult<HistoryView> {
+    let mut since = 0;
+    for pair in uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "since" {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Some("query"),
+                format!("unknown query parameter `{name}`: only `since` is allowed"),
+            ));
+        }
+        since = value.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Some("since"),
+                format!("`since` must be a revision number (a `rev` of an earlier answer), not `{value}`"),
+            )
+        })?;
+    }
+    Ok(Json(shared.history.view(since)))
 }
 
 pub(crate) async fn workers(State(shared): State<Shared>) -> Json<Vec<WorkerView>> {

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
+const TIMELINE_JS: &str = include_str!("../assets/timeline.js");
+const CHARTS_JS: &str = include_str!("../assets/charts.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
 
@@ -39,6 +41,14 @@ pub(crate) async fn index(OriginalUri(uri): OriginalUri) -> Response {
 
 pub(crate) async fn app_js() -> Response {
     file("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub(crate) async fn timeline_js() -> Response {
+    file("text/javascript; charset=utf-8", TIMELINE_JS)
+}
+
+pub(crate) async fn charts_js() -> Response {
+    file("text/javascript; charset=utf-8", CHARTS_JS)
 }
 
 pub(crate) async fn app_css() -> Response {

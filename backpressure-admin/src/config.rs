@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 
+use crate::history::Limits;
+
 /// What a request wants to do, as handed to the [authorize hook](AdminConfig::authorize).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -47,6 +49,7 @@ pub struct AdminConfig {
     pub(crate) authorize: Option<Arc<AuthorizeFn>>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) keep_alive: Duration,
+    pub(crate) history: Limits,
 }
 
 impl Default for AdminConfig {
@@ -56,6 +59,10 @@ impl Default for AdminConfig {
             authorize: None,
             allowed_origins: Vec::new(),
             keep_alive: Duration::from_secs(15),
+            history: Limits {
+                window: Duration::from_secs(15 * 60),
+                max_transitions: 2048,
+            },
         }
     }
 }
@@ -73,6 +80,7 @@ impl fmt::Debug for AdminConfig {
             )
             .field("allowed_origins", &self.allowed_origins)
             .field("keep_alive", &self.keep_alive)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -122,6 +130,22 @@ impl AdminConfig {
     /// 100 ms).
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How far back the history (`GET api/history`, the page's timeline and charts) reaches:
+    /// one sample per worker per second over this window (default 15 minutes; at least a
+    /// minute, at most a day).
+    pub fn history_window(mut self, window: Duration) -> Self {
+        self.history.window = window.clamp(Duration::from_secs(60), Duration::from_secs(86_400));
+        self
+    }
+
+    /// How many transitions the history keeps at most: signal bars, gate spans and policy
+    /// changes together, the oldest dropped first (default 2048, at least 16). Bars still
+    /// open are kept on top of this.
+    pub fn history_transitions(mut self, max: usize) -> Self {
+        self.history.max_transitions = max.clamp(16, 1 << 20);
         self
     }
 }

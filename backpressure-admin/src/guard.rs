@@ -11,6 +11,8 @@ use crate::model::Shared;
 use crate::Access;
 
 pub(crate) async fn guard(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    // A router built outside a tokio runtime starts its history here.
+    crate::history::start(&shared);
     let access = if matches!(*request.method(), Method::GET | Method::HEAD) {
         Access::Read
     } else {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::defer::{DeferPatterns, Holding};
+use crate::history::History;
 use crate::rates::{round2, RateBook, Rates};
 
 /// Everything the dashboard shows: the answer of `GET api/overview`, the event stream's
@@ -128,17 +129,22 @@ pub(crate) struct Shared {
     pub(crate) config: crate::AdminConfig,
     pub(crate) rates: Arc<RateBook>,
     pub(crate) defer: Arc<DeferPatterns>,
+    pub(crate) history: Arc<History>,
 }
 
 impl Shared {
     pub(crate) fn new(runtime: Arc<Runtime>, config: crate::AdminConfig) -> Self {
         let defer = DeferPatterns::new(&runtime.workers());
-        Self {
+        let history = History::new(config.history);
+        let shared = Self {
             runtime,
             config,
             rates: Arc::default(),
             defer: Arc::new(defer),
-        }
+            history: Arc::new(history),
+        };
+        crate::history::start(&shared);
+        shared
     }
 
     /// The sink names the workers watch, sorted, each with its workers.
@@ -271,7 +277,7 @@ fn sink_view(
 
 /// The gate as the dashboard shows it: its state from the counters, and while it is not
 /// open the signals that hold it.
-fn gate(stats: &Stats, holding: Holding) -> Gate {
+pub(crate) fn gate(stats: &Stats, holding: Holding) -> Gate {
     let state = if stats.paused {
         "paused"
     } else if stats.gate_open {

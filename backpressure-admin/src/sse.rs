@@ -22,7 +22,9 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How long a browser waits before reconnecting a dropped stream.
 const RETRY: Duration = Duration::from_secs(2);
 
-type SinkEvents = Pin<Box<dyn Stream<Item = (String, Result<SignalEvent, Lagged>)> + Send>>;
+/// One sink's events, tagged with the sink's name.
+pub(crate) type SinkEvents =
+    Pin<Box<dyn Stream<Item = (String, Result<SignalEvent, Lagged>)> + Send>>;
 
 /// `GET api/events`.
 pub(crate) async fn events(State(shared): State<Shared>) -> Response {
@@ -42,7 +44,8 @@ pub(crate) async fn events(State(shared): State<Shared>) -> Response {
     (no_store, Sse::new(stream).keep_alive(keep_alive)).into_response()
 }
 
-fn subscribe(shared: &Shared) -> SelectAll<SinkEvents> {
+/// A subscription to every sink the workers watch.
+pub(crate) fn subscribe(shared: &Shared) -> SelectAll<SinkEvents> {
     let workers = shared.runtime.workers();
     let mut all = SelectAll::new();
     for name in shared.sink_names(&workers).into_keys() {
@@ -63,6 +66,13 @@ async fn pump(shared: Shared, mut signals: SelectAll<SinkEvents>, tx: mpsc::Send
         .await
         .is_err()
     {
+        return;
+    }
+    let mut history = shared.history.watch();
+    history.borrow_and_update();
+    let full = shared.history.view(0);
+    let mut sent_rev = full.rev;
+    if tx.send(json_event("history", &full)).await.is_err() {
         return;
     }
     let mut ticks = time::interval_at(time::Instant::now() + STATS_EVERY, STATS_EVERY);
@@ -87,6 +97,15 @@ async fn pump(shared: Shared, mut signals: SelectAll<SinkEvents>, tx: mpsc::Send
                     continue;
                 }
             },
+            changed = history.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                history.borrow_and_update();
+                let delta = shared.history.view(sent_rev);
+                sent_rev = delta.rev;
+                json_event("history", &delta)
+            }
             _ = ticks.tick() => {
                 let stats = shared.overview();
                 let now = fingerprint(&stats);

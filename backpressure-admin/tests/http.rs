@@ -101,8 +101,15 @@ async fn the_page_is_served_with_its_files_a_strict_csp_and_no_inline_script() {
     let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
     let html = String::from_utf8(body).unwrap();
-    assert!(html.contains(r#"<script src="assets/app.js" defer></script>"#));
-    assert_eq!(html.matches("<script").count(), 1, "one script, external");
+    for script in ["timeline", "charts", "app"] {
+        let tag = format!(r#"<script src="assets/{script}.js" defer></script>"#);
+        assert!(html.contains(&tag), "{tag}");
+    }
+    assert_eq!(
+        html.matches("<script").count(),
+        3,
+        "three scripts, all external"
+    );
     assert!(!html.contains("style="), "no inline style");
     assert!(!html.contains(" on"), "no inline handler attribute");
     for absolute in ["href=\"/", "src=\"/", "http://", "https://"] {
@@ -113,6 +120,8 @@ async fn the_page_is_served_with_its_files_a_strict_csp_and_no_inline_script() {
     }
     for (path, kind) in [
         ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/timeline.js", "text/javascript; charset=utf-8"),
+        ("/assets/charts.js", "text/javascript; charset=utf-8"),
         ("/assets/app.css", "text/css; charset=utf-8"),
         ("/assets/favicon.svg", "image/svg+xml"),
         ("/index.html", "text/html; charset=utf-8"),
@@ -123,7 +132,12 @@ async fn the_page_is_served_with_its_files_a_strict_csp_and_no_inline_script() {
         assert_eq!(headers[header::CONTENT_TYPE], kind, "{path}");
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
-    let js = include_str!("../assets/app.js");
+    let js = [
+        include_str!("../assets/app.js"),
+        include_str!("../assets/timeline.js"),
+        include_str!("../assets/charts.js"),
+    ]
+    .concat();
     for absolute in [
         "'/api",
         "`/api",
@@ -653,13 +667,17 @@ struct Frames {
 }
 
 impl Frames {
-    /// The next frame (the lines up to a blank line), within `wait`.
+    /// The next frame (the lines up to a blank line), within `wait`; `history` events
+    /// (tested in `tests/history.rs`) are skipped.
     async fn next(&mut self, wait: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame = self.buffer[..end].to_owned();
                 self.buffer.drain(..end + 2);
+                if frame.starts_with("event: history\n") {
+                    continue;
+                }
                 return Some(frame);
             }
             let frame = tokio::time::timeout_at(deadline, self.body.frame())

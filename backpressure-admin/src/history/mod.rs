@@ -1,0 +1,115 @@
+//! What happened: a bounded ring of transitions (signal bars, gate spans, policy changes)
+//! and of per-second samples of each worker, kept by the admin router so that the page and
+//! `GET api/history` can show the last minutes.
+//!
+//! `ring.rs` holds the data and its bounds, `recorder.rs` the task that feeds it from the
+//! sinks' subscriptions and a one-second tick, `view.rs` its JSON. Time comes from tokio
+//! (`tokio::time::Instant`), turned into wall-clock milliseconds through one anchor taken
+//! when the router is built, so that tests on tokio's paused clock see exact durations.
+
+mod recorder;
+mod ring;
+mod view;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub(crate) use recorder::start;
+pub(crate) use ring::Limits;
+pub(crate) use view::HistoryView;
+
+use ring::Ring;
+
+/// The history of one router: the ring behind a lock, and a channel that carries the
+/// ring's revision to the event streams.
+#[derive(Debug)]
+pub(crate) struct History {
+    ring: Mutex<Ring>,
+    clock: Clock,
+    revision: watch::Sender<u64>,
+    started: AtomicBool,
+}
+
+impl History {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            ring: Mutex::new(Ring::new(limits)),
+            clock: Clock::now(),
+            revision: watch::Sender::new(0),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// The ring's revision whenever something worth sending changed: a stream then sends
+    /// what is newer than its last one.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// What changed after revision `since` (everything for 0).
+    pub(crate) fn view(&self, since: u64) -> HistoryView {
+        let now_ms = self.clock.ms(Instant::now());
+        HistoryView::new(&self.lock(), since, now_ms)
+    }
+
+    /// Claims the right to start the recorder: true once.
+    fn claim_start(&self) -> bool {
+        !self.started.swap(true, Ordering::AcqRel)
+    }
+
+    /// Changes the ring and publishes its new revision.
+    fn change<R>(&self, apply: impl FnOnce(&mut Ring, &Clock) -> R) -> R {
+        let mut ring = self.lock();
+        let before = ring.news();
+        let out = apply(&mut ring, &self.clock);
+        let after = ring.news();
+        drop(ring);
+        if after != before {
+            self.revision.send_replace(after);
+        }
+        out
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runtime instants as wall-clock milliseconds, from one anchor: durations between two
+/// instants stay exact (on tokio's paused clock too), whatever the system clock does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    instant: Instant,
+    wall_ms: u64,
+}
+
+impl Clock {
+    fn now() -> Self {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            instant: Instant::now(),
+            wall_ms: millis(wall),
+        }
+    }
+
+    /// `at` in milliseconds since the Unix epoch.
+    pub(crate) fn ms(&self, at: Instant) -> u64 {
+        if at >= self.instant {
+            self.wall_ms
+                .saturating_add(millis(at.duration_since(self.instant)))
+        } else {
+            self.wall_ms
+                .saturating_sub(millis(self.instant.duration_since(at)))
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
