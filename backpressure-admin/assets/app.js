@@ -228,7 +228,7 @@
   }
 
   // A policy's state in words, as a badge: closed / open (probes at …) / half-open
-  // (probing) / adaptive limit k of max / watermark depth of capacity.
+  // (probes n of m) / adaptive limit k of max / watermark depth vs its thresholds.
   function policyBadge(policy, worker, sinks) {
     const st = policy.state;
     const next = policy.next_transition_in ? state.serverNow + humanMs(policy.next_transition_in) : null;
@@ -240,17 +240,19 @@
       if (st.breaker === 'open') text = `open${next ? ` · probes at ${clockAt(next)}` : ''}`;
       else if (st.breaker === 'half_open') {
         kind = 'half-open';
-        text = `half-open · probing, ${c.calls - c.failures} of ${c.calls} probe calls ok${next ? ` · timeout ${clockAt(next)}` : ''}`;
+        const d = policy.detail || {};
+        const probes = d.probes !== undefined ? `probes ${d.probes_started} of ${d.probes}` : 'probing';
+        text = `half-open · ${probes}${next ? ` · timeout ${clockAt(next)}` : ''}`;
       } else text = `closed · ${c.failures} of ${c.calls} failed`;
     } else if (st.limit !== undefined) {
-      const signal = (sinks || []).flatMap((s) => s.signals)
-        .find((s) => s.name === policy.signal && s.key === worker.name);
-      const max = signal && signal.level > 0 ? Math.round(st.limit / signal.level) : st.limit;
-      kind = signal ? 'limited' : 'closed';
+      const max = policy.detail && policy.detail.max !== undefined ? policy.detail.max : st.limit;
+      kind = st.limit < max ? 'limited' : 'closed';
       text = `limit ${st.limit} of ${max}`;
     } else if (st.watermark) {
       kind = st.watermark.raised ? 'open' : 'closed';
-      text = `depth ${st.watermark.depth} of ${worker.config.capacity} · ${st.watermark.raised ? 'raised' : 'clear'}`;
+      const d = policy.detail || {};
+      const bounds = d.raise_at !== undefined ? ` (raise at ${d.raise_at}, clear at ${d.retract_at})` : '';
+      text = `depth ${st.watermark.depth} of ${worker.config.capacity}${bounds} · ${st.watermark.raised ? 'raised' : 'clear'}`;
     } else {
       text = JSON.stringify(st);
     }

@@ -148,6 +148,7 @@ pub use config::{Access, AdminConfig};
 /// ```
 pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
     let shared = model::Shared::new(runtime.into(), config);
+    history::start(&shared);
     Router::new()
         .route("/", get(assets::index))
         .route("/index.html", get(assets::index))

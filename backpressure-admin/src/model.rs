@@ -136,15 +136,14 @@ impl Shared {
     pub(crate) fn new(runtime: Arc<Runtime>, config: crate::AdminConfig) -> Self {
         let defer = DeferPatterns::new(&runtime.workers());
         let history = History::new(config.history);
-        let shared = Self {
+        // The router starts its history's recorder (`history::start`) once it has this.
+        Self {
             runtime,
             config,
             rates: Arc::default(),
             defer: Arc::new(defer),
             history: Arc::new(history),
-        };
-        crate::history::start(&shared);
-        shared
+        }
     }
 
     /// The sink names the workers watch, sorted, each with its workers.

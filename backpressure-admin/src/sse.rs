@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use backpressure::{error::Lagged, SignalEvent};
 use futures_util::stream::{self, SelectAll, Stream, StreamExt};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::model::{EventView, Overview, Shared};
@@ -57,24 +57,29 @@ pub(crate) fn subscribe(shared: &Shared) -> SelectAll<SinkEvents> {
     all
 }
 
-/// Feeds one client until it goes away.
-async fn pump(shared: Shared, mut signals: SelectAll<SinkEvents>, tx: mpsc::Sender<Event>) {
+/// Sends a new client the snapshot and the whole history; returns the snapshot's fingerprint
+/// and the history revision sent, or `None` if the client went away.
+async fn greet(
+    shared: &Shared,
+    history: &mut watch::Receiver<u64>,
+    tx: &mpsc::Sender<Event>,
+) -> Option<(String, u64)> {
     let snapshot = shared.overview();
-    let mut last = fingerprint(&snapshot);
-    if tx
-        .send(json_event("snapshot", &snapshot).retry(RETRY))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut history = shared.history.watch();
+    let last = fingerprint(&snapshot);
+    let hello = json_event("snapshot", &snapshot).retry(RETRY);
+    tx.send(hello).await.ok()?;
     history.borrow_and_update();
     let full = shared.history.view(0);
-    let mut sent_rev = full.rev;
-    if tx.send(json_event("history", &full)).await.is_err() {
+    tx.send(json_event("history", &full)).await.ok()?;
+    Some((last, full.rev))
+}
+
+/// Feeds one client until it goes away.
+async fn pump(shared: Shared, mut signals: SelectAll<SinkEvents>, tx: mpsc::Sender<Event>) {
+    let mut history = shared.history.watch();
+    let Some((mut last, mut sent_rev)) = greet(&shared, &mut history, &tx).await else {
         return;
-    }
+    };
     let mut ticks = time::interval_at(time::Instant::now() + STATS_EVERY, STATS_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut signals_open = !signals.is_empty();

@@ -213,6 +213,16 @@ async fn the_timeline_shows_a_levelled_raise_a_breaker_opening_and_half_opening_
     )
     .await;
     until(&page, "the half-open badge", "!!document.querySelector('tr[data-worker=\"tl::charge\"] .badge.policy[data-state=\"half-open\"]')").await;
+    let badge: String = eval(
+        &page,
+        "document.querySelector('tr[data-worker=\"tl::charge\"] .badge.policy').textContent",
+    )
+    .await;
+    assert!(badge.contains("half-open · probes "), "{badge}");
+    assert!(
+        badge.contains(" of 1"),
+        "the breaker's probes, from PolicyDetail: {badge}"
+    );
     // 4. The signal is retracted.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     mail.retract("backpressure.smtp").unwrap();

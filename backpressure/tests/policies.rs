@@ -569,3 +569,32 @@ async fn a_breaker_whose_owner_does_not_defer_on_its_signal_is_refused_at_build(
         .build(|_: u32, _: WorkContext| async {});
     assert!(built.is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn policy_infos_say_what_their_state_is_measured_against() {
+    use backpressure::policy::{Adaptive, PolicyDetail, Watermark};
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .capacity(10)
+        .defer_on("backpressure.*")
+        .policy(Breaker::error_rate("backpressure.smtp").probes(3))
+        .policy(Adaptive::new("backpressure.smtp.limit", 8))
+        .policy(Watermark::new("queue.mailer").high(0.85).low(0.5))
+        .build(|_: u32, _: WorkContext| async {})
+        .unwrap();
+    let details: Vec<PolicyDetail> = coordinator.policies().iter().map(|p| p.detail).collect();
+    assert_eq!(
+        details,
+        [
+            PolicyDetail::Breaker {
+                probes: 3,
+                probes_started: 0
+            },
+            PolicyDetail::Adaptive { max: 8 },
+            PolicyDetail::Watermark {
+                raise_at: 9,
+                retract_at: 5
+            },
+        ]
+    );
+}

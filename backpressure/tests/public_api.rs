@@ -30,8 +30,8 @@ use backpressure::metrics::{
     WORKER_QUEUED,
 };
 use backpressure::policy::{
-    Adaptive, Breaker, BreakerReason, BreakerState, ChangeReason, Policy, PolicyChange, PolicyInfo,
-    PolicyState, Watermark, WindowCounts,
+    Adaptive, Breaker, BreakerReason, BreakerState, ChangeReason, Policy, PolicyChange,
+    PolicyDetail, PolicyInfo, PolicyState, Watermark, WindowCounts,
 };
 #[cfg(feature = "axum")]
 use backpressure::tower::handle_error;
@@ -118,6 +118,7 @@ fn the_policy_module_items_are_nameable() {
     named::<ChangeReason>();
     named::<Policy>();
     named::<PolicyChange>();
+    named::<PolicyDetail>();
     named::<PolicyInfo>();
     named::<PolicyState>();
     named::<Watermark>();

@@ -7,17 +7,18 @@
 //! (`tokio::time::Instant`), turned into wall-clock milliseconds through one anchor taken
 //! when the router is built, so that tests on tokio's paused clock see exact durations.
 
+mod clock;
 mod recorder;
 mod ring;
 mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub(crate) use clock::Clock;
 pub(crate) use recorder::start;
 pub(crate) use ring::Limits;
 pub(crate) use view::HistoryView;
@@ -77,39 +78,4 @@ impl History {
     fn lock(&self) -> MutexGuard<'_, Ring> {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Runtime instants as wall-clock milliseconds, from one anchor: durations between two
-/// instants stay exact (on tokio's paused clock too), whatever the system clock does.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    instant: Instant,
-    wall_ms: u64,
-}
-
-impl Clock {
-    fn now() -> Self {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Self {
-            instant: Instant::now(),
-            wall_ms: millis(wall),
-        }
-    }
-
-    /// `at` in milliseconds since the Unix epoch.
-    pub(crate) fn ms(&self, at: Instant) -> u64 {
-        if at >= self.instant {
-            self.wall_ms
-                .saturating_add(millis(at.duration_since(self.instant)))
-        } else {
-            self.wall_ms
-                .saturating_sub(millis(self.instant.duration_since(at)))
-        }
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -17,7 +17,7 @@ use backpressure::policy::PolicyChange;
 use backpressure::{ActiveSignal, Phase, SignalEvent, SignalEventKind, Stats, MAX_NAME_LEN};
 use tokio::time::Instant;
 
-use super::Clock;
+use super::clock::Clock;
 
 /// How often each worker is sampled.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -378,7 +378,7 @@ impl Ring {
     pub(crate) fn prune(&mut self, clock: &Clock, now: Instant) {
         let cutoff = clock
             .ms(now)
-            .saturating_sub(super::millis(self.limits.window));
+            .saturating_sub(super::clock::millis(self.limits.window));
         self.spans
             .retain(|s| s.end_ms.is_none_or(|end| end >= cutoff));
         while self.marks.front().is_some_and(|m| m.at_ms < cutoff) {

@@ -117,8 +117,8 @@ impl HistoryView {
             now_ms,
             rev: ring.revision(),
             since,
-            window_ms: super::millis(ring.limits.window),
-            sample_every_ms: super::millis(SAMPLE_EVERY),
+            window_ms: super::clock::millis(ring.limits.window),
+            sample_every_ms: super::clock::millis(SAMPLE_EVERY),
             bounds,
             spans: ring
                 .spans

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 
 use super::machine::{Effect, PolicyMachine, Transition};
-use super::{ChangeReason, PolicyChange, PolicyState, WindowCounts};
+use super::{ChangeReason, PolicyChange, PolicyDetail, PolicyState, WindowCounts};
 use crate::Level;
 
 /// An adaptive concurrency limit (additive increase, multiplicative decrease) published as
@@ -180,6 +180,12 @@ impl Limit {
 impl PolicyMachine for Limit {
     fn kind(&self) -> &'static str {
         PolicyKind::Adaptive.name()
+    }
+
+    fn detail(&self) -> PolicyDetail {
+        PolicyDetail::Adaptive {
+            max: self.config.max,
+        }
     }
 
     fn signal(&self) -> &str {

@@ -232,6 +232,7 @@ fn info(machine: &dyn PolicyMachine, now: Instant) -> PolicyInfo {
         next_transition_in: machine
             .next_timer()
             .map(|at| at.saturating_duration_since(now)),
+        detail: machine.detail(),
     }
 }
 

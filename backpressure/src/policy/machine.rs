@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{PolicyChange, PolicyState, WindowCounts};
+use super::{PolicyChange, PolicyDetail, PolicyState, WindowCounts};
 use crate::{Level, Phase};
 
 /// What to do to the policy's signal once its lock is released.
@@ -49,6 +49,9 @@ pub(crate) trait PolicyMachine: Send + fmt::Debug {
 
     /// Its state, as shown in [`PolicyInfo`](super::PolicyInfo) and events.
     fn state(&self) -> PolicyState;
+
+    /// What its state is measured against, for [`PolicyInfo`](super::PolicyInfo).
+    fn detail(&self) -> PolicyDetail;
 
     /// The counts of its current window.
     fn counts(&self, _now: Instant) -> WindowCounts {

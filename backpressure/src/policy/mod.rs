@@ -38,6 +38,6 @@ pub use breaker::{Breaker, BreakerReason, BreakerState};
 pub use config::Policy;
 pub(crate) use driver::{Host, Policies};
 pub(crate) use error::PolicyError;
-pub use report::{ChangeReason, PolicyChange, PolicyInfo, PolicyState};
+pub use report::{ChangeReason, PolicyChange, PolicyDetail, PolicyInfo, PolicyState};
 pub use watermark::Watermark;
 pub use window::WindowCounts;

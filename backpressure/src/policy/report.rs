@@ -74,6 +74,33 @@ pub struct PolicyChange {
     pub counts: WindowCounts,
 }
 
+/// What a policy's state is measured against, for a dashboard's badge: a breaker's probes, an
+/// adaptive policy's `max`, a watermark's thresholds in items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum PolicyDetail {
+    /// A breaker (`error_rate`, `slow_call`).
+    Breaker {
+        /// Probes it lets through per half-open period.
+        probes: u32,
+        /// Probes handed out in the current half-open period (0 unless half-open).
+        probes_started: u32,
+    },
+    /// An adaptive limit.
+    Adaptive {
+        /// The highest limit (its state's limit is out of this).
+        max: u32,
+    },
+    /// A watermark on the queue.
+    Watermark {
+        /// The depth at which the queue counts as backed up (`ceil(high × capacity)`).
+        raise_at: usize,
+        /// The depth at or below which a raised signal is retracted (`floor(low × capacity)`).
+        retract_at: usize,
+    },
+}
+
 /// A policy's current state, for [`Coordinator::policies`](crate::Coordinator::policies).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyInfo {
@@ -89,4 +116,6 @@ pub struct PolicyInfo {
     /// of an adaptive window), if one is scheduled.
     #[serde(with = "humantime_serde")]
     pub next_transition_in: Option<Duration>,
+    /// What its state is measured against (probes, `max`, thresholds).
+    pub detail: PolicyDetail,
 }

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec};
 
 use super::machine::{Effect, PolicyMachine, Transition};
-use super::{ChangeReason, PolicyChange, PolicyState, WindowCounts};
+use super::{ChangeReason, PolicyChange, PolicyDetail, PolicyState, WindowCounts};
 use crate::Level;
 
 /// Raises a signal when the worker's own queue backs up: its depth stays at or above `high`
@@ -255,6 +255,13 @@ impl Mark {
 impl PolicyMachine for Mark {
     fn kind(&self) -> &'static str {
         PolicyKind::Watermark.name()
+    }
+
+    fn detail(&self) -> PolicyDetail {
+        PolicyDetail::Watermark {
+            raise_at: self.high,
+            retract_at: self.low,
+        }
     }
 
     fn signal(&self) -> &str {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::super::jitter::{self, Jitter};
 use super::super::machine::{Effect, PolicyMachine, Transition};
 use super::super::window::{Window, WindowCounts};
-use super::super::{ChangeReason, PolicyChange, PolicyState};
+use super::super::{ChangeReason, PolicyChange, PolicyDetail, PolicyState};
 use super::{Breaker, BreakerReason, BreakerState};
 use crate::{Level, Phase as Verdict};
 
@@ -274,6 +274,17 @@ impl Change {
 impl PolicyMachine for Machine {
     fn kind(&self) -> &'static str {
         self.config.kind().name()
+    }
+
+    fn detail(&self) -> PolicyDetail {
+        let probes_started = match &self.phase {
+            Phase::HalfOpen { started, .. } => *started,
+            _ => 0,
+        };
+        PolicyDetail::Breaker {
+            probes: self.config.probes,
+            probes_started,
+        }
     }
 
     fn signal(&self) -> &str {
