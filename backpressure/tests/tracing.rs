@@ -182,3 +182,29 @@ async fn starting_with_no_registered_worker_is_a_warning_that_says_how_to_link_t
     });
     assert!(warned, "{:?}", seen.events);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_item_span_is_at_debug_so_an_info_subscriber_gets_none() {
+    let recorder = Recorder::default();
+    let info_only = tracing_subscriber::filter::LevelFilter::INFO;
+    let subscriber = tracing_subscriber::registry().with(recorder.clone().with_filter(info_only));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sink = Sink::new();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .build(|_: u32, _: WorkContext| async {})
+        .unwrap();
+    sink.raise("backpressure.smtp").unwrap();
+    coordinator.enqueue_many([0, 1]).await.unwrap();
+    tokio::time::sleep(Duration::from_micros(1_234)).await;
+    sink.retract("backpressure.smtp").unwrap();
+    coordinator.drain().await;
+    let seen = recorder.0.lock().unwrap();
+    assert!(
+        seen.spans
+            .values()
+            .all(|(name, _)| name != "backpressure.item"),
+        "{seen:?}"
+    );
+    assert!(!seen.events.is_empty(), "the INFO events still arrive");
+}

@@ -167,7 +167,7 @@ async fn max_wait_makes_call_fail_with_a_typed_error() {
     );
     assert_eq!(
         error.to_string(),
-        "timed out after 5s: a signal matching `backpressure.*` is still raised"
+        "timed out after 5.0 s: a signal matching `backpressure.*` is still raised"
     );
     // The request never reached the inner service.
     assert_pending!(handle.poll_request());

@@ -28,10 +28,11 @@ pub(super) struct Enqueued {
 }
 
 impl Enqueued {
-    /// Captured at enqueue: `None` unless a subscriber listens at INFO, metrics are on, or
-    /// `always` (a policy needs every item's enqueue time).
+    /// Captured at enqueue: `None` unless a subscriber listens at DEBUG (the item span's
+    /// level), metrics are on, or `always` (a policy needs every item's enqueue time).
     pub(super) fn capture(always: bool) -> Option<Box<Self>> {
-        if !(always || tracing::level_enabled!(tracing::Level::INFO) || cfg!(feature = "metrics")) {
+        let span = tracing::level_enabled!(tracing::Level::DEBUG);
+        if !(always || span || cfg!(feature = "metrics")) {
             return None;
         }
         Some(Box::new(Self {
@@ -67,15 +68,17 @@ impl Started {
         }
     }
 
-    /// The item's span: `backpressure.item`, following from the span current at enqueue.
+    /// The item's span: `backpressure.item` at DEBUG (one per item: an ordinary INFO
+    /// subscriber pays nothing for it, as for tower-http's per-request span), following from
+    /// the span current at enqueue. Durations in milliseconds, rounded to 0.1 ms.
     pub(super) fn span(&self, labels: &Labels, id: u64) -> Span {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "backpressure.item",
             sink = %labels.sink,
             worker = %labels.worker,
             item_id = id,
-            queued_ms = self.queued_for.as_secs_f64() * 1e3,
-            held_ms = self.held_for.map(|held| held.as_secs_f64() * 1e3),
+            queued_ms = tenths_of_ms(self.queued_for),
+            held_ms = self.held_for.map(tenths_of_ms),
             outcome = tracing::field::Empty,
         );
         span.follows_from(&self.enqueued.follows);
@@ -86,6 +89,12 @@ impl Started {
     pub(super) fn queued_for(&self) -> Duration {
         self.queued_for
     }
+}
+
+/// A duration in milliseconds rounded to 0.1 ms, for span fields (`0.2`, not
+/// `0.19031199999999998`).
+pub(super) fn tenths_of_ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e4).round() / 10.0
 }
 
 /// A coordinator's gauge values at one moment (the `metrics` feature).
@@ -195,4 +204,17 @@ impl Meters {
     pub(super) fn started(&self, _: Option<&Started>) {}
     pub(super) fn finished(&self, _: Outcome, _: Option<Duration>) {}
     pub(super) fn gauges(&self, _: Gauges) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_durations_are_tenths_of_a_millisecond() {
+        assert_eq!(tenths_of_ms(Duration::from_nanos(190_312)), 0.2);
+        assert_eq!(tenths_of_ms(Duration::from_micros(1_234)), 1.2);
+        assert_eq!(tenths_of_ms(Duration::from_secs(4)), 4000.0);
+        assert_eq!(tenths_of_ms(Duration::ZERO), 0.0);
+    }
 }

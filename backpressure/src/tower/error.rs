@@ -70,7 +70,7 @@ pub enum HoldError {
     /// Wait mode: a matching signal stayed raised for the whole max wait.
     #[error(
         "timed out after {}: a signal matching `{pattern}` is still raised",
-        humantime::format_duration(*waited)
+        readable(*waited)
     )]
     TimedOut {
         /// The layer's pattern.
@@ -125,4 +125,14 @@ pub enum WorkerHoldError {
         /// The worker's name.
         worker: String,
     },
+}
+
+/// A wait as a person reads it: whole milliseconds below a second, else seconds to 0.1 s
+/// (`1.5 s`, not `1s 502ms 866us 371ns`).
+fn readable(waited: Duration) -> String {
+    if waited < Duration::from_secs(1) {
+        format!("{} ms", waited.as_millis())
+    } else {
+        format!("{:.1} s", waited.as_secs_f64())
+    }
 }
