@@ -208,3 +208,43 @@ async fn the_item_span_is_at_debug_so_an_info_subscriber_gets_none() {
     );
     assert!(!seen.events.is_empty(), "the INFO events still arrive");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_raise_logs_one_info_gate_line_per_held_worker_and_the_rest_at_debug() {
+    let recorder = Recorder::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
+    let sink = Sink::new();
+    let worker = |name: &str, cancel_on: Option<&str>| {
+        let mut builder = Coordinator::builder().sink(sink.clone()).name(name);
+        if let Some(pattern) = cancel_on {
+            builder = builder.cancel_on(pattern);
+        }
+        builder.build(|_: u32, _: WorkContext| async {}).unwrap()
+    };
+    // Both defer on `backpressure.*` (one watch); the digest's `cancel_on` is a second one.
+    let _mailer = worker("mailer", None);
+    let _digest = worker("digest", Some("backpressure.smtp"));
+    sink.raise("backpressure.smtp").unwrap();
+    sink.retract("backpressure.smtp").unwrap();
+
+    let seen = recorder.0.lock().unwrap();
+    let lines = |level: tracing::Level, needle: &str| -> Vec<Option<String>> {
+        let mut found: Vec<Option<String>> = seen
+            .events
+            .iter()
+            .filter(|(l, f)| *l == level && f.get("message").is_some_and(|m| m.contains(needle)))
+            .map(|(_, f)| f.get("worker").cloned())
+            .collect();
+        found.sort();
+        found
+    };
+    let both = vec![Some("digest".to_owned()), Some("mailer".to_owned())];
+    assert_eq!(lines(tracing::Level::INFO, "gate closed"), both);
+    assert_eq!(lines(tracing::Level::INFO, "gate opened"), both);
+    assert_eq!(
+        lines(tracing::Level::DEBUG, "gate closed"),
+        vec![None],
+        "the cancel_on watch"
+    );
+}

@@ -234,7 +234,8 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
 
         let sink = self.sink.unwrap_or_else(|| crate::sink("default"));
         let wake = Arc::new(Notify::new());
-        let gate = Gate::new(&sink, &wake, defer_on, resume_on, cancel_on);
+        let patterns = [defer_on, resume_on, cancel_on];
+        let gate = Gate::new(&sink, &wake, owner.label(), patterns);
         let context = Arc::new(ContextShared {
             token: CancellationToken::new(),
             sink,

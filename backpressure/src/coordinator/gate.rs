@@ -51,17 +51,18 @@ pub(super) struct Gate {
 
 impl Gate {
     /// Watches `sink` for the given patterns; `wake` is notified (`notify_waiters`) whenever
-    /// one of them flips between "some match active" and "none".
+    /// one of them flips between "some match active" and "none". The `defer_on` watch is
+    /// `worker`'s, for the gate traces.
     pub(super) fn new(
         sink: &Sink,
         wake: &Arc<Notify>,
-        defer_on: Option<Pattern>,
-        resume_on: Option<Pattern>,
-        cancel_on: Option<Pattern>,
+        worker: &str,
+        [defer_on, resume_on, cancel_on]: [Option<Pattern>; 3],
     ) -> Self {
         let watch = |pattern: Option<Pattern>| pattern.map(|p| sink.watch(p, wake));
+        let worker: Arc<str> = worker.into();
         Self {
-            defer: watch(defer_on),
+            defer: defer_on.map(|p| sink.watch_for(p, wake, Some(worker))),
             resume: watch(resume_on),
             cancel: watch(cancel_on),
             paused: AtomicBool::new(false),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::event::{SignalEvent, SignalEventKind};
 use super::level::Level;
 use super::phase::Phase;
-use super::watch::Watch;
+use super::watch::{Watch, Watchers};
 
 /// One thing a transition reports, recorded under the sink's lock.
 #[derive(Debug)]
@@ -31,12 +31,17 @@ pub(super) enum Emit {
         at: Instant,
     },
     /// The first name matching a watched pattern became active (a trace).
-    GateClosed { watch: Arc<Watch>, signal: Arc<str> },
+    GateClosed {
+        watch: Arc<Watch>,
+        signal: Arc<str>,
+        watchers: Watchers,
+    },
     /// The last name matching a watched pattern became inactive (a trace).
     GateOpened {
         watch: Arc<Watch>,
         signal: Arc<str>,
         held: Option<Duration>,
+        watchers: Watchers,
     },
 }
 
@@ -88,12 +93,17 @@ impl Events {
                 phase,
                 at,
             } => self.transition(kind, name, key, (level, phase), at),
-            Emit::GateClosed { watch, signal } => watch.closed_by(&signal, self.label()),
+            Emit::GateClosed {
+                watch,
+                signal,
+                watchers,
+            } => watch.closed_by(&signal, self.label(), &watchers),
             Emit::GateOpened {
                 watch,
                 signal,
                 held,
-            } => watch.opened_by(&signal, self.label(), held),
+                watchers,
+            } => watch.opened_by(&signal, self.label(), held, &watchers),
         }
     }
 

@@ -19,7 +19,7 @@ use super::event::SignalEventKind;
 use super::level::Level;
 use super::phase::Phase;
 use super::probe::ProbeSource;
-use super::watch::{Mark, Watch, WatchEntry};
+use super::watch::{Listener, Mark, Watch, WatchEntry};
 use crate::sync::Outbox;
 
 /// The smallest heap of TTL deadlines worth compacting.
@@ -202,6 +202,7 @@ impl Entries {
                     self.outbox.push(Emit::GateClosed {
                         watch: Arc::clone(&entry.watch),
                         signal: Arc::clone(name),
+                        watchers: entry.watchers(),
                     });
                 }
             }
@@ -213,6 +214,7 @@ impl Entries {
                         watch: Arc::clone(&entry.watch),
                         signal: Arc::clone(name),
                         held,
+                        watchers: entry.watchers(),
                     });
                 }
             }
@@ -315,15 +317,25 @@ impl Entries {
         self.deadlines.len()
     }
 
-    /// Registers `listener` on the watch of `pattern`, creating the watch (counted from the
-    /// active names) if nobody watches that pattern yet.
-    pub(super) fn watch(&mut self, pattern: Pattern, listener: &Arc<Notify>) -> Arc<Watch> {
+    /// Registers `listener` (of `worker`'s `defer_on`, if it is one) on the watch of
+    /// `pattern`, creating the watch (counted from the active names) if nobody watches that
+    /// pattern yet.
+    pub(super) fn watch(
+        &mut self,
+        pattern: Pattern,
+        listener: &Arc<Notify>,
+        worker: Option<Arc<str>>,
+    ) -> Arc<Watch> {
+        let listener = Listener {
+            notify: Arc::clone(listener),
+            worker,
+        };
         if let Some(entry) = self
             .watches
             .iter_mut()
             .find(|entry| entry.watch.pattern() == &pattern)
         {
-            entry.listeners.push(Arc::clone(listener));
+            entry.listeners.push(listener);
             return Arc::clone(&entry.watch);
         }
         let mut active = 0;
@@ -333,7 +345,7 @@ impl Entries {
             marks.extend(keys.values().map(Entry::mark));
         }
         let watch = Arc::new(Watch::new(pattern, active));
-        let mut entry = WatchEntry::new(Arc::clone(&watch), Arc::clone(listener));
+        let mut entry = WatchEntry::new(Arc::clone(&watch), listener);
         for mark in marks {
             entry.relevel(None, Some(mark));
         }
@@ -386,7 +398,7 @@ impl Entries {
         if let Some(at) = entry
             .listeners
             .iter()
-            .position(|l| Arc::ptr_eq(l, listener))
+            .position(|l| Arc::ptr_eq(&l.notify, listener))
         {
             entry.listeners.swap_remove(at);
         }

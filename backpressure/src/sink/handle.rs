@@ -325,8 +325,18 @@ impl Sink {
     /// Registers `listener` to be woken whenever the number of active names matching
     /// `pattern` goes from zero to non-zero or back. Watches of equal patterns are shared.
     pub(crate) fn watch(&self, pattern: Pattern, listener: &Arc<Notify>) -> WatchHandle {
+        self.watch_for(pattern, listener, None)
+    }
+
+    /// Like [`watch`](Self::watch), for `worker`'s `defer_on`: the gate traces name it.
+    pub(crate) fn watch_for(
+        &self,
+        pattern: Pattern,
+        listener: &Arc<Notify>,
+        worker: Option<Arc<str>>,
+    ) -> WatchHandle {
         let mut state = self.lock_current();
-        let watch = state.watch(pattern, listener);
+        let watch = state.watch(pattern, listener, worker);
         drop(state);
         // The watcher's runtime gets a reaper of its own, so TTL entries expire on time for
         // it even if the runtime that raised them is no longer driven.

@@ -125,30 +125,77 @@ impl Watch {
         self.active.decrement()
     }
 
-    /// Traces that `signal` closed the gate of coordinators watching this pattern. Called
-    /// with the sink's lock released.
-    pub(super) fn closed_by(&self, signal: &str, sink: &str) {
-        tracing::info!(
-            sink,
-            pattern = %self.pattern,
-            signal,
-            "backpressure gate closed: `{signal}` holds work watching `{}`",
-            self.pattern
-        );
+    /// Traces that `signal` closed the gate of those watching this pattern: one INFO line
+    /// per worker whose `defer_on` it is, one DEBUG line for the others (layers, `resume_on`
+    /// and `cancel_on` watches). Called with the sink's lock released.
+    pub(super) fn closed_by(&self, signal: &str, sink: &str, watchers: &Watchers) {
+        for worker in &watchers.workers {
+            tracing::info!(
+                sink,
+                worker = %worker,
+                pattern = %self.pattern,
+                signal,
+                "backpressure gate closed: `{signal}` holds worker `{worker}`"
+            );
+        }
+        if watchers.others {
+            tracing::debug!(
+                sink,
+                pattern = %self.pattern,
+                signal,
+                "backpressure gate closed: `{signal}` holds work watching `{}`",
+                self.pattern
+            );
+        }
     }
 
-    /// Traces that `signal`, the last one matching this pattern, went away after `held`.
-    /// Called with the sink's lock released.
-    pub(super) fn opened_by(&self, signal: &str, sink: &str, held: Option<Duration>) {
-        tracing::info!(
-            sink,
-            pattern = %self.pattern,
-            signal,
-            held_ms = held.map(|held| held.as_millis() as u64),
-            "backpressure gate opened: `{signal}` was the last signal matching `{}`",
-            self.pattern
-        );
+    /// Traces that `signal`, the last one matching this pattern, went away after `held`, as
+    /// [`closed_by`](Self::closed_by) does. Called with the sink's lock released.
+    pub(super) fn opened_by(
+        &self,
+        signal: &str,
+        sink: &str,
+        held: Option<Duration>,
+        watchers: &Watchers,
+    ) {
+        let held_ms = held.map(|held| held.as_millis() as u64);
+        for worker in &watchers.workers {
+            tracing::info!(
+                sink,
+                worker = %worker,
+                pattern = %self.pattern,
+                signal,
+                held_ms,
+                "backpressure gate opened: `{signal}` no longer holds worker `{worker}`"
+            );
+        }
+        if watchers.others {
+            tracing::debug!(
+                sink,
+                pattern = %self.pattern,
+                signal,
+                held_ms,
+                "backpressure gate opened: `{signal}` was the last signal matching `{}`",
+                self.pattern
+            );
+        }
     }
+}
+
+/// One registration on a watch: whom to wake, and the worker whose `defer_on` it is (for the
+/// gate traces), if it is one.
+#[derive(Debug)]
+pub(super) struct Listener {
+    pub(super) notify: Arc<Notify>,
+    pub(super) worker: Option<Arc<str>>,
+}
+
+/// Who watches a pattern, for the gate traces: the workers deferring on it, and whether
+/// anything else does.
+#[derive(Debug)]
+pub(super) struct Watchers {
+    workers: Vec<Arc<str>>,
+    others: bool,
 }
 
 /// One watch with the notifiers to wake when it flips, and the levels of its matching
@@ -156,7 +203,7 @@ impl Watch {
 #[derive(Debug)]
 pub(super) struct WatchEntry {
     pub(super) watch: Arc<Watch>,
-    pub(super) listeners: Vec<Arc<Notify>>,
+    pub(super) listeners: Vec<Listener>,
     /// How many active matching entries have each level.
     levels: BTreeMap<Level, usize>,
     /// Published in [`Watch::hard`] and [`Watch::verdicts`].
@@ -167,7 +214,7 @@ pub(super) struct WatchEntry {
 }
 
 impl WatchEntry {
-    pub(super) fn new(watch: Arc<Watch>, listener: Arc<Notify>) -> Self {
+    pub(super) fn new(watch: Arc<Watch>, listener: Listener) -> Self {
         Self {
             watch,
             listeners: vec![listener],
@@ -247,6 +294,20 @@ impl WatchEntry {
 
     /// Queues the listeners for a wake-up once the sink's lock is released.
     pub(super) fn wake(&self, wakes: &mut Vec<Arc<Notify>>) {
-        wakes.extend(self.listeners.iter().cloned());
+        wakes.extend(self.listeners.iter().map(|l| Arc::clone(&l.notify)));
+    }
+
+    /// Who watches, for a gate trace (each worker once).
+    pub(super) fn watchers(&self) -> Watchers {
+        let mut workers: Vec<Arc<str>> = Vec::new();
+        let mut others = false;
+        for listener in &self.listeners {
+            match &listener.worker {
+                Some(worker) if !workers.contains(worker) => workers.push(Arc::clone(worker)),
+                Some(_) => {}
+                None => others = true,
+            }
+        }
+        Watchers { workers, others }
     }
 }
