@@ -121,7 +121,8 @@
     }
     store.windowMs = data.window_ms;
     store.base = { local: performance.now(), server: data.now_ms };
-    store.rev = Math.max(store.rev, data.rev);
+    // A whole history restarts the count (another router's may be lower).
+    store.rev = data.since === 0 ? data.rev : Math.max(store.rev, data.rev);
     const changed = [];
     for (const span of data.spans) {
       const known = store.spans.get(span.id);
