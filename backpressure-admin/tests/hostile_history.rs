@@ -157,7 +157,6 @@ async fn a_revision_from_the_future_gets_the_whole_history() {
 /// A client knew a bar while it was open; it closed and was then evicted by the cap before
 /// the client asked again. Told nothing, the client would show it open forever.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: a `since` older than what the ring dropped gets an increment without the dropped bar's close: the client shows it open forever"]
 async fn a_revision_older_than_the_ring_keeps_gets_the_whole_history() {
     let (runtime, app) = app(&[MAIL], AdminConfig::new().history_transitions(16));
     let sink = runtime.sink("hmail").unwrap();
