@@ -526,9 +526,22 @@ impl Ring {
         self.workers.get_key_value(name).map(|(k, _)| k.clone())
     }
 
-    /// Drops the oldest closed spans and policy changes beyond the cap.
+    /// Drops the oldest closed spans and policy changes beyond the cap, and gives back the
+    /// room that bars open in a burst took once they closed (what `max_bytes` allows for).
     fn evict(&mut self) {
         self.evict_to(self.limits.max_transitions);
+        let open = self.open_signals.len() + self.open_gates.len();
+        if self.spans.capacity() > (self.limits.max_transitions + open).next_power_of_two() {
+            self.spans
+                .shrink_to(self.spans.len().max(1).next_power_of_two());
+        }
+        let roomy = |capacity: usize, len: usize| capacity > 2 * len.max(1).next_power_of_two();
+        if roomy(self.open_signals.capacity(), self.open_signals.len()) {
+            self.open_signals.shrink_to(self.open_signals.len());
+        }
+        if roomy(self.open_gates.capacity(), self.open_gates.len()) {
+            self.open_gates.shrink_to(self.open_gates.len());
+        }
     }
 
     /// Before one more: drops down to one under the cap, so that the deques never grow past
