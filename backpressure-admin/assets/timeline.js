@@ -61,8 +61,13 @@
     return String(words).replace(/_/g, ' ');
   }
 
+  // A level (in thousandths) as a percentage to a tenth: 0.001 is 0.1%, never 0%.
+  function percent(level) {
+    return `${Number((level * 100).toFixed(1))}%`;
+  }
+
   function levelText(level) {
-    return level === 0 ? 'stop' : `${Math.round(level * 100)}%`;
+    return level === 0 ? 'stop' : percent(level);
   }
 
   // What a span is, in words (the bar's label, its tooltip and the table agree).
@@ -75,7 +80,7 @@
       return parts.join(' · ');
     }
     let text = span.state;
-    if (span.state === 'limited' && span.level !== null) text += ` ${Math.round(span.level * 100)}%`;
+    if (span.state === 'limited' && span.level !== null) text += ` ${percent(span.level)}`;
     if (span.signals.length) {
       const more = span.signals_total - span.signals.length;
       text += ` by ${span.signals.join(', ')}${more > 0 ? ` +${more}` : ''}`;
@@ -490,7 +495,7 @@
   }
 
   window.bpHistory = {
-    store, views, apply, tick, now, setWorkers, svg, clock, duration, spanState,
+    store, views, apply, tick, now, setWorkers, svg, clock, duration, spanState, percent,
     setLive(live) { store.live = live; },
     rev() { return store.rev; },
     laneHeight: LANE_H, labelWidth: LABEL_W,

@@ -161,7 +161,6 @@ async fn the_longest_names_stay_inside_the_layout_read_only() {
 
 /// The words of the page for a level: `stop` only for 0; a positive level never reads 0 %.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a level of 0.001 (what 0.0004 becomes) reads `0%` in the bar, the worker's gate and the signals table, as if nothing ran"]
 async fn the_smallest_and_the_full_level_are_not_shown_as_zero() {
     let Some(executable) = chromium() else { return };
     let served = serve(AdminConfig::new()).await;
