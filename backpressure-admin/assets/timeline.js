@@ -108,6 +108,21 @@
     return `${laneTitle(span)}${where}: ${spanState(span)}, from ${clock(span.start_ms)} to ${end} (${duration(took)}${ended})`;
   }
 
+  // Shortens a lane's label to its column with an ellipsis (its title keeps every word).
+  function fitLabel(label, words, width) {
+    const text = label.firstChild;
+    if (typeof label.getComputedTextLength !== 'function' || label.getComputedTextLength() <= width) return;
+    let fits = 0;
+    let over = words.length;
+    while (over - fits > 1) {
+      const mid = Math.floor((fits + over) / 2);
+      text.data = `${words.slice(0, mid)}…`;
+      if (label.getComputedTextLength() <= width) fits = mid;
+      else over = mid;
+    }
+    text.data = `${words.slice(0, fits)}…`;
+  }
+
   // ---- the store ------------------------------------------------------------------------
 
   // Applies a whole history (since 0) or an increment.
@@ -256,8 +271,10 @@
       const group = svg('g', { class: `lane ${kind}`, 'data-lane': id });
       const base = svg('rect', { class: `lane-bg ${kind}`, x: -1e6, width: 2e6, y: (LANE_H - BAR_H) / 2 + (kind === 'worker' ? 5 : 0), height: kind === 'worker' ? BAR_H - 10 : BAR_H });
       group.append(base);
-      const label = svg('text', { class: `lane-label ${kind}`, x: kind === 'worker' ? 18 : 6 });
-      label.textContent = kind === 'worker' ? `${laneTitle(span)} (worker)` : `${laneTitle(span)} · ${span.sink}`;
+      const x = kind === 'worker' ? 18 : 6;
+      const label = svg('text', { class: `lane-label ${kind}`, x });
+      const words = kind === 'worker' ? `${laneTitle(span)} (worker)` : `${laneTitle(span)} · ${span.sink}`;
+      label.append(document.createTextNode(words));
       const title = svg('title');
       title.textContent = kind === 'worker' ? `worker ${span.worker}: held / limited / paused; running otherwise` : `signal ${laneTitle(span)} on sink ${span.sink}`;
       label.append(title);
@@ -265,6 +282,7 @@
       this.lanes.set(id, lane);
       this.plot.append(group);
       this.labels.append(label);
+      fitLabel(label, words, LABEL_W - x - 8);
       this.layoutLanes();
       return lane;
     },
