@@ -22,7 +22,7 @@
 
   const $ = (selector) => document.querySelector(selector);
   // timeline.js's store, or a stand-in when it did not load.
-  const history = window.bpHistory || { apply() {}, rev: () => 0, setLive() {}, setWorkers() {} };
+  const history = window.bpHistory || { apply() {}, rev: () => 0, setLive() {}, setWorkers() {}, percent: (l) => `${l * 100}%` };
 
   // Builds an element; text only ever goes in through textContent.
   function el(tag, props, children) {
@@ -206,7 +206,7 @@
   function gateBadge(gate) {
     const badge = el('span', { className: 'badge gate', dataset: { gate: gate.state } });
     let label = gate.state;
-    if (gate.state === 'limited' && gate.level !== null) label = `limited ${Math.round(gate.level * 100)}%`;
+    if (gate.state === 'limited' && gate.level !== null) label = `limited ${history.percent(gate.level)}`;
     badge.append(label);
     if (gate.signals.length > 0) {
       badge.append(el('span', { className: 'by', text: ` by ${gate.signals.join(', ')}` }));
@@ -335,7 +335,7 @@
         el('td', { text: signal.sink }),
         el('td', null, [el('strong', { text: signal.name })]),
         el('td', { text: signal.key === null ? '—' : signal.key, className: signal.key === null ? 'muted' : '' }),
-        el('td', { text: signal.level === 0 ? 'stop' : `${Math.round(signal.level * 100)}%` }),
+        el('td', { text: signal.level === 0 ? 'stop' : history.percent(signal.level) }),
         el('td', { text: signal.holds.length ? signal.holds.join(', ') : '—' }),
         el('td', { className: 'ago', dataset: { since: String(now - raisedAgo) } }),
         el('td', {

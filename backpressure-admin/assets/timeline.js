@@ -61,8 +61,13 @@
     return String(words).replace(/_/g, ' ');
   }
 
+  // A level (in thousandths) as a percentage to a tenth: 0.001 is 0.1%, never 0%.
+  function percent(level) {
+    return `${Number((level * 100).toFixed(1))}%`;
+  }
+
   function levelText(level) {
-    return level === 0 ? 'stop' : `${Math.round(level * 100)}%`;
+    return level === 0 ? 'stop' : percent(level);
   }
 
   // What a span is, in words (the bar's label, its tooltip and the table agree).
@@ -75,7 +80,7 @@
       return parts.join(' · ');
     }
     let text = span.state;
-    if (span.state === 'limited' && span.level !== null) text += ` ${Math.round(span.level * 100)}%`;
+    if (span.state === 'limited' && span.level !== null) text += ` ${percent(span.level)}`;
     if (span.signals.length) {
       const more = span.signals_total - span.signals.length;
       text += ` by ${span.signals.join(', ')}${more > 0 ? ` +${more}` : ''}`;
@@ -103,6 +108,21 @@
     return `${laneTitle(span)}${where}: ${spanState(span)}, from ${clock(span.start_ms)} to ${end} (${duration(took)}${ended})`;
   }
 
+  // Shortens a lane's label to its column with an ellipsis (its title keeps every word).
+  function fitLabel(label, words, width) {
+    const text = label.firstChild;
+    if (typeof label.getComputedTextLength !== 'function' || label.getComputedTextLength() <= width) return;
+    let fits = 0;
+    let over = words.length;
+    while (over - fits > 1) {
+      const mid = Math.floor((fits + over) / 2);
+      text.data = `${words.slice(0, mid)}…`;
+      if (label.getComputedTextLength() <= width) fits = mid;
+      else over = mid;
+    }
+    text.data = `${words.slice(0, fits)}…`;
+  }
+
   // ---- the store ------------------------------------------------------------------------
 
   // Applies a whole history (since 0) or an increment.
@@ -121,7 +141,8 @@
     }
     store.windowMs = data.window_ms;
     store.base = { local: performance.now(), server: data.now_ms };
-    store.rev = Math.max(store.rev, data.rev);
+    // A whole history restarts the count (another router's may be lower).
+    store.rev = data.since === 0 ? data.rev : Math.max(store.rev, data.rev);
     const changed = [];
     for (const span of data.spans) {
       const known = store.spans.get(span.id);
@@ -250,8 +271,10 @@
       const group = svg('g', { class: `lane ${kind}`, 'data-lane': id });
       const base = svg('rect', { class: `lane-bg ${kind}`, x: -1e6, width: 2e6, y: (LANE_H - BAR_H) / 2 + (kind === 'worker' ? 5 : 0), height: kind === 'worker' ? BAR_H - 10 : BAR_H });
       group.append(base);
-      const label = svg('text', { class: `lane-label ${kind}`, x: kind === 'worker' ? 18 : 6 });
-      label.textContent = kind === 'worker' ? `${laneTitle(span)} (worker)` : `${laneTitle(span)} · ${span.sink}`;
+      const x = kind === 'worker' ? 18 : 6;
+      const label = svg('text', { class: `lane-label ${kind}`, x });
+      const words = kind === 'worker' ? `${laneTitle(span)} (worker)` : `${laneTitle(span)} · ${span.sink}`;
+      label.append(document.createTextNode(words));
       const title = svg('title');
       title.textContent = kind === 'worker' ? `worker ${span.worker}: held / limited / paused; running otherwise` : `signal ${laneTitle(span)} on sink ${span.sink}`;
       label.append(title);
@@ -259,6 +282,7 @@
       this.lanes.set(id, lane);
       this.plot.append(group);
       this.labels.append(label);
+      fitLabel(label, words, LABEL_W - x - 8);
       this.layoutLanes();
       return lane;
     },
@@ -489,7 +513,7 @@
   }
 
   window.bpHistory = {
-    store, views, apply, tick, now, setWorkers, svg, clock, duration, spanState,
+    store, views, apply, tick, now, setWorkers, svg, clock, duration, spanState, percent,
     setLive(live) { store.live = live; },
     rev() { return store.rev; },
     laneHeight: LANE_H, labelWidth: LABEL_W,

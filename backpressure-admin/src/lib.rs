@@ -76,7 +76,10 @@
 //! that falls behind gets a `lagged` event followed by a fresh `snapshot`. A `history` event
 //! follows the first snapshot (the whole of `api/history`), then carries each increment (what
 //! `api/history?since=` the previous one's `rev` would answer) whenever a bar, a gate span or
-//! a policy change moved, or a sample differs from the one before.
+//! a policy change moved, or a sample differs from the one before. An answer whose `since`
+//! is 0 is a whole history, to replace what the client holds: the first one, and the answer
+//! to a `since` the router has not reached (its page was loaded from another router) or one
+//! older than something the history dropped since (by its cap or window).
 //!
 //! # The history
 //!

@@ -51,10 +51,16 @@ impl History {
         self.revision.subscribe()
     }
 
-    /// What changed after revision `since` (everything for 0).
+    /// What changed after revision `since` (everything for 0). A `since` this ring has not
+    /// reached (a page of another router, one restarted since), or one older than something
+    /// dropped since (its last state would be missing), gets everything too, as `since` 0:
+    /// the client must replace what it holds.
     pub(crate) fn view(&self, since: u64) -> HistoryView {
         let now_ms = self.clock.ms(Instant::now());
-        HistoryView::new(&self.lock(), since, now_ms)
+        let ring = self.lock();
+        let stale = since < ring.dropped() || since > ring.revision();
+        let since = if stale { 0 } else { since };
+        HistoryView::new(&ring, since, now_ms)
     }
 
     /// Claims the right to start the recorder: true once.

@@ -154,6 +154,9 @@ pub(crate) struct Ring {
     /// The revision of the last change worth telling a stream about (a sample equal to the
     /// one before is not).
     news: u64,
+    /// The highest revision of a span or policy change dropped: a client that has not seen
+    /// it cannot be answered with an increment.
+    dropped: u64,
     next_id: u64,
     pub(crate) spans: VecDeque<Span>,
     pub(crate) marks: VecDeque<Mark>,
@@ -168,6 +171,7 @@ impl Ring {
             limits,
             rev: 0,
             news: 0,
+            dropped: 0,
             next_id: 1,
             spans: VecDeque::new(),
             marks: VecDeque::new(),
@@ -186,6 +190,12 @@ impl Ring {
     /// before (an idle runtime's), which a page can carry forward by itself.
     pub(crate) fn news(&self) -> u64 {
         self.news
+    }
+
+    /// The highest revision of what was dropped (by the cap or the window): a `since` below
+    /// it missed the last state of something no longer held.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Records one event of `sink`; `policy` names the policy whose verdict it is, if any.
@@ -379,11 +389,18 @@ impl Ring {
         let cutoff = clock
             .ms(now)
             .saturating_sub(super::clock::millis(self.limits.window));
-        self.spans
-            .retain(|s| s.end_ms.is_none_or(|end| end >= cutoff));
+        let mut dropped = self.dropped;
+        self.spans.retain(|s| {
+            let keep = s.end_ms.is_none_or(|end| end >= cutoff);
+            if !keep {
+                dropped = dropped.max(s.rev);
+            }
+            keep
+        });
         while self.marks.front().is_some_and(|m| m.at_ms < cutoff) {
-            self.marks.pop_front();
+            self.drop_mark();
         }
+        self.dropped = dropped;
         for samples in self.workers.values_mut() {
             while samples.samples.front().is_some_and(|s| s.at_ms < cutoff) {
                 samples.samples.pop_front();
@@ -509,9 +526,22 @@ impl Ring {
         self.workers.get_key_value(name).map(|(k, _)| k.clone())
     }
 
-    /// Drops the oldest closed spans and policy changes beyond the cap.
+    /// Drops the oldest closed spans and policy changes beyond the cap, and gives back the
+    /// room that bars open in a burst took once they closed (what `max_bytes` allows for).
     fn evict(&mut self) {
         self.evict_to(self.limits.max_transitions);
+        let open = self.open_signals.len() + self.open_gates.len();
+        if self.spans.capacity() > (self.limits.max_transitions + open).next_power_of_two() {
+            self.spans
+                .shrink_to(self.spans.len().max(1).next_power_of_two());
+        }
+        let roomy = |capacity: usize, len: usize| capacity > 2 * len.max(1).next_power_of_two();
+        if roomy(self.open_signals.capacity(), self.open_signals.len()) {
+            self.open_signals.shrink_to(self.open_signals.len());
+        }
+        if roomy(self.open_gates.capacity(), self.open_gates.len()) {
+            self.open_gates.shrink_to(self.open_gates.len());
+        }
     }
 
     /// Before one more: drops down to one under the cap, so that the deques never grow past
@@ -526,17 +556,21 @@ impl Ring {
             let span_id = closed.map(|i| self.spans[i].id);
             let mark_id = self.marks.front().map(|m| m.id);
             match (span_id, mark_id) {
-                (Some(s), Some(m)) if m < s => {
-                    self.marks.pop_front();
-                }
+                (Some(s), Some(m)) if m < s => self.drop_mark(),
                 (Some(_), _) => {
-                    self.spans.remove(closed.unwrap_or_default());
+                    if let Some(span) = self.spans.remove(closed.unwrap_or_default()) {
+                        self.dropped = self.dropped.max(span.rev);
+                    }
                 }
-                (None, Some(_)) => {
-                    self.marks.pop_front();
-                }
+                (None, Some(_)) => self.drop_mark(),
                 (None, None) => break,
             }
+        }
+    }
+
+    fn drop_mark(&mut self) {
+        if let Some(mark) = self.marks.pop_front() {
+            self.dropped = self.dropped.max(mark.rev);
         }
     }
 

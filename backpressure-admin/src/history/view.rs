@@ -13,6 +13,9 @@ pub(crate) struct HistoryView {
     pub(crate) now_ms: u64,
     /// The revision this view is complete up to: ask `?since=` it next time.
     pub(crate) rev: u64,
+    /// What this view is an increment on; 0 when it is the whole history (asked for, or
+    /// because the `since` asked for could not be answered with an increment): then the
+    /// client replaces what it holds.
     pub(crate) since: u64,
     pub(crate) window_ms: u64,
     pub(crate) sample_every_ms: u64,
