@@ -158,6 +158,58 @@ impl IdleSlots {
     }
 }
 
+/// How many items are queued (the producers' intake and the slots' run-ahead together) and how
+/// many producers wait for space: the producers' side of the coordinator's two-lock queue.
+///
+/// Producers push under the intake's lock and slots take under the state's lock, so neither
+/// side sees the other's counts under its own lock; these two atomics are what they share.
+/// Only producers increase `queued`, and only under the intake's lock, so the queue never
+/// holds more than its capacity. The wake-up protocol is a Dekker pair: a producer that found
+/// the queue full first counts itself waiting ([`wait`](Self::wait)), then (registered for a
+/// wake-up) looks at `queued` again; a slot first takes ([`taken`](Self::taken)), then looks
+/// at `waiting`. With sequentially consistent operations at least one of them sees the other,
+/// so a producer never sleeps on a queue with room and nobody to wake it. The loom models in
+/// `sync/loom_tests.rs` check it.
+#[derive(Debug, Default)]
+pub(crate) struct Space {
+    queued: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+impl Space {
+    /// Items queued, counting both halves of the queue.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Whether a push fits within `capacity` (called under the intake's lock).
+    pub(crate) fn has_room(&self, capacity: usize) -> bool {
+        self.queued() < capacity
+    }
+
+    /// An item was pushed (under the intake's lock).
+    pub(crate) fn pushed(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `n` items left the queue (started, skipped or returned): returns whether a producer
+    /// waits for space and must be woken.
+    pub(crate) fn taken(&self, n: usize) -> bool {
+        self.queued.fetch_sub(n, Ordering::SeqCst);
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+
+    /// A producer found the queue full and will wait (it looks again once registered).
+    pub(crate) fn wait(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A producer stopped waiting; returns how many others still wait.
+    pub(crate) fn stop_waiting(&self) -> usize {
+        self.waiting.fetch_sub(1, Ordering::SeqCst) - 1
+    }
+}
+
 /// The held-slot side of the wake-up protocol: how many slots wait on the gate, and whether
 /// one of them holds the coordinator's `max_defer` timer.
 ///

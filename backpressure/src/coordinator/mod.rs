@@ -12,6 +12,7 @@ mod context;
 mod effects;
 mod gate;
 mod handle;
+mod intake;
 mod outcome;
 mod slot;
 mod state;
