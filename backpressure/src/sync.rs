@@ -40,6 +40,8 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering}
 
 #[cfg(all(test, backpressure_loom))]
 mod loom_tests;
+#[cfg(all(test, backpressure_loom))]
+mod loom_two_lock;
 
 /// Locks `mutex`.
 ///
@@ -167,9 +169,13 @@ impl IdleSlots {
 /// holds more than its capacity. The wake-up protocol is a Dekker pair: a producer that found
 /// the queue full first counts itself waiting ([`wait`](Self::wait)), then (registered for a
 /// wake-up) looks at `queued` again; a slot first takes ([`taken`](Self::taken)), then looks
-/// at `waiting`. With sequentially consistent operations at least one of them sees the other,
-/// so a producer never sleeps on a queue with room and nobody to wake it. The loom models in
-/// `sync/loom_tests.rs` check it.
+/// at `waiting`, so at least one of them sees the other: a producer never sleeps on a queue
+/// with room and nobody to wake it. The slot's look at `waiting` is a read-modify-write
+/// (`fetch_add(0)`), not a load: the two read-modify-writes of `waiting` are then ordered, and
+/// whichever comes second reads from the first, which carries the other side's write along
+/// (acquire/release, no reliance on sequential consistency across two locations, which loom
+/// does not model). The loom models in `sync/loom_two_lock.rs` check it, and that a plain
+/// load-first order loses the wake-up.
 #[derive(Debug, Default)]
 pub(crate) struct Space {
     queued: AtomicUsize,
@@ -196,7 +202,7 @@ impl Space {
     /// waits for space and must be woken.
     pub(crate) fn taken(&self, n: usize) -> bool {
         self.queued.fetch_sub(n, Ordering::SeqCst);
-        self.waiting.load(Ordering::SeqCst) > 0
+        self.waiting.fetch_add(0, Ordering::SeqCst) > 0
     }
 
     /// A producer found the queue full and will wait (it looks again once registered).
