@@ -40,8 +40,6 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering}
 
 #[cfg(all(test, backpressure_loom))]
 mod loom_tests;
-#[cfg(all(test, backpressure_loom))]
-mod loom_two_lock;
 
 /// Locks `mutex`.
 ///
@@ -174,7 +172,7 @@ impl IdleSlots {
 /// (`fetch_add(0)`), not a load: the two read-modify-writes of `waiting` are then ordered, and
 /// whichever comes second reads from the first, which carries the other side's write along
 /// (acquire/release, no reliance on sequential consistency across two locations, which loom
-/// does not model). The loom models in `sync/loom_two_lock.rs` check it, and that a plain
+/// does not model). The loom models in `sync/loom_tests/two_lock.rs` check it, and that a plain
 /// load-first order loses the wake-up.
 #[derive(Debug, Default)]
 pub(crate) struct Space {

@@ -23,6 +23,8 @@ use super::{
 };
 use crate::Level;
 
+mod two_lock;
+
 /// `tokio::sync::Notify`'s `notify_waiters` semantics: a registration captures the number of
 /// `notify_waiters` calls so far, and sleeping returns once that number has moved on.
 struct Broadcast {

@@ -16,8 +16,8 @@
 use loom::sync::Mutex;
 use loom::thread;
 
-use super::loom_tests::NotifyOne;
-use super::{IdleSlots, Ordering, Space};
+use super::NotifyOne;
+use crate::sync::{IdleSlots, Ordering, Space};
 
 /// The two halves of the queue, each under its own lock, plus the shared counts and the two
 /// `Notify`s (`wake` for slots, `space` for producers).
