@@ -35,9 +35,9 @@ struct TwoLock {
 /// How a slot that took an item looks for waiting producers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TakeOrder {
-    /// `Space::taken`: decrement the queued count, then read the waiting count.
+    /// `Space::taken`: count the take, then read the waiting count.
     TakeThenLook,
-    /// Read the waiting count first (wrong: a producer counting itself in between, and then
+    /// Read the waiting count first, then count the take (wrong: a producer counting itself in between, and then
     /// seeing the queue still full, sleeps with nobody to wake it).
     LookThenTake,
 }
@@ -124,8 +124,9 @@ impl TwoLock {
             let wake_producer = match order {
                 TakeOrder::TakeThenLook => self.counts.taken(1),
                 TakeOrder::LookThenTake => {
-                    let waiting = self.counts.waiting.load(Ordering::SeqCst) > 0;
-                    self.counts.queued.fetch_sub(1, Ordering::SeqCst);
+                    let waiting = self.counts.waiting.fetch_add(0, Ordering::AcqRel) > 0;
+                    let taken = self.counts.taken.load(Ordering::Relaxed);
+                    self.counts.taken.store(taken + 1, Ordering::Release);
                     waiting
                 }
             };
