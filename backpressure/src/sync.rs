@@ -112,7 +112,8 @@ impl Epoch {
 /// The idle-slot side of the wake-up protocol: which pushes must wake a slot sleeping
 /// because the queue was empty.
 ///
-/// Kept under the coordinator's lock. An idle slot registers its `Notified` *while holding
+/// Kept under the lock producers push under (the coordinator's intake lock, taken by a slot
+/// inside the state's lock when it finds both halves of the queue empty). An idle slot registers its `Notified` *while holding
 /// that lock* ([`park`](Self::park)), so every `notify_one` a push sends after it reaches a
 /// registered waiter instead of being folded into tokio's single stored permit (permits do
 /// not add up: two `notify_one` calls with nobody registered wake one slot). A push wakes a

@@ -14,6 +14,7 @@ mod gate;
 mod handle;
 mod intake;
 mod outcome;
+mod push;
 mod slot;
 mod state;
 mod stats;

@@ -12,8 +12,9 @@ use tracing::Instrument;
 
 use super::context::WorkContext;
 use super::gate::Answer;
+use super::intake::Queued;
 use super::outcome::{HandlerOutcome, Outcome};
-use super::state::{Queued, Shared};
+use super::state::Shared;
 use super::step::{Job, Step, Waiting};
 use super::telemetry::Started;
 use crate::sink::ProbeClaim;

@@ -24,10 +24,10 @@ use super::config::CoordinatorConfig;
 use super::context::ContextShared;
 use super::effects::{Audience, Effects};
 use super::gate::Gate;
-use super::intake::Intake;
+use super::intake::{Intake, Queued};
 use super::outcome::Outcome;
 use super::stats::Stats;
-use super::telemetry::{Enqueued, Gauges, Labels, Meters};
+use super::telemetry::{Gauges, Labels, Meters};
 use crate::policy::{Host, Policies};
 use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, Mutex, MutexGuard, Outbox, Space};
 
@@ -99,13 +99,6 @@ pub(super) struct Counts {
     pub(super) defer_timeouts: u64,
     returned: u64,
     pub(super) gate_rechecks: u64,
-}
-
-pub(super) struct Queued<T> {
-    pub(super) id: u64,
-    pub(super) item: T,
-    /// Captured at enqueue when a subscriber or metrics listen.
-    pub(super) trace: Option<Box<Enqueued>>,
 }
 
 /// The coordinator's lock; on release it performs the [`Effects`] recorded under it.

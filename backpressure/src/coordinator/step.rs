@@ -10,8 +10,9 @@
 use tokio::time::Instant;
 
 use super::gate::Answer;
+use super::intake::Queued;
 use super::outcome::Outcome;
-use super::state::{Queued, Shared, State};
+use super::state::{Shared, State};
 use super::telemetry::Started;
 use crate::sink::ProbeClaim;
 use crate::sync::lock;
