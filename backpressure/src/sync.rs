@@ -113,8 +113,8 @@ impl Epoch {
 /// because the queue was empty.
 ///
 /// Kept under the lock producers push under (the coordinator's intake lock, taken by a slot
-/// inside the state's lock when it finds both halves of the queue empty). An idle slot registers its `Notified` *while holding
-/// that lock* ([`park`](Self::park)), so every `notify_one` a push sends after it reaches a
+/// inside the state's lock when it finds both halves of the queue empty). An idle slot
+/// registers its `Notified` *while holding that lock* ([`park`](Self::park)), so every `notify_one` a push sends after it reaches a
 /// registered waiter instead of being folded into tokio's single stored permit (permits do
 /// not add up: two `notify_one` calls with nobody registered wake one slot). A push wakes a
 /// slot only while fewer wake-ups are on their way than slots are idle
