@@ -182,10 +182,10 @@ impl IdleSlots {
 #[derive(Debug, Default)]
 pub(crate) struct Space {
     /// Items ever pushed (stored under the intake's lock).
-    pushed: AtomicUsize,
+    pushed: AtomicU64,
     /// Items ever taken out of the queue: started, skipped or returned (stored under the
     /// state's lock).
-    taken: AtomicUsize,
+    taken: AtomicU64,
     waiting: AtomicUsize,
 }
 
@@ -193,9 +193,18 @@ impl Space {
     /// Items queued, counting both halves of the queue: exact under both locks, and under
     /// either lock once intake is closed; otherwise a recent value.
     pub(crate) fn queued(&self) -> usize {
+        let (pushed, taken) = self.totals();
+        // At most the capacity, a `usize`.
+        (pushed - taken) as usize
+    }
+
+    /// Items ever pushed and ever taken. Under the lock slots take under, `taken` is exact
+    /// and `pushed` is the count at the moment of the read: a consistent snapshot (so
+    /// [`Stats`](crate::Stats) needs no lock of the producers' side).
+    pub(crate) fn totals(&self) -> (u64, u64) {
         // `taken` first: it can only lag `pushed` read after it, never pass it.
         let taken = self.taken.load(Ordering::Acquire);
-        self.pushed.load(Ordering::Acquire).saturating_sub(taken)
+        (self.pushed.load(Ordering::Acquire), taken)
     }
 
     /// Whether a push fits within `capacity` (called under the intake's lock).
@@ -213,7 +222,7 @@ impl Space {
     /// for space and must be woken.
     pub(crate) fn taken(&self, n: usize) -> bool {
         let taken = self.taken.load(Ordering::Relaxed);
-        self.taken.store(taken + n, Ordering::Release);
+        self.taken.store(taken + n as u64, Ordering::Release);
         self.waiting.fetch_add(0, Ordering::AcqRel) > 0
     }
 

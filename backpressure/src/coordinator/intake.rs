@@ -12,7 +12,8 @@
 //!
 //! What both sides must see, the number of queued items and of producers waiting for space,
 //! is in [`Space`](crate::sync::Space). Anything that must see the whole queue at once
-//! (`stats`, closing, `shutdown`'s give-back) holds both locks. The producers' transitions
+//! (closing, `shutdown`'s give-back) holds both locks; `stats` reads the counts of
+//! [`Space`](crate::sync::Space) under the state's lock, a consistent snapshot on its own. The producers' transitions
 //! (push, a waiting producer given up) and a slot's refill are in [`push`](super::push).
 
 use std::collections::VecDeque;
@@ -35,8 +36,6 @@ pub(super) struct Intake<T> {
     /// Whether intake is closed (set together with `State::closed`, under both locks).
     pub(super) closed: bool,
     pub(super) next_id: u64,
-    /// Items ever accepted.
-    pub(super) enqueued: u64,
     /// Slots waiting for an item to arrive, and the wake-ups sent to them: kept here because
     /// a push decides whether to wake one, and a slot registers under this lock when it finds
     /// both halves of the queue empty.
@@ -49,7 +48,6 @@ impl<T> Default for Intake<T> {
             items: VecDeque::new(),
             closed: false,
             next_id: 0,
-            enqueued: 0,
             idle: IdleSlots::default(),
         }
     }

@@ -26,7 +26,6 @@ impl<T> Shared<T> {
         } else {
             let id = intake.next_id;
             intake.next_id += 1;
-            intake.enqueued += 1;
             intake.items.push_back(Queued { id, item, trace });
             self.space_count.pushed();
             if intake.idle.wake_one() {

@@ -4,7 +4,8 @@
 //! its own (see [`intake`](super::intake) for the two-lock queue); a slot's look at the state
 //! is in [`step`](super::step).
 //!
-//! A [`Stats`] snapshot holds both locks, so it is always consistent. Each item costs one
+//! A [`Stats`] snapshot is taken under the state's lock, with the push and take totals of
+//! [`Space`](crate::sync::Space), so it is always consistent. Each item costs one
 //! acquisition of the intake's lock on the producer side and one of the state's lock on the
 //! slot side (recording the previous outcome and taking the next item together); a slot takes
 //! the intake's lock only when the run-ahead is empty, and then moves every pushed item at
@@ -296,8 +297,11 @@ impl<T> Shared<T> {
 
     pub(super) fn stats(&self) -> Stats {
         let state = self.lock();
-        let intake = lock(&self.intake);
-        let queued = state.items.len() + intake.items.len();
+        // Every take is counted under this lock together with `active` or `returned`, and a
+        // push is counted once its item is in the intake: `enqueued - queued` is exactly what
+        // the counts below add up to, with no need for the intake's lock.
+        let (enqueued, taken) = self.space_count.totals();
+        let queued = (enqueued - taken) as usize;
         let limit = self.gate.answer().limit(state.target);
         let gate_open = limit >= state.target;
         let counts = &state.counts;
@@ -305,7 +309,7 @@ impl<T> Shared<T> {
             queued,
             deferred: if gate_open { 0 } else { queued },
             active: state.active,
-            enqueued: intake.enqueued,
+            enqueued,
             completed: counts.completed,
             failed: counts.failed,
             panicked: counts.panicked,
