@@ -112,8 +112,9 @@ impl Epoch {
 /// The idle-slot side of the wake-up protocol: which pushes must wake a slot sleeping
 /// because the queue was empty.
 ///
-/// Kept under the coordinator's lock. An idle slot registers its `Notified` *while holding
-/// that lock* ([`park`](Self::park)), so every `notify_one` a push sends after it reaches a
+/// Kept under the lock producers push under (the coordinator's intake lock, taken by a slot
+/// inside the state's lock when it finds both halves of the queue empty). An idle slot
+/// registers its `Notified` *while holding that lock* ([`park`](Self::park)), so every `notify_one` a push sends after it reaches a
 /// registered waiter instead of being folded into tokio's single stored permit (permits do
 /// not add up: two `notify_one` calls with nobody registered wake one slot). A push wakes a
 /// slot only while fewer wake-ups are on their way than slots are idle
@@ -155,6 +156,84 @@ impl IdleSlots {
             self.waking += 1;
         }
         wake
+    }
+}
+
+/// How many items are queued (the producers' intake and the slots' run-ahead together) and how
+/// many producers wait for space: the producers' side of the coordinator's two-lock queue.
+///
+/// Producers push under the intake's lock and slots take under the state's lock, so neither
+/// side sees the other's counts under its own lock; these atomics are what they share. Each
+/// count has one writer at a time: `pushed` is stored only under the intake's lock and
+/// `taken` only under the state's lock, so both are plain stores (no read-modify-write on the
+/// hot path), and since only producers add to the queue, and only under the intake's lock,
+/// it never holds more than its capacity (a stale `taken` only makes a push more cautious).
+///
+/// The wake-up protocol is a Dekker pair: a producer that found the queue full first counts
+/// itself waiting ([`wait`](Self::wait)), then (registered for a wake-up) looks at the queue
+/// again; a slot first takes ([`taken`](Self::taken)), then looks at `waiting`, so at least
+/// one of them sees the other and a producer never sleeps on a queue with room and nobody to
+/// wake it. The slot's look at `waiting` is a read-modify-write (`fetch_add(0)`), not a load:
+/// the two read-modify-writes of `waiting` are then ordered, and whichever comes second reads
+/// from the first, which carries the other side's write along (acquire/release; no reliance
+/// on sequential consistency across two locations, which loom does not model). The loom
+/// models in `sync/loom_tests/two_lock.rs` check it, and that looking before taking loses the
+/// wake-up.
+#[derive(Debug, Default)]
+pub(crate) struct Space {
+    /// Items ever pushed (stored under the intake's lock).
+    pushed: AtomicU64,
+    /// Items ever taken out of the queue: started, skipped or returned (stored under the
+    /// state's lock).
+    taken: AtomicU64,
+    waiting: AtomicUsize,
+}
+
+impl Space {
+    /// Items queued, counting both halves of the queue: exact under both locks, and under
+    /// either lock once intake is closed; otherwise a recent value.
+    pub(crate) fn queued(&self) -> usize {
+        let (pushed, taken) = self.totals();
+        // At most the capacity, a `usize`.
+        (pushed - taken) as usize
+    }
+
+    /// Items ever pushed and ever taken. Under the lock slots take under, `taken` is exact
+    /// and `pushed` is the count at the moment of the read: a consistent snapshot (so
+    /// [`Stats`](crate::Stats) needs no lock of the producers' side).
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        // `taken` first: it can only lag `pushed` read after it, never pass it.
+        let taken = self.taken.load(Ordering::Acquire);
+        (self.pushed.load(Ordering::Acquire), taken)
+    }
+
+    /// Whether a push fits within `capacity` (called under the intake's lock).
+    pub(crate) fn has_room(&self, capacity: usize) -> bool {
+        self.queued() < capacity
+    }
+
+    /// An item was pushed (under the intake's lock).
+    pub(crate) fn pushed(&self) {
+        let pushed = self.pushed.load(Ordering::Relaxed);
+        self.pushed.store(pushed + 1, Ordering::Release);
+    }
+
+    /// `n` items left the queue (under the state's lock): returns whether a producer waits
+    /// for space and must be woken.
+    pub(crate) fn taken(&self, n: usize) -> bool {
+        let taken = self.taken.load(Ordering::Relaxed);
+        self.taken.store(taken + n as u64, Ordering::Release);
+        self.waiting.fetch_add(0, Ordering::AcqRel) > 0
+    }
+
+    /// A producer found the queue full and will wait (it looks again once registered).
+    pub(crate) fn wait(&self) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A producer stopped waiting; returns how many others still wait.
+    pub(crate) fn stop_waiting(&self) -> usize {
+        self.waiting.fetch_sub(1, Ordering::AcqRel) - 1
     }
 }
 

@@ -1438,9 +1438,42 @@ async fn single_thread(s: Settings) -> Throughput {
     t
 }
 
+/// `--pools [items] [reps]`: runs section 1c alone (default 200,000 items, 21 reps) and prints
+/// its table and contract lines; for comparing builds quickly. Not part of the benchmark proper.
+fn pools_mode(args: &[String]) -> bool {
+    let Some(at) = args.iter().position(|a| a == "--pools") else {
+        return false;
+    };
+    let arg = |k: usize, default: u64| {
+        args.get(at + k)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(default)
+    };
+    let (n, reps) = (arg(1, 200_000), arg(2, 21) as usize);
+    println!("load average at start: {}", loadavg());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let m = rt.block_on(async move {
+        tokio::spawn(matrix::run(n, reps))
+            .await
+            .expect("pools task")
+    });
+    m.report(n);
+    println!("load average at end: {}", loadavg());
+    let (a, b) = (
+        m.ratio(0, pools::Pool::Sharded),
+        m.ratio(0, pools::Pool::Mpmc),
+    );
+    println!("throughput_ratio_vs_sharded: {:.3}", a.median);
+    println!("throughput_ratio_vs_mpmc: {:.3}", b.median);
+    true
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if profile_mode(&args) {
+    if profile_mode(&args) || pools_mode(&args) {
         return;
     }
     let s = Settings::from_args();

@@ -38,6 +38,18 @@ pub(crate) struct ContextShared {
     pub(crate) sink: Sink,
 }
 
+impl ContextShared {
+    /// A copy for one slot: the same token and sink, behind an `Arc` of the slot's own, so
+    /// that the per-item clone in [`WorkContext::new`] touches a reference count no other
+    /// slot's thread writes (one shared count bounced between cores on every item).
+    pub(crate) fn for_slot(&self) -> Arc<Self> {
+        Arc::new(Self {
+            token: self.token.clone(),
+            sink: self.sink.clone(),
+        })
+    }
+}
+
 impl WorkContext {
     pub(crate) fn new(shared: Arc<ContextShared>, id: u64) -> Self {
         Self { shared, id }

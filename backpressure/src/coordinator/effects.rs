@@ -22,8 +22,6 @@ pub(super) struct Effects {
     space: bool,
     /// Wake `drain` / `shutdown`: nothing is left for them to wait for.
     settled: bool,
-    /// An item was enqueued.
-    enqueued: bool,
     /// The head was held for this `max_defer` and starts anyway.
     defer_timeout: Option<Duration>,
     /// A slot task ended while its item was running; counted so.
@@ -37,10 +35,6 @@ impl Effects {
 
     pub(super) fn settled(&mut self) {
         self.settled = true;
-    }
-
-    pub(super) fn enqueued(&mut self) {
-        self.enqueued = true;
     }
 
     pub(super) fn defer_timeout(&mut self, held: Duration) {
@@ -58,9 +52,6 @@ impl Effects {
         }
         if self.settled {
             to.settled.notify_waiters();
-        }
-        if self.enqueued {
-            to.meters.enqueued();
         }
         if let Some(held) = self.defer_timeout {
             to.meters.defer_timeout();

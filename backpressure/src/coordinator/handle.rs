@@ -380,7 +380,7 @@ impl<T: Send + 'static> Coordinator<T> {
     }
 }
 
-/// Keeps `waiting_producers` right when an `enqueue` future is dropped mid-wait.
+/// Keeps the count of producers waiting for space right when an `enqueue` future is dropped mid-wait.
 struct WaitingProducer<'a, T> {
     shared: &'a Shared<T>,
     waiting: bool,

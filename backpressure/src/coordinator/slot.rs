@@ -12,8 +12,9 @@ use tracing::Instrument;
 
 use super::context::WorkContext;
 use super::gate::Answer;
+use super::intake::Queued;
 use super::outcome::{HandlerOutcome, Outcome};
-use super::state::{Queued, Shared};
+use super::state::Shared;
 use super::step::{Job, Step, Waiting};
 use super::telemetry::Started;
 use crate::sink::ProbeClaim;
@@ -34,6 +35,7 @@ where
     Fut::Output: HandlerOutcome,
 {
     let shared = Arc::clone(&slot.shared);
+    let context = shared.context.for_slot();
     loop {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
@@ -56,11 +58,12 @@ where
         let outcome = match job {
             Job::Run(queued, None, None) if shared.policies.is_empty() => {
                 // The hot path: nobody listens, no clock is read.
-                let context = WorkContext::new(Arc::clone(&shared.context), queued.id);
+                let context = WorkContext::new(Arc::clone(&context), queued.id);
                 run_handler(&*handler, queued.item, context, queued.id).await
             }
             Job::Run(queued, started, probe) => {
-                run_observed(&shared, &*handler, queued, started, probe).await
+                let context = WorkContext::new(Arc::clone(&context), queued.id);
+                run_observed(&shared, &*handler, queued, context, started, probe).await
             }
             Job::Skip(queued, probe) => {
                 // A skipped probe says nothing about the downstream: its probes go back.
@@ -149,6 +152,7 @@ async fn run_observed<T, F, Fut>(
     shared: &Shared<T>,
     handler: &F,
     queued: Queued<T>,
+    context: WorkContext,
     started: Option<Started>,
     probe: Option<ProbeClaim>,
 ) -> Outcome
@@ -159,7 +163,6 @@ where
 {
     shared.meters.started(started.as_ref());
     let id = queued.id;
-    let context = WorkContext::new(Arc::clone(&shared.context), id);
     let began = tokio::time::Instant::now();
     let outcome = match started {
         Some(started) => {

@@ -1,12 +1,16 @@
-//! The state shared by a coordinator's handles and its slots: the queue and every counter
-//! under one lock, the producers' and the control side's transitions (push, close, resize,
-//! stats). A slot's look at the state is in [`step`](super::step).
+//! The state shared by a coordinator's handles and its slots: the slots' half of the queue
+//! (the run-ahead) and every counter of theirs under the state's lock, and the control side's
+//! transitions (close, resize, stats). The producers' half is the [`Intake`], under a lock of
+//! its own (see [`intake`](super::intake) for the two-lock queue); a slot's look at the state
+//! is in [`step`](super::step).
 //!
-//! All counters live under one lock together with the queue, so a [`Stats`] snapshot is
-//! always consistent, and each item costs one lock acquisition on the producer side and one
-//! on the slot side (recording the previous outcome and taking the next item together). What
-//! a transition must tell the world (wakers of producers and `drain` callers, metrics,
-//! traces) is recorded under the lock and performed by the lock guard after release
+//! A [`Stats`] snapshot is taken under the state's lock, with the push and take totals of
+//! [`Space`](crate::sync::Space), so it is always consistent. Each item costs one
+//! acquisition of the intake's lock on the producer side and one of the state's lock on the
+//! slot side (recording the previous outcome and taking the next item together); a slot takes
+//! the intake's lock only when the run-ahead is empty, and then moves every pushed item at
+//! once. What a transition must tell the world (wakers of producers and `drain` callers,
+//! metrics, traces) is recorded under the lock and performed by the lock guard after release
 //! ([`Effects`]), with the `metrics` feature at the cost of a second lock acquisition to
 //! publish the gauges in order.
 
@@ -21,18 +25,22 @@ use super::config::CoordinatorConfig;
 use super::context::ContextShared;
 use super::effects::{Audience, Effects};
 use super::gate::Gate;
+use super::intake::{Intake, Queued};
 use super::outcome::Outcome;
 use super::stats::Stats;
-use super::telemetry::{Enqueued, Gauges, Labels, Meters};
-use crate::error::TryEnqueueError;
+use super::telemetry::{Gauges, Labels, Meters};
 use crate::policy::{Host, Policies};
-use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, IdleSlots, Mutex, MutexGuard, Outbox};
+use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, Mutex, MutexGuard, Outbox, Space};
 
 /// Callback that receives items skipped by `cancel_on`.
 pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
 
 pub(super) struct Shared<T> {
     state: Mutex<State<T>>,
+    /// The producers' half of the queue (lock order: `state`, then `intake`).
+    pub(super) intake: Mutex<Intake<T>>,
+    /// Items queued in both halves, and producers waiting for space.
+    pub(super) space_count: Space,
     pub(super) gate: Gate,
     /// Wakes slots: gate changes (`notify_waiters` from the sink), new items, closing,
     /// shutdown, concurrency changes.
@@ -53,12 +61,17 @@ pub(super) struct Shared<T> {
     pub(super) labels: Labels,
     pub(super) meters: Meters,
     /// A watermark policy watches the queue (and, with `stamp_items`, its oldest item's age).
-    watch_queue: bool,
-    stamp_items: bool,
+    pub(super) watch_queue: bool,
+    pub(super) stamp_items: bool,
+    /// A push must also update what is kept under the state's lock (a watermark policy, the
+    /// metrics' gauges), so it takes that lock too.
+    pub(super) push_sees_state: bool,
 }
 
 pub(super) struct State<T> {
+    /// The run-ahead: the oldest queued items, moved from the intake when it ran empty.
     pub(super) items: VecDeque<Queued<T>>,
+    /// Whether intake is closed (set together with `Intake::closed`, under both locks).
     pub(super) closed: bool,
     pub(super) shutting_down: bool,
     /// Configured number of slots.
@@ -66,16 +79,11 @@ pub(super) struct State<T> {
     /// Live slot tasks.
     pub(super) workers: usize,
     pub(super) active: usize,
-    /// Slots waiting for an item to arrive, and the wake-ups sent to them.
-    pub(super) idle: IdleSlots,
-    /// Producers waiting for queue space.
-    pub(super) waiting_producers: usize,
     /// Since when the current head of the queue has been held by signals.
     pub(super) head_held_since: Option<Instant>,
     /// Slots waiting on the closed gate, and whether one of them sleeps until the head's
     /// `max_defer` deadline.
     pub(super) held: HeldSlots,
-    next_id: u64,
     pub(super) counts: Counts,
     /// What to do once the lock is released.
     pub(super) effects: Effects,
@@ -85,7 +93,6 @@ pub(super) struct State<T> {
 
 #[derive(Default)]
 pub(super) struct Counts {
-    enqueued: u64,
     completed: u64,
     failed: u64,
     panicked: u64,
@@ -93,13 +100,6 @@ pub(super) struct Counts {
     pub(super) defer_timeouts: u64,
     returned: u64,
     pub(super) gate_rechecks: u64,
-}
-
-pub(super) struct Queued<T> {
-    pub(super) id: u64,
-    pub(super) item: T,
-    /// Captured at enqueue when a subscriber or metrics listen.
-    pub(super) trace: Option<Box<Enqueued>>,
 }
 
 /// The coordinator's lock; on release it performs the [`Effects`] recorded under it.
@@ -128,15 +128,14 @@ impl<T> Shared<T> {
                 target: config.concurrency,
                 workers: config.concurrency,
                 active: 0,
-                idle: IdleSlots::default(),
-                waiting_producers: 0,
                 head_held_since: None,
                 held: HeldSlots::default(),
-                next_id: 0,
                 counts: Counts::default(),
                 effects: Effects::default(),
                 gauges: Outbox::default(),
             }),
+            intake: Mutex::new(Intake::default()),
+            space_count: Space::default(),
             gate,
             wake,
             epoch: Epoch::new(),
@@ -151,6 +150,7 @@ impl<T> Shared<T> {
             labels,
             watch_queue,
             stamp_items,
+            push_sees_state: watch_queue || cfg!(feature = "metrics"),
         }
     }
 
@@ -162,55 +162,6 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Pushes an item if there is room. `waiting` tracks whether this producer is counted in
-    /// `waiting_producers`.
-    /// `waiting` is `None` for a producer that will not wait when the queue is full.
-    pub(super) fn try_push(
-        &self,
-        item: T,
-        waiting: Option<&mut bool>,
-    ) -> Result<(), TryEnqueueError<T>> {
-        let trace = Enqueued::capture(self.stamp_items);
-        let mut state = self.lock();
-        let result = if state.closed {
-            Err(TryEnqueueError::Closed(item))
-        } else if state.items.len() >= self.config.capacity {
-            Err(TryEnqueueError::Full(item))
-        } else {
-            let id = state.next_id;
-            state.next_id += 1;
-            state.counts.enqueued += 1;
-            state.items.push_back(Queued { id, item, trace });
-            if state.idle.wake_one() {
-                self.wake.notify_one();
-            }
-            state.effects.enqueued();
-            self.update_gauges(&mut state);
-            self.queue_changed(&state);
-            Ok(())
-        };
-        if let Some(waiting) = waiting {
-            let now_waiting = matches!(result, Err(TryEnqueueError::Full(_)));
-            match (*waiting, now_waiting) {
-                (false, true) => state.waiting_producers += 1,
-                (true, false) => state.waiting_producers -= 1,
-                _ => {}
-            }
-            *waiting = now_waiting;
-        }
-        result
-    }
-
-    /// Forgets a producer that stopped waiting (its `enqueue` future was dropped).
-    pub(super) fn abandon_wait(&self) {
-        let mut state = self.lock();
-        state.waiting_producers -= 1;
-        if state.waiting_producers > 0 {
-            // It may have consumed a wake-up meant for the others.
-            state.effects.wake_producer();
-        }
-    }
-
     pub(super) fn space(&self) -> &Notify {
         &self.space
     }
@@ -219,13 +170,9 @@ impl<T> Shared<T> {
         &self.settled
     }
 
-    /// Tells a watermark policy about the queue.
+    /// Tells a watermark policy about the queue (the caller holds only the state's lock).
     pub(super) fn queue_changed(&self, state: &State<T>) {
-        if self.watch_queue {
-            let oldest = state.items.front().and_then(|q| q.trace.as_ref());
-            self.policies
-                .queue_changed(state.items.len(), oldest.map(|t| t.at()));
-        }
+        self.queue_changed_with(state, None);
     }
 
     /// Records the metrics' gauges, published after release (the `metrics` feature;
@@ -235,7 +182,7 @@ impl<T> Shared<T> {
         {
             let open = self.gate.answer().limit(state.target) >= state.target;
             state.gauges.replace(Gauges {
-                queued: state.items.len(),
+                queued: self.space_count.queued(),
                 active: state.active,
                 concurrency: state.target,
                 open,
@@ -248,17 +195,19 @@ impl<T> Shared<T> {
     /// Wakes `drain` / `shutdown` waiters (after release) if nothing remains for them to
     /// wait for.
     pub(super) fn notify_if_settled(&self, state: &mut State<T>) {
-        if Self::is_settled(state) {
+        if self.is_settled(state) {
             state.effects.settled();
         }
     }
 
-    fn is_settled(state: &State<T>) -> bool {
+    fn is_settled(&self, state: &State<T>) -> bool {
         // `workers == 0` with items left only happens when every slot task ended abnormally
-        // (see `abandon_slot`): nothing can run them, so waiting would never end.
+        // (see `abandon_slot`): nothing can run them, so waiting would never end. Once closed
+        // (seen here under the state's lock), nothing is pushed any more, so the shared count
+        // of queued items only falls, and only under this lock: it is exact here.
         state.closed
             && state.active == 0
-            && (state.items.is_empty() || state.shutting_down || state.workers == 0)
+            && (self.space_count.queued() == 0 || state.shutting_down || state.workers == 0)
     }
 
     /// Counts how a started item ended.
@@ -280,7 +229,7 @@ impl<T> Shared<T> {
 
     /// Whether `drain` / `shutdown` may return.
     pub(super) fn settled_now(&self) -> bool {
-        Self::is_settled(&self.lock())
+        self.is_settled(&self.lock())
     }
 
     /// Closes intake; returns whether it was open.
@@ -299,6 +248,7 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         let was_open = !state.closed;
         state.closed = true;
+        lock(&self.intake).closed = true;
         state.shutting_down |= shutdown;
         self.notify_if_settled(&mut state);
         drop(state);
@@ -310,8 +260,15 @@ impl<T> Shared<T> {
     /// Takes every unstarted item out of the queue, counting them as returned.
     pub(super) fn take_unstarted(&self) -> Vec<T> {
         let mut state = self.lock();
-        let items: Vec<T> = state.items.drain(..).map(|q| q.item).collect();
+        let mut intake = lock(&self.intake);
+        let items: Vec<T> = (state.items.drain(..))
+            .chain(intake.items.drain(..))
+            .map(|q| q.item)
+            .collect();
+        drop(intake);
         state.counts.returned += items.len() as u64;
+        // Intake is closed: no producer waits for this space.
+        self.space_count.taken(items.len());
         items
     }
 
@@ -340,14 +297,19 @@ impl<T> Shared<T> {
 
     pub(super) fn stats(&self) -> Stats {
         let state = self.lock();
+        // Every take is counted under this lock together with `active` or `returned`, and a
+        // push is counted once its item is in the intake: `enqueued - queued` is exactly what
+        // the counts below add up to, with no need for the intake's lock.
+        let (enqueued, taken) = self.space_count.totals();
+        let queued = (enqueued - taken) as usize;
         let limit = self.gate.answer().limit(state.target);
         let gate_open = limit >= state.target;
         let counts = &state.counts;
         Stats {
-            queued: state.items.len(),
-            deferred: if gate_open { 0 } else { state.items.len() },
+            queued,
+            deferred: if gate_open { 0 } else { queued },
             active: state.active,
-            enqueued: counts.enqueued,
+            enqueued,
             completed: counts.completed,
             failed: counts.failed,
             panicked: counts.panicked,

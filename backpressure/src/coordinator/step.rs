@@ -10,10 +10,12 @@
 use tokio::time::Instant;
 
 use super::gate::Answer;
+use super::intake::Queued;
 use super::outcome::Outcome;
-use super::state::{Queued, Shared, State};
+use super::state::{Shared, State};
 use super::telemetry::Started;
 use crate::sink::ProbeClaim;
+use crate::sync::lock;
 
 /// What a slot should do next. A job that starts as a probe of half-open verdicts carries
 /// its claim: reported when the item finishes, given back if it never does (skipped, cut
@@ -60,7 +62,7 @@ impl<T> Shared<T> {
         register: impl FnOnce(),
     ) -> Step<T> {
         let mut state = self.lock();
-        let had_timer = Self::stop_waiting(&mut state, std::mem::replace(waiting, Waiting::No));
+        let had_timer = self.stop_waiting(&mut state, std::mem::replace(waiting, Waiting::No));
         let finished_any = finished.is_some();
         let step = self.decide(&mut state, finished, waiting, register);
         if finished_any {
@@ -93,17 +95,26 @@ impl<T> Shared<T> {
             return Step::Exit;
         }
         if state.items.is_empty() {
-            if state.closed {
-                state.workers -= 1;
-                return Step::Exit;
+            // Both halves empty: wait for a push, registered under the intake's lock so that
+            // the push that follows sees this slot idle.
+            let closed = state.closed;
+            let empty = self.refill(state, |intake| {
+                if !closed {
+                    register();
+                    intake.idle.park();
+                }
+            });
+            if empty.is_some() {
+                if closed {
+                    state.workers -= 1;
+                    return Step::Exit;
+                }
+                *waiting = Waiting::ForItems;
+                return Step::Wait {
+                    deadline: None,
+                    gate: self.gate.answer(),
+                };
             }
-            register();
-            state.idle.park();
-            *waiting = Waiting::ForItems;
-            return Step::Wait {
-                deadline: None,
-                gate: self.gate.answer(),
-            };
         }
         let gate = self.gate.answer();
         let limit = gate.limit(state.target);
@@ -133,23 +144,23 @@ impl<T> Shared<T> {
             *probe = None;
         }
         // After this start, `active + 1` run; more waiting means the limit is what holds.
-        if state.items.len() > 1 && state.active + 1 >= limit {
+        if self.space_count.queued() > 1 && state.active + 1 >= limit {
             self.policies.saturated();
         }
     }
 
     /// Undoes the bookkeeping of a slot's wait, now that it looks at the state again;
     /// returns whether it held the `max_defer` timer.
-    fn stop_waiting(state: &mut State<T>, waiting: Waiting) -> bool {
+    fn stop_waiting(&self, state: &mut State<T>, waiting: Waiting) -> bool {
         match waiting {
             Waiting::No => false,
             Waiting::ForItems => {
-                state.idle.unpark();
+                lock(&self.intake).idle.unpark();
                 false
             }
             Waiting::OnGate { timer } => {
                 state.counts.gate_rechecks += 1;
-                state.idle.saw_wake_up();
+                lock(&self.intake).idle.saw_wake_up();
                 state.held.release(timer);
                 timer
             }
@@ -230,7 +241,7 @@ impl<T> Shared<T> {
             unreachable!("the queue was checked to be non-empty under the same lock")
         };
         state.active += 1;
-        if state.waiting_producers > 0 {
+        if self.space_count.taken(1) {
             state.effects.wake_producer();
         }
         self.update_gauges(state);
@@ -254,7 +265,7 @@ impl<T> Shared<T> {
     /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
     pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
         let mut state = self.lock();
-        let had_timer = Self::stop_waiting(&mut state, waiting);
+        let had_timer = self.stop_waiting(&mut state, waiting);
         if state.held.hand_over(had_timer, false) {
             // Another held slot takes the `max_defer` timer over.
             self.wake.notify_one();
@@ -274,6 +285,7 @@ impl<T> Shared<T> {
         let last = state.workers == 0 && !state.closed;
         if last {
             state.closed = true;
+            lock(&self.intake).closed = true;
         }
         self.notify_if_settled(&mut state);
         drop(state);

@@ -23,6 +23,8 @@ use super::{
 };
 use crate::Level;
 
+mod two_lock;
+
 /// `tokio::sync::Notify`'s `notify_waiters` semantics: a registration captures the number of
 /// `notify_waiters` calls so far, and sleeping returns once that number has moved on.
 struct Broadcast {
@@ -326,7 +328,7 @@ fn sleeping_without_the_recheck_loses_the_wake_up() {
 /// a `notify_one` wakes one registered waiter (the longest registered, as tokio does) and,
 /// with no waiter registered, stores a single permit that the next registration consumes.
 /// Permits do not add up: two `notify_one` calls with nobody registered wake one waiter.
-struct NotifyOne {
+pub(super) struct NotifyOne {
     state: Mutex<NotifyState>,
     changed: Condvar,
 }
@@ -341,7 +343,7 @@ struct NotifyState {
 }
 
 impl NotifyOne {
-    fn new(waiters: usize) -> Self {
+    pub(super) fn new(waiters: usize) -> Self {
         Self {
             state: Mutex::new(NotifyState {
                 waiters: VecDeque::new(),
@@ -353,7 +355,7 @@ impl NotifyOne {
     }
 
     /// `Notified::enable`: registers `waiter`, or consumes the stored permit.
-    fn register(&self, waiter: usize) {
+    pub(super) fn register(&self, waiter: usize) {
         let mut state = self.state.lock().unwrap();
         if std::mem::take(&mut state.permit) {
             state.notified[waiter] = true;
@@ -362,7 +364,7 @@ impl NotifyOne {
         }
     }
 
-    fn notify_one(&self) {
+    pub(super) fn notify_one(&self) {
         let mut state = self.state.lock().unwrap();
         match state.waiters.pop_front() {
             Some(waiter) => {
@@ -374,7 +376,7 @@ impl NotifyOne {
     }
 
     /// Awaiting the registered `Notified`.
-    fn sleep(&self, waiter: usize) {
+    pub(super) fn sleep(&self, waiter: usize) {
         let mut state = self.state.lock().unwrap();
         while !state.notified[waiter] {
             state = self.changed.wait(state).unwrap();
