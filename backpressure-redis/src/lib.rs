@@ -69,8 +69,11 @@
 //!   `Debug` output ([`RedisUrl`]).
 //!
 //! Mirrored entries are the remote owner's: a local `retract`/`clear` removes them from this
-//! sink only, and the owner's next renewal (within lease / 3) brings them back. Local keys
-//! that start with another instance's id followed by `/` are reserved for mirrors.
+//! sink only, and the owner's next renewal (within lease / 3) brings them back. Only
+//! entries the bridge mirrored are mirrors: an entry raised locally is this process's own
+//! whatever its key (also `w1` or `w1/x` while an instance `w1` is in the namespace), it is
+//! shared, and a remote entry whose local id equals it is refused and counted
+//! ([`BridgeStats::forged_entries`]): no message can replace, retract or un-share it.
 //!
 //! **Levels.** Every entry travels with its [`Level`](backpressure::Level) (per-mille on the
 //! wire, 0 = full stop, the level of a plain raise). A local raise through

@@ -213,7 +213,6 @@ impl Task {
     async fn renew(&mut self) {
         let local = self.outbound.reread(&self.inbound);
         self.lender.prune(|id| Outbound::is_half_open(&local, id));
-        self.inbound.forget_quiet_instances();
         if !self.link.is_up() {
             return;
         }

@@ -224,11 +224,6 @@ pub(crate) fn mirror_key(instance: &str, key: Option<&str>) -> String {
     }
 }
 
-/// The instance part of a local key (`instance/key` or `instance`).
-pub(crate) fn key_instance(key: &str) -> &str {
-    key.split_once('/').map_or(key, |(instance, _)| instance)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,8 +232,6 @@ mod tests {
     fn mirror_keys() {
         assert_eq!(mirror_key("a", Some("k")), "a/k");
         assert_eq!(mirror_key("a", None), "a");
-        assert_eq!(key_instance("a/k/z"), "a");
-        assert_eq!(key_instance("a"), "a");
         assert_eq!(split_member("i|n|"), Some(("i", "n", "")));
         assert_eq!(split_member("i|n|k"), Some(("i", "n", "k")));
     }
