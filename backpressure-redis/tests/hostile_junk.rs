@@ -101,11 +101,10 @@ async fn a_key_of_the_wrong_type_is_never_synced_and_recovers_once_deleted() {
 }
 
 /// The levels hash of the wrong type while B has nothing of its own: A's raises all fail
-/// in Redis, yet B says `Synced`. Fails today: B's renewal script touches the levels hash
-/// only for its own entries (remote.rs `SYNC_BODY`), and the prelude checks the types of
-/// the counter alone, so nothing B runs fails.
+/// in Redis, so B must not say `Synced`. (The bug it caught: B's renewal script touches the
+/// levels hash only for its own entries, and the prelude checked the counter's type alone,
+/// so nothing B ran failed.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: junk in the levels key is unnoticed by a bridge with no own entries: Synced while no peer's raise can be seen (remote.rs PRELUDE checks only seq)"]
 async fn a_levels_key_of_the_wrong_type_is_never_synced() {
     let Some(server) = redis("a_levels_key_of_the_wrong_type_is_never_synced") else {
         return;

@@ -26,6 +26,9 @@
 //! again is never mistaken for messages already seen; receivers resync when the epoch
 //! changes. A `seq` that is not a number fails every script with an error naming the key
 //! (nothing is written), and drops the epoch, so that the repaired counter starts a new one.
+//! So does any other key of the wrong type (`entries` not a sorted set, `levels` not a hash,
+//! `epoch` not a string), checked by every script whether or not it would touch that key,
+//! so that no bridge reads as `Synced` while its peers' scripts fail.
 //!
 //! **Versions** ([`VERSION`]). The first field is the format's version; every version keeps
 //! `<version>|<epoch>|<seq>|` in front, so a reader can place a message of a version it does
