@@ -45,7 +45,9 @@
 //! * **Resync.** After a (re)subscription, a gap in sequence numbers or a new epoch of the
 //!   counter (a `FLUSHALL`, an evicted counter) the bridge re-publishes its own entries
 //!   (repairing a Redis restarted without persistence) and replaces its mirror with a
-//!   snapshot, so nothing is lost and nothing stale remains. A resync that Redis answers
+//!   snapshot, so nothing is lost and nothing stale remains (a snapshot of a new epoch keeps
+//!   the mirrors it lacks until their lease ends, unless the policy is `Drop`: their owners
+//!   may not have re-published yet). A resync that Redis answers
 //!   with an error (a counter that is not a number) is retried with capped backoff; the
 //!   status is `Synced` only once a snapshot was read.
 //! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other

@@ -232,14 +232,13 @@ fn flush_right_after_a_renews(server: &RedisServer) {
 }
 
 /// `FLUSHALL` while A's signal is raised and B (under `hold_until_reconnect`) has one of its
-/// own: A still raises it, so B must never let go. Fails today: when B's renewal is the
-/// first script after the flush (here: B renews more often, and the flush follows A's
-/// renewal), its own raise, in the
-/// new epoch, makes B resync, and that snapshot (taken before A, a little farther away, has
-/// re-published) has no entry of A's: `Inbound::load` drops the mirror until A's renewal brings it back (the same
-/// cause as `hostile_faults::redis_restarted_empty_never_lets_a_raised_signal_go`).
+/// own: A still raises it, so B must never let go, also when B's renewal is the first
+/// script after the flush (here: B renews more often, and the flush follows A's renewal):
+/// its own raise, in the new epoch, makes B resync, and that snapshot (taken before A, a
+/// little farther away, has re-published) has no entry of A's. (The bug it caught:
+/// `Inbound::load` dropped the mirror until A's renewal brought it back, the same cause as
+/// `hostile_faults::redis_restarted_empty_never_lets_a_raised_signal_go`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: after FLUSHALL a peer whose renewal runs first resyncs from a snapshot without the owner's entry and drops a held mirror"]
 async fn flushall_never_lets_a_raised_signal_go() {
     let Some(server) = redis("flushall_never_lets_a_raised_signal_go") else {
         return;

@@ -20,6 +20,10 @@ pub(super) type EntryId = (Arc<str>, Option<Arc<str>>);
 struct Mirror {
     /// When its lease ends in Redis (local clock estimate).
     expires_at: Instant,
+    /// Kept from an older epoch of the counter (Redis restarted empty or was flushed) and
+    /// not seen since: a snapshot without it does not drop it before `expires_at`, since its
+    /// owner re-publishes within lease / 3 ([`Inbound::load`]).
+    carried: bool,
     /// While it is a half-open verdict: its probe source, which asks its owner. Kept while
     /// the entry is renewed in the same phase, so a claim in flight stays its.
     asking: Option<Arc<Asking>>,
@@ -145,10 +149,14 @@ impl Inbound {
         }
     }
 
-    /// Replaces the mirrors with the entries of a snapshot.
+    /// Replaces the mirrors with the entries of a snapshot; one of a `new_epoch` (Redis
+    /// restarted empty, or was flushed, since the last) keeps the mirrors it lacks until
+    /// their lease ends ([`replace`](Self::replace)): their owners may not have re-published
+    /// yet.
     pub(super) fn load(
         &mut self,
         entries: impl Iterator<Item = Result<RemoteEntry, &'static str>>,
+        new_epoch: bool,
     ) {
         let mut fresh = HashMap::new();
         for entry in entries {
@@ -169,7 +177,7 @@ impl Inbound {
                 fresh.insert(id, mirror);
             }
         }
-        self.replace(fresh);
+        self.replace(fresh, new_epoch);
     }
 
     /// The remaining lease of a remote entry, if it is still live and not absurd.
@@ -209,6 +217,7 @@ impl Inbound {
                 Counters::bump(&self.counters.applied);
                 let mirror = Mirror {
                     expires_at: now + remaining,
+                    carried: false,
                     asking,
                 };
                 Some((id, mirror))
@@ -282,21 +291,38 @@ impl Inbound {
         }
     }
 
-    /// Replaces the mirrors with `fresh`, retracting from the sink those not in it.
-    fn replace(&mut self, fresh: HashMap<EntryId, Mirror>) {
-        let old = std::mem::replace(&mut self.mirrors, fresh);
-        for (id, _) in old {
-            if let (name, Some(key)) = &id {
-                if !self.mirrors.contains_key(&id) {
-                    let _ = self.sink.retract_keyed(name, key);
-                }
+    /// Replaces the mirrors with `fresh`, retracting from the sink those not in it, except
+    /// (unless the policy is `Drop`) a mirror `fresh` lacks whose lease still runs, if the
+    /// snapshot is of a `new_epoch` or the mirror was carried over from an older one: it is
+    /// kept (carried) until its lease ends, as if the link were down.
+    fn replace(&mut self, mut fresh: HashMap<EntryId, Mirror>, new_epoch: bool) {
+        let keep = self.policy != OnDisconnect::Drop;
+        let now = Instant::now();
+        let old = std::mem::take(&mut self.mirrors);
+        for (id, mirror) in old {
+            if fresh.contains_key(&id) {
+                continue;
+            }
+            if keep && (new_epoch || mirror.carried) && mirror.expires_at > now {
+                let carried = Mirror {
+                    carried: true,
+                    ..mirror
+                };
+                fresh.insert(id, carried);
+            } else if let (name, Some(key)) = &id {
+                let _ = self.sink.retract_keyed(name, key);
             }
         }
+        self.mirrors = fresh;
     }
 
     /// Retracts every mirrored entry from the sink.
     pub(super) fn clear(&mut self) {
-        self.replace(HashMap::new());
+        for ((name, key), _) in std::mem::take(&mut self.mirrors) {
+            if let Some(key) = key {
+                let _ = self.sink.retract_keyed(&name, &key);
+            }
+        }
     }
 
     /// Applies the disconnect policy to the mirrors. (`HoldUntilReconnect` mirrors have no

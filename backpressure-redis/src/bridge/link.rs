@@ -82,6 +82,8 @@ pub(super) struct Link {
     reconnect_max: Duration,
     /// How long after a failed resync the next one starts; doubles up to `reconnect_max`.
     resync_backoff: Duration,
+    /// The counter's epoch of the last snapshot applied, if any (kept while down or stale).
+    epoch: Option<u64>,
 }
 
 impl Link {
@@ -93,7 +95,14 @@ impl Link {
             status,
             reconnect_max: reconnect_max_delay.max(FIRST_BACKOFF),
             resync_backoff: FIRST_BACKOFF,
+            epoch: None,
         }
+    }
+
+    /// Whether a snapshot taken at `at` is of another epoch of the counter than the last one
+    /// applied (Redis restarted empty or was flushed meanwhile).
+    pub(super) fn is_new_epoch(&self, at: Position) -> bool {
+        self.epoch.is_some_and(|epoch| epoch != at.epoch)
     }
 
     /// Whether local changes can be published now (otherwise the next resync does it).
@@ -245,6 +254,7 @@ impl Link {
     /// The snapshot taken at `at` is applied.
     pub(super) fn synced(&mut self, at: Position) {
         self.state = State::Up { last: Some(at) };
+        self.epoch = Some(at.epoch);
         self.resync_backoff = FIRST_BACKOFF;
         self.set_status(Status::Synced);
     }
@@ -400,6 +410,25 @@ mod tests {
             retry_at,
             "keeps the backoff of the failed resync"
         );
+    }
+
+    #[test]
+    fn a_snapshot_of_another_epoch_than_the_last_applied_is_new() {
+        let (mut link, _rx) = link();
+        assert!(!link.is_new_epoch(at(1)), "nothing applied yet");
+        link.resyncing();
+        link.synced(at(9));
+        assert!(!link.is_new_epoch(at(20)));
+        let other = Position {
+            epoch: E + 1,
+            seq: 1,
+        };
+        assert!(link.lost());
+        assert!(link.is_new_epoch(other), "kept while down");
+        link.subscribed();
+        link.resyncing();
+        link.synced(other);
+        assert!(!link.is_new_epoch(other));
     }
 
     #[test]

@@ -239,7 +239,7 @@ impl Task {
             self.counters.malformed();
             return self.link.resync_failed();
         };
-        self.inbound.load(entries);
+        self.inbound.load(entries, self.link.is_new_epoch(at));
         self.link.synced(at);
         self.inbound.ask_again();
     }
