@@ -55,7 +55,10 @@
 //!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]). A link
 //!   that goes silent (a partition: sockets open, nothing answers) reads as `Disconnected`
 //!   within half a lease of its last answer (a `PING` after a quarter of a lease without
-//!   an answer, a quarter of a lease to answer it).
+//!   an answer, a quarter of a lease to answer it). A bridge that finds it stalled (the
+//!   process frozen or starved: its timer fired, or a message is read, more than a quarter
+//!   of a lease late, by the Redis clock each message carries) resyncs from a snapshot
+//!   rather than grant a stale renewal a fresh lease ([`BridgeStats::stalls`]).
 //! * **Versions.** Every message carries the wire version ([`WIRE_VERSION`]); messages of
 //!   another version are ignored, counted ([`BridgeStats::unknown_version_messages`]) and
 //!   answered by a resync from the keys, whose layout every version shares. New information

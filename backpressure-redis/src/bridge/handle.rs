@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ProtocolVersion, PushInfo};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::clock::Clock;
 use super::inbound::Inbound;
 use super::link::{Link, Liveness, Status, FIRST_BACKOFF};
 use super::outbound::Outbound;
@@ -205,6 +206,7 @@ fn assemble(
         probe_messages,
         counters: Arc::clone(&counters),
         probe_every,
+        clock: Clock::new(probe_every),
         refused: None,
     };
     (task, status, counters)

@@ -214,6 +214,13 @@ impl Link {
         false
     }
 
+    /// The task stalled (it reads too late to trust what it reads): a synced link is stale.
+    pub(super) fn stalled(&mut self) {
+        if self.is_synced() {
+            self.stale();
+        }
+    }
+
     /// A message that cannot be read was published at `at` (if known): unless the last
     /// snapshot already covers it, the link is stale. (A link already stale or down has a
     /// snapshot coming anyway, at the time its backoff says.)

@@ -31,6 +31,10 @@ pub struct BridgeStats {
     pub counter_resets: u64,
     /// Snapshots taken (the first sync included).
     pub resyncs: u64,
+    /// Times the bridge found it had stalled (the process frozen or starved: its timer
+    /// fired, or a message was read, more than a quarter of the lease late) and resynced
+    /// rather than trust what it read.
+    pub stalls: u64,
     /// Script calls that published this process's changes.
     pub published: u64,
     /// Remote raises and retracts applied to the local sink.
@@ -56,6 +60,7 @@ pub(super) struct Counters {
     pub(super) gaps: AtomicU64,
     pub(super) counter_resets: AtomicU64,
     pub(super) resyncs: AtomicU64,
+    pub(super) stalls: AtomicU64,
     pub(super) published: AtomicU64,
     pub(super) applied: AtomicU64,
     pub(super) redis_errors: AtomicU64,
@@ -86,6 +91,7 @@ impl Counters {
             gaps: AtomicU64::new(0),
             counter_resets: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
@@ -115,6 +121,7 @@ impl Counters {
             sequence_gaps: get(&self.gaps),
             counter_resets: get(&self.counter_resets),
             resyncs: get(&self.resyncs),
+            stalls: get(&self.stalls),
             published: get(&self.published),
             applied: get(&self.applied),
             redis_errors: get(&self.redis_errors),

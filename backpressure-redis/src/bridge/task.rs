@@ -9,6 +9,7 @@ use redis::{PushInfo, PushKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::clock::Clock;
 use super::inbound::{EntryId, Inbound};
 use super::link::Link;
 use super::outbound::Outbound;
@@ -39,6 +40,8 @@ pub(super) struct Task {
     pub(super) counters: Arc<Counters>,
     /// How long the link may go without an answer before the bridge sends a `PING`.
     pub(super) probe_every: Duration,
+    /// Whether the task reads too late to trust what it reads (it then resyncs).
+    pub(super) clock: Clock,
     /// The first call the server's ACL refused, if any (for `connect` to report).
     pub(super) refused: Option<redis::RedisError>,
 }
@@ -60,7 +63,10 @@ impl Task {
                 biased;
                 _ = &mut stop => break,
                 push = self.pushes.recv() => match push {
-                    Some(push) => self.on_push(push),
+                    Some(push) => {
+                        self.check_stall(wake_at);
+                        self.on_push(push);
+                    }
                     None => break,
                 },
                 event = self.local.next() => match event {
@@ -71,10 +77,27 @@ impl Task {
                     None => break,
                 },
                 Some(message) = self.probe_messages.recv() => self.send_probe(message).await,
-                _ = tokio::time::sleep_until(wake_at) => self.on_timer().await,
+                _ = tokio::time::sleep_until(wake_at) => {
+                    self.check_stall(wake_at);
+                    self.on_timer().await;
+                }
             }
         }
         self.leave().await;
+    }
+
+    /// If the task wakes more than a quarter of a lease after `wake_at` (it was frozen or
+    /// starved), what is waiting may be stale: a synced link resyncs before reading on.
+    fn check_stall(&mut self, wake_at: Instant) {
+        if self.link.is_synced() && self.clock.timer_late(wake_at) {
+            self.stalled();
+        }
+    }
+
+    fn stalled(&mut self) {
+        Counters::bump(&self.counters.stalls);
+        tracing::debug!(channel = %self.remote.channel(), "read too late; resyncing");
+        self.link.stalled();
     }
 
     /// The first sync, run by `connect` before the task starts: a call the server's ACL
@@ -167,9 +190,14 @@ impl Task {
     fn on_message(&mut self, decoded: Result<wire::Message, Reject>) {
         match decoded {
             Ok(message) => {
-                if self.link.in_sequence(message.at, &self.counters) {
-                    self.inbound.apply(message);
+                if !self.link.in_sequence(message.at, &self.counters) {
+                    return;
                 }
+                if self.clock.message_late(message.entry.now_ms) {
+                    // Its lease would count from now: a snapshot tells what still stands.
+                    return self.stalled();
+                }
+                self.inbound.apply(message);
             }
             Err(Reject::Malformed) => self.counters.malformed(),
             Err(Reject::UnknownVersion { version, at }) => {
@@ -235,10 +263,11 @@ impl Task {
             Ok(fields) => fields,
             Err(e) => return self.on_redis_error(&e),
         };
-        let Some((at, entries)) = wire::decode_snapshot(&fields) else {
+        let Some((at, redis_ms, entries)) = wire::decode_snapshot(&fields) else {
             self.counters.malformed();
             return self.link.resync_failed();
         };
+        self.clock.snapshot_read(redis_ms);
         self.inbound.load(entries, self.link.is_new_epoch(at));
         self.link.synced(at);
         self.inbound.ask_again();
