@@ -43,13 +43,16 @@
 //!   within one lease. An entry raised with a TTL shorter than the lease is published with
 //!   that TTL, so it expires on every process at the same moment of the Redis clock.
 //! * **Resync.** After a (re)subscription, a gap in sequence numbers or a new epoch of the
-//!   counter (a `FLUSHALL`, an evicted counter) the bridge re-publishes its own entries
-//!   (repairing a Redis restarted without persistence) and replaces its mirror with a
-//!   snapshot, so nothing is lost and nothing stale remains (a snapshot of a new epoch keeps
-//!   the mirrors it lacks until their lease ends, unless the policy is `Drop`: their owners
-//!   may not have re-published yet). A resync that Redis answers
-//!   with an error (a counter that is not a number) is retried with capped backoff; the
-//!   status is `Synced` only once a snapshot was read.
+//!   counter (a `FLUSHALL`, an evicted counter) the bridge replaces its mirror with a
+//!   snapshot, so nothing is lost and nothing stale remains; after a (re)subscription, or
+//!   when the snapshot shows a new epoch, it also re-publishes its own entries (repairing a
+//!   Redis restarted without persistence). A snapshot of a new epoch keeps the mirrors it
+//!   lacks until their lease ends, unless the policy is `Drop`: their owners may not have
+//!   re-published yet. A burst of messages the bridge cannot place costs a few snapshots,
+//!   not one each: waiting messages are read before the snapshot, and resyncs start at
+//!   least a tenth of the lease (at most 1 s) apart, `Resyncing` meanwhile. A resync that
+//!   Redis answers with an error (a counter that is not a number) is retried with capped
+//!   backoff; the status is `Synced` only once a snapshot was read.
 //! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other
 //!   processes' entries follow the [`OnDisconnect`] policy and the bridge reconnects with
 //!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]). A link

@@ -48,8 +48,15 @@ async fn wrong_type(
     let (b, bridge_b) = b;
     let key = junk[1];
     let what = junk.join(" ");
-    run(server, &["DEL", key]);
-    run(server, junk);
+    // In one transaction: a bridge's script between the two would recreate the key.
+    let mut replace = redis::pipe();
+    replace.atomic().cmd("DEL").arg(key).ignore();
+    let mut cmd = redis::cmd(junk[0]);
+    for arg in &junk[1..] {
+        cmd.arg(*arg);
+    }
+    replace.add_command(cmd).ignore();
+    let () = replace.query(&mut server.raw()).expect("junk commands");
     leaves_synced(bridge_a, &what).await;
     leaves_synced(bridge_b, &what).await;
     // Several retries later, still not Synced.

@@ -198,7 +198,11 @@ fn assemble(
         remote,
         pushes,
         local,
-        link: Link::new(status_tx, config.reconnect_max_delay),
+        link: Link::new(
+            status_tx,
+            config.reconnect_max_delay,
+            resync_floor(config.lease),
+        ),
         inbound,
         outbound,
         lender,
@@ -210,6 +214,11 @@ fn assemble(
         refused: None,
     };
     (task, status, counters)
+}
+
+/// The least time between two resyncs: a tenth of the lease, at most a second.
+fn resync_floor(lease: Duration) -> Duration {
+    (lease / 10).min(Duration::from_secs(1))
 }
 
 /// Checks the settings; returns the instance id and the share pattern.

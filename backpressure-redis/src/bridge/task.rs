@@ -20,6 +20,9 @@ use crate::wire::{self, answered, ProbeMessage, ProbeOp, Push, Reject, Remote};
 /// How long a clean shutdown waits for Redis to take the retraction of its entries.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How many waiting pushes a resync handles before its snapshot, at most.
+const DRAIN: usize = 4096;
+
 /// The bridge's background task.
 ///
 /// `connect` builds it for a connection it has just subscribed.
@@ -58,7 +61,8 @@ impl Task {
                 self.resync().await;
                 continue;
             }
-            let wake_at = self.next_wake();
+            // A deadline already past is due now: lateness counts from when the task sleeps.
+            let wake_at = self.next_wake().max(Instant::now());
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
@@ -87,7 +91,8 @@ impl Task {
     }
 
     /// If the task wakes more than a quarter of a lease after `wake_at` (it was frozen or
-    /// starved), what is waiting may be stale: a synced link resyncs before reading on.
+    /// starved while it slept), what is waiting may be stale: a synced link resyncs before
+    /// reading on.
     fn check_stall(&mut self, wake_at: Instant) {
         if self.link.is_synced() && self.clock.timer_late(wake_at) {
             self.stalled();
@@ -249,15 +254,24 @@ impl Task {
         }
     }
 
-    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot. If Redis
-    /// answers with an error or an unreadable snapshot, the resync is retried with backoff
-    /// (the status stays `Resyncing`).
+    /// Handles the pushes already waiting (the coming snapshot covers their events, and
+    /// one that makes the link stale again is folded into this resync), then, after a
+    /// (re)subscription, publishes every own entry, then replaces the mirrors with a fresh
+    /// snapshot; one of a new epoch re-publishes the own entries after it. If Redis answers
+    /// with an error or an unreadable snapshot, the resync is retried with backoff (the
+    /// status stays `Resyncing`).
     async fn resync(&mut self) {
-        self.link.resyncing();
+        self.drain_pushes();
+        if !self.link.resync_due() {
+            return; // Lost meanwhile, or stale again with a later start.
+        }
+        let republish = self.link.resyncing();
         Counters::bump(&self.counters.resyncs);
-        self.renew().await;
-        if !self.link.is_up() {
-            return;
+        if republish {
+            self.renew().await;
+            if !self.link.is_up() {
+                return;
+            }
         }
         let fields = match self.remote.snapshot().await {
             Ok(fields) => fields,
@@ -268,9 +282,23 @@ impl Task {
             return self.link.resync_failed();
         };
         self.clock.snapshot_read(redis_ms);
-        self.inbound.load(entries, self.link.is_new_epoch(at));
+        let new_epoch = self.link.is_new_epoch(at);
+        self.inbound.load(entries, new_epoch);
         self.link.synced(at);
         self.inbound.ask_again();
+        if new_epoch && !republish {
+            self.renew().await; // Redis restarted empty or was flushed.
+        }
+    }
+
+    /// Handles the pushes that are waiting now (at most [`DRAIN`]).
+    fn drain_pushes(&mut self) {
+        for _ in 0..DRAIN {
+            match self.pushes.try_recv() {
+                Ok(push) => self.on_push(push),
+                Err(_) => return,
+            }
+        }
     }
 
     /// A probe message for this process (or for all): to the lender if it is about an own
