@@ -43,17 +43,25 @@
 //!   within one lease. An entry raised with a TTL shorter than the lease is published with
 //!   that TTL, so it expires on every process at the same moment of the Redis clock.
 //! * **Resync.** After a (re)subscription, a gap in sequence numbers or a new epoch of the
-//!   counter (a `FLUSHALL`, an evicted counter) the bridge re-publishes its own entries
-//!   (repairing a Redis restarted without persistence) and replaces its mirror with a
-//!   snapshot, so nothing is lost and nothing stale remains. A resync that Redis answers
-//!   with an error (a counter that is not a number) is retried with capped backoff; the
-//!   status is `Synced` only once a snapshot was read.
+//!   counter (a `FLUSHALL`, an evicted counter) the bridge replaces its mirror with a
+//!   snapshot, so nothing is lost and nothing stale remains; after a (re)subscription, or
+//!   when the snapshot shows a new epoch, it also re-publishes its own entries (repairing a
+//!   Redis restarted without persistence). A snapshot of a new epoch keeps the mirrors it
+//!   lacks until their lease ends, unless the policy is `Drop`: their owners may not have
+//!   re-published yet. A burst of messages the bridge cannot place costs a few snapshots,
+//!   not one each: waiting messages are read before the snapshot, and resyncs start at
+//!   least a tenth of the lease (at most 1 s) apart, `Resyncing` meanwhile. A resync that
+//!   Redis answers with an error (a counter that is not a number) is retried with capped
+//!   backoff; the status is `Synced` only once a snapshot was read.
 //! * **Faults.** While Redis is unreachable the [`Status`] is `Disconnected`, other
 //!   processes' entries follow the [`OnDisconnect`] policy and the bridge reconnects with
 //!   capped exponential backoff (50 ms doubling to [`Config::reconnect_max_delay`]). A link
 //!   that goes silent (a partition: sockets open, nothing answers) reads as `Disconnected`
 //!   within half a lease of its last answer (a `PING` after a quarter of a lease without
-//!   an answer, a quarter of a lease to answer it).
+//!   an answer, a quarter of a lease to answer it). A bridge that finds it stalled (the
+//!   process frozen or starved: its timer fired, or a message is read, more than a quarter
+//!   of a lease late, by the Redis clock each message carries) resyncs from a snapshot
+//!   rather than grant a stale renewal a fresh lease ([`BridgeStats::stalls`]).
 //! * **Versions.** Every message carries the wire version ([`WIRE_VERSION`]); messages of
 //!   another version are ignored, counted ([`BridgeStats::unknown_version_messages`]) and
 //!   answered by a resync from the keys, whose layout every version shares. New information
@@ -69,8 +77,11 @@
 //!   `Debug` output ([`RedisUrl`]).
 //!
 //! Mirrored entries are the remote owner's: a local `retract`/`clear` removes them from this
-//! sink only, and the owner's next renewal (within lease / 3) brings them back. Local keys
-//! that start with another instance's id followed by `/` are reserved for mirrors.
+//! sink only, and the owner's next renewal (within lease / 3) brings them back. Only
+//! entries the bridge mirrored are mirrors: an entry raised locally is this process's own
+//! whatever its key (also `w1` or `w1/x` while an instance `w1` is in the namespace), it is
+//! shared, and a remote entry whose local id equals it is refused and counted
+//! ([`BridgeStats::forged_entries`]): no message can replace, retract or un-share it.
 //!
 //! **Levels.** Every entry travels with its [`Level`](backpressure::Level) (per-mille on the
 //! wire, 0 = full stop, the level of a plain raise). A local raise through

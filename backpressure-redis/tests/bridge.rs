@@ -414,7 +414,9 @@ async fn levels_travel_on_the_wire() {
         .arg(backpressure_redis::__private::epoch_key("ns"))
         .query(&mut raw)
         .unwrap();
-    let now = 1_700_000_000_000u64;
+    // The Redis clock: a message read long after its `now` is stale (the bridge resyncs).
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut raw).unwrap();
+    let now = secs * 1000 + micros / 1000;
     let message = backpressure_redis::__private::encode_message(
         epoch,
         seq,

@@ -205,12 +205,11 @@ async fn resets_with_a_long_lease_resync_at_once() {
 }
 
 /// Redis restarted empty under `hold_until_reconnect`: the owner still raises its signal,
-/// so no peer may let go of it at any moment. Fails today when the owner is a little
-/// farther from Redis than the peer: the peer's first snapshot after the restart comes
-/// before the owner has re-published (each reconnects on its own), and `Inbound::load`
-/// replaces the held mirrors with that empty snapshot.
+/// so no peer may let go of it at any moment, also when the owner is a little farther from
+/// Redis than the peer and the peer's first snapshot after the restart comes before the
+/// owner has re-published (each reconnects on its own). (The bug it caught: `Inbound::load`
+/// replaced the held mirrors with that empty snapshot.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: after Redis restarts empty a peer's first snapshot (before the owner re-publishes) drops every held mirror: the owner's signal flickers off"]
 async fn redis_restarted_empty_never_lets_a_raised_signal_go() {
     let Some(mut server) = redis("redis_restarted_empty_never_lets_a_raised_signal_go") else {
         return;

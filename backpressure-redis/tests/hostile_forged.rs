@@ -19,11 +19,10 @@ const LEASE: Duration = Duration::from_millis(1500);
 const KEEP: OnDisconnect = OnDisconnect::KeepUntilLeaseEnds;
 
 /// A forged retract "from instance `w1`" of an unkeyed `backpressure.db` names the local key
-/// `w1`: B's own keyed entry `(backpressure.db, w1)`, not a mirror. Fails today: `unmirror`
-/// (inbound.rs) calls `sink.retract_keyed` whether or not the id is a mirror, so B's own
-/// signal is retracted locally, and then from Redis, so every peer lets go of it too.
+/// `w1`: B's own keyed entry `(backpressure.db, w1)`, not a mirror. (The bug it caught:
+/// `unmirror` retracted the id whether or not it was a mirror, so B's own signal went
+/// locally, then from Redis, and every peer let go of it too.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a forged retract from an instance named like a local key retracts B's own local signal (inbound.rs unmirror)"]
 async fn a_forged_retract_never_removes_a_local_signal() {
     let Some(server) = redis("a_forged_retract_never_removes_a_local_signal") else {
         return;
@@ -46,11 +45,10 @@ async fn a_forged_retract_never_removes_a_local_signal() {
 }
 
 /// A forged raise "from instance `w1`" re-raises B's own `(backpressure.db, w1)` with the
-/// forger's TTL and level. Fails today: `mirror` (inbound.rs) raises into the sink under
-/// `instance/key` without checking that the key is not an own entry, so B's full stop
-/// becomes a 50 % level with a 300 ms TTL, expires, and B retracts it everywhere.
+/// forger's TTL and level unless refused. (The bug it caught: `mirror` raised into the sink
+/// under `instance/key` without checking that the key was not an own entry, so B's full
+/// stop became a 50 % level with a 300 ms TTL, expired, and B retracted it everywhere.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a forged raise from an instance named like a local key overwrites B's own local signal (inbound.rs mirror)"]
 async fn a_forged_raise_never_changes_a_local_signal() {
     let Some(server) = redis("a_forged_raise_never_changes_a_local_signal") else {
         return;
@@ -75,11 +73,10 @@ async fn a_forged_raise_never_changes_a_local_signal() {
 }
 
 /// An ordinary peer whose instance id is one of B's local keys (instances named after
-/// hosts, keys named after hosts): B must keep sharing its own keyed entry. Fails today:
-/// once B has seen `w1`, `is_mirror_key("w1")` holds, so B's renewal leaves its own
-/// `(backpressure.db, w1)` out and its full sync removes it from Redis: C lets it go.
+/// hosts, keys named after hosts): B must keep sharing its own keyed entry. (The bug it
+/// caught: once B had seen `w1`, every key `w1` or `w1/...` read as a mirror, so B's renewal
+/// left its own `(backpressure.db, w1)` out and its full sync removed it from Redis.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a peer whose instance id equals a local key un-shares that key (is_mirror_key in outbound.rs/inbound.rs)"]
 async fn a_peer_named_like_a_local_key_does_not_unshare_it() {
     let Some(server) = redis("a_peer_named_like_a_local_key_does_not_unshare_it") else {
         return;
@@ -181,12 +178,11 @@ async fn a_flood_of_forged_raises_goes_at_the_next_resync() {
 }
 
 /// A burst of messages B cannot place (another epoch, a gap, an unknown version with no
-/// position) needs one snapshot, not one each: each resync also re-publishes all of B's own
-/// entries to every peer. Fails today: every such message makes the link stale again
-/// (link.rs `in_sequence`/`unreadable`), so 2000 forged messages cost ~2000 resyncs and
-/// 2000 × 20 re-published raises reach A.
+/// position) needs a few snapshots, not one each, and no re-publish of B's own entries (a
+/// resync re-publishes them only after a (re)subscription or a real new epoch). (The bug
+/// it caught: every such message made the link stale again, so 2000 forged messages cost
+/// ~2000 resyncs and 2000 × 20 re-published raises reached A.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: every unplaceable forged message costs a resync and a re-publish of all own entries (no coalescing, link.rs/task.rs)"]
 async fn a_burst_of_unplaceable_messages_costs_a_bounded_number_of_resyncs() {
     let Some(server) = redis("a_burst_of_unplaceable_messages_costs_few_resyncs") else {
         return;

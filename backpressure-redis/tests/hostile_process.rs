@@ -270,12 +270,11 @@ async fn a_frozen_peer_sees_every_change_when_it_thaws() {
 }
 
 /// A peer frozen while the owner dies reads, when it thaws, the owner's last renewals from
-/// its socket's backlog; each grants a full lease *from the moment it is read*. Fails
-/// today: the dead owner's signal outlives it by about the freeze plus a lease (inbound.rs
-/// turns `expiry - now` of a message into a local TTL however late the message is read;
-/// nothing notices that the task stalled and a snapshot is due).
+/// its socket's backlog; each would grant a full lease *from the moment it is read*. The
+/// peer must notice it stalled and take a snapshot instead. (The bug it caught: the dead
+/// owner's signal outlived it by about the freeze plus a lease: `expiry - now` of a message
+/// became a local TTL however late the message was read.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a backlog read late (a peer frozen by SIGSTOP) grants a dead owner's entry a fresh lease: it outlives its owner by more than one lease"]
 async fn a_thawed_peer_lets_a_dead_owner_go_at_once() {
     let Some(server) = redis("a_thawed_peer_lets_a_dead_owner_go_at_once") else {
         return;

@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ProtocolVersion, PushInfo};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::clock::Clock;
 use super::inbound::Inbound;
 use super::link::{Link, Liveness, Status, FIRST_BACKOFF};
 use super::outbound::Outbound;
@@ -197,7 +198,11 @@ fn assemble(
         remote,
         pushes,
         local,
-        link: Link::new(status_tx, config.reconnect_max_delay),
+        link: Link::new(
+            status_tx,
+            config.reconnect_max_delay,
+            resync_floor(config.lease),
+        ),
         inbound,
         outbound,
         lender,
@@ -205,9 +210,15 @@ fn assemble(
         probe_messages,
         counters: Arc::clone(&counters),
         probe_every,
+        clock: Clock::new(probe_every),
         refused: None,
     };
     (task, status, counters)
+}
+
+/// The least time between two resyncs: a tenth of the lease, at most a second.
+fn resync_floor(lease: Duration) -> Duration {
+    (lease / 10).min(Duration::from_secs(1))
 }
 
 /// Checks the settings; returns the instance id and the share pattern.

@@ -1,6 +1,6 @@
 //! Inbound: other processes' entries, mirrored into the local sink.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +20,16 @@ pub(super) type EntryId = (Arc<str>, Option<Arc<str>>);
 struct Mirror {
     /// When its lease ends in Redis (local clock estimate).
     expires_at: Instant,
+    /// Kept from an older epoch of the counter (Redis restarted empty or was flushed) and
+    /// not seen since: a snapshot without it does not drop it before `expires_at`, since its
+    /// owner re-publishes within lease / 3 ([`Inbound::load`]).
+    carried: bool,
     /// While it is a half-open verdict: its probe source, which asks its owner. Kept while
     /// the entry is renewed in the same phase, so a claim in flight stays its.
     asking: Option<Arc<Asking>>,
 }
 
-/// The mirrored entries of the other instances of the namespace, and those instances.
+/// The mirrored entries of the other instances of the namespace.
 ///
 /// Mirrors carry their remaining lease as local TTL, except under
 /// [`OnDisconnect::HoldUntilReconnect`]: there a mirror has no local TTL (a silent outage
@@ -40,17 +44,21 @@ pub(super) struct Inbound {
     instance: Arc<str>,
     max_remote_lease: Duration,
     policy: OnDisconnect,
-    /// How long an instance is remembered after its last entry was seen.
-    remember: Duration,
     counters: Arc<Counters>,
     /// Where the probe sources of mirrored half-open verdicts send their claims.
     outbox: Outbox,
-    /// Other processes' entries mirrored locally, by local (name, `instance/key`).
+    /// Other processes' entries mirrored locally, by local (name, `instance/key`). Only
+    /// these are mirrors: any other entry of the sink is this process's own, whatever its
+    /// key looks like, and no remote message or snapshot entry may replace or retract it.
     mirrors: HashMap<EntryId, Mirror>,
-    /// Other instances seen recently: local keys prefixed by one of them are mirrors, never
-    /// published back.
-    instances: HashMap<Arc<str>, Instant>,
+    /// The sink's own entries as last read, and when ([`names_own`](Self::names_own)).
+    own: Option<(Instant, HashSet<EntryId>)>,
 }
+
+/// How long the own entries read from the sink answer [`Inbound::names_own`] (unless a
+/// local event comes first): a flood of remote entries costs one read of the sink per
+/// period, not one each.
+const OWN_FRESH: Duration = Duration::from_millis(10);
 
 impl Inbound {
     pub(super) fn new(
@@ -67,11 +75,10 @@ impl Inbound {
             instance,
             max_remote_lease: config.max_remote_lease,
             policy: config.on_disconnect,
-            remember: config.lease.saturating_mul(10),
             counters,
             outbox,
             mirrors: HashMap::new(),
-            instances: HashMap::new(),
+            own: None,
         }
     }
 
@@ -80,10 +87,9 @@ impl Inbound {
         self.policy
     }
 
-    /// Whether a local key belongs to an entry mirrored from another instance.
-    pub(super) fn is_mirror_key(&self, key: &str) -> bool {
-        let instance = wire::key_instance(key);
-        instance != &*self.instance && self.instances.contains_key(instance)
+    /// Whether a local entry is a mirror of another instance's entry (and not an own one).
+    pub(super) fn is_mirror(&self, id: &EntryId) -> bool {
+        self.mirrors.contains_key(id)
     }
 
     /// Forgets a mirrored entry that left the local sink (a local retract, or its TTL).
@@ -91,16 +97,32 @@ impl Inbound {
         self.mirrors.remove(id);
     }
 
-    /// Forgets the instances not seen for ten leases that have no mirrored entry left.
-    pub(super) fn forget_quiet_instances(&mut self) {
-        let horizon = Instant::now() - self.remember;
-        let mirrors = &self.mirrors;
-        self.instances.retain(|instance, seen| {
-            *seen > horizon
-                || mirrors
-                    .keys()
-                    .any(|(_, key)| key.as_deref().map(wire::key_instance) == Some(instance))
-        });
+    /// A local entry changed (an own one, or one of unknown origin): the own entries must be
+    /// read again.
+    pub(super) fn local_changed(&mut self) {
+        self.own = None;
+    }
+
+    /// Whether `id`, named by a remote entry, is one of this process's own entries (a
+    /// forgery, or an instance id equal to a local key): then it is refused and counted.
+    /// The own entries are read from the sink (every entry that is not a mirror) when the
+    /// name is raised, at most every [`OWN_FRESH`] unless a local event came meanwhile.
+    fn names_own(&mut self, id: &EntryId) -> bool {
+        if self.mirrors.contains_key(id) || !self.sink.is_raised(&id.0) {
+            return false;
+        }
+        let now = Instant::now();
+        if !matches!(&self.own, Some((at, _)) if now < *at + OWN_FRESH) {
+            let mirrors = &self.mirrors;
+            let ids = self.sink.snapshot().into_iter().map(|s| (s.name, s.key));
+            let own = ids.filter(|id| !mirrors.contains_key(id)).collect();
+            self.own = Some((now, own));
+        }
+        let is_own = self.own.as_ref().is_some_and(|(_, own)| own.contains(id));
+        if is_own {
+            self.counters.forged(&id.0);
+        }
+        is_own
     }
 
     /// Whether a remote entry is another instance's, of a shared name.
@@ -127,10 +149,14 @@ impl Inbound {
         }
     }
 
-    /// Replaces the mirrors with the entries of a snapshot.
+    /// Replaces the mirrors with the entries of a snapshot; one of a `new_epoch` (Redis
+    /// restarted empty, or was flushed, since the last) keeps the mirrors it lacks until
+    /// their lease ends ([`replace`](Self::replace)): their owners may not have re-published
+    /// yet.
     pub(super) fn load(
         &mut self,
         entries: impl Iterator<Item = Result<RemoteEntry, &'static str>>,
+        new_epoch: bool,
     ) {
         let mut fresh = HashMap::new();
         for entry in entries {
@@ -151,7 +177,7 @@ impl Inbound {
                 fresh.insert(id, mirror);
             }
         }
-        self.replace(fresh);
+        self.replace(fresh, new_epoch);
     }
 
     /// The remaining lease of a remote entry, if it is still live and not absurd.
@@ -164,18 +190,21 @@ impl Inbound {
         Some(remaining)
     }
 
-    /// Raises a remote entry in the local sink for `remaining`; the caller records it.
+    /// Raises a remote entry in the local sink for `remaining`, unless its local id is an
+    /// own entry's ([`names_own`](Self::names_own)); the caller records it.
     fn mirror(&mut self, entry: &RemoteEntry, remaining: Duration) -> Option<(EntryId, Mirror)> {
         let key = wire::mirror_key(&entry.instance, entry.key.as_deref());
+        let id: EntryId = (Arc::clone(&entry.name), Some(key.as_str().into()));
+        if self.names_own(&id) {
+            return None;
+        }
         // `entry_from_parts` has checked the level is at most 1000.
         let level = Level::from_per_mille(entry.level);
         let now = Instant::now();
-        self.instances.insert(Arc::clone(&entry.instance), now);
         let mut options = RaiseOptions::new().key(key.as_str()).level(level);
         if self.policy != OnDisconnect::HoldUntilReconnect {
             options = options.ttl(remaining);
         }
-        let id: EntryId = (Arc::clone(&entry.name), Some(key.as_str().into()));
         let asking = self.asking_for(&id, entry);
         if let Some(phase) = entry.phase {
             options = options.phase(phase);
@@ -188,6 +217,7 @@ impl Inbound {
                 Counters::bump(&self.counters.applied);
                 let mirror = Mirror {
                     expires_at: now + remaining,
+                    carried: false,
                     asking,
                 };
                 Some((id, mirror))
@@ -250,32 +280,53 @@ impl Inbound {
         }
     }
 
+    /// Retracts the mirror of a remote entry, if it is one (an own entry of the same local
+    /// id stays: [`names_own`](Self::names_own)).
     fn unmirror(&mut self, entry: &RemoteEntry) {
         let key = wire::mirror_key(&entry.instance, entry.key.as_deref());
         let id: EntryId = (Arc::clone(&entry.name), Some(key.into()));
-        if self.mirrors.remove(&id).is_some() {
-            Counters::bump(&self.counters.applied);
+        if self.mirrors.remove(&id).is_none() {
+            self.names_own(&id);
+            return;
         }
+        Counters::bump(&self.counters.applied);
         if let (name, Some(key)) = &id {
             let _ = self.sink.retract_keyed(name, key);
         }
     }
 
-    /// Replaces the mirrors with `fresh`, retracting from the sink those not in it.
-    fn replace(&mut self, fresh: HashMap<EntryId, Mirror>) {
-        let old = std::mem::replace(&mut self.mirrors, fresh);
-        for (id, _) in old {
-            if let (name, Some(key)) = &id {
-                if !self.mirrors.contains_key(&id) {
-                    let _ = self.sink.retract_keyed(name, key);
-                }
+    /// Replaces the mirrors with `fresh`, retracting from the sink those not in it, except
+    /// (unless the policy is `Drop`) a mirror `fresh` lacks whose lease still runs, if the
+    /// snapshot is of a `new_epoch` or the mirror was carried over from an older one: it is
+    /// kept (carried) until its lease ends, as if the link were down.
+    fn replace(&mut self, mut fresh: HashMap<EntryId, Mirror>, new_epoch: bool) {
+        let keep = self.policy != OnDisconnect::Drop;
+        let now = Instant::now();
+        let old = std::mem::take(&mut self.mirrors);
+        for (id, mirror) in old {
+            if fresh.contains_key(&id) {
+                continue;
+            }
+            if keep && (new_epoch || mirror.carried) && mirror.expires_at > now {
+                let carried = Mirror {
+                    carried: true,
+                    ..mirror
+                };
+                fresh.insert(id, carried);
+            } else if let (name, Some(key)) = &id {
+                let _ = self.sink.retract_keyed(name, key);
             }
         }
+        self.mirrors = fresh;
     }
 
     /// Retracts every mirrored entry from the sink.
     pub(super) fn clear(&mut self) {
-        self.replace(HashMap::new());
+        for ((name, key), _) in std::mem::take(&mut self.mirrors) {
+            if let Some(key) = key {
+                let _ = self.sink.retract_keyed(&name, &key);
+            }
+        }
     }
 
     /// Applies the disconnect policy to the mirrors. (`HoldUntilReconnect` mirrors have no

@@ -82,18 +82,41 @@ pub(super) struct Link {
     reconnect_max: Duration,
     /// How long after a failed resync the next one starts; doubles up to `reconnect_max`.
     resync_backoff: Duration,
+    /// The counter's epoch of the last snapshot applied, if any (kept while down or stale).
+    epoch: Option<u64>,
+    /// Whether the coming resync must re-publish the own entries first: a (re)subscription
+    /// or a reconnect (Redis may have restarted), not a mere gap in the sequence.
+    republish: bool,
+    /// When the last resync began, and the least time between two ([`stale`](Self::stale)).
+    last_resync: Option<Instant>,
+    resync_floor: Duration,
 }
 
 impl Link {
-    /// A new connection, subscribed, its first sync due.
-    pub(super) fn new(status: watch::Sender<Status>, reconnect_max_delay: Duration) -> Self {
+    /// A new connection, subscribed, its first sync due; resyncs at least `resync_floor`
+    /// apart.
+    pub(super) fn new(
+        status: watch::Sender<Status>,
+        reconnect_max_delay: Duration,
+        resync_floor: Duration,
+    ) -> Self {
         Self {
             state: State::Stale { at: Instant::now() },
             first_subscription: true,
             status,
             reconnect_max: reconnect_max_delay.max(FIRST_BACKOFF),
             resync_backoff: FIRST_BACKOFF,
+            epoch: None,
+            republish: true,
+            last_resync: None,
+            resync_floor,
         }
+    }
+
+    /// Whether a snapshot taken at `at` is of another epoch of the counter than the last one
+    /// applied (Redis restarted empty or was flushed meanwhile).
+    pub(super) fn is_new_epoch(&self, at: Position) -> bool {
+        self.epoch.is_some_and(|epoch| epoch != at.epoch)
     }
 
     /// Whether local changes can be published now (otherwise the next resync does it).
@@ -140,10 +163,23 @@ impl Link {
         });
     }
 
-    /// Makes the link stale: a resync starts at once.
+    /// Makes the link stale: a resync starts at once, or `resync_floor` after the last one
+    /// began (a burst of messages that cannot be placed costs a few snapshots, not one
+    /// each; the status is `Resyncing` meanwhile).
     fn stale(&mut self) {
-        self.state = State::Stale { at: Instant::now() };
+        let now = Instant::now();
+        let at = self
+            .last_resync
+            .map_or(now, |last| now.max(last + self.resync_floor));
+        self.state = State::Stale { at };
         self.set_status(Status::Resyncing);
+    }
+
+    /// Makes the link stale after a (re)subscription: messages were missed, and Redis may
+    /// have restarted, so the resync re-publishes the own entries.
+    fn resubscribed(&mut self) {
+        self.republish = true;
+        self.stale();
     }
 
     /// The connection is lost; `true` if it was not already (the caller then applies the
@@ -168,11 +204,12 @@ impl Link {
     pub(super) fn subscribed(&mut self) {
         if std::mem::take(&mut self.first_subscription) {
             if let State::Down { .. } = self.state {
+                self.republish = true;
                 self.state = State::Stale { at: Instant::now() };
             }
             return;
         }
-        self.stale();
+        self.resubscribed();
     }
 
     /// Whether a message at this position is the next one. A gap or another epoch of the
@@ -205,6 +242,13 @@ impl Link {
         false
     }
 
+    /// The task stalled (it reads too late to trust what it reads): a synced link is stale.
+    pub(super) fn stalled(&mut self) {
+        if self.is_synced() {
+            self.stale();
+        }
+    }
+
     /// A message that cannot be read was published at `at` (if known): unless the last
     /// snapshot already covers it, the link is stale. (A link already stale or down has a
     /// snapshot coming anyway, at the time its backoff says.)
@@ -220,12 +264,16 @@ impl Link {
         self.stale();
     }
 
-    /// A resync begins: publishing is allowed again while it runs.
-    pub(super) fn resyncing(&mut self) {
+    /// A resync begins: publishing is allowed again while it runs. Returns whether it must
+    /// re-publish the own entries first (after a (re)subscription; after a gap, only if its
+    /// snapshot shows a new epoch).
+    pub(super) fn resyncing(&mut self) -> bool {
+        self.last_resync = Some(Instant::now());
         self.set_status(Status::Resyncing);
         if let State::Stale { .. } = self.state {
             self.state = State::Up { last: None };
         }
+        self.republish
     }
 
     /// Redis answered, but with an error or something unreadable (a broken counter, a denied
@@ -245,6 +293,8 @@ impl Link {
     /// The snapshot taken at `at` is applied.
     pub(super) fn synced(&mut self, at: Position) {
         self.state = State::Up { last: Some(at) };
+        self.epoch = Some(at.epoch);
+        self.republish = false;
         self.resync_backoff = FIRST_BACKOFF;
         self.set_status(Status::Synced);
     }
@@ -258,7 +308,7 @@ impl Link {
         match remote.resubscribe().await {
             Ok(()) => {
                 tracing::info!(namespace = %remote.channel(), "reconnected to Redis");
-                self.stale();
+                self.resubscribed();
             }
             Err(_) => {
                 let backoff = (backoff * 2).min(self.reconnect_max);
@@ -283,7 +333,7 @@ mod tests {
 
     fn link() -> (Link, watch::Receiver<Status>) {
         let (tx, rx) = watch::channel(Status::Resyncing);
-        (Link::new(tx, Duration::from_secs(1)), rx)
+        (Link::new(tx, Duration::from_secs(1), Duration::ZERO), rx)
     }
 
     /// A link through its first sync, at sequence number `seq`.
@@ -400,6 +450,53 @@ mod tests {
             retry_at,
             "keeps the backoff of the failed resync"
         );
+    }
+
+    #[test]
+    fn resyncs_are_a_floor_apart_and_only_a_resubscription_republishes() {
+        let counters = Counters::new("ch");
+        let floor = Duration::from_secs(60);
+        let (tx, _rx) = watch::channel(Status::Resyncing);
+        let mut link = Link::new(tx, Duration::from_secs(1), floor);
+        assert!(link.resync_due(), "the first sync at once");
+        assert!(link.resyncing(), "the first sync publishes the own entries");
+        link.synced(at(1));
+        assert!(!link.in_sequence(at(5), &counters));
+        assert!(!link.resync_due(), "a floor after the last resync");
+        assert!(link.wake_at().unwrap() >= Instant::now() + floor / 2);
+        link.unreadable(None);
+        assert!(!link.resync_due(), "still coalesced");
+        let (tx, _rx) = watch::channel(Status::Resyncing);
+        let mut link = Link::new(tx, Duration::from_secs(1), Duration::ZERO);
+        link.resyncing();
+        link.synced(at(1));
+        assert!(!link.in_sequence(at(5), &counters));
+        assert!(!link.resyncing(), "a gap re-publishes nothing");
+        link.synced(at(5));
+        link.subscribed();
+        link.subscribed();
+        assert!(link.resyncing(), "a resubscription re-publishes");
+        link.resync_failed();
+        assert!(link.resyncing(), "until a resync succeeds");
+    }
+
+    #[test]
+    fn a_snapshot_of_another_epoch_than_the_last_applied_is_new() {
+        let (mut link, _rx) = link();
+        assert!(!link.is_new_epoch(at(1)), "nothing applied yet");
+        link.resyncing();
+        link.synced(at(9));
+        assert!(!link.is_new_epoch(at(20)));
+        let other = Position {
+            epoch: E + 1,
+            seq: 1,
+        };
+        assert!(link.lost());
+        assert!(link.is_new_epoch(other), "kept while down");
+        link.subscribed();
+        link.resyncing();
+        link.synced(other);
+        assert!(!link.is_new_epoch(other));
     }
 
     #[test]

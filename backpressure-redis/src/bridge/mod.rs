@@ -10,11 +10,14 @@
 //! * `outbound.rs`: this process's shared entries, published to Redis and renewed there.
 //! * `probes.rs`: probes of half-open verdicts across processes: asking another process's
 //!   verdict for one, and lending this process's.
+//! * `clock.rs`: noticing that the task stalled (a timer fired, or a message is read, long
+//!   after it was due or sent), so that a snapshot replaces what it would read.
 //! * `stats.rs`: the counters ([`BridgeStats`]) and the warnings logged once per kind.
 //!
 //! What is sent to Redis and how it is read back lives in `wire.rs`, the only file that
 //! knows Redis keys and script arguments.
 
+mod clock;
 mod handle;
 mod inbound;
 mod link;

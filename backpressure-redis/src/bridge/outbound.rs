@@ -134,23 +134,23 @@ impl Outbound {
             }
         };
         let id: EntryId = (e.name, e.key);
-        if id
-            .1
-            .as_deref()
-            .is_some_and(|key| inbound.is_mirror_key(key))
-        {
+        if inbound.is_mirror(&id) {
             if !active {
                 inbound.forget(&id);
             }
             return None;
+        }
+        if active {
+            inbound.local_changed(); // Perhaps a new own entry.
         }
         if !self.share.matches(&id.0) {
             return None;
         }
         if active {
             self.own.entry(id.clone()).or_insert(Own::UNPUBLISHED);
-        } else {
-            self.own.remove(&id);
+        } else if self.own.remove(&id).is_none() {
+            // Never an own entry (a mirror's late event): nothing of it is in Redis.
+            return None;
         }
         Some(id)
     }
@@ -170,7 +170,10 @@ impl Outbound {
         if !raised.is_empty() {
             let local = self.local_own(inbound);
             // An entry already gone from the sink has a Retracted or Expired event coming,
-            // which retracts it from Redis.
+            // which retracts it from Redis if it was published (one never published, such
+            // as a mirror's late event, is no own entry).
+            let own = &mut self.own;
+            own.retain(|id, own| own.remote_expiry.is_some() || local.contains_key(id));
             let entries: Vec<(EntryId, Local)> = raised
                 .into_iter()
                 .filter_map(|id| local.get(&id).map(|now| (id, *now)))
@@ -195,13 +198,7 @@ impl Outbound {
         self.sink
             .snapshot()
             .into_iter()
-            .filter(|s| {
-                self.share.matches(&s.name)
-                    && !s
-                        .key
-                        .as_deref()
-                        .is_some_and(|key| inbound.is_mirror_key(key))
-            })
+            .filter(|s| self.share.matches(&s.name))
             .map(|s| {
                 let local = Local {
                     expires_at: s.expires_at,
@@ -210,6 +207,7 @@ impl Outbound {
                 };
                 ((s.name, s.key), local)
             })
+            .filter(|(id, _)| !inbound.is_mirror(id))
             .collect()
     }
 

@@ -20,6 +20,10 @@ pub struct BridgeStats {
     pub invalid_entries: u64,
     /// Remote entries announcing a remaining lease above `max_remote_lease`.
     pub absurd_leases: u64,
+    /// Remote raises and retracts refused because they name one of this process's own
+    /// entries (an instance id followed by a key, equal to a local key): a forgery, or an
+    /// instance id that collides with local keys. The own entry is left as it is.
+    pub forged_entries: u64,
     /// Gaps in the sequence numbers (each triggers a resync).
     pub sequence_gaps: u64,
     /// Messages from a new epoch of the sequence counter: it was flushed, evicted or
@@ -27,6 +31,10 @@ pub struct BridgeStats {
     pub counter_resets: u64,
     /// Snapshots taken (the first sync included).
     pub resyncs: u64,
+    /// Times the bridge found it had stalled (the process frozen or starved: its timer
+    /// fired, or a message was read, more than a quarter of the lease late) and resynced
+    /// rather than trust what it read.
+    pub stalls: u64,
     /// Script calls that published this process's changes.
     pub published: u64,
     /// Remote raises and retracts applied to the local sink.
@@ -48,13 +56,15 @@ pub(super) struct Counters {
     highest_unknown_version: AtomicU32,
     pub(super) invalid: AtomicU64,
     pub(super) absurd: AtomicU64,
+    forged: AtomicU64,
     pub(super) gaps: AtomicU64,
     pub(super) counter_resets: AtomicU64,
     pub(super) resyncs: AtomicU64,
+    pub(super) stalls: AtomicU64,
     pub(super) published: AtomicU64,
     pub(super) applied: AtomicU64,
     pub(super) redis_errors: AtomicU64,
-    warned: [AtomicBool; 5],
+    warned: [AtomicBool; 6],
 }
 
 /// The kinds of warning logged once.
@@ -65,6 +75,7 @@ enum Warn {
     Absurd = 2,
     Redis = 3,
     Version = 4,
+    Forged = 5,
 }
 
 impl Counters {
@@ -76,9 +87,11 @@ impl Counters {
             highest_unknown_version: AtomicU32::new(0),
             invalid: AtomicU64::new(0),
             absurd: AtomicU64::new(0),
+            forged: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
             counter_resets: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
@@ -104,9 +117,11 @@ impl Counters {
                 .filter(|v| *v != 0),
             invalid_entries: get(&self.invalid),
             absurd_leases: get(&self.absurd),
+            forged_entries: get(&self.forged),
             sequence_gaps: get(&self.gaps),
             counter_resets: get(&self.counter_resets),
             resyncs: get(&self.resyncs),
+            stalls: get(&self.stalls),
             published: get(&self.published),
             applied: get(&self.applied),
             redis_errors: get(&self.redis_errors),
@@ -153,6 +168,18 @@ impl Counters {
                 signal = %signal,
                 lease_ms = lease.as_millis() as u64,
                 "ignored a remote entry with an absurd lease (later ones are only counted)"
+            );
+        }
+    }
+
+    /// Counts (and the first time logs) a remote entry of `signal` that names an own entry.
+    pub(super) fn forged(&self, signal: &str) {
+        Self::bump(&self.forged);
+        if self.first(Warn::Forged) {
+            tracing::warn!(
+                channel = %self.channel,
+                signal = %signal,
+                "refused a remote entry that names one of this process's own entries (a forgery, or an instance id equal to a local key; later ones are only counted)"
             );
         }
     }

@@ -9,6 +9,7 @@ use redis::{PushInfo, PushKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::clock::Clock;
 use super::inbound::{EntryId, Inbound};
 use super::link::Link;
 use super::outbound::Outbound;
@@ -18,6 +19,9 @@ use crate::wire::{self, answered, ProbeMessage, ProbeOp, Push, Reject, Remote};
 
 /// How long a clean shutdown waits for Redis to take the retraction of its entries.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many waiting pushes a resync handles before its snapshot, at most.
+const DRAIN: usize = 4096;
 
 /// The bridge's background task.
 ///
@@ -39,6 +43,8 @@ pub(super) struct Task {
     pub(super) counters: Arc<Counters>,
     /// How long the link may go without an answer before the bridge sends a `PING`.
     pub(super) probe_every: Duration,
+    /// Whether the task reads too late to trust what it reads (it then resyncs).
+    pub(super) clock: Clock,
     /// The first call the server's ACL refused, if any (for `connect` to report).
     pub(super) refused: Option<redis::RedisError>,
 }
@@ -55,12 +61,16 @@ impl Task {
                 self.resync().await;
                 continue;
             }
-            let wake_at = self.next_wake();
+            // A deadline already past is due now: lateness counts from when the task sleeps.
+            let wake_at = self.next_wake().max(Instant::now());
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
                 push = self.pushes.recv() => match push {
-                    Some(push) => self.on_push(push),
+                    Some(push) => {
+                        self.check_stall(wake_at);
+                        self.on_push(push);
+                    }
                     None => break,
                 },
                 event = self.local.next() => match event {
@@ -71,10 +81,28 @@ impl Task {
                     None => break,
                 },
                 Some(message) = self.probe_messages.recv() => self.send_probe(message).await,
-                _ = tokio::time::sleep_until(wake_at) => self.on_timer().await,
+                _ = tokio::time::sleep_until(wake_at) => {
+                    self.check_stall(wake_at);
+                    self.on_timer().await;
+                }
             }
         }
         self.leave().await;
+    }
+
+    /// If the task wakes more than a quarter of a lease after `wake_at` (it was frozen or
+    /// starved while it slept), what is waiting may be stale: a synced link resyncs before
+    /// reading on.
+    fn check_stall(&mut self, wake_at: Instant) {
+        if self.link.is_synced() && self.clock.timer_late(wake_at) {
+            self.stalled();
+        }
+    }
+
+    fn stalled(&mut self) {
+        Counters::bump(&self.counters.stalls);
+        tracing::debug!(channel = %self.remote.channel(), "read too late; resyncing");
+        self.link.stalled();
     }
 
     /// The first sync, run by `connect` before the task starts: a call the server's ACL
@@ -167,9 +195,14 @@ impl Task {
     fn on_message(&mut self, decoded: Result<wire::Message, Reject>) {
         match decoded {
             Ok(message) => {
-                if self.link.in_sequence(message.at, &self.counters) {
-                    self.inbound.apply(message);
+                if !self.link.in_sequence(message.at, &self.counters) {
+                    return;
                 }
+                if self.clock.message_late(message.entry.now_ms) {
+                    // Its lease would count from now: a snapshot tells what still stands.
+                    return self.stalled();
+                }
+                self.inbound.apply(message);
             }
             Err(Reject::Malformed) => self.counters.malformed(),
             Err(Reject::UnknownVersion { version, at }) => {
@@ -213,7 +246,6 @@ impl Task {
     async fn renew(&mut self) {
         let local = self.outbound.reread(&self.inbound);
         self.lender.prune(|id| Outbound::is_half_open(&local, id));
-        self.inbound.forget_quiet_instances();
         if !self.link.is_up() {
             return;
         }
@@ -222,27 +254,51 @@ impl Task {
         }
     }
 
-    /// Publishes every own entry, then replaces the mirrors with a fresh snapshot. If Redis
-    /// answers with an error or an unreadable snapshot, the resync is retried with backoff
-    /// (the status stays `Resyncing`).
+    /// Handles the pushes already waiting (the coming snapshot covers their events, and
+    /// one that makes the link stale again is folded into this resync), then, after a
+    /// (re)subscription, publishes every own entry, then replaces the mirrors with a fresh
+    /// snapshot; one of a new epoch re-publishes the own entries after it. If Redis answers
+    /// with an error or an unreadable snapshot, the resync is retried with backoff (the
+    /// status stays `Resyncing`).
     async fn resync(&mut self) {
-        self.link.resyncing();
+        self.drain_pushes();
+        if !self.link.resync_due() {
+            return; // Lost meanwhile, or stale again with a later start.
+        }
+        let republish = self.link.resyncing();
         Counters::bump(&self.counters.resyncs);
-        self.renew().await;
-        if !self.link.is_up() {
-            return;
+        if republish {
+            self.renew().await;
+            if !self.link.is_up() {
+                return;
+            }
         }
         let fields = match self.remote.snapshot().await {
             Ok(fields) => fields,
             Err(e) => return self.on_redis_error(&e),
         };
-        let Some((at, entries)) = wire::decode_snapshot(&fields) else {
+        let Some((at, redis_ms, entries)) = wire::decode_snapshot(&fields) else {
             self.counters.malformed();
             return self.link.resync_failed();
         };
-        self.inbound.load(entries);
+        self.clock.snapshot_read(redis_ms);
+        let new_epoch = self.link.is_new_epoch(at);
+        self.inbound.load(entries, new_epoch);
         self.link.synced(at);
         self.inbound.ask_again();
+        if new_epoch && !republish {
+            self.renew().await; // Redis restarted empty or was flushed.
+        }
+    }
+
+    /// Handles the pushes that are waiting now (at most [`DRAIN`]).
+    fn drain_pushes(&mut self) {
+        for _ in 0..DRAIN {
+            match self.pushes.try_recv() {
+                Ok(push) => self.on_push(push),
+                Err(_) => return,
+            }
+        }
     }
 
     /// A probe message for this process (or for all): to the lender if it is about an own

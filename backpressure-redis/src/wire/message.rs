@@ -90,12 +90,14 @@ fn position(epoch: Option<&str>, seq: Option<&str>) -> Option<Position> {
     })
 }
 
-/// Reads the result of the snapshot script: where in the sequence it was taken, and each
-/// entry, or what is wrong with it. `None` if the result is not a snapshot at all.
+/// Reads the result of the snapshot script: where in the sequence it was taken, the Redis
+/// clock (ms) then, and each entry, or what is wrong with it. `None` if the result is not a
+/// snapshot at all.
 pub(crate) fn decode_snapshot(
     fields: &[String],
 ) -> Option<(
     Position,
+    u64,
     impl Iterator<Item = Result<RemoteEntry, &'static str>> + '_,
 )> {
     let [epoch, seq, now, entries @ ..] = fields else {
@@ -109,7 +111,7 @@ pub(crate) fn decode_snapshot(
         };
         snapshot_entry(member, expiry, level, now_ms).ok_or("an invalid snapshot entry")
     });
-    Some((at, entries))
+    Some((at, now_ms, entries))
 }
 
 /// One entry of a snapshot: its sorted-set member, score (expiry) and its value in the
@@ -275,7 +277,7 @@ mod tests {
         .chain(["b|n|"])
         .map(String::from)
         .collect();
-        let (at, entries) = decode_snapshot(&fields).unwrap();
+        let (at, _, entries) = decode_snapshot(&fields).unwrap();
         let entries: Vec<_> = entries.collect();
         assert_eq!(at, Position { epoch: 9, seq: 7 });
         let Ok(first) = &entries[0] else {

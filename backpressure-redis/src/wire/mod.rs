@@ -26,6 +26,9 @@
 //! again is never mistaken for messages already seen; receivers resync when the epoch
 //! changes. A `seq` that is not a number fails every script with an error naming the key
 //! (nothing is written), and drops the epoch, so that the repaired counter starts a new one.
+//! So does any other key of the wrong type (`entries` not a sorted set, `levels` not a hash,
+//! `epoch` not a string), checked by every script whether or not it would touch that key,
+//! so that no bridge reads as `Synced` while its peers' scripts fail.
 //!
 //! **Versions** ([`VERSION`]). The first field is the format's version; every version keeps
 //! `<version>|<epoch>|<seq>|` in front, so a reader can place a message of a version it does
@@ -224,11 +227,6 @@ pub(crate) fn mirror_key(instance: &str, key: Option<&str>) -> String {
     }
 }
 
-/// The instance part of a local key (`instance/key` or `instance`).
-pub(crate) fn key_instance(key: &str) -> &str {
-    key.split_once('/').map_or(key, |(instance, _)| instance)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,8 +235,6 @@ mod tests {
     fn mirror_keys() {
         assert_eq!(mirror_key("a", Some("k")), "a/k");
         assert_eq!(mirror_key("a", None), "a");
-        assert_eq!(key_instance("a/k/z"), "a");
-        assert_eq!(key_instance("a"), "a");
         assert_eq!(split_member("i|n|"), Some(("i", "n", "")));
         assert_eq!(split_member("i|n|k"), Some(("i", "n", "k")));
     }

@@ -8,7 +8,9 @@ use tokio::time::Instant;
 use super::Keys;
 
 /// Shared Lua helpers, prepended to every script: the counter check (see the module doc of
-/// `wire`), the Redis clock, the removal of expired entries, and `publish`.
+/// `wire`), the type of every other key (a key of the wrong type fails every script with an
+/// error naming it, before anything is written, whether or not the script would touch it),
+/// the Redis clock, the removal of expired entries, and `publish`.
 ///
 /// `KEYS[1]` = entries, `KEYS[2]` = levels, `KEYS[3]` = seq, `KEYS[4]` = epoch; `ARGV[1]` = channel.
 const PRELUDE: &str = r#"
@@ -19,6 +21,14 @@ local seq_now = redis.pcall('GET', KEYS[3])
 if type(seq_now) == 'table' or (seq_now and not valid(seq_now, 18)) then
   redis.call('DEL', KEYS[4])
   return redis.error_reply('ERR backpressure: ' .. KEYS[3] .. ' is not a sequence number; delete it (DEL ' .. KEYS[3] .. ') to start a new epoch')
+end
+local function broken(reply) return type(reply) == 'table' and reply.err ~= nil end
+local wrong
+if broken(redis.pcall('ZRANGE', KEYS[1], 0, 0)) then wrong = {KEYS[1], 'a sorted set'}
+elseif broken(redis.pcall('HGET', KEYS[2], '')) then wrong = {KEYS[2], 'a hash'}
+elseif broken(redis.pcall('GET', KEYS[4])) then wrong = {KEYS[4], 'a string'} end
+if wrong then
+  return redis.error_reply('ERR backpressure: ' .. wrong[1] .. ' is not ' .. wrong[2] .. '; delete it (DEL ' .. wrong[1] .. ')')
 end
 local t = redis.call('TIME')
 local epoch = redis.call('GET', KEYS[4])
