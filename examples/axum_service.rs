@@ -5,7 +5,7 @@
 //! `cargo run --example axum_service` serves on 127.0.0.1:3000:
 //!
 //! ```text
-//! curl -X POST localhost:3000/send -d ada@example.com     # 202 queued
+//! curl -X POST localhost:3000/send -d ada@example.com     # 202 queued #0
 //! curl -X POST localhost:3000/relay/down                  # the relay starts failing
 //! curl -H 'authorization: Bearer s3cret' localhost:3000/admin/api/workers
 //! ```
@@ -64,13 +64,15 @@ async fn require_token(request: Request, next: Next) -> Result<Response, StatusC
     }
 }
 
-/// `POST /send` with the address as body: queued (202), or 503 while the worker is held.
+/// `POST /send` with the address as body: queued (202, naming the item's id), or 503 while
+/// the worker is held.
 async fn send(State(runtime): State<Arc<Runtime>>, to: String) -> Response {
     let Some(worker) = runtime.coordinator::<String>(send_email::NAME) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     match worker.try_enqueue(to) {
-        Ok(()) => (StatusCode::ACCEPTED, "queued").into_response(),
+        // The id names the email in the handler's span and the admin: hand it on.
+        Ok(id) => (StatusCode::ACCEPTED, format!("queued {id}")).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the queue is full").into_response(),
     }
 }

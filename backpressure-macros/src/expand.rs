@@ -135,7 +135,7 @@ fn api(private: &TokenStream) -> TokenStream {
         /// the worker's intake is closed.
         pub async fn enqueue(
             item: Item,
-        ) -> ::core::result::Result<(), #private::WorkerEnqueueError<Item>> {
+        ) -> ::core::result::Result<#private::ItemId, #private::WorkerEnqueueError<Item>> {
             __BACKPRESSURE_CELL.enqueue(item).await
         }
 
@@ -147,7 +147,7 @@ fn api(private: &TokenStream) -> TokenStream {
         /// (or was shut down) or the worker's intake is closed.
         pub fn try_enqueue(
             item: Item,
-        ) -> ::core::result::Result<(), #private::WorkerEnqueueError<Item>> {
+        ) -> ::core::result::Result<#private::ItemId, #private::WorkerEnqueueError<Item>> {
             __BACKPRESSURE_CELL.try_enqueue(item)
         }
 

@@ -54,7 +54,7 @@ async fn child_role_entry() {
     while let Ok(Some(line)) = lines.next_line().await {
         match line.trim() {
             "fail" => open_the_breaker(&worker, &failing, &[]).await,
-            "enqueue" => worker.enqueue(()).await.unwrap(),
+            "enqueue" => drop(worker.enqueue(()).await.unwrap()),
             "churn" => churn(&sink),
             _ => break,
         }

@@ -196,7 +196,7 @@ pub mod tower;
 
 pub use backpressure_pattern::{validate_name, Pattern, MAX_NAME_LEN};
 pub use coordinator::{
-    Coordinator, CoordinatorBuilder, CoordinatorConfig, HandlerOutcome, MaxDefer, Stats,
+    Coordinator, CoordinatorBuilder, CoordinatorConfig, HandlerOutcome, ItemId, MaxDefer, Stats,
     WeakCoordinator, WorkContext, MAX_CONCURRENCY,
 };
 pub use sink::{

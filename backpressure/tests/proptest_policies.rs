@@ -199,7 +199,7 @@ async fn run(defer_on: &str, script: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Owner(outcome) => {
                 let _ = owner.try_enqueue(outcome);
             }
-            Op::Peer => peer.try_enqueue(()).expect("the peer's queue has room"),
+            Op::Peer => drop(peer.try_enqueue(()).expect("the peer's queue has room")),
             Op::Advance(steps) => tokio::time::sleep(Duration::from_millis(100 * steps)).await,
         }
         settle().await;

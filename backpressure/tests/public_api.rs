@@ -39,9 +39,9 @@ use backpressure::tower::handle_error;
 use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode, ResponseFuture, WorkerHoldError};
 use backpressure::{
     backpressure_worker, sink, start, validate_name, ActiveSignal, Coordinator, CoordinatorBuilder,
-    CoordinatorConfig, HandlerOutcome, Level, MaxDefer, Pattern, Phase, RaiseOptions, Runtime,
-    RuntimeBuilder, ShutdownReport, SignalEvent, SignalEventKind, Sink, SinkSection, Stats,
-    Subscription, WeakCoordinator, WorkContext, WorkerInfo, CONFIG_ENV_VAR, MAX_CONCURRENCY,
+    CoordinatorConfig, HandlerOutcome, ItemId, Level, MaxDefer, Pattern, Phase, RaiseOptions,
+    Runtime, RuntimeBuilder, ShutdownReport, SignalEvent, SignalEventKind, Sink, SinkSection,
+    Stats, Subscription, WeakCoordinator, WorkContext, WorkerInfo, CONFIG_ENV_VAR, MAX_CONCURRENCY,
     MAX_NAME_LEN,
 };
 
@@ -62,6 +62,7 @@ fn the_root_items_are_nameable() {
     named::<CoordinatorBuilder<u32>>();
     named::<CoordinatorConfig>();
     outcome::<()>();
+    named::<ItemId>();
     named::<Level>();
     named::<MaxDefer>();
     named::<Phase>();

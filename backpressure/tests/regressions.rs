@@ -172,7 +172,7 @@ fn a_idle_slots_are_woken_for_every_queued_item() {
                         let mut work = Work::Burst;
                         loop {
                             match coordinator.try_enqueue(work) {
-                                Ok(()) => break,
+                                Ok(_) => break,
                                 Err(TryEnqueueError::Full(back)) => {
                                     work = back;
                                     std::thread::yield_now();

@@ -340,7 +340,7 @@ async fn produce(
     while id < items {
         let result = if mix(book.seed, id) & 15 == 0 {
             match coordinator.try_enqueue(id) {
-                Ok(()) => Ok(()),
+                Ok(accepted) => Ok(accepted),
                 Err(backpressure::error::TryEnqueueError::Full(id)) => {
                     coordinator.enqueue(id).await
                 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::item_id::ItemId;
 use crate::Sink;
 
 /// Passed to every handler call with its item.
@@ -55,9 +56,9 @@ impl WorkContext {
         Self { shared, id }
     }
 
-    /// The item's id: its position in the coordinator's intake order, starting at 0.
-    pub fn id(&self) -> u64 {
-        self.id
+    /// The item's id, as [`enqueue`](crate::Coordinator::enqueue) returned it.
+    pub fn id(&self) -> ItemId {
+        ItemId(self.id)
     }
 
     /// The coordinator's sink, to raise or retract signals from inside a handler.

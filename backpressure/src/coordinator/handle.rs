@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use super::config::{check_concurrency, CoordinatorConfig};
+use super::item_id::ItemId;
 use super::slot::Spawner;
 use super::state::Shared;
 use super::stats::Stats;
@@ -156,7 +157,10 @@ impl<T: Send + 'static> Coordinator<T> {
     ///
     /// [`EnqueueError`] with the item if intake is closed (by [`complete`](Self::complete),
     /// [`drain`](Self::drain) or [`shutdown`](Self::shutdown)), including while waiting.
-    pub async fn enqueue(&self, item: T) -> Result<(), EnqueueError<T>> {
+    ///
+    /// Returns the item's [`ItemId`], which its handler sees as
+    /// [`WorkContext::id`](crate::WorkContext::id).
+    pub async fn enqueue(&self, item: T) -> Result<ItemId, EnqueueError<T>> {
         let shared = &self.inner.shared;
         let mut guard = WaitingProducer {
             shared,
@@ -164,7 +168,7 @@ impl<T: Send + 'static> Coordinator<T> {
         };
         // `Ok` is a final answer; `Err` hands back an item that found the queue full.
         let mut push = |item| match shared.try_push(item, Some(&mut guard.waiting)) {
-            Ok(()) => Ok(Ok(())),
+            Ok(id) => Ok(Ok(id)),
             Err(TryEnqueueError::Closed(item)) => Ok(Err(EnqueueError(item))),
             Err(TryEnqueueError::Full(item)) => Err(item),
         };
@@ -191,7 +195,9 @@ impl<T: Send + 'static> Coordinator<T> {
     /// # Errors
     ///
     /// [`TryEnqueueError::Full`] or [`TryEnqueueError::Closed`], each handing the item back.
-    pub fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
+    ///
+    /// Returns the item's [`ItemId`], as [`enqueue`](Self::enqueue) does.
+    pub fn try_enqueue(&self, item: T) -> Result<ItemId, TryEnqueueError<T>> {
         self.inner.shared.try_push(item, None)
     }
 

@@ -2,6 +2,7 @@
 //! waiting producer given up, and the slots' refill of the run-ahead from the intake.
 
 use super::intake::{Intake, Queued};
+use super::item_id::ItemId;
 use super::state::{Shared, State};
 use super::telemetry::Enqueued;
 use crate::error::TryEnqueueError;
@@ -15,7 +16,7 @@ impl<T> Shared<T> {
         &self,
         item: T,
         waiting: Option<&mut bool>,
-    ) -> Result<(), TryEnqueueError<T>> {
+    ) -> Result<ItemId, TryEnqueueError<T>> {
         let trace = Enqueued::capture(self.stamp_items);
         let mut state = self.push_sees_state.then(|| self.lock());
         let mut intake = lock(&self.intake);
@@ -35,7 +36,7 @@ impl<T> Shared<T> {
                 self.update_gauges(state);
                 self.queue_changed_with(state, Some(&intake));
             }
-            Ok(())
+            Ok(ItemId(id))
         };
         if let Some(waiting) = waiting {
             let now_waiting = matches!(result, Err(TryEnqueueError::Full(_)));

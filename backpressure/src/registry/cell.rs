@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use futures_util::future::BoxFuture;
 
 use super::WorkerEnqueueError;
-use crate::{Coordinator, Stats};
+use crate::{Coordinator, ItemId, Stats};
 
 /// The per-worker static behind the generated `enqueue` / `try_enqueue`: holds the worker's
 /// coordinator while a global runtime (`backpressure::start()`) is running.
@@ -27,15 +27,15 @@ impl<T> std::fmt::Debug for WorkerCell<T> {
 
 /// A coordinator seen through a bound-free interface.
 trait CellOps<T>: Send + Sync {
-    fn enqueue(&self, item: T) -> BoxFuture<'static, Result<(), WorkerEnqueueError<T>>>;
-    fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>>;
+    fn enqueue(&self, item: T) -> BoxFuture<'static, Result<ItemId, WorkerEnqueueError<T>>>;
+    fn try_enqueue(&self, item: T) -> Result<ItemId, WorkerEnqueueError<T>>;
     fn coordinator(&self) -> Coordinator<T>;
     fn stats(&self) -> Stats;
     fn shutdown(&self) -> BoxFuture<'static, Vec<T>>;
 }
 
 impl<T: Send + 'static> CellOps<T> for Coordinator<T> {
-    fn enqueue(&self, item: T) -> BoxFuture<'static, Result<(), WorkerEnqueueError<T>>> {
+    fn enqueue(&self, item: T) -> BoxFuture<'static, Result<ItemId, WorkerEnqueueError<T>>> {
         let coordinator = self.clone();
         Box::pin(async move {
             coordinator
@@ -45,7 +45,7 @@ impl<T: Send + 'static> CellOps<T> for Coordinator<T> {
         })
     }
 
-    fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
+    fn try_enqueue(&self, item: T) -> Result<ItemId, WorkerEnqueueError<T>> {
         Coordinator::try_enqueue(self, item).map_err(|err| {
             if err.is_full() {
                 WorkerEnqueueError::Full(err.into_inner())
@@ -103,7 +103,7 @@ impl<T> WorkerCell<T> {
     }
 
     /// See the generated `enqueue`.
-    pub async fn enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
+    pub async fn enqueue(&self, item: T) -> Result<ItemId, WorkerEnqueueError<T>> {
         // Fast path: most enqueues find room at once. It borrows the coordinator under the
         // read lock instead of cloning the `Arc` (two fewer atomic read-modify-writes per
         // item, which the producer pays while contending with the slots for the state lock),
@@ -127,7 +127,7 @@ impl<T> WorkerCell<T> {
     }
 
     /// See the generated `try_enqueue`.
-    pub fn try_enqueue(&self, item: T) -> Result<(), WorkerEnqueueError<T>> {
+    pub fn try_enqueue(&self, item: T) -> Result<ItemId, WorkerEnqueueError<T>> {
         match self.get() {
             Some(ops) => ops.try_enqueue(item),
             None => Err(WorkerEnqueueError::NotStarted {

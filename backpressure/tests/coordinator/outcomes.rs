@@ -66,15 +66,20 @@ async fn work_context_carries_intake_ids_and_the_sink() {
             assert!(ctx.sink().same_sink(&expected_sink));
             assert!(!ctx.is_cancelled());
             assert!(!ctx.cancellation_token().is_cancelled());
-            seen_in.push((n, ctx.id()));
+            seen_in.push((n, ctx.id().get()));
             async {}
         })
         .unwrap();
     assert!(coordinator.sink().same_sink(&sink));
     coordinator.enqueue_many([10, 20, 30]).await.unwrap();
-    coordinator.enqueue(40).await.unwrap();
+    // The id `enqueue` returns is the one the handler sees.
+    let last = coordinator.enqueue(40).await.unwrap();
     coordinator.drain().await;
-    assert_eq!(seen.get(), vec![(10, 0), (20, 1), (30, 2), (40, 3)]);
+    assert_eq!(
+        seen.get(),
+        vec![(10, 0), (20, 1), (30, 2), (40, last.get())]
+    );
+    assert_eq!(last.get(), 3);
 }
 
 #[tokio::test(start_paused = true)]

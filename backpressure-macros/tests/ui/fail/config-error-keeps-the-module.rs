@@ -9,7 +9,7 @@ async fn send(item: u32) -> Result<(), String> {
     Ok(drop(item))
 }
 
-async fn caller() -> Result<(), backpressure::error::WorkerEnqueueError<u32>> {
+async fn caller() -> Result<backpressure::ItemId, backpressure::error::WorkerEnqueueError<u32>> {
     send::enqueue(1).await?;
     send::try_enqueue(2)?;
     let _: Option<backpressure::Stats> = send::stats();
