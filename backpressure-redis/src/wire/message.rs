@@ -4,8 +4,8 @@
 use redis::Value;
 
 use super::{
-    entry_from_parts, phase_of, split_member, Keys, Message, Op, Position, ProbeMessage, Reject,
-    RemoteEntry, MAX_MESSAGE_LEN, VERSION,
+    entry_from_parts, number, phase_of, split_member, Keys, Message, Op, Position, ProbeMessage,
+    Reject, RemoteEntry, MAX_MESSAGE_LEN, VERSION,
 };
 
 /// A pushed pub/sub message of the namespace, decoded.
@@ -73,14 +73,6 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Message, Reject> {
     let entry = entry_from_parts(instance, name, key, (level, phase), now_ms, expiry_ms)
         .ok_or(Reject::Invalid(at))?;
     Ok(Message { at, op, entry })
-}
-
-/// A decimal number, digits only.
-fn number<T: std::str::FromStr>(field: &str) -> Option<T> {
-    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    field.parse().ok()
 }
 
 fn position(epoch: Option<&str>, seq: Option<&str>) -> Option<Position> {

@@ -208,6 +208,14 @@ pub(crate) fn entry_from_parts(
     })
 }
 
+/// A decimal number, digits only (a message's or snapshot's numeric field).
+pub(crate) fn number<T: std::str::FromStr>(field: &str) -> Option<T> {
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    field.parse().ok()
+}
+
 /// Splits a sorted-set member `instance|name|key`.
 pub(crate) fn split_member(member: &str) -> Option<(&str, &str, &str)> {
     let mut parts = member.splitn(3, '|');

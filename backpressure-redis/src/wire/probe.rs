@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use backpressure::validate_name;
 
-use super::{valid_instance, MAX_MESSAGE_LEN, VERSION};
+use super::{number, valid_instance, MAX_MESSAGE_LEN, VERSION};
 
 /// What a probe message does (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,14 +122,6 @@ impl ProbeMessage {
             loan,
         })
     }
-}
-
-/// A decimal number, digits only.
-fn number<T: std::str::FromStr>(field: &str) -> Option<T> {
-    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    field.parse().ok()
 }
 
 #[cfg(test)]

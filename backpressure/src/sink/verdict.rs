@@ -29,9 +29,7 @@ impl RaiseOptions {
         self.source = Some(SharedSource(source));
         self
     }
-}
 
-impl RaiseOptions {
     /// When this verdict expects to change next (an open breaker's half-open instant),
     /// shown as [`ActiveSignal::next_transition`](crate::ActiveSignal::next_transition):
     /// what a `Retry-After` should say, rather than the TTL its owner keeps refreshing.
