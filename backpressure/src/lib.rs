@@ -189,6 +189,7 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 mod registry;
+pub mod retry;
 mod sink;
 mod sync;
 #[cfg(feature = "tower")]

@@ -187,6 +187,9 @@ pub(crate) struct Space {
     /// state's lock).
     taken: AtomicU64,
     waiting: AtomicUsize,
+    /// Places in `capacity` kept by items out of the queue until their final outcome
+    /// (running, or waiting for a retry): only a worker with `retry(...)` keeps any.
+    kept: AtomicUsize,
 }
 
 impl Space {
@@ -209,7 +212,32 @@ impl Space {
 
     /// Whether a push fits within `capacity` (called under the intake's lock).
     pub(crate) fn has_room(&self, capacity: usize) -> bool {
-        self.queued() < capacity
+        self.queued() + self.kept.load(Ordering::Acquire) < capacity
+    }
+
+    /// `n` taken items keep their places (a worker with `retry(...)`), stored before the
+    /// take so that a producer never sees room that is not there.
+    pub(crate) fn keep(&self, n: usize) {
+        self.kept.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// `n` kept places are given up (final outcomes): returns whether a producer waits for
+    /// space and must be woken (the same pairing as [`taken`](Self::taken)).
+    pub(crate) fn release_kept(&self, n: usize) -> bool {
+        self.kept.fetch_sub(n, Ordering::AcqRel);
+        self.waiting.fetch_add(0, Ordering::AcqRel) > 0
+    }
+
+    /// `n` kept places become queued items again (due retries, already counted by
+    /// [`untake`](Self::untake)): no room is freed, nobody to wake.
+    pub(crate) fn release_kept_quietly(&self, n: usize) {
+        self.kept.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// `n` items go back into the queue (due retries, under the state's lock).
+    pub(crate) fn untake(&self, n: usize) {
+        let taken = self.taken.load(Ordering::Relaxed);
+        self.taken.store(taken - n as u64, Ordering::Release);
     }
 
     /// An item was pushed (under the intake's lock).

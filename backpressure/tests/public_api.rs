@@ -33,6 +33,7 @@ use backpressure::policy::{
     Adaptive, Breaker, BreakerReason, BreakerState, ChangeReason, Policy, PolicyChange,
     PolicyDetail, PolicyInfo, PolicyState, Watermark, WindowCounts,
 };
+use backpressure::retry::{DeadLetter, DeadLetterRecord, Failure, Retry};
 #[cfg(feature = "axum")]
 use backpressure::tower::handle_error;
 #[cfg(feature = "tower")]
@@ -124,6 +125,14 @@ fn the_policy_module_items_are_nameable() {
     named::<PolicyState>();
     named::<Watermark>();
     named::<WindowCounts>();
+}
+
+#[test]
+fn the_retry_module_items_are_nameable() {
+    named::<DeadLetter<u32>>();
+    named::<DeadLetterRecord>();
+    named::<Retry>();
+    outcome::<Result<(), Failure<String>>>();
 }
 
 #[test]

@@ -15,11 +15,14 @@ use super::context::{ContextShared, WorkContext};
 use super::gate::Gate;
 use super::handle::Coordinator;
 use super::outcome::HandlerOutcome;
+use super::retry_book::{CloneFn, DeadLetterCallback, Retrying};
+use super::retrying::run_retry_timer;
 use super::slot::{run_slot, SlotGuard, Spawner};
-use super::state::{Shared, SkipCallback};
+use super::state::{ItemCare, Shared, SkipCallback};
 use super::telemetry::Labels;
 use crate::error::BuildError;
 use crate::policy::{Host, Policies, Policy};
+use crate::retry::{DeadLetter, Retry};
 use crate::Sink;
 
 /// Configures and builds a [`Coordinator`]. Every value is checked by
@@ -53,6 +56,9 @@ pub struct CoordinatorBuilder<T> {
     config: CoordinatorConfig,
     sink: Option<Sink>,
     on_skip: Option<SkipCallback<T>>,
+    /// The retry options and `T::clone`, captured where `T: Clone` is known.
+    retry: Option<(Retry, CloneFn<T>)>,
+    on_dead_letter: Option<DeadLetterCallback<T>>,
     name: Option<String>,
     policies: Vec<Policy>,
 }
@@ -72,6 +78,8 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             config: CoordinatorConfig::default(),
             sink: None,
             on_skip: None,
+            retry: None,
+            on_dead_letter: None,
             name: None,
             policies: Vec::new(),
         }
@@ -177,6 +185,45 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
+    /// Retries failed items (an `Err`, a panic, a timeout) as `retry` says, and keeps those
+    /// whose last attempt fails as dead letters; see [`retry`](crate::retry). Retrying hands
+    /// the handler a copy of the item for each attempt, hence `T: Clone`.
+    ///
+    /// A due retry obeys the gate like any item (a worker held by an open breaker does not
+    /// retry into it), and every accepted item keeps its place in `capacity` until its final
+    /// outcome: running and waiting for a retry included.
+    pub fn retry(mut self, retry: Retry) -> Self
+    where
+        T: Clone,
+    {
+        self.retry = Some((retry, T::clone));
+        self
+    }
+
+    /// Receives each dead letter (an item whose last attempt failed) instead of the
+    /// worker's buffer. Needs [`retry`](Self::retry); runs on the slot that ran the item,
+    /// with no lock held. A panic in it is caught and logged.
+    pub fn on_dead_letter(
+        mut self,
+        callback: impl Fn(DeadLetter<T>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_dead_letter = Some(Box::new(callback));
+        self
+    }
+
+    /// How many dead letters the worker keeps when no callback takes them; the oldest is
+    /// dropped (counted, logged) beyond it. Default 1,000; at least 1.
+    pub fn dead_letters(mut self, limit: usize) -> Self {
+        self.config.dead_letters = limit;
+        self
+    }
+
+    /// How long one attempt may run (see [`CoordinatorConfig::timeout`]). Must be positive.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
     /// The unit of [`max_defer_attempts`](Self::max_defer_attempts) (the .NET original's
     /// `DeferCheckInterval`). Held slots do not re-check on it: they sleep until a signal or
     /// control change, or the head's `max_defer` deadline. Default 50 ms; must be positive.
@@ -220,25 +267,17 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         let config = self.config;
         validate(&config)?;
         let owner = Owner::new(self.name)?;
-        let compile = |field: &'static str, pattern: &Option<String>| {
-            pattern
-                .as_deref()
-                .map(Pattern::parse)
-                .transpose()
-                .map_err(|source| BuildError::Pattern { field, source })
-        };
-        let defer_on = compile("defer_on", &config.defer_on)?;
-        let resume_on = compile("resume_on", &config.resume_on)?;
-        let cancel_on = compile("cancel_on", &config.cancel_on)?;
+        let patterns = compile_patterns(&config)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let retrying = retrying(self.retry, self.on_dead_letter, config.dead_letters)?;
 
         let sink = self.sink.unwrap_or_else(|| crate::sink("default"));
         let wake = Arc::new(Notify::new());
-        let patterns = [defer_on, resume_on, cancel_on];
         let gate = Gate::new(&sink, &wake, owner.label(), patterns);
         let context = Arc::new(ContextShared {
             token: CancellationToken::new(),
             sink,
+            owner: Default::default(),
         });
         let policies = Policies::new(
             self.policies,
@@ -256,15 +295,52 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             wake,
             context,
             config,
-            self.on_skip,
+            ItemCare {
+                on_skip: self.on_skip,
+                retrying,
+            },
             policies,
             labels,
         ));
-        if !shared.policies.is_empty() {
-            let host: Arc<dyn Host> = shared.clone();
-            shared.policies.start(Arc::downgrade(&host), &runtime);
+        if let Some(retrying) = &shared.retrying {
+            let timer = Arc::clone(&retrying.timer);
+            runtime.spawn(run_retry_timer(Arc::downgrade(&shared), timer));
         }
+        let host: Arc<dyn Host> = shared.clone();
+        shared.policies.start(Arc::downgrade(&host), &runtime);
         Ok(Coordinator::from_parts(shared, spawner(runtime, handler)))
+    }
+}
+
+/// The `defer_on`, `resume_on` and `cancel_on` patterns, compiled.
+fn compile_patterns(config: &CoordinatorConfig) -> Result<[Option<Pattern>; 3], BuildError> {
+    let compile = |field: &'static str, pattern: &Option<String>| {
+        pattern
+            .as_deref()
+            .map(Pattern::parse)
+            .transpose()
+            .map_err(|source| BuildError::Pattern { field, source })
+    };
+    Ok([
+        compile("defer_on", &config.defer_on)?,
+        compile("resume_on", &config.resume_on)?,
+        compile("cancel_on", &config.cancel_on)?,
+    ])
+}
+
+/// A worker's retry side, if it has `retry(...)`: checked, with its dead-letter callback.
+fn retrying<T>(
+    retry: Option<(Retry, CloneFn<T>)>,
+    on_dead_letter: Option<DeadLetterCallback<T>>,
+    limit: usize,
+) -> Result<Option<Retrying<T>>, BuildError> {
+    match (retry, on_dead_letter) {
+        (None, Some(_)) => Err(BuildError::DeadLetterWithoutRetry),
+        (None, None) => Ok(None),
+        (Some((retry, clone)), callback) => {
+            retry.check()?;
+            Ok(Some(Retrying::new(retry, clone, callback, limit)))
+        }
     }
 }
 
@@ -331,6 +407,8 @@ impl<T> fmt::Debug for CoordinatorBuilder<T> {
             .field("config", &self.config)
             .field("sink", &self.sink)
             .field("on_skip", &self.on_skip.is_some())
+            .field("retry", &self.retry.as_ref().map(|(retry, _)| retry))
+            .field("on_dead_letter", &self.on_dead_letter.is_some())
             .field("name", &self.name)
             .field("policies", &self.policies)
             .finish()

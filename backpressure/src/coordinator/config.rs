@@ -52,7 +52,19 @@ pub struct CoordinatorConfig {
     pub defer_check_interval: Duration,
     /// How long an item may be held before it starts anyway. Default 200 attempts (10 s).
     pub max_defer: MaxDefer,
+    /// How long one attempt of an item may run: at the deadline its
+    /// [cancellation token](crate::WorkContext::cancellation_token) fires, and a handler
+    /// that has not returned after a grace (a tenth of the timeout, at most 1 s) is dropped.
+    /// The attempt is `timed_out`, a failure for policies and retries. Default: none.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// How many dead letters a worker with `retry` keeps (when no `on_dead_letter` callback
+    /// takes them); beyond it the oldest is dropped, counted and logged. Default 1,000.
+    pub dead_letters: usize,
 }
+
+/// Default [`CoordinatorConfig::dead_letters`].
+pub(crate) const DEFAULT_DEAD_LETTERS: usize = 1_000;
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
@@ -77,6 +89,8 @@ impl CoordinatorConfig {
                 .defer_check_interval
                 .unwrap_or(DEFAULT_CHECK_INTERVAL),
             max_defer: values.max_defer.unwrap_or_default(),
+            timeout: None,
+            dead_letters: DEFAULT_DEAD_LETTERS,
         }
     }
 }
@@ -102,5 +116,11 @@ pub(super) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
     rules::count(&CAPACITY, config.capacity).map_err(|_| BuildError::ZeroCapacity)?;
     rules::interval(config.defer_check_interval).map_err(|_| BuildError::ZeroCheckInterval)?;
     rules::max_defer(config.max_defer).map_err(|_| BuildError::ZeroMaxDefer)?;
+    if config.timeout.is_some_and(|timeout| timeout.is_zero()) {
+        return Err(BuildError::ZeroTimeout);
+    }
+    if config.dead_letters == 0 {
+        return Err(BuildError::ZeroDeadLetters);
+    }
     Ok(())
 }

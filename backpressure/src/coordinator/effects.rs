@@ -26,6 +26,8 @@ pub(super) struct Effects {
     defer_timeout: Option<Duration>,
     /// A slot task ended while its item was running; counted so.
     abandoned: Option<Outcome>,
+    /// A retry due earlier than every other waiting one: the retry timer must re-arm.
+    retry_timer: bool,
 }
 
 impl Effects {
@@ -41,6 +43,10 @@ impl Effects {
         self.defer_timeout = Some(held);
     }
 
+    pub(super) fn wake_retry_timer(&mut self) {
+        self.retry_timer = true;
+    }
+
     pub(super) fn abandoned(&mut self, outcome: Outcome) {
         self.abandoned = Some(outcome);
     }
@@ -52,6 +58,9 @@ impl Effects {
         }
         if self.settled {
             to.settled.notify_waiters();
+        }
+        if let (true, Some(timer)) = (self.retry_timer, to.retry_timer) {
+            timer.notify_one();
         }
         if let Some(held) = self.defer_timeout {
             to.meters.defer_timeout();
@@ -76,6 +85,7 @@ impl Effects {
 pub(super) struct Audience<'a> {
     pub(super) space: &'a Notify,
     pub(super) settled: &'a Notify,
+    pub(super) retry_timer: Option<&'a Notify>,
     pub(super) meters: &'a Meters,
     pub(super) labels: &'a Labels,
 }

@@ -1,14 +1,18 @@
 //! The user-facing [`Coordinator`] handle.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use super::config::{check_concurrency, CoordinatorConfig};
+use super::context::WorkContext;
 use super::item_id::ItemId;
 use super::slot::Spawner;
 use super::state::Shared;
 use super::stats::Stats;
 use crate::error::{BuildError, EnqueueError, TryEnqueueError};
+use crate::retry::{DeadLetter, DeadLetterRecord};
 use crate::Sink;
 
 /// A signal-driven work coordinator: a bounded queue of `T`, a fixed number of concurrent
@@ -142,9 +146,18 @@ impl<T: Send + 'static> Coordinator<T> {
         for _ in 0..shared.config.concurrency {
             spawner(Arc::clone(&shared));
         }
-        Self {
-            inner: Arc::new(Inner { shared, spawner }),
-        }
+        let inner = Arc::new(Inner { shared, spawner });
+        let owner: Arc<dyn Any + Send + Sync> = inner.clone();
+        let _ = inner.shared.context.owner.set(Arc::downgrade(&owner));
+        Self { inner }
+    }
+
+    /// The coordinator behind a context's owner, if its item type is `T`.
+    pub(super) fn from_owner(owner: Arc<dyn Any + Send + Sync>) -> Option<Self> {
+        owner
+            .downcast::<Inner<T>>()
+            .ok()
+            .map(|inner| Self { inner })
     }
 
     /// Adds an item, waiting for queue space if the queue is full. This wait is how the
@@ -344,6 +357,11 @@ impl<T: Send + 'static> Coordinator<T> {
     /// [`WorkContext::cancellation_token`](crate::WorkContext::cancellation_token), waits for
     /// them to return, and hands back every item that never started, in queue order.
     ///
+    /// For a worker with [`retry`](crate::CoordinatorBuilder::retry), it then hands back
+    /// the items waiting for a retry (earliest due first, counted as `returned`), the items
+    /// whose handler failed after shutdown cancelled it (counted as `returned`), and the
+    /// kept dead letters (already counted as `dead_lettered`).
+    ///
     /// Nothing is dropped: each item enqueued has either finished (counted), been skipped
     /// (counted, given to the skip callback) or is in the returned vector (counted as
     /// `returned`).
@@ -360,6 +378,84 @@ impl<T: Send + 'static> Coordinator<T> {
         self.settled().await;
         shared.policies.close();
         shared.take_unstarted()
+    }
+
+    /// Drains for at most `grace`, then shuts down: what finished in time is done, the rest
+    /// is handed back as by [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backpressure::{Coordinator, Sink, WorkContext};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let coordinator = Coordinator::builder()
+    ///     .sink(Sink::new())
+    ///     .concurrency(1)
+    ///     .build(|secs: u64, ctx: WorkContext| async move {
+    ///         tokio::select! {
+    ///             _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+    ///             _ = ctx.cancelled() => {}
+    ///         }
+    ///     })?;
+    /// coordinator.enqueue_many([1, 1, 60, 1]).await?;
+    /// let back = coordinator.shutdown_after(Duration::from_secs(5)).await;
+    /// assert_eq!(back, [1]); // the 60 s item was cut short; the last never started
+    /// assert_eq!(coordinator.stats().completed, 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown_after(&self, grace: Duration) -> Vec<T> {
+        self.complete();
+        let _ = tokio::time::timeout(grace, self.settled()).await;
+        self.shutdown().await
+    }
+
+    /// Copies of the worker's kept dead letters, oldest first (empty for a worker without
+    /// [`retry`](crate::CoordinatorBuilder::retry), or with an
+    /// [`on_dead_letter`](crate::CoordinatorBuilder::on_dead_letter) callback).
+    pub fn dead_letters(&self) -> Vec<DeadLetter<T>> {
+        (self.inner.shared.retrying.as_ref()).map_or_else(Vec::new, |r| r.dead_letters())
+    }
+
+    /// What is known about the kept dead letters, without the items: their ids, last
+    /// errors, attempts and times, oldest first.
+    pub fn dead_letter_records(&self) -> Vec<DeadLetterRecord> {
+        (self.inner.shared.retrying.as_ref()).map_or_else(Vec::new, |r| r.dead_records())
+    }
+
+    /// Dead letters kept now, and how many were evicted from the full buffer (see
+    /// [`dead_letters`](crate::CoordinatorBuilder::dead_letters)).
+    pub fn dead_letter_counts(&self) -> (usize, u64) {
+        (self.inner.shared.retrying.as_ref()).map_or((0, 0), |r| r.dead_counts())
+    }
+
+    /// Takes the kept dead letters out of the buffer, oldest first.
+    pub fn take_dead_letters(&self) -> Vec<DeadLetter<T>> {
+        (self.inner.shared.retrying.as_ref()).map_or_else(Vec::new, |r| r.take_dead_letters())
+    }
+
+    /// Runs the kept dead letters again, oldest first: each rejoins the queue under its id
+    /// with a fresh set of attempts (counted as enqueued again). Only as many as the queue
+    /// has room for are requeued (it does not wait); the rest stay kept. Returns how many
+    /// were requeued.
+    pub fn requeue_dead_letters(&self) -> usize {
+        let Some(retrying) = &self.inner.shared.retrying else {
+            return 0;
+        };
+        let mut letters = retrying.take_dead_letters().into_iter();
+        let mut requeued = 0;
+        while let Some(letter) = letters.next() {
+            if let Err(letter) = self.inner.shared.requeue(letter) {
+                let mut back = vec![letter];
+                back.extend(letters);
+                retrying.restore_dead_letters(back);
+                break;
+            }
+            requeued += 1;
+        }
+        requeued
     }
 
     async fn settled(&self) {
@@ -387,6 +483,35 @@ impl<T: Send + 'static> Coordinator<T> {
 }
 
 /// Keeps the count of producers waiting for space right when an `enqueue` future is dropped mid-wait.
+impl WorkContext {
+    /// The coordinator running this item, for follow-up work; `None` once it is gone, or
+    /// if `T` is not its item type. The context holds it weakly: a handler keeps it alive
+    /// only while it holds what this returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::{Coordinator, Sink, WorkContext};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let coordinator = Coordinator::builder()
+    ///     .sink(Sink::new())
+    ///     .build(|n: u32, ctx: WorkContext| async move {
+    ///         if n > 0 {
+    ///             let me = ctx.coordinator::<u32>().expect("running");
+    ///             let _ = me.try_enqueue(n - 1); // a follow-up item
+    ///         }
+    ///     })?;
+    /// coordinator.enqueue(3).await?;
+    /// # tokio::task::yield_now().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn coordinator<T: Send + 'static>(&self) -> Option<Coordinator<T>> {
+        let owner = self.owner().get()?.upgrade()?;
+        Coordinator::from_owner(owner)
+    }
+}
+
 struct WaitingProducer<'a, T> {
     shared: &'a Shared<T>,
     waiting: bool,

@@ -16,12 +16,15 @@ mod intake;
 mod item_id;
 mod outcome;
 mod push;
+mod retry_book;
+mod retrying;
 mod slot;
 mod state;
 mod stats;
 mod step;
 mod stream;
 mod telemetry;
+mod timeout;
 
 pub use builder::CoordinatorBuilder;
 pub use config::{CoordinatorConfig, MaxDefer, MAX_CONCURRENCY};

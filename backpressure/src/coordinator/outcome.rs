@@ -9,6 +9,12 @@ use std::fmt::Display;
 pub trait HandlerOutcome: Send + 'static {
     /// The error to report, if the handler failed.
     fn into_error(self) -> Option<Box<dyn Display + Send>>;
+
+    /// Whether the failure must not be retried (see [`Failure`](crate::retry::Failure)):
+    /// asked before [`into_error`](Self::into_error). Default: no failure is permanent.
+    fn is_permanent(&self) -> bool {
+        false
+    }
 }
 
 impl HandlerOutcome for () {
@@ -30,6 +36,8 @@ pub(super) enum Outcome {
     Failed,
     Panicked,
     Skipped,
+    /// Ran past the worker's `timeout` (a failure for policies and retries).
+    TimedOut,
 }
 
 impl Outcome {
@@ -40,6 +48,15 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Panicked => "panicked",
             Outcome::Skipped => "skipped",
+            Outcome::TimedOut => "timed_out",
         }
+    }
+
+    /// Whether it is a failure (for policies and retries).
+    pub(super) fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed | Outcome::Panicked | Outcome::TimedOut
+        )
     }
 }

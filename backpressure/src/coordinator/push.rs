@@ -6,6 +6,7 @@ use super::item_id::ItemId;
 use super::state::{Shared, State};
 use super::telemetry::Enqueued;
 use crate::error::TryEnqueueError;
+use crate::retry::DeadLetter;
 use crate::sync::lock;
 
 impl<T> Shared<T> {
@@ -17,7 +18,34 @@ impl<T> Shared<T> {
         item: T,
         waiting: Option<&mut bool>,
     ) -> Result<ItemId, TryEnqueueError<T>> {
-        let trace = Enqueued::capture(self.stamp_items);
+        self.push_as(item, waiting, None)
+    }
+
+    /// Puts a dead letter back into the queue under its id, with a fresh set of attempts,
+    /// if there is room; hands it back otherwise.
+    pub(super) fn requeue(&self, letter: DeadLetter<T>) -> Result<(), DeadLetter<T>> {
+        let DeadLetter { item, record } = letter;
+        let origin = (record.id.0, Enqueued::requeued(record.first_enqueued_at));
+        match self.push_as(item, None, Some(origin)) {
+            Ok(_) => Ok(()),
+            Err(refused) => Err(DeadLetter {
+                item: refused.into_inner(),
+                record,
+            }),
+        }
+    }
+
+    /// A push: a new item (`origin` `None`: the next id), or one that had an id before.
+    fn push_as(
+        &self,
+        item: T,
+        waiting: Option<&mut bool>,
+        origin: Option<(u64, Box<Enqueued>)>,
+    ) -> Result<ItemId, TryEnqueueError<T>> {
+        let (given, trace) = match origin {
+            Some((id, trace)) => (Some(id), Some(trace)),
+            None => (None, Enqueued::capture(self.stamp_items)),
+        };
         let mut state = self.push_sees_state.then(|| self.lock());
         let mut intake = lock(&self.intake);
         let result = if intake.closed {
@@ -25,8 +53,10 @@ impl<T> Shared<T> {
         } else if !self.space_count.has_room(self.config.capacity) {
             Err(TryEnqueueError::Full(item))
         } else {
-            let id = intake.next_id;
-            intake.next_id += 1;
+            let id = given.unwrap_or_else(|| {
+                intake.next_id += 1;
+                intake.next_id - 1
+            });
             intake.items.push_back(Queued { id, item, trace });
             self.space_count.pushed();
             if intake.idle.wake_one() {

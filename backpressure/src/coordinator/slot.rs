@@ -14,9 +14,11 @@ use super::context::WorkContext;
 use super::gate::Answer;
 use super::intake::Queued;
 use super::outcome::{HandlerOutcome, Outcome};
+use super::retry_book::{Fault, Finished, Then};
 use super::state::Shared;
 use super::step::{Job, Step, Waiting};
 use super::telemetry::Started;
+use super::timeout::Limit;
 use crate::sink::ProbeClaim;
 use crate::sync::{notified_or_deadline, register_then_recheck, Look};
 
@@ -55,11 +57,15 @@ where
             }
         };
         slot.running = true;
-        let outcome = match job {
+        let finished = match job {
             Job::Run(queued, None, None) if shared.policies.is_empty() => {
-                // The hot path: nobody listens, no clock is read.
+                // The hot path: nobody listens, no clock is read, nothing is kept.
                 let context = WorkContext::new(Arc::clone(&context), queued.id);
-                run_handler(&*handler, queued.item, context, queued.id).await
+                let ran = run_handler(&*handler, queued.item, context, queued.id, None).await;
+                if let Some(fault) = &ran.fault {
+                    log_failed(queued.id, ran.outcome, fault);
+                }
+                Finished::only(ran.outcome)
             }
             Job::Run(queued, started, probe) => {
                 let context = WorkContext::new(Arc::clone(&context), queued.id);
@@ -70,10 +76,10 @@ where
                 drop(probe);
                 skip(&shared, queued.item, queued.id);
                 shared.meters.finished(Outcome::Skipped, None);
-                Outcome::Skipped
+                Finished::only(Outcome::Skipped)
             }
         };
-        slot.finished = Some(outcome);
+        slot.finished = Some(finished);
         slot.running = false;
         // A slot whose items are ready at once (a handler or skip callback that re-enqueues,
         // say) would otherwise never yield; once its tokio budget is spent, let others run.
@@ -88,7 +94,7 @@ where
 pub(super) struct SlotGuard<T> {
     shared: Arc<Shared<T>>,
     /// An outcome not yet recorded by `step`.
-    finished: Option<Outcome>,
+    finished: Option<Finished<T>>,
     /// Whether an item is in flight.
     running: bool,
     waiting: Waiting,
@@ -147,7 +153,9 @@ async fn wait<T>(
 
 /// Runs an item that someone observes: inside its `backpressure.item` span, timed for
 /// metrics and health policies, and for the verdicts whose probe it is (`probe`: reported
-/// when it finishes; given back if it is cut short by shutdown or dropped).
+/// when it finishes; given back if it is cut short by shutdown or dropped); under the
+/// worker's `timeout`; and, for a worker with `retry(...)`, with a copy kept for what
+/// follows a failure.
 async fn run_observed<T, F, Fut>(
     shared: &Shared<T>,
     handler: &F,
@@ -155,7 +163,7 @@ async fn run_observed<T, F, Fut>(
     context: WorkContext,
     started: Option<Started>,
     probe: Option<ProbeClaim>,
-) -> Outcome
+) -> Finished<T>
 where
     F: Fn(T, WorkContext) -> Fut,
     Fut: Future,
@@ -163,24 +171,31 @@ where
 {
     shared.meters.started(started.as_ref());
     let id = queued.id;
+    let kept = shared.keep(&queued.item);
+    let mut context = context;
+    if let Some(started) = &started {
+        let enqueued = started.enqueued();
+        context = context.with_attempt(enqueued.attempt(), enqueued.first_at());
+    }
+    let limit = (shared.config.timeout).map(|timeout| Limit::new(timeout, &mut context));
     let began = tokio::time::Instant::now();
-    let outcome = match started {
+    let ran = match &started {
         Some(started) => {
             let span = started.span(&shared.labels, id);
-            let outcome = run_handler(handler, queued.item, context, id)
+            let ran = run_handler(handler, queued.item, context, id, limit)
                 .instrument(span.clone())
                 .await;
-            span.record("outcome", outcome.as_str());
-            outcome
+            span.record("outcome", ran.outcome.as_str());
+            ran
         }
-        None => run_handler(handler, queued.item, context, id).await,
+        None => run_handler(handler, queued.item, context, id, limit).await,
     };
     let ran_for = began.elapsed();
-    shared.meters.finished(outcome, Some(ran_for));
+    shared.meters.finished(ran.outcome, Some(ran_for));
     // Work cut short by shutdown says nothing about the downstream's health (its probes,
     // if any, go back when `probe` drops).
     if !shared.context.token.is_cancelled() {
-        let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
+        let failed = ran.outcome.is_failure();
         if !shared.policies.is_empty() {
             shared.policies.observe(id, failed, ran_for, probe.as_ref());
         }
@@ -188,38 +203,102 @@ where
             probe.report(failed, ran_for);
         }
     }
-    outcome
+    let outcome = ran.outcome;
+    let then = then(shared, ran, kept, started, id);
+    Finished { outcome, then }
 }
 
-async fn run_handler<T, F, Fut>(handler: &F, item: T, context: WorkContext, id: u64) -> Outcome
+/// What follows a finished attempt: for a worker with `retry(...)`, its follow-up (retry,
+/// dead letter, handed back); otherwise nothing, a failure logged as final.
+fn then<T>(
+    shared: &Shared<T>,
+    ran: Ran,
+    kept: Option<T>,
+    started: Option<Started>,
+    id: u64,
+) -> Then<T> {
+    match (kept, started) {
+        (Some(kept), Some(started)) => {
+            shared.follow_up(ran.outcome, ran.fault, kept, started.into_enqueued(), id)
+        }
+        _ => {
+            if let Some(fault) = &ran.fault {
+                log_failed(id, ran.outcome, fault);
+            }
+            Then::Final
+        }
+    }
+}
+
+/// How one run of the handler ended, and its failure's words if it failed.
+struct Ran {
+    outcome: Outcome,
+    fault: Option<Fault>,
+}
+
+impl Ran {
+    fn failed(outcome: Outcome, text: String, permanent: bool) -> Self {
+        Self {
+            outcome,
+            fault: Some(Fault { text, permanent }),
+        }
+    }
+}
+
+async fn run_handler<T, F, Fut>(
+    handler: &F,
+    item: T,
+    context: WorkContext,
+    id: u64,
+    limit: Option<Limit>,
+) -> Ran
 where
     F: Fn(T, WorkContext) -> Fut,
     Fut: Future,
     Fut::Output: HandlerOutcome,
 {
     // Everything that runs user code happens inside the guarded future: the handler call,
-    // polling its future, dropping it, and reporting an error (its `Display` and `Drop`).
+    // polling its future, dropping it (also when it runs past its timeout), and reading an
+    // error (its `Display` and `Drop`).
     let result = AssertUnwindSafe(async move {
-        let output = handler(item, context).await;
+        let future = handler(item, context);
+        let output = match limit {
+            None => future.await,
+            Some(limit) => match limit.run(future).await {
+                Some(output) => output,
+                None => return Ran::failed(Outcome::TimedOut, limit.describe(), false),
+            },
+        };
+        let permanent = output.is_permanent();
         match output.into_error() {
-            None => Outcome::Completed,
-            Some(error) => {
-                tracing::error!(item_id = id, error = %error, "backpressure handler failed");
-                Outcome::Failed
-            }
+            None => Ran {
+                outcome: Outcome::Completed,
+                fault: None,
+            },
+            Some(error) => Ran::failed(Outcome::Failed, error.to_string(), permanent),
         }
     })
     .catch_unwind()
     .await;
     result.unwrap_or_else(|panic| {
-        tracing::error!(
-            item_id = id,
-            panic = panic_message(&*panic),
-            "backpressure handler panicked"
-        );
+        let text = panic_message(&*panic).to_owned();
+        tracing::error!(item_id = id, panic = %text, "backpressure handler panicked");
         drop_panic_payload(panic);
-        Outcome::Panicked
+        Ran {
+            outcome: Outcome::Panicked,
+            fault: Some(Fault {
+                text: format!("panicked: {text}"),
+                permanent: false,
+            }),
+        }
     })
+}
+
+/// A final failure of a worker without `retry(...)` (a panic is logged where it is caught).
+fn log_failed(id: u64, outcome: Outcome, fault: &Fault) {
+    if outcome != Outcome::Panicked {
+        tracing::error!(item_id = id, error = %fault.text, "backpressure handler failed");
+    }
 }
 
 fn skip<T>(shared: &Shared<T>, item: T, id: u64) {

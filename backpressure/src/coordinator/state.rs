@@ -27,6 +27,7 @@ use super::effects::{Audience, Effects};
 use super::gate::Gate;
 use super::intake::{Intake, Queued};
 use super::outcome::Outcome;
+use super::retry_book::{Finished, RetryBook, Retrying};
 use super::stats::Stats;
 use super::telemetry::{Gauges, Labels, Meters};
 use crate::policy::{Host, Policies};
@@ -34,6 +35,12 @@ use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, Mutex, MutexGuard, Outbo
 
 /// Callback that receives items skipped by `cancel_on`.
 pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
+
+/// What becomes of items that do not simply complete: skipped ones, failed ones.
+pub(super) struct ItemCare<T> {
+    pub(super) on_skip: Option<SkipCallback<T>>,
+    pub(super) retrying: Option<Retrying<T>>,
+}
 
 pub(super) struct Shared<T> {
     state: Mutex<State<T>>,
@@ -57,6 +64,8 @@ pub(super) struct Shared<T> {
     pub(super) config: CoordinatorConfig,
     pub(super) max_defer: Option<Duration>,
     pub(super) on_skip: Option<SkipCallback<T>>,
+    /// A worker with `retry(...)`: its copies, timer and dead letters.
+    pub(super) retrying: Option<Retrying<T>>,
     pub(super) policies: Policies,
     pub(super) labels: Labels,
     pub(super) meters: Meters,
@@ -85,6 +94,8 @@ pub(super) struct State<T> {
     /// `max_defer` deadline.
     pub(super) held: HeldSlots,
     pub(super) counts: Counts,
+    /// Retries waiting for their instant (a worker with `retry(...)`).
+    pub(super) retries: RetryBook<T>,
     /// What to do once the lock is released.
     pub(super) effects: Effects,
     /// The latest gauge values not yet published (the `metrics` feature).
@@ -98,8 +109,23 @@ pub(super) struct Counts {
     panicked: u64,
     skipped: u64,
     pub(super) defer_timeouts: u64,
-    returned: u64,
+    pub(super) returned: u64,
     pub(super) gate_rechecks: u64,
+    pub(super) retried: u64,
+    pub(super) dead_lettered: u64,
+    pub(super) timed_out: u64,
+}
+
+impl Counts {
+    /// Counts an item's final outcome (a timeout is a failure).
+    pub(super) fn count_final(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed => self.completed += 1,
+            Outcome::Failed | Outcome::TimedOut => self.failed += 1,
+            Outcome::Panicked => self.panicked += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
 }
 
 /// The coordinator's lock; on release it performs the [`Effects`] recorded under it.
@@ -114,11 +140,15 @@ impl<T> Shared<T> {
         wake: Arc<Notify>,
         context: Arc<ContextShared>,
         config: CoordinatorConfig,
-        on_skip: Option<SkipCallback<T>>,
+        care: ItemCare<T>,
         policies: Policies,
         labels: Labels,
     ) -> Self {
-        let (watch_queue, stamp_items) = (policies.watches_queue(), policies.stamps_items());
+        let ItemCare { on_skip, retrying } = care;
+        let watch_queue = policies.watches_queue();
+        // Every item of a worker with `retry(...)` carries its attempt; a `timeout` needs the
+        // observed path (its own token and timer per running item).
+        let stamp_items = policies.stamps_items() || retrying.is_some() || config.timeout.is_some();
         let max_defer = config.max_defer.resolve(config.defer_check_interval);
         Self {
             state: Mutex::new(State {
@@ -131,6 +161,7 @@ impl<T> Shared<T> {
                 head_held_since: None,
                 held: HeldSlots::default(),
                 counts: Counts::default(),
+                retries: RetryBook::default(),
                 effects: Effects::default(),
                 gauges: Outbox::default(),
             }),
@@ -145,6 +176,7 @@ impl<T> Shared<T> {
             config,
             max_defer,
             on_skip,
+            retrying,
             policies,
             meters: Meters::new(&labels),
             labels,
@@ -205,21 +237,16 @@ impl<T> Shared<T> {
         // (see `abandon_slot`): nothing can run them, so waiting would never end. Once closed
         // (seen here under the state's lock), nothing is pushed any more, so the shared count
         // of queued items only falls, and only under this lock: it is exact here.
+        let nothing_left = self.space_count.queued() == 0 && state.retries.waiting() == 0;
         state.closed
             && state.active == 0
-            && (self.space_count.queued() == 0 || state.shutting_down || state.workers == 0)
+            && (nothing_left || state.shutting_down || state.workers == 0)
     }
 
-    /// Counts how a started item ended.
-    pub(super) fn record(state: &mut State<T>, outcome: Outcome) {
+    /// Counts how a started item's attempt ended, and what follows it.
+    pub(super) fn record(&self, state: &mut State<T>, finished: Finished<T>) {
         state.active -= 1;
-        let counts = &mut state.counts;
-        match outcome {
-            Outcome::Completed => counts.completed += 1,
-            Outcome::Failed => counts.failed += 1,
-            Outcome::Panicked => counts.panicked += 1,
-            Outcome::Skipped => counts.skipped += 1,
-        }
+        self.settle_attempt(state, finished.outcome, finished.then);
     }
 
     /// The control epoch; see the field's docs.
@@ -254,14 +281,22 @@ impl<T> Shared<T> {
         drop(state);
         self.wake_all_slots();
         self.space.notify_waiters();
+        if let Some(retrying) = &self.retrying {
+            // Shut down: the timer hands its items back and ends.
+            retrying.timer.notify_one();
+        }
         was_open
     }
 
     /// Takes every unstarted item out of the queue, counting them as returned.
+    ///
+    /// Then, for a worker with `retry(...)`, the items waiting for a retry (counted as
+    /// returned too), the items cut short by shutdown (counted when they ended) and the kept
+    /// dead letters (counted as dead-lettered).
     pub(super) fn take_unstarted(&self) -> Vec<T> {
         let mut state = self.lock();
         let mut intake = lock(&self.intake);
-        let items: Vec<T> = (state.items.drain(..))
+        let mut items: Vec<T> = (state.items.drain(..))
             .chain(intake.items.drain(..))
             .map(|q| q.item)
             .collect();
@@ -269,6 +304,12 @@ impl<T> Shared<T> {
         state.counts.returned += items.len() as u64;
         // Intake is closed: no producer waits for this space.
         self.space_count.taken(items.len());
+        if let Some(retrying) = &self.retrying {
+            items.append(&mut self.take_retries(&mut state));
+            drop(state);
+            let dead = retrying.take_dead_letters();
+            items.extend(dead.into_iter().map(|letter| letter.item));
+        }
         items
     }
 
@@ -316,6 +357,10 @@ impl<T> Shared<T> {
             skipped: counts.skipped,
             defer_timeouts: counts.defer_timeouts,
             returned: counts.returned,
+            retried: counts.retried,
+            dead_lettered: counts.dead_lettered,
+            timed_out: counts.timed_out,
+            retry_waiting: state.retries.waiting(),
             gate_rechecks: counts.gate_rechecks,
             concurrency: state.target,
             gate_open,
@@ -352,6 +397,7 @@ impl<T> Drop for Locked<'_, T> {
         effects.perform(Audience {
             space: &shared.space,
             settled: &shared.settled,
+            retry_timer: shared.retrying.as_ref().map(|r| &*r.timer),
             meters: &shared.meters,
             labels: &shared.labels,
         });

@@ -5,7 +5,10 @@ use serde::Serialize;
 /// A consistent snapshot of a coordinator's counters.
 ///
 /// Taken under the coordinator's lock, so at every observable moment
-/// `enqueued == completed + failed + panicked + skipped + returned + queued + active`.
+/// `enqueued == completed + failed + panicked + skipped + returned + queued + active +
+/// retry_waiting` ([`is_consistent`](Self::is_consistent)). `completed`, `failed`,
+/// `panicked` and `skipped` count final outcomes: an attempt that is retried is counted in
+/// `retried` instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
@@ -20,16 +23,26 @@ pub struct Stats {
     pub enqueued: u64,
     /// Handlers that returned `()` or `Ok(())`.
     pub completed: u64,
-    /// Handlers that returned `Err`.
+    /// Items whose last attempt returned `Err` or ran past the `timeout`.
     pub failed: u64,
-    /// Handlers that panicked.
+    /// Items whose last attempt panicked.
     pub panicked: u64,
     /// Items skipped because a `cancel_on` signal was active.
     pub skipped: u64,
     /// Items started anyway after being held for `max_defer`.
     pub defer_timeouts: u64,
-    /// Items handed back unstarted by `shutdown`.
+    /// Items handed back by `shutdown`: unstarted, waiting for a retry, or (with
+    /// `retry(...)`) cut short by it and failed.
     pub returned: u64,
+    /// Failed attempts that were retried (each item's every retry counts).
+    pub retried: u64,
+    /// Items whose last attempt failed (or whose failure was permanent), handed to the
+    /// dead-letter callback or buffer; also counted in `failed` or `panicked`.
+    pub dead_lettered: u64,
+    /// Attempts that ran past the worker's `timeout` (retried or final).
+    pub timed_out: u64,
+    /// Items waiting for their retry's instant.
+    pub retry_waiting: usize,
     /// Times a held slot woke up to look at the gate again: a signal or control change that
     /// could open it, or the head's `max_defer` deadline. There are no periodic re-checks, so
     /// a coordinator held by an unchanging signal adds nothing here.
@@ -62,5 +75,6 @@ impl Stats {
                 + self.returned
                 + self.queued as u64
                 + self.active as u64
+                + self.retry_waiting as u64
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::gate::Answer;
 use super::intake::Queued;
 use super::outcome::Outcome;
+use super::retry_book::Finished;
 use super::state::{Shared, State};
 use super::telemetry::Started;
 use crate::sink::ProbeClaim;
@@ -57,7 +58,7 @@ impl<T> Shared<T> {
     /// lock when the slot decides to wait for items (see [`IdleSlots`](crate::sync::IdleSlots)).
     pub(super) fn step(
         &self,
-        finished: Option<Outcome>,
+        finished: Option<Finished<T>>,
         waiting: &mut Waiting,
         register: impl FnOnce(),
     ) -> Step<T> {
@@ -82,12 +83,12 @@ impl<T> Shared<T> {
     fn decide(
         &self,
         state: &mut State<T>,
-        finished: Option<Outcome>,
+        finished: Option<Finished<T>>,
         waiting: &mut Waiting,
         register: impl FnOnce(),
     ) -> Step<T> {
-        if let Some(outcome) = finished {
-            Self::record(state, outcome);
+        if let Some(finished) = finished {
+            self.record(state, finished);
             self.notify_if_settled(state);
         }
         if state.shutting_down || state.workers > state.target {
@@ -95,17 +96,17 @@ impl<T> Shared<T> {
             return Step::Exit;
         }
         if state.items.is_empty() {
-            // Both halves empty: wait for a push, registered under the intake's lock so that
-            // the push that follows sees this slot idle.
-            let closed = state.closed;
+            // Both halves empty: wait for a push (or a retry coming due), registered under the
+            // intake's lock so that the push that follows sees this slot idle.
+            let leave_when_empty = state.closed && state.retries.waiting() == 0;
             let empty = self.refill(state, |intake| {
-                if !closed {
+                if !leave_when_empty {
                     register();
                     intake.idle.park();
                 }
             });
             if empty.is_some() {
-                if closed {
+                if leave_when_empty {
                     state.workers -= 1;
                     return Step::Exit;
                 }
@@ -241,7 +242,11 @@ impl<T> Shared<T> {
             unreachable!("the queue was checked to be non-empty under the same lock")
         };
         state.active += 1;
-        if self.space_count.taken(1) {
+        if self.retrying.is_some() {
+            // It keeps its place in `capacity` until its final outcome.
+            self.space_count.keep(1);
+            self.space_count.taken(1);
+        } else if self.space_count.taken(1) {
             state.effects.wake_producer();
         }
         self.update_gauges(state);
@@ -263,15 +268,20 @@ impl<T> Shared<T> {
     /// is counted as panicked if a panic is unwinding and as failed otherwise. When the last
     /// slot is gone, intake closes, so producers get their items back instead of queueing
     /// work that nothing will run, and `drain` / `shutdown` stop waiting for it.
-    pub(super) fn abandon_slot(&self, finished: Option<Outcome>, running: bool, waiting: Waiting) {
+    pub(super) fn abandon_slot(
+        &self,
+        finished: Option<Finished<T>>,
+        running: bool,
+        waiting: Waiting,
+    ) {
         let mut state = self.lock();
         let had_timer = self.stop_waiting(&mut state, waiting);
         if state.held.hand_over(had_timer, false) {
             // Another held slot takes the `max_defer` timer over.
             self.wake.notify_one();
         }
-        if let Some(outcome) = finished {
-            Self::record(&mut state, outcome);
+        if let Some(finished) = finished {
+            self.record(&mut state, finished);
         } else if running {
             let outcome = if std::thread::panicking() {
                 Outcome::Panicked
@@ -279,7 +289,7 @@ impl<T> Shared<T> {
                 Outcome::Failed
             };
             state.effects.abandoned(outcome);
-            Self::record(&mut state, outcome);
+            self.record(&mut state, Finished::only(outcome));
         }
         state.workers -= 1;
         let last = state.workers == 0 && !state.closed;

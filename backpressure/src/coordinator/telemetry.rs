@@ -24,7 +24,12 @@ pub(super) struct Labels {
 pub(super) struct Enqueued {
     /// The span current at enqueue, which the item's span follows from.
     follows: Span,
+    /// When it joined the queue this time (its enqueue, or its retry coming due).
     at: Instant,
+    /// When it was first accepted, and which attempt this is (1-based): kept for workers with
+    /// `retry(...)`, whose every item carries this.
+    first_at: Instant,
+    attempt: u32,
 }
 
 impl Enqueued {
@@ -35,10 +40,41 @@ impl Enqueued {
         if !(always || span || cfg!(feature = "metrics")) {
             return None;
         }
+        let at = Instant::now();
         Some(Box::new(Self {
             follows: Span::current(),
-            at: Instant::now(),
+            at,
+            first_at: at,
+            attempt: 1,
         }))
+    }
+
+    /// The next attempt of the same item, queued again `at`.
+    pub(super) fn next_attempt(mut self: Box<Self>) -> Box<Self> {
+        self.attempt += 1;
+        self
+    }
+
+    /// It joins the queue again now (a retry come due).
+    pub(super) fn rejoined(&mut self, at: Instant) {
+        self.at = at;
+    }
+
+    /// Which attempt this is, 1-based.
+    pub(super) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the item was first accepted.
+    pub(super) fn first_at(&self) -> Instant {
+        self.first_at
+    }
+
+    /// A fresh first attempt of an item first accepted `first_at` (a dead letter requeued).
+    pub(super) fn requeued(first_at: Instant) -> Box<Self> {
+        let mut fresh = Self::capture(true).expect("captured when asked always");
+        fresh.first_at = first_at;
+        fresh
     }
 }
 
@@ -77,12 +113,23 @@ impl Started {
             sink = %labels.sink,
             worker = %labels.worker,
             item_id = id,
+            attempt = self.enqueued.attempt,
             queued_ms = tenths_of_ms(self.queued_for),
             held_ms = self.held_for.map(tenths_of_ms),
             outcome = tracing::field::Empty,
         );
         span.follows_from(&self.enqueued.follows);
         span
+    }
+
+    /// What it carried from its enqueue, for its next attempt.
+    pub(super) fn into_enqueued(self) -> Box<Enqueued> {
+        self.enqueued
+    }
+
+    /// What it carried from its enqueue.
+    pub(super) fn enqueued(&self) -> &Enqueued {
+        &self.enqueued
     }
 
     #[cfg(feature = "metrics")]

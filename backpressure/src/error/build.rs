@@ -66,6 +66,19 @@ pub enum BuildError {
     /// A health policy has a value outside its allowed range.
     #[error(transparent)]
     Policy(#[from] crate::policy::error::PolicyError),
+    /// `timeout` is zero; leave it out for no timeout.
+    #[error("invalid `timeout`: must be a positive duration, found 0s (allowed: a positive duration such as \"30s\"; leave it out for none)")]
+    ZeroTimeout,
+    /// `dead_letters` is zero: a dead letter would be dropped as soon as it is kept.
+    #[error("invalid `dead_letters`: must be at least 1, found 0 (allowed: a count of dead letters kept, default 1000; take them with `on_dead_letter` to keep none)")]
+    ZeroDeadLetters,
+    /// The retry options break a rule.
+    #[error("invalid `retry`: {0}")]
+    Retry(String),
+    /// `on_dead_letter` was given without `retry`: only a worker that retries keeps the copy
+    /// of an item that a dead letter hands over.
+    #[error("`on_dead_letter` needs `retry(...)`: only a worker that retries keeps a copy of its items (use `retry(Retry::new(1))` for dead letters without retries)")]
+    DeadLetterWithoutRetry,
     /// `build` was called outside a tokio runtime.
     #[error("a coordinator must be built inside a tokio runtime (call `build` from async code or inside `Runtime::enter`)")]
     NoRuntime,

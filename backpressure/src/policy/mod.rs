@@ -27,7 +27,7 @@ mod breaker;
 mod config;
 mod driver;
 pub(crate) mod error;
-mod jitter;
+pub(crate) mod jitter;
 mod machine;
 mod report;
 mod watermark;
