@@ -9,6 +9,8 @@
 //! |---|---|---|
 //! | `backpressure_items_enqueued_total` | counter | sink, worker |
 //! | `backpressure_items_finished_total` | counter | sink, worker, outcome |
+//! | `backpressure_items_retried_total` | counter | sink, worker |
+//! | `backpressure_items_dead_lettered_total` | counter | sink, worker |
 //! | `backpressure_defer_timeouts_total` | counter | sink, worker |
 //! | `backpressure_signal_transitions_total` | counter | sink, signal, transition |
 //! | `backpressure_worker_queued` | gauge | sink, worker |
@@ -19,13 +21,19 @@
 //! | `backpressure_item_duration_seconds` | histogram | sink, worker |
 //! | `backpressure_item_wait_seconds` | histogram | sink, worker |
 //!
-//! `outcome` is `completed`, `failed`, `panicked` or `skipped`; `transition` is `raised`,
+//! `outcome` is `completed`, `failed`, `panicked`, `skipped` or `timed_out`, counted per
+//! attempt (a retried attempt's failure too; `backpressure_items_retried_total` says how many
+//! were retried); `transition` is `raised`,
 //! `retracted`, `expired`, `level_changed` or `policy_changed`.
 
 /// Items accepted.
 pub const ITEMS_ENQUEUED: &str = "backpressure_items_enqueued_total";
 /// Items finished, by outcome.
 pub const ITEMS_FINISHED: &str = "backpressure_items_finished_total";
+/// Failed attempts that are retried (workers with `retry(...)`).
+pub const ITEMS_RETRIED: &str = "backpressure_items_retried_total";
+/// Items whose last attempt failed, handed to the dead letters.
+pub const ITEMS_DEAD_LETTERED: &str = "backpressure_items_dead_lettered_total";
 /// Items started anyway after `max_defer`.
 pub const DEFER_TIMEOUTS: &str = "backpressure_defer_timeouts_total";
 /// Signal raises, retracts, expiries, level and policy changes.
@@ -60,7 +68,17 @@ pub fn describe() {
         Unit::Count,
         "Items accepted by a worker's queue"
     );
-    describe_counter!(ITEMS_FINISHED, Unit::Count, "Items finished, by outcome");
+    describe_counter!(ITEMS_FINISHED, Unit::Count, "Attempts finished, by outcome");
+    describe_counter!(
+        ITEMS_RETRIED,
+        Unit::Count,
+        "Failed attempts that are retried"
+    );
+    describe_counter!(
+        ITEMS_DEAD_LETTERED,
+        Unit::Count,
+        "Items whose last attempt failed (dead letters)"
+    );
     describe_counter!(
         DEFER_TIMEOUTS,
         Unit::Count,

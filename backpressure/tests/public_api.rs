@@ -25,9 +25,9 @@ use backpressure::error::{
 };
 #[cfg(feature = "metrics")]
 use backpressure::metrics::{
-    describe, DEFER_TIMEOUTS, ITEMS_ENQUEUED, ITEMS_FINISHED, ITEM_DURATION, ITEM_WAIT,
-    SIGNAL_TRANSITIONS, WORKER_ACTIVE, WORKER_CONCURRENCY, WORKER_DEFERRED, WORKER_GATE_OPEN,
-    WORKER_QUEUED,
+    describe, DEFER_TIMEOUTS, ITEMS_DEAD_LETTERED, ITEMS_ENQUEUED, ITEMS_FINISHED, ITEMS_RETRIED,
+    ITEM_DURATION, ITEM_WAIT, SIGNAL_TRANSITIONS, WORKER_ACTIVE, WORKER_CONCURRENCY,
+    WORKER_DEFERRED, WORKER_GATE_OPEN, WORKER_QUEUED,
 };
 use backpressure::policy::{
     Adaptive, Breaker, BreakerReason, BreakerState, ChangeReason, Policy, PolicyChange,
@@ -153,10 +153,12 @@ fn the_feature_modules_items_are_nameable() {
     #[cfg(feature = "metrics")]
     {
         let _ = describe;
-        let _: [&str; 11] = [
+        let _: [&str; 13] = [
             DEFER_TIMEOUTS,
+            ITEMS_DEAD_LETTERED,
             ITEMS_ENQUEUED,
             ITEMS_FINISHED,
+            ITEMS_RETRIED,
             ITEM_DURATION,
             ITEM_WAIT,
             SIGNAL_TRANSITIONS,

@@ -115,7 +115,7 @@ async fn a_due_retry_waits_while_the_worker_is_held() {
     let stats = coordinator.stats();
     assert_eq!((stats.queued, stats.retry_waiting), (1, 0), "{stats:?}");
     tokio::time::sleep_until(start + Duration::from_secs(10)).await;
-    sink.retract("backpressure.relay");
+    sink.retract("backpressure.relay").unwrap();
     coordinator.drain().await;
     let at: Vec<_> = log.lock().unwrap().iter().map(|e| e.2).collect();
     assert_eq!(at, [Duration::ZERO, Duration::from_secs(10)]);

@@ -60,6 +60,7 @@ impl<T> Shared<T> {
         });
         if fault.permanent || attempt >= retrying.retry.attempts {
             self.log_final(id, attempt, &fault);
+            self.meters.dead_lettered();
             retrying.deliver(DeadLetter {
                 item: kept,
                 record: DeadLetterRecord {
@@ -77,6 +78,7 @@ impl<T> Shared<T> {
             let mut jitter = lock(&retrying.jitter);
             retrying.retry.jittered_delay(attempt, &mut **jitter)
         };
+        self.meters.retried();
         tracing::warn!(
             sink = %self.labels.sink,
             worker = %self.labels.worker,

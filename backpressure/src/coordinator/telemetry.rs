@@ -160,6 +160,8 @@ pub(super) struct Gauges {
 #[derive(Debug)]
 pub(super) struct Meters {
     enqueued: metrics::Counter,
+    retried: metrics::Counter,
+    dead_lettered: metrics::Counter,
     defer_timeouts: metrics::Counter,
     queued: metrics::Gauge,
     deferred: metrics::Gauge,
@@ -181,6 +183,8 @@ impl Meters {
         ];
         Self {
             enqueued: metrics::counter!(m::ITEMS_ENQUEUED, &l),
+            retried: metrics::counter!(m::ITEMS_RETRIED, &l),
+            dead_lettered: metrics::counter!(m::ITEMS_DEAD_LETTERED, &l),
             defer_timeouts: metrics::counter!(m::DEFER_TIMEOUTS, &l),
             queued: metrics::gauge!(m::WORKER_QUEUED, &l),
             deferred: metrics::gauge!(m::WORKER_DEFERRED, &l),
@@ -199,6 +203,14 @@ impl Meters {
 
     pub(super) fn defer_timeout(&self) {
         self.defer_timeouts.increment(1);
+    }
+
+    pub(super) fn retried(&self) {
+        self.retried.increment(1);
+    }
+
+    pub(super) fn dead_lettered(&self) {
+        self.dead_lettered.increment(1);
     }
 
     pub(super) fn started(&self, started: Option<&Started>) {
@@ -248,6 +260,8 @@ impl Meters {
     }
     pub(super) fn enqueued(&self) {}
     pub(super) fn defer_timeout(&self) {}
+    pub(super) fn retried(&self) {}
+    pub(super) fn dead_lettered(&self) {}
     pub(super) fn started(&self, _: Option<&Started>) {}
     pub(super) fn finished(&self, _: Outcome, _: Option<Duration>) {}
     pub(super) fn gauges(&self, _: Gauges) {}
