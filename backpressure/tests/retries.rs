@@ -202,3 +202,39 @@ async fn an_item_keeps_its_place_in_capacity_until_its_final_outcome() {
         .try_enqueue(2)
         .expect("room after the final outcome");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_coordinator_finishes_its_retries_and_its_slots_leave() {
+    let done = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::clone(&done);
+    let marker = Arc::new(());
+    let handler_alive = Arc::downgrade(&marker);
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .concurrency(4)
+        .retry(Retry::new(2).backoff(Duration::from_secs(1)).jitter(0.0))
+        .build(move |_: u8, ctx: WorkContext| {
+            let _held_by_the_handler = &marker;
+            let seen = Arc::clone(&seen);
+            async move {
+                if ctx.attempt() == 1 {
+                    return Err("once");
+                }
+                seen.notify_one();
+                Ok(())
+            }
+        })
+        .unwrap();
+    coordinator.enqueue(1).await.unwrap();
+    tokio::task::yield_now().await;
+    drop(coordinator);
+    // The retry still runs after the last handle is gone...
+    tokio::time::timeout(Duration::from_secs(5), done.notified())
+        .await
+        .expect("the retry ran after the handle was dropped");
+    // ...and then every slot leaves, freeing the handler.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(handler_alive.strong_count(), 0, "idle slots stayed parked");
+}

@@ -28,6 +28,8 @@ pub(super) struct Effects {
     abandoned: Option<Outcome>,
     /// A retry due earlier than every other waiting one: the retry timer must re-arm.
     retry_timer: bool,
+    /// Closed and nothing left: slots that waited for retries to come due may leave.
+    release_slots: bool,
 }
 
 impl Effects {
@@ -41,6 +43,10 @@ impl Effects {
 
     pub(super) fn defer_timeout(&mut self, held: Duration) {
         self.defer_timeout = Some(held);
+    }
+
+    pub(super) fn release_slots(&mut self) {
+        self.release_slots = true;
     }
 
     pub(super) fn wake_retry_timer(&mut self) {
@@ -58,6 +64,9 @@ impl Effects {
         }
         if self.settled {
             to.settled.notify_waiters();
+        }
+        if self.release_slots {
+            to.slots.notify_waiters();
         }
         if let (true, Some(timer)) = (self.retry_timer, to.retry_timer) {
             timer.notify_one();
@@ -86,6 +95,8 @@ pub(super) struct Audience<'a> {
     pub(super) space: &'a Notify,
     pub(super) settled: &'a Notify,
     pub(super) retry_timer: Option<&'a Notify>,
+    /// Wakes the slots (waiting for items or on the gate).
+    pub(super) slots: &'a Notify,
     pub(super) meters: &'a Meters,
     pub(super) labels: &'a Labels,
 }

@@ -229,6 +229,11 @@ impl<T> Shared<T> {
     pub(super) fn notify_if_settled(&self, state: &mut State<T>) {
         if self.is_settled(state) {
             state.effects.settled();
+            if self.retrying.is_some() {
+                // Idle slots of a closed worker may be waiting for retries to come due; none
+                // is left, so they must look again and leave.
+                state.effects.release_slots();
+            }
         }
     }
 
@@ -398,6 +403,7 @@ impl<T> Drop for Locked<'_, T> {
             space: &shared.space,
             settled: &shared.settled,
             retry_timer: shared.retrying.as_ref().map(|r| &*r.timer),
+            slots: &shared.wake,
             meters: &shared.meters,
             labels: &shared.labels,
         });
