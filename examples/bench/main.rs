@@ -26,6 +26,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 mod matrix;
 mod pools;
+mod retries;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator (for bytes per queued item).
@@ -1334,6 +1335,8 @@ struct Idle {
     empty: Vec<IdleSample>,
     held_1x4: Vec<IdleSample>,
     held_100x16: Vec<IdleSample>,
+    /// 1,000,000 items waiting for a retry an hour away.
+    retry_waiting: Vec<IdleSample>,
 }
 
 fn median_of(samples: &[IdleSample], f: impl Fn(&IdleSample) -> f64) -> f64 {
@@ -1473,7 +1476,7 @@ fn pools_mode(args: &[String]) -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if profile_mode(&args) || pools_mode(&args) {
+    if profile_mode(&args) || pools_mode(&args) || retries::retries_mode(&args) {
         return;
     }
     let s = Settings::from_args();
@@ -1504,6 +1507,7 @@ fn main() {
                 idle.empty.push(idle_empty().await);
                 idle.held_1x4.push(idle_held(HELD_1X4).await);
                 idle.held_100x16.push(idle_held(HELD_100X16).await);
+                idle.retry_waiting.push(retries::idle_retry_waiting().await);
             }
             (tp, pools, resume, idle)
         })
@@ -1521,13 +1525,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (single, gate, raise, retract, mem) = rt.block_on(async move {
+    let (single, gate, raise, retract, mem, retry_bytes) = rt.block_on(async move {
         let single = single_thread(s).await;
         let gate = gate_cost(s).await;
         let raise = raise_cost(s).await;
         let retract = retract_cost(s).await;
         let mem = memory().await;
-        (single, gate, raise, retract, mem)
+        let retry_bytes = retries::retry_waiting_bytes().await;
+        (single, gate, raise, retract, mem, retry_bytes)
     });
     drop(rt);
 
@@ -1718,6 +1723,18 @@ fn main() {
         empty_ms + 2.0,
         verdict(target_100x16)
     );
+    let retry_ms = median_of(&idle.retry_waiting, |x| x.cpu_ms);
+    println!(
+        "   {} waiting for a retry (1 h)  {retry_ms:>9.2}   {:>14}   {:>15}   (one timer task)",
+        retries::WAITING,
+        median_of(&idle.retry_waiting, |x| x.rechecks as f64),
+        wakeups(&idle.retry_waiting)
+    );
+    println!(
+        "   target retry-waiting 1,000,000 <= idle runtime + 2 ms: {retry_ms:.2} <= {:.2}: {}",
+        empty_ms + 2.0,
+        verdict(retry_ms <= empty_ms + 2.0)
+    );
     println!();
 
     println!(
@@ -1785,6 +1802,12 @@ fn main() {
         mem.mpsc_bytes,
         fmt_opt(mem.mpsc_rss_bytes, 2)
     );
+    println!(
+        "   waiting for retry {retry_bytes:>6.2} B (allocator; {} waiting, enqueued 1,024 at a \
+         time; target <= 96 B: {})",
+        retries::WAITING,
+        verdict(retry_bytes <= 96.0)
+    );
     println!();
     println!(
         "total run time: {:.1} s; load average at end: {} (above ~0.5 means other processes \
@@ -1824,4 +1847,6 @@ fn main() {
     println!("gate_check_ns_levels_1000: {:.1}", gate.decision_ns[lv]);
     println!("retract_call_ns: {retract_ns:.0}");
     println!("bytes_per_queued_item: {:.2}", mem.coordinator_bytes);
+    println!("retry_waiting_cpu_ms_1m: {retry_ms:.2}");
+    println!("retry_waiting_bytes_per_item: {retry_bytes:.2}");
 }
