@@ -1725,8 +1725,8 @@ fn main() {
     );
     let retry_ms = median_of(&idle.retry_waiting, |x| x.cpu_ms);
     println!(
-        "   {} waiting for a retry (1 h)  {retry_ms:>9.2}   {:>14}   {:>15}   (one timer task)",
-        retries::WAITING,
+        "   1,000,000 waiting for a retry     {retry_ms:>9.2}   {:>14}   {:>15}   \
+         (due in 1 h; one timer task)",
         median_of(&idle.retry_waiting, |x| x.rechecks as f64),
         wakeups(&idle.retry_waiting)
     );
