@@ -45,7 +45,11 @@ async fn held_due_retries_start_earliest_due_first() {
     sink.raise("backpressure.downstream").unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = coordinator.stats();
-    assert_eq!((stats.retry_waiting, stats.queued), (0, 2), "both due and held");
+    assert_eq!(
+        (stats.retry_waiting, stats.queued),
+        (0, 2),
+        "both due and held"
+    );
     sink.retract("backpressure.downstream").unwrap();
     coordinator.drain().await;
     let second: Vec<u32> = (starts.lock().unwrap().iter())
