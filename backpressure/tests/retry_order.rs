@@ -10,12 +10,13 @@ use backpressure::{Coordinator, MaxDefer, Sink, WorkContext};
 /// both are due (and held by a raised signal) when it is retracted. A queue runs what is
 /// due first: the retry due earlier should start first.
 ///
-/// Found while writing examples/retries.rs: each timer wake-up puts its due retries at the
-/// head of the queue, so a later batch overtakes an earlier one still held there, and the
-/// latest-due retry starts first (in the example, the item whose probe failed is the head
-/// again at the next half-open and probes twice while the others wait).
+/// Found while writing examples/retries.rs: each timer wake-up put its due retries at the
+/// head of the queue, so a later batch overtook an earlier one still held there, and the
+/// latest-due retry started first (in the example, the item whose probe failed was the head
+/// again at the next half-open and probed twice while the others waited). Due retries now
+/// join behind those already at the head.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: held due retries start latest-due first (each timer wake-up pushes its batch to the head)"]
+
 async fn held_due_retries_start_earliest_due_first() {
     let sink = Sink::new();
     let starts = Arc::new(Mutex::new(Vec::new()));

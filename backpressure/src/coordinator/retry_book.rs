@@ -80,7 +80,9 @@ impl<T> Finished<T> {
 /// state's lock).
 pub(super) struct RetryBook<T> {
     pub(super) waiting: BinaryHeap<Due<T>>,
-    pub(super) next_seq: u64,
+    /// Due retries at the front of the run-ahead, not yet taken: the next batch joins
+    /// behind them (so held retries start in due order), ahead of fresh items.
+    pub(super) at_head: usize,
     pub(super) cut_short: Vec<T>,
 }
 
@@ -88,7 +90,7 @@ impl<T> Default for RetryBook<T> {
     fn default() -> Self {
         Self {
             waiting: BinaryHeap::new(),
-            next_seq: 0,
+            at_head: 0,
             cut_short: Vec::new(),
         }
     }
@@ -101,16 +103,21 @@ impl<T> RetryBook<T> {
     }
 }
 
-/// A retry waiting for its instant; the heap's top is the earliest (ties: first in).
+/// A retry waiting for its instant; the heap's top is the earliest (ties: the older id).
 pub(super) struct Due<T> {
     pub(super) at: Instant,
-    pub(super) seq: u64,
     pub(super) queued: Queued<T>,
+}
+
+impl<T> Due<T> {
+    fn key(&self) -> (Instant, u64) {
+        (self.at, self.queued.id)
+    }
 }
 
 impl<T> Ord for Due<T> {
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
+        other.key().cmp(&self.key())
     }
 }
 
@@ -122,7 +129,7 @@ impl<T> PartialOrd for Due<T> {
 
 impl<T> PartialEq for Due<T> {
     fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+        self.key() == other.key()
     }
 }
 

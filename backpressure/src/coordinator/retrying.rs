@@ -132,9 +132,7 @@ impl<T> Shared<T> {
                 counts.retried += 1;
                 let book = &mut state.retries;
                 let earliest = book.waiting.peek().is_none_or(|top| at < top.at);
-                let seq = book.next_seq;
-                book.next_seq += 1;
-                book.waiting.push(Due { at, seq, queued });
+                book.waiting.push(Due { at, queued });
                 if earliest {
                     state.effects.wake_retry_timer();
                 }
@@ -170,15 +168,18 @@ impl<T> Shared<T> {
         Ok(next)
     }
 
-    /// Due retries (earliest first) rejoin the queue at its head.
+    /// Due retries (earliest first) rejoin the queue at its head, behind the due retries
+    /// already there (still held, say), ahead of fresh items.
     fn rejoin(&self, state: &mut State<T>, due: Vec<Due<T>>, now: Instant) {
         let n = due.len();
-        for mut retry in due.into_iter().rev() {
+        let at = state.retries.at_head.min(state.items.len());
+        for (k, mut retry) in due.into_iter().enumerate() {
             if let Some(trace) = retry.queued.trace.as_mut() {
                 trace.rejoined(now);
             }
-            state.items.push_front(retry.queued);
+            state.items.insert(at + k, retry.queued);
         }
+        state.retries.at_head = at + n;
         // Back in the queue: counted queued again, then no longer kept outside it (in this
         // order, so a producer never sees room that is not there).
         self.space_count.untake(n);

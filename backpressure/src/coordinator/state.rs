@@ -306,6 +306,7 @@ impl<T> Shared<T> {
             .map(|q| q.item)
             .collect();
         drop(intake);
+        state.retries.at_head = 0;
         state.counts.returned += items.len() as u64;
         // Intake is closed: no producer waits for this space.
         self.space_count.taken(items.len());

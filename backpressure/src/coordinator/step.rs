@@ -241,6 +241,7 @@ impl<T> Shared<T> {
         let Some(mut queued) = state.items.pop_front() else {
             unreachable!("the queue was checked to be non-empty under the same lock")
         };
+        state.retries.at_head = state.retries.at_head.saturating_sub(1);
         state.active += 1;
         if self.retrying.is_some() {
             // It keeps its place in `capacity` until its final outcome.
