@@ -22,8 +22,10 @@ pub(super) struct Labels {
 /// What an item carries from its enqueue to its start, when anyone is listening.
 #[derive(Debug)]
 pub(super) struct Enqueued {
-    /// The span current at enqueue, which the item's span follows from.
-    follows: Span,
+    /// The span current at enqueue, which the item's span follows from: kept only while a
+    /// subscriber listens at DEBUG (boxed, so that an item that only needs its times, one
+    /// of a retrying worker say, does not carry a span's 40 bytes).
+    follows: Option<Box<Span>>,
     /// When it joined the queue this time (its enqueue, or its retry coming due).
     at: Instant,
     /// When it was first accepted, and which attempt this is (1-based): kept for workers with
@@ -42,7 +44,7 @@ impl Enqueued {
         }
         let at = Instant::now();
         Some(Box::new(Self {
-            follows: Span::current(),
+            follows: span.then(|| Box::new(Span::current())),
             at,
             first_at: at,
             attempt: 1,
@@ -118,7 +120,9 @@ impl Started {
             held_ms = self.held_for.map(tenths_of_ms),
             outcome = tracing::field::Empty,
         );
-        span.follows_from(&self.enqueued.follows);
+        if let Some(follows) = &self.enqueued.follows {
+            span.follows_from(&**follows);
+        }
         span
     }
 
