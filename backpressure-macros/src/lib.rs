@@ -16,6 +16,7 @@ use syn::parse::Parser;
 mod args;
 mod expand;
 mod policies;
+mod retry;
 mod suggest;
 #[cfg(test)]
 mod tests;
