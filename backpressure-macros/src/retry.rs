@@ -8,6 +8,7 @@
 use backpressure_pattern::options::retry::{self, RetrySpec, RETRY};
 use backpressure_pattern::options::{Key, OptionError};
 use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
 use syn::{Expr, Ident};
 
 use crate::policies::read;
@@ -37,7 +38,11 @@ impl RetryArg {
             spec: RetrySpec::new(),
             fields: Vec::new(),
         };
-        meta.parse_nested_meta(|inner| arg.field(&inner))?;
+        // Not `parse_nested_meta`, which refuses an empty list: `retry()` is the defaults.
+        let content;
+        syn::parenthesized!(content in meta.input);
+        let tokens: proc_macro2::TokenStream = content.parse()?;
+        syn::meta::parser(|inner| arg.field(&inner)).parse2(tokens)?;
         Ok(arg)
     }
 

@@ -40,7 +40,7 @@ pub enum ConfigError {
     /// A worker section holds a field that does not exist.
     #[error(
         "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {}; \
-         policies: {}; and `retry`)",
+         policies: {}; retries: `retry`)",
         options::list(options::KEYS.iter().filter(|key| key.in_file).map(|key| key.name)),
         options::list(POLICIES.iter().map(|policy| policy.name()))
     )]
