@@ -144,7 +144,6 @@ impl Retry {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
     /// use backpressure::retry::{Retry, RetrySpec};
     ///
     /// let spec = RetrySpec { attempts: Some(5), ..RetrySpec::new() };
