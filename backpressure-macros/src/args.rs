@@ -6,12 +6,14 @@
 //! The keys, their kinds and examples come from `backpressure_pattern::options`.
 
 use backpressure_pattern::options::policies::PolicyKind;
+use backpressure_pattern::options::retry::RETRY;
 use backpressure_pattern::options::{self, Key, Kind, KEYS};
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::Ident;
 
 use crate::policies::{self, PolicyArg};
+use crate::retry::RetryArg;
 use crate::suggest::suggest;
 use crate::value::{int_value, patterns_value, str_value, Value};
 
@@ -35,6 +37,8 @@ pub(crate) struct RawArgs {
     args: Vec<Arg>,
     /// The policies, `error_rate(...)` and the like, in order.
     pub(crate) policies: Vec<PolicyArg>,
+    /// `retry(...)`, if written.
+    pub(crate) retry: Option<RetryArg>,
 }
 
 impl RawArgs {
@@ -50,6 +54,14 @@ impl RawArgs {
             ));
         };
         let name = ident.to_string();
+        if name == RETRY {
+            if self.retry.is_some() {
+                let message = format!("`{RETRY}` specified more than once");
+                return Err(syn::Error::new(ident.span(), message));
+            }
+            self.retry = Some(RetryArg::parse(&meta, ident)?);
+            return Ok(());
+        }
         if let Some(kind) = PolicyKind::from_name(&name) {
             return self.policy(&meta, ident, kind);
         }

@@ -16,6 +16,7 @@ use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
 use backpressure_pattern::options::policies::{PolicySpec, PolicyValue};
+use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::{MaxDefer, OptionValue, Values, DEFAULT_CRATE};
 
 use crate::validate::{Config, Handler, Shape};
@@ -61,7 +62,7 @@ pub(crate) fn fallback_with_module(
 /// the trait-bound checks and the registration.
 pub(crate) fn expand(function: &ItemFn, handler: &Handler, config: &Config) -> TokenStream {
     let private = private(config.krate.as_ref());
-    let build = build_fn(function, handler, &private);
+    let build = build_fn(function, handler, &private, config.retry.is_some());
     let checks = checks(function, handler, &private);
     let registration = registration(config, &private);
     let rest = quote! {
@@ -170,21 +171,39 @@ fn api(private: &TokenStream) -> TokenStream {
 }
 
 /// The registration's `build` function: the user's function as the coordinator's handler.
-fn build_fn(function: &ItemFn, handler: &Handler, private: &TokenStream) -> TokenStream {
+///
+/// With `retry(...)` it builds through `build_retrying`, handing over the item type's
+/// `clone`; the one place that asks for `Clone` is spanned on the item type, so a type that
+/// is not `Clone` gets one error there, saying why. Without `retry(...)` nothing asks.
+fn build_fn(
+    function: &ItemFn,
+    handler: &Handler,
+    private: &TokenStream,
+    retrying: bool,
+) -> TokenStream {
     let ident = &function.sig.ident;
     let call = match handler.shape {
         Shape::ItemOnly => quote!(super::#ident(item)),
         Shape::WithContext => quote!(super::#ident(item, ctx)),
     };
+    let handler_fn = quote! {
+        |item: Item, ctx: #private::WorkContext| {
+            let _ = &ctx;
+            #call
+        }
+    };
     // A failed bound of `build` (the same bounds as the checks) lands on the function's name.
-    let build_call = quote_spanned! {ident.span()=>
-        ctx.build(
-            &__BACKPRESSURE_CELL,
-            |item: Item, ctx: #private::WorkContext| {
-                let _ = &ctx;
-                #call
-            },
-        )
+    let build_call = if retrying {
+        let clone = quote_spanned! {handler.item.span()=>
+            #private::clone_to_retry::<Item>()
+        };
+        quote_spanned! {ident.span()=>
+            ctx.build_retrying(&__BACKPRESSURE_CELL, #clone, #handler_fn)
+        }
+    } else {
+        quote_spanned! {ident.span()=>
+            ctx.build(&__BACKPRESSURE_CELL, #handler_fn)
+        }
     };
     quote! {
         fn __backpressure_build(
@@ -201,6 +220,7 @@ fn registration(config: &Config, private: &TokenStream) -> TokenStream {
     let values = values(&config.values, private);
     let policies = config.policies.iter().map(|spec| policy(spec, private));
     let count = config.policies.len();
+    let retry = option(config.retry.as_ref().map(|spec| retry_spec(spec, private)));
     quote! {
         static __BACKPRESSURE_POLICIES: [#private::PolicySpec; #count] = [#(#policies),*];
 
@@ -209,6 +229,7 @@ fn registration(config: &Config, private: &TokenStream) -> TokenStream {
                 name: NAME,
                 values: #values,
                 policies: &__BACKPRESSURE_POLICIES,
+                retry: #retry,
                 build: __backpressure_build,
                 file: ::core::file!(),
                 line: ::core::line!(),
@@ -246,16 +267,7 @@ fn policy(spec: &PolicySpec, private: &TokenStream) -> TokenStream {
     let kind = spec.policy.name();
     let fields = PolicySpec::FIELDS.iter().map(|&key| {
         let field = format_ident!("{}", key.name);
-        let value = spec.get(key).map(|value| match value {
-            PolicyValue::Text(text) => {
-                let text: &str = &text;
-                quote!(::std::borrow::Cow::Borrowed(#text))
-            }
-            PolicyValue::Count(n) => quote!(#n),
-            PolicyValue::Number(x) => quote!(#x),
-            PolicyValue::Duration(d) => duration(d),
-        });
-        let value = option(value);
+        let value = option(spec.get(key).map(policy_value));
         quote!(#field: #value)
     });
     quote! {
@@ -263,6 +275,34 @@ fn policy(spec: &PolicySpec, private: &TokenStream) -> TokenStream {
             policy: #private::policy_kind(#kind),
             #(#fields,)*
         }
+    }
+}
+
+/// `retry(...)` as a const `RetrySpec`: every field, named like its key.
+fn retry_spec(spec: &RetrySpec, private: &TokenStream) -> TokenStream {
+    let fields = RetrySpec::FIELDS.iter().map(|&key| {
+        let field = format_ident!("{}", key.name);
+        let value = option(spec.get(key).map(policy_value));
+        quote!(#field: #value)
+    });
+    quote! {
+        #private::RetrySpec {
+            #(#fields,)*
+        }
+    }
+}
+
+/// One value of a policy's or `retry`'s key, as a const expression.
+fn policy_value(value: PolicyValue) -> TokenStream {
+    match value {
+        PolicyValue::Text(text) => {
+            let text: &str = &text;
+            quote!(::std::borrow::Cow::Borrowed(#text))
+        }
+        PolicyValue::Count(n) => quote!(#n),
+        PolicyValue::Number(x) => quote!(#x),
+        PolicyValue::Duration(d) => duration(d),
+        PolicyValue::Seed(n) => quote!(#n),
     }
 }
 

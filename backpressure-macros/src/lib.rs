@@ -16,6 +16,7 @@ use syn::parse::Parser;
 mod args;
 mod expand;
 mod policies;
+mod retry;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,8 @@ mod value;
 /// | `defer_check_interval` | duration such as `"50ms"` | `"50ms"` |
 /// | `max_defer_attempts` | integer ≥ 1 | `200` |
 /// | `max_defer` | duration or `"never"` (instead of `max_defer_attempts`) | 10 s |
+/// | `timeout` | duration: how long one attempt may run | none |
+/// | `dead_letters` | integer ≥ 1: dead letters kept (with `retry(...)`) | `1000` |
 /// | `name` | worker name | module path + `::` + function name |
 /// | `crate` | path to `backpressure` (attribute only) | `"::backpressure"` |
 ///
@@ -100,6 +103,33 @@ mod value;
 ///
 /// A config file overrides a policy's fields, or adds one, with a `[workers."name".error_rate]`
 /// table (see the `backpressure` crate docs, "Config files").
+///
+/// # Retries
+///
+/// `retry(attempts = 3, backoff = "1s", max_backoff = "60s", multiplier = 2.0, jitter = 0.1,
+/// jitter_seed = 7)` retries failed items and keeps the last failures as dead letters (see
+/// `backpressure::retry`); every key is optional (`retry()` takes the defaults shown; the
+/// jitter is unseeded unless `jitter_seed` is given). `attempts` counts the first run,
+/// `max_backoff` must be at least `backoff`, `multiplier` at least 1, `jitter` a share in
+/// [0, 1]. Each attempt runs a copy of the item, so the item type must be `Clone`: without it
+/// the error is on the item type and says why. A config file's `[workers."name".retry]` table
+/// tunes these keys; it cannot add `retry` to a worker whose attribute has none.
+///
+/// ```
+/// use backpressure::{backpressure_worker, retry::Failure};
+///
+/// #[derive(Clone)]
+/// struct Email {
+///     to: String,
+/// }
+///
+/// #[backpressure_worker(retry(attempts = 5, backoff = "1s"), timeout = "30s", dead_letters = 100)]
+/// async fn send_email(email: Email) -> Result<(), Failure<String>> {
+///     let _ = email.to;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
 ///
 /// Every value is checked at compile time; an error points at the offending token and the
 /// function is still emitted, with its module when the signature is valid (nothing is

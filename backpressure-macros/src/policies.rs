@@ -6,6 +6,7 @@
 //! that broke it. No rule is written here.
 
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec, PolicyValue, POLICIES};
+use backpressure_pattern::options::retry::RETRY;
 use backpressure_pattern::options::{rules, Key, Kind, OptionError, Problem};
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, UnOp};
@@ -100,13 +101,13 @@ impl PolicyArg {
     }
 }
 
-/// `name(...)` where `name` is not a policy.
+/// `name(...)` where `name` is neither a policy nor `retry`.
 pub(crate) fn unknown(ident: &Ident) -> syn::Error {
     let name = ident.to_string();
     let names = POLICIES.iter().map(|policy| policy.name());
     let message = format!(
-        "unknown policy `{name}`{}; valid policies are {}",
-        suggest(&name, names.clone()),
+        "unknown policy `{name}`{}; valid policies are {} (and `{RETRY}(...)` retries failed items)",
+        suggest(&name, names.clone().chain([RETRY])),
         backpressure_pattern::options::list(names)
     );
     syn::Error::new(ident.span(), message)
@@ -114,7 +115,7 @@ pub(crate) fn unknown(ident: &Ident) -> syn::Error {
 
 /// A value that cannot be read (not yet a rule's error): the wrong literal, or a duration
 /// that does not parse.
-enum ReadError {
+pub(crate) enum ReadError {
     Syntax(syn::Error),
     Rule(OptionError),
 }
@@ -126,10 +127,18 @@ impl ReadError {
             ReadError::Rule(err) => syn::Error::new_spanned(expr, err.in_policy(kind)),
         }
     }
+
+    /// The error, on the value as written (a key of no policy: `retry`'s).
+    pub(crate) fn on(self, expr: &Expr) -> syn::Error {
+        match self {
+            ReadError::Syntax(err) => err,
+            ReadError::Rule(err) => syn::Error::new_spanned(expr, err),
+        }
+    }
 }
 
-/// Reads a value of `key`'s kind.
-fn read(key: &'static Key, expr: &Expr) -> Result<PolicyValue, ReadError> {
+/// Reads a value of `key`'s kind (a policy's or `retry`'s).
+pub(crate) fn read(key: &'static Key, expr: &Expr) -> Result<PolicyValue, ReadError> {
     let wrong = |expected: &str| {
         ReadError::Syntax(syn::Error::new_spanned(
             expr,
@@ -166,9 +175,19 @@ fn read(key: &'static Key, expr: &Expr) -> Result<PolicyValue, ReadError> {
             );
             ReadError::Syntax(syn::Error::new_spanned(expr, message))
         }),
-        (Kind::Ratio | Kind::Share, expr) => number(expr)
+        (
+            Kind::Seed,
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(i), ..
+            }),
+        ) => i.base10_parse().map(PolicyValue::Seed).map_err(|_| {
+            let message = format!("`{}` must be an integer that fits in `u64`", key.name);
+            ReadError::Syntax(syn::Error::new_spanned(expr, message))
+        }),
+        (Kind::Ratio | Kind::Share | Kind::Fraction | Kind::Factor, expr) => number(expr)
             .map(PolicyValue::Number)
             .ok_or_else(|| wrong("a number")),
+        (Kind::Seed, _) => Err(wrong("an integer literal")),
         (Kind::Count, _) => Err(wrong("a positive integer literal")),
         _ => Err(wrong("a string literal")),
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use backpressure::{
     policy::{Adaptive, Breaker, Watermark},
+    retry::Retry,
     Coordinator, CoordinatorBuilder, MaxDefer, Runtime, Sink,
 };
 use syn::parse::Parser;
@@ -86,6 +87,21 @@ const CASES: &[Case] = &[
         written: &["max_defer = \"1s\"", "max_defer_attempts = 3"],
         builder: None,
         core: "`max_defer` and `max_defer_attempts` cannot both be given",
+    },
+    Case {
+        written: &["timeout = \"0s\""],
+        builder: Some(|b| b.timeout(Duration::ZERO)),
+        core: "must be longer than zero, found `0s`",
+    },
+    Case {
+        written: &["timeout = \"a while\""],
+        builder: None,
+        core: "invalid duration `a while`: expected number at 0; write a duration such as",
+    },
+    Case {
+        written: &["dead_letters = 0"],
+        builder: Some(|b| b.dead_letters(0)),
+        core: "must be at least 1, found 0",
     },
     Case {
         written: &["sink = \"main sink\""],
@@ -198,6 +214,47 @@ const POLICY_CASES: &[PolicyCase] = &[
     },
 ];
 
+/// One invalid `retry` value: its `key = value` lines (the attribute's `retry(...)` and the
+/// config file's `[workers.w.retry]` table), the builder's form, the core message.
+struct RetryCase {
+    written: &'static [&'static str],
+    builder: Builder,
+    core: &'static str,
+}
+
+const RETRY_CASES: &[RetryCase] = &[
+    RetryCase {
+        written: &["attempts = 0"],
+        builder: |b| b.retry(Retry::new(0)),
+        core: "must be at least 1, found 0",
+    },
+    RetryCase {
+        written: &["backoff = \"0s\""],
+        builder: |b| b.retry(Retry::new(3).backoff(Duration::ZERO)),
+        core: "must be longer than zero, found `0s`",
+    },
+    RetryCase {
+        written: &["backoff = \"10s\"", "max_backoff = \"5s\""],
+        builder: |b| b.retry(Retry::new(3).backoff(SECONDS(10)).max_backoff(SECONDS(5))),
+        core: "must be at least `backoff` (10s), found 5s",
+    },
+    RetryCase {
+        written: &["multiplier = 0.5"],
+        builder: |b| b.retry(Retry::new(3).multiplier(0.5)),
+        core: "must be a finite number of at least 1, found 0.5",
+    },
+    RetryCase {
+        written: &["jitter = 1.5"],
+        builder: |b| b.retry(Retry::new(3).jitter(1.5)),
+        core: "must be a number in [0, 1], found 1.5",
+    },
+    RetryCase {
+        written: &["jitter = -0.1"],
+        builder: |b| b.retry(Retry::new(3).jitter(-0.1)),
+        core: "must be a number in [0, 1], found -0.1",
+    },
+];
+
 fn attribute(written: &[&str]) -> String {
     let mut raw = RawArgs::default();
     let tokens: proc_macro2::TokenStream = written.join(", ").parse().expect("valid tokens");
@@ -306,6 +363,41 @@ fn every_front_end_breaks_the_same_policy_rule_with_the_same_words() {
             );
         }
     }
+}
+
+#[test]
+fn every_front_end_breaks_the_same_retry_rule_with_the_same_words() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    for case in RETRY_CASES {
+        let attribute = attribute(&[&format!("retry({})", case.written.join(", "))]);
+        assert!(
+            attribute.contains(case.core),
+            "attribute, {:?}: {attribute}",
+            case.written
+        );
+        let file = config_text(format!("[workers.w.retry]\n{}\n", case.written.join("\n")));
+        let at = "config file `t.toml`, worker `w`, `retry`, field `";
+        assert!(file.starts_with(at), "{file}");
+        assert!(
+            file.contains(case.core),
+            "config file, {:?}: {file}",
+            case.written
+        );
+        let built = builder(case.builder);
+        assert!(built.starts_with("invalid `retry`: `"), "{built}");
+        assert!(
+            built.contains(case.core),
+            "builder, {:?}: {built}",
+            case.written
+        );
+    }
+    assert_eq!(
+        attribute(&["retry(jitter = 1.0, jitter_seed = 7)"]),
+        "accepted"
+    );
 }
 
 #[test]
@@ -448,4 +540,25 @@ fn generated_code_reaches_the_runtime_through_the_crate_path_only() {
     for rest in named {
         assert!(rest.trim_start().starts_with("__private"), "{rest}");
     }
+}
+
+#[test]
+fn only_a_worker_with_retry_asks_for_clone() {
+    let plain = expansion("timeout = \"30s\", dead_letters = 10");
+    assert!(!plain.contains("build_retrying"), "{plain}");
+    assert!(!plain.contains("clone_to_retry"), "{plain}");
+    assert!(
+        plain.contains("retry : :: core :: option :: Option :: None"),
+        "{plain}"
+    );
+    let retrying = expansion("retry(attempts = 5, jitter_seed = 7)");
+    assert!(retrying.contains("ctx . build_retrying"), "{retrying}");
+    assert!(
+        retrying.contains("clone_to_retry :: < Item > ()"),
+        "{retrying}"
+    );
+    assert!(
+        retrying.contains("attempts : :: core :: option :: Option :: Some (5u32)"),
+        "{retrying}"
+    );
 }

@@ -5,6 +5,7 @@
 //! `Values::read`). Errors point at the literal (or key) that is wrong and say what is allowed.
 
 use backpressure_pattern::options::policies::PolicySpec;
+use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::{
     rules, Key, Kind, OptionError, Problem, Values, Written, WrittenValues, CRATE,
     DEFAULT_DEFER_ON, MAX_DEFER, MAX_DEFER_ATTEMPTS, NAME,
@@ -25,6 +26,8 @@ pub(crate) struct Config {
     pub(crate) krate: Option<syn::Path>,
     /// The policies, checked.
     pub(crate) policies: Vec<PolicySpec>,
+    /// `retry(...)`, checked: the item type must then be `Clone`.
+    pub(crate) retry: Option<RetrySpec>,
 }
 
 impl RawArgs {
@@ -38,9 +41,13 @@ impl RawArgs {
             let earlier = self.policies[..at].iter().map(|p| &p.spec);
             policy.check(watched, earlier)?;
         }
+        if let Some(retry) = &self.retry {
+            retry.check()?;
+        }
         Ok(Config {
             values,
             policies: self.policies.iter().map(|p| p.spec.clone()).collect(),
+            retry: self.retry.as_ref().map(|r| r.spec.clone()),
             name: self.name(&NAME)?,
             krate: self.krate()?,
         })

@@ -32,13 +32,14 @@
 //! as an unknown field.
 //!
 //! A key of a health policy (`error_rate(window = "30s")`) is added in [`policies`] instead;
-//! its top comment says how.
+//! its top comment says how. The keys of the `retry(...)` list are in [`retry`].
 
 mod max_defer;
 pub mod policies;
 mod policy_kind;
 mod problem;
 mod read;
+pub mod retry;
 pub mod rules;
 mod values;
 
@@ -71,6 +72,12 @@ pub enum Kind {
     Share,
     /// A Rust path string such as `"my_crate::backpressure"`.
     Path,
+    /// A finite number of at least 1, such as a backoff multiplier.
+    Factor,
+    /// A number in [0, 1], such as a retry's jitter share.
+    Fraction,
+    /// Any unsigned 64-bit integer, such as a jitter seed.
+    Seed,
 }
 
 /// One option: everything the front-ends need to read it and to explain a mistake.
@@ -101,6 +108,9 @@ impl Key {
             Kind::Ratio => "a number in (0, 1]",
             Kind::Share => "a number in [0, 1)",
             Kind::Path => "a path of identifiers such as `\"::my_crate::backpressure\"`",
+            Kind::Factor => "a finite number of at least 1",
+            Kind::Fraction => "a number in [0, 1]",
+            Kind::Seed => "an integer from 0 to 18446744073709551615",
         };
         Self {
             name,
@@ -141,6 +151,10 @@ pub const DEFER_CHECK_INTERVAL: Key = Key::new("defer_check_interval", Kind::Dur
 pub const MAX_DEFER_ATTEMPTS: Key = Key::new("max_defer_attempts", Kind::Attempts, "200");
 /// `max_defer`: how long an item may be held, or `"never"` (or `max_defer_attempts`).
 pub const MAX_DEFER: Key = Key::new("max_defer", Kind::DurationOrNever, "\"10s\"");
+/// `timeout`: how long one attempt of an item may run before its token fires.
+pub const TIMEOUT: Key = Key::new("timeout", Kind::Duration, "\"30s\"");
+/// `dead_letters`: how many dead letters a worker with `retry(...)` keeps.
+pub const DEAD_LETTERS: Key = Key::new("dead_letters", Kind::Count, "1000");
 /// `name`: the worker's registered name (attribute only: a config file is keyed by it).
 pub const NAME: Key = Key {
     in_file: false,
@@ -171,6 +185,8 @@ pub const KEYS: &[Key] = &[
     DEFER_CHECK_INTERVAL,
     MAX_DEFER_ATTEMPTS,
     MAX_DEFER,
+    TIMEOUT,
+    DEAD_LETTERS,
     NAME,
     CRATE,
 ];
@@ -192,6 +208,8 @@ pub const DEFAULT_DEFER_ON: &str = "backpressure.*";
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Default `max_defer_attempts`, as in the .NET original (10 s with the default interval).
 pub const DEFAULT_MAX_DEFER_ATTEMPTS: u32 = 200;
+/// Default `dead_letters`: kept per worker before the oldest is evicted.
+pub const DEFAULT_DEAD_LETTERS: usize = 1_000;
 /// Default `crate`: the runtime under its own name.
 pub const DEFAULT_CRATE: &str = "::backpressure";
 

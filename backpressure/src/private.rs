@@ -16,6 +16,7 @@ pub use crate::registry::{
 };
 pub use crate::{Coordinator, ItemId, MaxDefer, Stats, WorkContext};
 pub use backpressure_pattern::options::policies::PolicySpec;
+pub use backpressure_pattern::options::retry::RetrySpec;
 pub use backpressure_pattern::options::Values;
 pub use inventory;
 
@@ -49,6 +50,30 @@ const fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// Compile-time check: a worker's item must be `Send + 'static`.
 pub fn item_must_be_send_and_static<T: Send + 'static>() {}
+
+/// What a worker with `retry(...)` needs of its item type: `Clone`, said in words on the
+/// item type when it is missing.
+#[diagnostic::on_unimplemented(
+    message = "`retry(...)` needs the worker's item type `{Self}` to be `Clone`",
+    label = "not `Clone`: each retry runs a copy of the item, kept until its final outcome",
+    note = "derive or implement `Clone` for `{Self}` (or take an `Arc<...>` of it), or remove `retry(...)`"
+)]
+pub trait RetryableItem: Sized {
+    /// The item's `clone`.
+    fn clone_fn() -> fn(&Self) -> Self;
+}
+
+impl<T: Clone> RetryableItem for T {
+    fn clone_fn() -> fn(&Self) -> Self {
+        T::clone
+    }
+}
+
+/// The item's `clone`, for [`BuildContext::build_retrying`]; the generated call is spanned
+/// on the item type, so a type that is not `Clone` is refused there.
+pub fn clone_to_retry<T: RetryableItem>() -> fn(&T) -> T {
+    T::clone_fn()
+}
 
 /// Compile-time check: a worker returns `()` or `Result<(), E>` with
 /// `E: Display + Send + 'static`.

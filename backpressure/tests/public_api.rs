@@ -20,8 +20,8 @@ use std::path::Path;
 use backpressure::connector::{ProbeSource, ProbeTicket};
 use backpressure::error::{
     BuildError, ConfigError, EnqueueError, Lagged, LevelError, NameError, NameErrorKind,
-    PatternError, PolicyError, RegistryError, SignalError, StreamClosed, TryEnqueueError,
-    WorkerEnqueueError,
+    PatternError, PolicyError, RegistryError, RetryError, SignalError, StreamClosed,
+    TryEnqueueError, WorkerEnqueueError,
 };
 #[cfg(feature = "metrics")]
 use backpressure::metrics::{
@@ -33,7 +33,7 @@ use backpressure::policy::{
     Adaptive, Breaker, BreakerReason, BreakerState, ChangeReason, Policy, PolicyChange,
     PolicyDetail, PolicyInfo, PolicyState, Watermark, WindowCounts,
 };
-use backpressure::retry::{DeadLetter, DeadLetterRecord, Failure, Retry};
+use backpressure::retry::{DeadLetter, DeadLetterRecord, Failure, Retry, RetrySpec};
 #[cfg(feature = "axum")]
 use backpressure::tower::handle_error;
 #[cfg(feature = "tower")]
@@ -105,6 +105,7 @@ fn the_error_module_items_are_nameable() {
     named::<PatternError>();
     named::<PolicyError>();
     named::<RegistryError>();
+    named::<RetryError>();
     named::<SignalError>();
     named::<StreamClosed<u32>>();
     named::<TryEnqueueError<u32>>();
@@ -132,6 +133,7 @@ fn the_retry_module_items_are_nameable() {
     named::<DeadLetter<u32>>();
     named::<DeadLetterRecord>();
     named::<Retry>();
+    named::<RetrySpec>();
     outcome::<Result<(), Failure<String>>>();
 }
 

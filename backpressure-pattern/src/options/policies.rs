@@ -193,6 +193,8 @@ pub enum PolicyValue {
     Number(f64),
     /// A [`Kind::Duration`].
     Duration(Duration),
+    /// A [`Kind::Seed`] (`retry`'s `jitter_seed`; no policy key has this kind).
+    Seed(u64),
 }
 
 macro_rules! fields {
@@ -438,6 +440,7 @@ impl PolicySpec {
                 Some(PolicyValue::Count(n)) => drop(rules::count(key, n as usize)?),
                 Some(PolicyValue::Number(x)) => drop(rules::number(key, x)?),
                 Some(PolicyValue::Duration(d)) => drop(rules::duration(key, d)?),
+                Some(PolicyValue::Seed(_)) => {}
             }
         }
         Ok(())

@@ -62,8 +62,8 @@ pub fn duration(key: &'static Key, d: Duration) -> Result<Duration, OptionError>
     positive(key, d, || humantime::format_duration(d).to_string())
 }
 
-/// A [`Kind::Ratio`] in (0, 1] or a [`Kind::Share`]
-/// in [0, 1). NaN is outside both.
+/// A [`Kind::Ratio`] in (0, 1], a [`Kind::Share`] in [0, 1), a [`Kind::Fraction`] in
+/// [0, 1] or a [`Kind::Factor`] of at least 1 (and finite). NaN is outside all of them.
 ///
 /// # Examples
 ///
@@ -77,6 +77,8 @@ pub fn duration(key: &'static Key, d: Duration) -> Result<Duration, OptionError>
 pub fn number(key: &'static Key, x: f64) -> Result<f64, OptionError> {
     let inside = match key.kind {
         Kind::Share => (0.0..1.0).contains(&x),
+        Kind::Fraction => (0.0..=1.0).contains(&x),
+        Kind::Factor => x >= 1.0 && x.is_finite(),
         _ => x > 0.0 && x <= 1.0,
     };
     if inside {

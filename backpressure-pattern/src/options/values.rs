@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::{
-    Key, MaxDefer, CANCEL_ON, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, DEFER_ON, MAX_DEFER,
-    RESUME_ON, SINK,
+    Key, MaxDefer, CANCEL_ON, CAPACITY, CONCURRENCY, DEAD_LETTERS, DEFER_CHECK_INTERVAL, DEFER_ON,
+    MAX_DEFER, RESUME_ON, SINK, TIMEOUT,
 };
 
 /// One coordinator option's value, of the form its key's kind asks for.
@@ -104,6 +104,8 @@ values! {
     cancel_on: Cow<'static, str> => CANCEL_ON as Text,
     defer_check_interval: Duration => DEFER_CHECK_INTERVAL as Duration,
     max_defer: MaxDefer => MAX_DEFER as MaxDefer,
+    timeout: Duration => TIMEOUT as Duration,
+    dead_letters: usize => DEAD_LETTERS as Count,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use backpressure_pattern::options;
 use backpressure_pattern::options::policies::{PolicyKind, POLICIES};
+use backpressure_pattern::options::retry;
 
 use super::connectors::SINK_SECTIONS;
 
@@ -39,7 +40,7 @@ pub enum ConfigError {
     /// A worker section holds a field that does not exist.
     #[error(
         "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {}; \
-         policies: {})",
+         policies: {}; retries: `retry`)",
         options::list(options::KEYS.iter().filter(|key| key.in_file).map(|key| key.name)),
         options::list(POLICIES.iter().map(|policy| policy.name()))
     )]
@@ -134,5 +135,45 @@ pub enum ConfigError {
         field: String,
         /// What is wrong and what is allowed.
         message: String,
+    },
+    /// A worker's `[workers."name".retry]` table holds a field that `retry` does not take.
+    #[error(
+        "config file `{file}`, worker `{worker}`, `retry`: unknown field `{field}` (valid fields: {})",
+        options::list(retry::KEYS.iter().map(|key| key.name))
+    )]
+    UnknownRetryField {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The unknown field.
+        field: String,
+    },
+    /// A worker's retry has a wrong value once the file's `retry` table is laid over the
+    /// attribute's `retry(...)`.
+    #[error("config file `{file}`, worker `{worker}`, `retry`, field `{field}`: {message}")]
+    InvalidRetryValue {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The field.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The file gives `retry` for a worker whose attribute has no `retry(...)`: a file may
+    /// tune a worker's retry, not add one (retrying needs the item type to be `Clone`, which
+    /// only the attribute can check).
+    #[error(
+        "config file `{file}`, worker `{worker}`: `retry` is set, but the worker does not retry: \
+         add `retry(...)` to the `#[backpressure_worker]` attribute: retrying needs the item \
+         type to be `Clone` (a config file may tune a worker's retry, not add one)"
+    )]
+    RetryNotDeclared {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
     },
 }

@@ -1,6 +1,7 @@
 //! [`Overrides`]: a worker's validated values, laid over its registration's.
 
 use backpressure_pattern::options::policies::PolicySpec;
+use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::Values;
 
 /// A worker's validated overrides from a config file's `[workers."name"]` section.
@@ -11,4 +12,7 @@ pub(crate) struct Overrides {
     /// Policy sections, each checked as far as it goes alone; laid over the attribute's
     /// policies when the worker is built.
     pub(crate) policies: Vec<PolicySpec>,
+    /// The `retry` table, checked as far as it goes alone; laid over the attribute's
+    /// `retry(...)` when the worker is built.
+    pub(crate) retry: Option<RetrySpec>,
 }

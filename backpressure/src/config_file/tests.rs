@@ -29,6 +29,8 @@ fn every_field_is_read_and_applied() {
         cancel_on = "smtp.down"
         defer_check_interval = "100ms"
         max_defer = "30s"
+        timeout = "20s"
+        dead_letters = 50
         "#,
     )
     .unwrap();
@@ -45,6 +47,44 @@ fn every_field_is_read_and_applied() {
     assert_eq!(config.cancel_on.as_deref(), Some("smtp.down"));
     assert_eq!(config.defer_check_interval, Duration::from_millis(100));
     assert_eq!(config.max_defer, MaxDefer::After(Duration::from_secs(30)));
+    assert_eq!(config.timeout, Some(Duration::from_secs(20)));
+    assert_eq!(config.dead_letters, 50);
+}
+
+#[test]
+fn a_retry_table_gives_only_its_keys_and_each_is_checked() {
+    let file =
+        parse("[workers.a.retry]\nattempts = 5\nmultiplier = 3\njitter = 1.0\njitter_seed = 7\n")
+            .unwrap();
+    let retry = file.workers["a"].retry.clone().unwrap();
+    assert_eq!(retry.attempts, Some(5));
+    assert_eq!(retry.multiplier, Some(3.0));
+    assert_eq!(retry.jitter, Some(1.0));
+    assert_eq!(retry.jitter_seed, Some(7));
+    assert_eq!(retry.backoff, None);
+    assert_eq!(
+        message("[workers.a.retry]\nattempts = 0\n"),
+        "config file `test.toml`, worker `a`, `retry`, field `attempts`: \
+         must be at least 1, found 0"
+    );
+    assert_eq!(
+        message("[workers.a.retry]\nbackoff = \"5s\"\nmax_backoff = \"1s\"\n"),
+        "config file `test.toml`, worker `a`, `retry`, field `max_backoff`: \
+         must be at least `backoff` (5s), found 1s"
+    );
+    assert_eq!(
+        message("[workers.a.retry]\nattempt = 2\n"),
+        "config file `test.toml`, worker `a`, `retry`: unknown field `attempt` (valid fields: \
+         `attempts`, `backoff`, `max_backoff`, `multiplier`, `jitter`, `jitter_seed`)"
+    );
+    assert_eq!(
+        message("[workers.a]\ntimeout = \"0s\"\n"),
+        "config file `test.toml`, worker `a`, field `timeout`: must be longer than zero, found `0s`"
+    );
+    assert_eq!(
+        message("[workers.a]\ndead_letters = 0\n"),
+        "config file `test.toml`, worker `a`, field `dead_letters`: must be at least 1, found 0"
+    );
 }
 
 #[test]
@@ -72,8 +112,9 @@ fn errors_name_the_file_the_worker_and_the_field() {
         message("[workers.a]\nconcurrenc = 3\n"),
         "config file `test.toml`, worker `a`: unknown field `concurrenc` (valid fields: \
          `sink`, `concurrency`, `capacity`, `defer_on`, `resume_on`, `cancel_on`, \
-         `defer_check_interval`, `max_defer_attempts`, `max_defer`; policies: \
-         `error_rate`, `slow_call`, `adaptive`, `watermark`)"
+         `defer_check_interval`, `max_defer_attempts`, `max_defer`, `timeout`, \
+         `dead_letters`; policies: `error_rate`, `slow_call`, `adaptive`, `watermark`; \
+         retries: `retry`)"
     );
     assert_eq!(
         message("[workers.a]\nconcurrency = \"4\"\n"),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec, PolicyValue};
+use backpressure_pattern::options::retry::{self, RetrySpec, RETRY};
 use backpressure_pattern::options::{
     self, rules, Key, Kind, OptionError, Values, Written, WrittenValues,
 };
@@ -43,6 +44,7 @@ struct Section<'a> {
     worker: &'a str,
     values: BTreeMap<&'static str, Written>,
     policies: Vec<PolicySpec>,
+    retry: Option<RetrySpec>,
 }
 
 impl Section<'_> {
@@ -63,6 +65,10 @@ impl Section<'_> {
     /// Reads every field as its key's kind; the first unknown field or wrong type is an error.
     fn read(&mut self, table: toml::Table) -> Result<(), ConfigError> {
         for (field, value) in table {
+            if field == RETRY {
+                self.retry = Some(self.retry(value)?);
+                continue;
+            }
             if let Some(policy) = PolicyKind::from_name(&field) {
                 let spec = self.policy(policy, value)?;
                 self.policies.push(spec);
@@ -111,6 +117,39 @@ impl Section<'_> {
         Ok(spec)
     }
 
+    /// Reads the `[workers."name".retry]` table by each key's kind, and checks what it gives.
+    fn retry(&self, value: toml::Value) -> Result<RetrySpec, ConfigError> {
+        let toml::Value::Table(table) = value else {
+            let message = format!("expected a table such as `[workers.{}.retry]`", self.worker);
+            return Err(self.invalid(RETRY, message));
+        };
+        let mut spec = RetrySpec::new();
+        for (field, value) in table {
+            let Some(key) = retry::key(&field) else {
+                return Err(ConfigError::UnknownRetryField {
+                    file: self.file.to_owned(),
+                    worker: self.worker.to_owned(),
+                    field,
+                });
+            };
+            let value = policy_value(key, value)
+                .map_err(|message| self.invalid_retry(key.name, message))?;
+            spec.set(key, value);
+        }
+        spec.check_given()
+            .map_err(|err| self.invalid_retry(err.key().name, err.message()))?;
+        Ok(spec)
+    }
+
+    fn invalid_retry(&self, field: &str, message: String) -> ConfigError {
+        ConfigError::InvalidRetryValue {
+            file: self.file.to_owned(),
+            worker: self.worker.to_owned(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+
     fn invalid_policy(&self, policy: PolicyKind, field: &str, message: String) -> ConfigError {
         ConfigError::InvalidPolicyValue {
             file: self.file.to_owned(),
@@ -135,12 +174,16 @@ impl WrittenValues for Section<'_> {
     }
 }
 
-/// A policy field's value, read as its key's [`Kind`] says; the message names what is wrong.
+/// A policy's or `retry`'s field's value, read as its key's [`Kind`] says; the message names
+/// what is wrong.
 fn policy_value(key: &'static Key, value: toml::Value) -> Result<PolicyValue, String> {
     let message = |err: toml::de::Error| err.message().to_owned();
     Ok(match key.kind {
         Kind::Count => PolicyValue::Count(u32::deserialize(value).map_err(message)?),
-        Kind::Ratio | Kind::Share => PolicyValue::Number(f64::deserialize(value).map_err(message)?),
+        Kind::Ratio | Kind::Share | Kind::Fraction | Kind::Factor => {
+            PolicyValue::Number(f64::deserialize(value).map_err(message)?)
+        }
+        Kind::Seed => PolicyValue::Seed(u64::deserialize(value).map_err(message)?),
         Kind::Duration => {
             let text = String::deserialize(value).map_err(message)?;
             let d = rules::parse_duration(key, &text).map_err(|err| err.message())?;
@@ -161,10 +204,12 @@ pub(super) fn overrides(
         worker,
         values: BTreeMap::new(),
         policies: Vec::new(),
+        retry: None,
     };
     section.read(table)?;
     Ok(Overrides {
         values: Values::read(&section)?,
         policies: section.policies,
+        retry: section.retry,
     })
 }

@@ -192,11 +192,17 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
     /// A due retry obeys the gate like any item (a worker held by an open breaker does not
     /// retry into it), and every accepted item keeps its place in `capacity` until its final
     /// outcome: running and waiting for a retry included.
-    pub fn retry(mut self, retry: Retry) -> Self
+    pub fn retry(self, retry: Retry) -> Self
     where
         T: Clone,
     {
-        self.retry = Some((retry, T::clone));
+        self.retry_with(retry, T::clone)
+    }
+
+    /// [`retry`](Self::retry) with the item's `clone` handed over: the registry's way, whose
+    /// `Clone` bound the attribute checks on the item type.
+    pub(crate) fn retry_with(mut self, retry: Retry, clone: fn(&T) -> T) -> Self {
+        self.retry = Some((retry, clone));
         self
     }
 

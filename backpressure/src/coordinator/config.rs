@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use backpressure_pattern::options::{
-    rules, Problem, Values, CAPACITY, CONCURRENCY, DEFAULT_CAPACITY, DEFAULT_CHECK_INTERVAL,
-    DEFAULT_CONCURRENCY, DEFAULT_DEFER_ON,
+    rules, Problem, Values, CAPACITY, CONCURRENCY, DEAD_LETTERS, DEFAULT_CAPACITY,
+    DEFAULT_CHECK_INTERVAL, DEFAULT_CONCURRENCY, DEFAULT_DEAD_LETTERS, DEFAULT_DEFER_ON, TIMEOUT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,9 +63,6 @@ pub struct CoordinatorConfig {
     pub dead_letters: usize,
 }
 
-/// Default [`CoordinatorConfig::dead_letters`].
-pub(crate) const DEFAULT_DEAD_LETTERS: usize = 1_000;
-
 impl Default for CoordinatorConfig {
     fn default() -> Self {
         Self::from_values(&Values::new())
@@ -89,8 +86,8 @@ impl CoordinatorConfig {
                 .defer_check_interval
                 .unwrap_or(DEFAULT_CHECK_INTERVAL),
             max_defer: values.max_defer.unwrap_or_default(),
-            timeout: None,
-            dead_letters: DEFAULT_DEAD_LETTERS,
+            timeout: values.timeout,
+            dead_letters: values.dead_letters.unwrap_or(DEFAULT_DEAD_LETTERS),
         }
     }
 }
@@ -116,11 +113,9 @@ pub(super) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
     rules::count(&CAPACITY, config.capacity).map_err(|_| BuildError::ZeroCapacity)?;
     rules::interval(config.defer_check_interval).map_err(|_| BuildError::ZeroCheckInterval)?;
     rules::max_defer(config.max_defer).map_err(|_| BuildError::ZeroMaxDefer)?;
-    if config.timeout.is_some_and(|timeout| timeout.is_zero()) {
-        return Err(BuildError::ZeroTimeout);
+    if let Some(timeout) = config.timeout {
+        rules::duration(&TIMEOUT, timeout).map_err(|_| BuildError::ZeroTimeout)?;
     }
-    if config.dead_letters == 0 {
-        return Err(BuildError::ZeroDeadLetters);
-    }
+    rules::count(&DEAD_LETTERS, config.dead_letters).map_err(|_| BuildError::ZeroDeadLetters)?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! [`BuildError`]: a coordinator's options outside their allowed range.
 
 use backpressure_pattern::options::{
-    Key, OptionError, Problem, CAPACITY, CONCURRENCY, DEFER_CHECK_INTERVAL, MAX_DEFER, NAME,
+    Key, OptionError, Problem, CAPACITY, CONCURRENCY, DEAD_LETTERS, DEFER_CHECK_INTERVAL,
+    MAX_DEFER, NAME, TIMEOUT,
 };
 use backpressure_pattern::{NameError, PatternError};
 
@@ -67,14 +68,14 @@ pub enum BuildError {
     #[error(transparent)]
     Policy(#[from] crate::policy::error::PolicyError),
     /// `timeout` is zero; leave it out for no timeout.
-    #[error("invalid `timeout`: must be a positive duration, found 0s (allowed: a positive duration such as \"30s\"; leave it out for none)")]
+    #[error("{}; leave it out for none", invalid(&TIMEOUT, Problem::ZeroDuration { text: "0s".into() }))]
     ZeroTimeout,
     /// `dead_letters` is zero: a dead letter would be dropped as soon as it is kept.
-    #[error("invalid `dead_letters`: must be at least 1, found 0 (allowed: a count of dead letters kept, default 1000; take them with `on_dead_letter` to keep none)")]
+    #[error("{}; take them with `on_dead_letter` to keep none", invalid(&DEAD_LETTERS, Problem::Zero))]
     ZeroDeadLetters,
     /// The retry options break a rule.
-    #[error("invalid `retry`: {0}")]
-    Retry(String),
+    #[error(transparent)]
+    Retry(#[from] super::RetryError),
     /// `on_dead_letter` was given without `retry`: only a worker that retries keeps the copy
     /// of an item that a dead letter hands over.
     #[error("`on_dead_letter` needs `retry(...)`: only a worker that retries keeps a copy of its items (use `retry(Retry::new(1))` for dead letters without retries)")]

@@ -5,11 +5,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use super::policies;
 use super::registration::{registrations, Registration};
 use super::runtime::{Runtime, Worker};
 use super::worker::BuildContext;
 use super::{global, RegistryError};
+use super::{policies, retry};
 use crate::config_file::{ConfigFile, SinkSection, CONFIG_ENV_VAR};
 use crate::{CoordinatorConfig, Sink};
 
@@ -346,11 +346,13 @@ fn build_all(
             .clone();
         let defer_on = effective.defer_on.as_deref();
         let policies = policies::build(registration, overrides, &config.file, defer_on)?;
+        let retry = retry::build(registration, overrides, &config.file)?;
         let context = BuildContext {
             name: registration.name,
             config: effective,
             sink,
             policies,
+            retry,
         };
         let erased = (registration.build)(&context)?.into_erased();
         workers.push(Worker {

@@ -25,6 +25,7 @@ mod error;
 mod global;
 mod policies;
 mod registration;
+mod retry;
 mod runtime;
 mod worker;
 

@@ -1,6 +1,7 @@
 //! [`Registration`]: one `#[backpressure_worker]`, as submitted to `inventory`.
 
 use backpressure_pattern::options::policies::PolicySpec;
+use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::{Values, DEFAULT_SINK};
 
 use super::worker::BuildContext;
@@ -17,6 +18,9 @@ pub struct Registration {
     pub values: Values,
     /// Health policies, `error_rate(...)` and the like.
     pub policies: &'static [PolicySpec],
+    /// `retry(...)`, if given (the item type is then `Clone`, and `build` builds through
+    /// [`BuildContext::build_retrying`]).
+    pub retry: Option<RetrySpec>,
     /// Builds the worker's coordinator.
     pub build: fn(&BuildContext<'_>) -> Result<BuiltWorker, RegistryError>,
     /// Where the attribute was written.

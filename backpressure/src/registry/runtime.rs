@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::PoisonError;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::global;
 use super::registration::Registration;
 use super::worker::{ErasedWorker, TypedWorker};
+use super::RegistryError;
 use crate::policy::PolicyInfo;
+use crate::retry::{DeadLetterRecord, Retry};
 use crate::{Coordinator, CoordinatorConfig, Sink, Stats};
 
 /// One running worker, as listed by [`Runtime::workers`]. Serialisable, to dump it.
@@ -29,6 +32,15 @@ pub struct WorkerInfo {
     pub stats: Stats,
     /// Its health policies' states (see [`crate::policy`]).
     pub policies: Vec<PolicyInfo>,
+    /// Its retry (the attribute's `retry(...)` with the config file's over it); `None`: it
+    /// does not retry and keeps no dead letters.
+    pub retry: Option<Retry>,
+    /// The last (at most 20) dead letters it keeps, oldest first, without their items.
+    pub dead_letters: Vec<DeadLetterRecord>,
+    /// How many dead letters it keeps now (all of them, not only those listed).
+    pub dead_letter_count: usize,
+    /// How many dead letters its full buffer evicted, oldest first.
+    pub dead_letters_evicted: u64,
 }
 
 /// What [`Runtime::shutdown`] handed back: the number of unstarted items per worker.
@@ -94,7 +106,12 @@ impl Runtime {
     }
 
     fn info(worker: &Worker) -> WorkerInfo {
+        let (dead_letters, dead_letter_count, dead_letters_evicted) = worker.erased.dead_letters();
         WorkerInfo {
+            retry: worker.erased.retry(),
+            dead_letters,
+            dead_letter_count,
+            dead_letters_evicted,
             name: worker.registration.name.to_owned(),
             sink: worker.sink.clone(),
             location: worker.registration.location(),
@@ -116,6 +133,23 @@ impl Runtime {
         self.find(name)
             .map(|w| w.erased.set_paused(false))
             .is_some()
+    }
+
+    /// Runs the dead letters that the worker called `worker` keeps again (see
+    /// [`Coordinator::requeue_dead_letters`]): each rejoins its queue as far as there is
+    /// room, with a fresh set of attempts. Returns how many were requeued (0 for a worker
+    /// without `retry(...)`).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::UnknownWorker`] when no worker has that name.
+    pub fn requeue_dead_letters(&self, worker: &str) -> Result<usize, RegistryError> {
+        let found = self
+            .find(worker)
+            .ok_or_else(|| RegistryError::UnknownWorker {
+                name: worker.to_owned(),
+            })?;
+        Ok(found.erased.requeue_dead_letters())
     }
 
     fn find(&self, name: &str) -> Option<&Worker> {
@@ -159,6 +193,11 @@ impl Runtime {
     pub async fn shutdown(&self) -> ShutdownReport {
         let counts =
             futures_util::future::join_all(self.workers.iter().map(|w| w.erased.shutdown())).await;
+        self.report(counts)
+    }
+
+    /// Releases the global runtime and reports what each worker handed back.
+    fn report(&self, counts: Vec<usize>) -> ShutdownReport {
         self.release();
         ShutdownReport {
             returned: self
@@ -168,6 +207,17 @@ impl Runtime {
                 .map(|(w, n)| (w.registration.name.to_owned(), n))
                 .collect(),
         }
+    }
+
+    /// Drains every worker for at most `grace` (see [`Coordinator::shutdown_after`]), then
+    /// shuts them all down as [`Runtime::shutdown`] does: what had not finished by then is
+    /// handed back (see [`Runtime::take_returned`]).
+    pub async fn shutdown_after(&self, grace: Duration) -> ShutdownReport {
+        let counts = futures_util::future::join_all(
+            self.workers.iter().map(|w| w.erased.shutdown_after(grace)),
+        )
+        .await;
+        self.report(counts)
     }
 
     /// Takes the items that [`Runtime::shutdown`] handed back for worker `name` (empty when the

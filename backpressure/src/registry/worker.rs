@@ -3,11 +3,13 @@
 use std::any::Any;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use super::{RegistryError, WorkerCell};
 use crate::policy::{Policy, PolicyInfo};
+use crate::retry::{DeadLetterRecord, Retry};
 use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, Sink, Stats, WorkContext};
 
 /// What a registration's `build` function gets: the effective config and the sink.
@@ -19,6 +21,8 @@ pub struct BuildContext<'a> {
     pub(crate) sink: Sink,
     /// The worker's policies: the attribute's with the config file's over them.
     pub(crate) policies: Vec<Policy>,
+    /// The worker's retry: the attribute's with the config file's over it.
+    pub(crate) retry: Option<Retry>,
 }
 
 impl BuildContext<'_> {
@@ -34,10 +38,46 @@ impl BuildContext<'_> {
         Fut: Future<Output = R> + Send + 'static,
         R: HandlerOutcome,
     {
-        let builder = Coordinator::builder()
+        self.build_with(cell, None, handler)
+    }
+
+    /// Builds the coordinator of a worker with `retry(...)`: `clone` is the item type's
+    /// (see [`clone_to_retry`](crate::__private::clone_to_retry)), which retrying needs.
+    pub fn build_retrying<T, F, Fut, R>(
+        &self,
+        cell: &'static WorkerCell<T>,
+        clone: fn(&T) -> T,
+        handler: F,
+    ) -> Result<BuiltWorker, RegistryError>
+    where
+        T: Send + 'static,
+        F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HandlerOutcome,
+    {
+        self.build_with(cell, Some(clone), handler)
+    }
+
+    fn build_with<T, F, Fut, R>(
+        &self,
+        cell: &'static WorkerCell<T>,
+        clone: Option<fn(&T) -> T>,
+        handler: F,
+    ) -> Result<BuiltWorker, RegistryError>
+    where
+        T: Send + 'static,
+        F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HandlerOutcome,
+    {
+        let mut builder = Coordinator::builder()
             .sink(self.sink.clone())
             .name(self.name)
             .config(self.config.clone());
+        let retry = clone.and(self.retry.clone());
+        if let (Some(retry), Some(clone)) = (&retry, clone) {
+            builder = builder.retry_with(retry.clone(), clone);
+        }
         let coordinator = (self.policies.iter().cloned())
             .fold(builder, |builder, policy| builder.policy(policy))
             .build(handler)
@@ -48,6 +88,7 @@ impl BuildContext<'_> {
         Ok(BuiltWorker(Box::new(TypedWorker {
             coordinator,
             cell,
+            retry,
             returned: Mutex::new(Vec::new()),
         })))
     }
@@ -79,13 +120,38 @@ pub(super) trait ErasedWorker: Send + Sync {
     fn drain(&self) -> BoxFuture<'_, ()>;
     /// Shuts down and keeps the unstarted items; returns how many there were.
     fn shutdown(&self) -> BoxFuture<'_, usize>;
+    /// Drains for at most `grace`, then shuts down as [`shutdown`](Self::shutdown).
+    fn shutdown_after(&self, grace: Duration) -> BoxFuture<'_, usize>;
+    /// The retry it was built with.
+    fn retry(&self) -> Option<Retry>;
+    /// The last [`KEPT_RECORDS`] dead letters kept, oldest first; how many are kept; how
+    /// many were evicted.
+    fn dead_letters(&self) -> (Vec<DeadLetterRecord>, usize, u64);
+    /// Runs the kept dead letters again; how many rejoined the queue.
+    fn requeue_dead_letters(&self) -> usize;
     fn as_any(&self) -> &dyn Any;
 }
+
+/// How many dead letters' records [`WorkerInfo`](super::WorkerInfo) carries, the last ones.
+pub(super) const KEPT_RECORDS: usize = 20;
 
 pub(super) struct TypedWorker<T: 'static> {
     pub(super) coordinator: Coordinator<T>,
     cell: &'static WorkerCell<T>,
+    retry: Option<Retry>,
     pub(super) returned: Mutex<Vec<T>>,
+}
+
+impl<T> TypedWorker<T> {
+    /// Keeps the items a shutdown handed back; returns how many there were.
+    fn keep(&self, items: Vec<T>) -> usize {
+        let count = items.len();
+        self.returned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(items);
+        count
+    }
 }
 
 impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
@@ -122,15 +188,26 @@ impl<T: Send + 'static> ErasedWorker for TypedWorker<T> {
     }
 
     fn shutdown(&self) -> BoxFuture<'_, usize> {
-        Box::pin(async move {
-            let items = self.coordinator.shutdown().await;
-            let count = items.len();
-            self.returned
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(items);
-            count
-        })
+        Box::pin(async move { self.keep(self.coordinator.shutdown().await) })
+    }
+
+    fn shutdown_after(&self, grace: Duration) -> BoxFuture<'_, usize> {
+        Box::pin(async move { self.keep(self.coordinator.shutdown_after(grace).await) })
+    }
+
+    fn retry(&self) -> Option<Retry> {
+        self.retry.clone()
+    }
+
+    fn dead_letters(&self) -> (Vec<DeadLetterRecord>, usize, u64) {
+        let mut records = self.coordinator.dead_letter_records();
+        records.drain(..records.len().saturating_sub(KEPT_RECORDS));
+        let (kept, evicted) = self.coordinator.dead_letter_counts();
+        (records, kept, evicted)
+    }
+
+    fn requeue_dead_letters(&self) -> usize {
+        self.coordinator.requeue_dead_letters()
     }
 
     fn as_any(&self) -> &dyn Any {

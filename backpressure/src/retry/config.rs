@@ -2,6 +2,13 @@
 
 use std::time::Duration;
 
+use backpressure_pattern::options::retry::{
+    RetrySpec, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, DEFAULT_JITTER, DEFAULT_MAX_BACKOFF,
+    DEFAULT_MULTIPLIER,
+};
+use serde::Serialize;
+
+use crate::error::RetryError;
 use crate::policy::jitter::{self, Jitter};
 
 /// How a worker retries a failed item: `attempts` in all, the first retry after `backoff`,
@@ -25,29 +32,24 @@ use crate::policy::jitter::{self, Jitter};
 /// let delays: Vec<_> = (1..5).map(|failures| retry.delay_after(failures)).collect();
 /// assert_eq!(delays, [1, 2, 4, 5].map(Duration::from_secs));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serialises (for a runtime's `WorkerInfo`) with its durations as strings (`"1s"`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Retry {
     pub(crate) attempts: u32,
+    #[serde(with = "humantime_serde")]
     pub(crate) backoff: Duration,
+    #[serde(with = "humantime_serde")]
     pub(crate) max_backoff: Duration,
     pub(crate) multiplier: f64,
     pub(crate) jitter: f64,
     pub(crate) jitter_seed: Option<u64>,
 }
 
-/// Default `backoff`: the first retry's delay.
-pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
-/// Default `max_backoff`.
-pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Default `multiplier`.
-pub(crate) const DEFAULT_MULTIPLIER: f64 = 2.0;
-/// Default `jitter`.
-pub(crate) const DEFAULT_JITTER: f64 = 0.1;
-
 impl Default for Retry {
     /// Three attempts.
     fn default() -> Self {
-        Self::new(3)
+        Self::new(DEFAULT_ATTEMPTS)
     }
 }
 
@@ -106,34 +108,56 @@ impl Retry {
         self.attempts
     }
 
-    /// Checks every value against its rule.
-    pub(crate) fn check(&self) -> Result<(), crate::error::BuildError> {
-        let bad = |rule: String| Err(crate::error::BuildError::Retry(rule));
-        if self.attempts == 0 {
-            return bad("`attempts` must be at least 1 (the first run counts), found 0".into());
+    /// Checks every value against its rule (the rules of `retry(...)` in the attribute and
+    /// a config file).
+    pub(crate) fn check(&self) -> Result<(), RetryError> {
+        self.spec()
+            .check()
+            .map_err(|err| RetryError::from_rule(&err))
+    }
+
+    /// This retry as the attribute and a config file write it: every field given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::retry::Retry;
+    ///
+    /// let retry = Retry::new(5).jitter_seed(7);
+    /// assert_eq!(retry.spec().attempts, Some(5));
+    /// assert_eq!(Retry::from_spec(&retry.spec()), retry);
+    /// ```
+    pub fn spec(&self) -> RetrySpec {
+        RetrySpec {
+            attempts: Some(self.attempts),
+            backoff: Some(self.backoff),
+            max_backoff: Some(self.max_backoff),
+            multiplier: Some(self.multiplier),
+            jitter: Some(self.jitter),
+            jitter_seed: self.jitter_seed,
         }
-        if self.backoff.is_zero() {
-            return bad("`backoff` must be a positive duration, found 0s".into());
+    }
+
+    /// The retry a spec describes, its defaults where it gives nothing (not checked: building
+    /// the coordinator checks it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backpressure::retry::{Retry, RetrySpec};
+    ///
+    /// let spec = RetrySpec { attempts: Some(5), ..RetrySpec::new() };
+    /// assert_eq!(Retry::from_spec(&spec), Retry::new(5));
+    /// ```
+    pub fn from_spec(spec: &RetrySpec) -> Self {
+        Self {
+            attempts: spec.attempts.unwrap_or(DEFAULT_ATTEMPTS),
+            backoff: spec.backoff.unwrap_or(DEFAULT_BACKOFF),
+            max_backoff: spec.max_backoff.unwrap_or(DEFAULT_MAX_BACKOFF),
+            multiplier: spec.multiplier.unwrap_or(DEFAULT_MULTIPLIER),
+            jitter: spec.jitter.unwrap_or(DEFAULT_JITTER),
+            jitter_seed: spec.jitter_seed,
         }
-        if self.max_backoff < self.backoff {
-            return bad(format!(
-                "`max_backoff` ({:?}) must be at least `backoff` ({:?})",
-                self.max_backoff, self.backoff
-            ));
-        }
-        if !(self.multiplier >= 1.0 && self.multiplier.is_finite()) {
-            return bad(format!(
-                "`multiplier` must be a number >= 1, found {}",
-                self.multiplier
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return bad(format!(
-                "`jitter` must be a share in [0, 1], found {}",
-                self.jitter
-            ));
-        }
-        Ok(())
     }
 
     /// The delay before the next attempt after `failures` failed ones, without jitter.

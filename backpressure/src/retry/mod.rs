@@ -51,6 +51,7 @@ mod config;
 mod dead_letter;
 mod failure;
 
+pub use backpressure_pattern::options::retry::RetrySpec;
 pub use config::Retry;
 pub use dead_letter::{DeadLetter, DeadLetterRecord};
 pub use failure::Failure;

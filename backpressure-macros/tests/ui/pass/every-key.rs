@@ -10,6 +10,8 @@ use backpressure::backpressure_worker;
     capacity = 16,
     defer_check_interval = "20ms",
     max_defer_attempts = 10,
+    timeout = "30s",
+    dead_letters = 100,
     name = "pass::every_key",
 )]
 async fn every_key(item: u32) {
