@@ -264,7 +264,11 @@ async fn drain_waits_for_waiting_retries_and_shutdown_hands_them_back() {
     let stats = consistent(shut.stats());
     assert_eq!((stats.returned, stats.retry_waiting), (2, 0));
     sleep(Duration::from_secs(10)).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "nothing runs after shutdown");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "nothing runs after shutdown"
+    );
 }
 
 /// `shutdown_after` while retries wait past the grace: what finished is done, the waiting
@@ -317,4 +321,84 @@ async fn a_dropped_coordinator_still_finishes_its_waiting_retries() {
     // Item 0: three attempts, dead; item 1: two, completed.
     assert_eq!(runs.load(Ordering::SeqCst), 5);
     assert_eq!(*dead.lock().unwrap(), [0]);
+}
+
+/// An item whose `Drop` counts: whether a dropped coordinator's state is freed.
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The last handle dropped while a retry waits (concurrency 4: three slots idle, parked
+/// while the retry was still to come): once the retry's last attempt ends, every slot
+/// leaves and the coordinator is freed, its unreadable dead letter with it (its `Drop`
+/// runs). Before the fix the idle slots were never woken to leave: four tasks, the state
+/// and the dead letter were kept forever.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_coordinator_is_freed_after_its_last_retry() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&runs);
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .concurrency(4)
+        .retry(exact(2, 1000))
+        .build(move |_: Counted, _: WorkContext| {
+            r.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>("down") }
+        })
+        .unwrap();
+    coordinator
+        .enqueue(Counted(Arc::clone(&drops)))
+        .await
+        .unwrap();
+    common::settle().await;
+    drop(coordinator);
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the retry still ran");
+    // The original and two attempts' copies, the dead letter included.
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        3,
+        "the coordinator was not freed"
+    );
+}
+
+/// The same with a breaker: the owner's verdict must end with its last slot, not stay
+/// raised on the shared sink because idle slots never leave.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_coordinators_verdict_ends_after_its_last_retry() {
+    let sink = Sink::new();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .name("owner")
+        .concurrency(4)
+        .policy(
+            Breaker::error_rate("backpressure.down")
+                .consecutive_failures(1)
+                .open_for(Duration::from_millis(500))
+                .jitter(0.0),
+        )
+        .retry(exact(2, 1000))
+        .build(|_: u32, _: WorkContext| async { Err::<(), _>("down") })
+        .unwrap();
+    coordinator.enqueue(1).await.unwrap();
+    common::settle().await;
+    drop(coordinator);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        sink.snapshot(),
+        [],
+        "the dropped owner's verdict outlived it"
+    );
 }

@@ -100,14 +100,23 @@ impl<T> Shared<T> {
             // intake's lock so that the push that follows sees this slot idle.
             let leave_when_empty = state.closed && state.retries.waiting() == 0;
             let empty = self.refill(state, |intake| {
-                if !leave_when_empty {
-                    register();
-                    intake.idle.park();
+                if leave_when_empty {
+                    return intake.idle.any_parked();
                 }
+                register();
+                intake.idle.park();
+                false
             });
-            if empty.is_some() {
+            if let Some(others_idle) = empty {
                 if leave_when_empty {
                     state.workers -= 1;
+                    if others_idle {
+                        // They parked while a retry was still to come (closed, but not yet
+                        // empty for good) and nothing will push again: wake them to leave.
+                        // Their `Notified` was created before their look, so this reaches
+                        // them even before they sleep.
+                        self.wake.notify_waiters();
+                    }
                     return Step::Exit;
                 }
                 *waiting = Waiting::ForItems;
