@@ -48,6 +48,12 @@ impl<T> Shared<T> {
             return Then::Final;
         };
         if !outcome.is_failure() {
+            // Dropping the copy runs user code (its `Drop`): a panic there must not turn the
+            // success into a lost slot.
+            let drop_copy = std::panic::AssertUnwindSafe(move || drop(kept));
+            if std::panic::catch_unwind(drop_copy).is_err() {
+                tracing::error!(item_id = id, "dropping the copy kept for a retry panicked");
+            }
             return Then::Final;
         }
         if self.context.token.is_cancelled() {
