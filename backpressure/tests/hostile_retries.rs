@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backpressure::policy::Breaker;
-use backpressure::retry::{DeadLetter, Failure, Retry};
+use backpressure::retry::{DeadLetter, Retry};
 use backpressure::{Coordinator, Sink, WorkContext};
 use common::{consistent, within};
 use tokio::time::{sleep, Instant};
@@ -61,7 +61,6 @@ async fn attempts_1_keeps_dead_letters_without_retrying() {
 
 #[tokio::test(start_paused = true)]
 async fn a_buffer_of_one_keeps_the_newest_and_counts_the_evicted() {
-    let runs = Arc::new(AtomicUsize::new(0));
     let coordinator = Coordinator::builder()
         .sink(Sink::new())
         .concurrency(1)
@@ -69,7 +68,6 @@ async fn a_buffer_of_one_keeps_the_newest_and_counts_the_evicted() {
         .dead_letters(1)
         .build(|_: u32, _: WorkContext| async { Err::<(), _>("down") })
         .unwrap();
-    let _ = &runs;
     let mut last = None;
     for n in 0..5 {
         last = Some(coordinator.enqueue(n).await.unwrap());
@@ -155,7 +153,7 @@ async fn capacity_1_with_concurrency_4_runs_one_item_at_a_time() {
                 m.fetch_max(r.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                 sleep(Duration::from_millis(10)).await;
                 r.fetch_sub(1, Ordering::SeqCst);
-                if ctx.attempt() < 3 && n % 2 == 0 {
+                if ctx.attempt() < 3 && n.is_multiple_of(2) {
                     Err("again")
                 } else {
                     Ok(())
