@@ -109,15 +109,7 @@ impl<T> Shared<T> {
             });
             if let Some(others_idle) = empty {
                 if leave_when_empty {
-                    state.workers -= 1;
-                    if others_idle {
-                        // They parked while a retry was still to come (closed, but not yet
-                        // empty for good) and nothing will push again: wake them to leave.
-                        // Their `Notified` was created before their look, so this reaches
-                        // them even before they sleep.
-                        self.wake.notify_waiters();
-                    }
-                    return Step::Exit;
+                    return self.leave_empty(state, others_idle);
                 }
                 *waiting = Waiting::ForItems;
                 return Step::Wait {
@@ -141,6 +133,18 @@ impl<T> Shared<T> {
             self.policies_see_start(state, limit, &mut probe);
         }
         self.take_head(state, probe)
+    }
+
+    /// Leaves a closed coordinator with nothing left to run. Slots still idle (`others_idle`)
+    /// parked while a retry was still to come, and nothing will push again: they are woken
+    /// to leave too (their `Notified` was created before their look, so this reaches them
+    /// even before they sleep).
+    fn leave_empty(&self, state: &mut State<T>, others_idle: bool) -> Step<T> {
+        state.workers -= 1;
+        if others_idle {
+            self.wake.notify_waiters();
+        }
+        Step::Exit
     }
 
     /// Policies learn that the head starts: each half-open breaker of the worker's own counts
