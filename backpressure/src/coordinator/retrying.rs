@@ -48,7 +48,7 @@ impl<T> Shared<T> {
             return Then::Final;
         };
         if !outcome.is_failure() {
-            return Then::Final;
+            return drop_copy(kept, id);
         }
         if self.context.token.is_cancelled() {
             return Then::Return(kept);
@@ -210,6 +210,16 @@ impl<T> Shared<T> {
         items.append(&mut state.retries.cut_short);
         items
     }
+}
+
+/// Drops the copy kept for a retry that is not needed: its `Drop` is user code, and a panic
+/// there must not turn a success into a lost slot. Nothing follows.
+fn drop_copy<T>(kept: T, id: u64) -> Then<T> {
+    let drop_it = std::panic::AssertUnwindSafe(move || drop(kept));
+    if std::panic::catch_unwind(drop_it).is_err() {
+        tracing::error!(item_id = id, "dropping the copy kept for a retry panicked");
+    }
+    Then::Final
 }
 
 /// A deadline beyond what `Instant` can represent: about 30 years ahead.

@@ -15,7 +15,9 @@ pub(crate) trait Jitter: Send + fmt::Debug {
             return base;
         }
         let factor = 1.0 + share * (2.0 * self.unit() - 1.0);
-        base.mul_f64(factor)
+        // `base.mul_f64(factor)`, saturating: a spread beyond what `Duration` holds (a
+        // `Duration::MAX` backoff) is the longest duration, not a panic.
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(Duration::MAX)
     }
 }
 

@@ -205,3 +205,68 @@ fn a_producer_waiting_for_space_is_woken_by_the_take_that_makes_room() {
 fn a_slot_that_looks_for_producers_before_taking_strands_one() {
     producer_waiting_for_space(TakeOrder::LookThenTake);
 }
+
+/// How a slot finishing a retrying worker's item gives up its kept place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReleaseOrder {
+    /// `Space::release_kept`: give the place up, then read the waiting count.
+    ReleaseThenLook,
+    /// Read the waiting count first, then give the place up (wrong, as `LookThenTake`).
+    LookThenRelease,
+}
+
+impl TwoLock {
+    /// A worker with `retry(...)` takes the queued item as `take_head` does (`keep`, then
+    /// `taken`: the place stays counted, so no producer is woken), runs it, and at its final
+    /// outcome gives the place up as `settle_attempt` does (under the state's lock, the
+    /// producer's wake-up after release).
+    fn retrying_slot(&self, order: ReleaseOrder) {
+        let mut run_ahead = self.state.lock().unwrap();
+        *run_ahead = std::mem::take(&mut self.intake.lock().unwrap().0);
+        *run_ahead -= 1;
+        self.counts.keep(1);
+        let _ = self.counts.taken(1);
+        drop(run_ahead);
+        let state = self.state.lock().unwrap();
+        let wake_producer = match order {
+            ReleaseOrder::ReleaseThenLook => self.counts.release_kept(1),
+            ReleaseOrder::LookThenRelease => {
+                let waiting = self.counts.waiting.fetch_add(0, Ordering::AcqRel) > 0;
+                self.counts.release_kept_quietly(1);
+                waiting
+            }
+        };
+        drop(state);
+        if wake_producer {
+            self.space.notify_one();
+        }
+    }
+}
+
+/// A queue of capacity 1 holding a retrying worker's item: the place stays kept while it
+/// runs and is released at its final outcome, racing a producer waiting for space (the same
+/// Dekker pair as `taken`): the producer always gets its item in.
+fn producer_waiting_for_a_kept_place(order: ReleaseOrder) {
+    check(3, move || {
+        let queue: &'static TwoLock = Box::leak(Box::new(TwoLock::new(2, 1, 1, 1)));
+        let slot = thread::spawn(move || queue.retrying_slot(order));
+        queue.enqueue(0);
+        slot.join().unwrap();
+        assert_eq!(queue.counts.queued(), 1, "the producer's item is queued");
+        assert_eq!(queue.counts.kept.load(Ordering::SeqCst), 0);
+        assert_eq!(queue.counts.waiting.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn a_producer_waiting_for_space_is_woken_when_a_kept_place_is_released() {
+    producer_waiting_for_a_kept_place(ReleaseOrder::ReleaseThenLook);
+}
+
+/// The model catches the wrong order here too: reading the waiting count before giving the
+/// place up strands a producer that counted itself in between.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn a_slot_that_looks_for_producers_before_releasing_its_place_strands_one() {
+    producer_waiting_for_a_kept_place(ReleaseOrder::LookThenRelease);
+}
