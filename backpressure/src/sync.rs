@@ -149,11 +149,6 @@ impl IdleSlots {
         self.waking = self.waking.saturating_sub(1);
     }
 
-    /// Whether any slot is registered to wait for an item.
-    pub(crate) fn any_parked(&self) -> bool {
-        self.idle > 0
-    }
-
     /// An item was pushed: returns whether the caller must `notify_one` an idle slot.
     pub(crate) fn wake_one(&mut self) -> bool {
         let wake = self.idle > self.waking;

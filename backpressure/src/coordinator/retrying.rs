@@ -29,8 +29,50 @@ use crate::sync::{lock, notified_or_deadline};
 
 impl<T> Shared<T> {
     /// A copy of the item for a later attempt (workers with `retry(...)` only).
-    pub(super) fn keep(&self, item: &T) -> Option<T> {
-        self.retrying.as_ref().map(|r| (r.clone)(item))
+    ///
+    /// `Clone` is user code: a panic in it is caught and comes back as its message.
+    pub(super) fn keep(&self, item: &T) -> Result<Option<T>, String> {
+        let Some(retrying) = &self.retrying else {
+            return Ok(None);
+        };
+        let copy = std::panic::AssertUnwindSafe(|| (retrying.clone)(item));
+        std::panic::catch_unwind(copy).map(Some).map_err(|panic| {
+            let text = super::slot::panic_message(&*panic).to_owned();
+            super::slot::drop_panic_payload(panic);
+            text
+        })
+    }
+
+    /// An item whose `Clone` panicked cannot be retried, so it is not run: it becomes a
+    /// permanent dead letter at once (nothing is lost), counted as panicked.
+    pub(super) fn uncopyable(
+        &self,
+        queued: Queued<T>,
+        enqueued: &Enqueued,
+        panic: String,
+    ) -> Then<T> {
+        let Some(retrying) = &self.retrying else {
+            return Then::Final;
+        };
+        let attempt = enqueued.attempt();
+        let fault = Fault {
+            text: format!("its `Clone` panicked ({panic}): an item that cannot be copied cannot be retried, so it was not run"),
+            permanent: true,
+        };
+        self.log_final(queued.id, attempt, &fault);
+        self.meters.dead_lettered();
+        retrying.deliver(DeadLetter {
+            item: queued.item,
+            record: DeadLetterRecord {
+                id: crate::ItemId(queued.id),
+                error: fault.text,
+                attempts: attempt - 1,
+                permanent: true,
+                first_enqueued_at: enqueued.first_at(),
+                failed_at: Instant::now(),
+            },
+        });
+        Then::DeadLettered
     }
 
     /// Decides what follows a finished attempt of a worker with `retry(...)`: `kept` is the

@@ -171,7 +171,10 @@ where
 {
     shared.meters.started(started.as_ref());
     let id = queued.id;
-    let kept = shared.keep(&queued.item);
+    let kept = match shared.keep(&queued.item) {
+        Ok(kept) => kept,
+        Err(panic) => return uncopyable(shared, queued, started, probe, panic),
+    };
     let mut context = context;
     if let Some(started) = &started {
         let enqueued = started.enqueued();
@@ -227,6 +230,27 @@ fn then<T>(
             }
             Then::Final
         }
+    }
+}
+
+/// A retrying worker's item whose `Clone` panicked: not run, dead-lettered (its probes, if
+/// any, go back: it said nothing about the downstream).
+fn uncopyable<T>(
+    shared: &Shared<T>,
+    queued: Queued<T>,
+    started: Option<Started>,
+    probe: Option<ProbeClaim>,
+    panic: String,
+) -> Finished<T> {
+    drop(probe);
+    shared.meters.finished(Outcome::Panicked, None);
+    let then = match &started {
+        Some(started) => shared.uncopyable(queued, started.enqueued(), panic),
+        None => Then::Final,
+    };
+    Finished {
+        outcome: Outcome::Panicked,
+        then,
     }
 }
 
@@ -329,7 +353,7 @@ fn skip<T>(shared: &Shared<T>, item: T, id: u64) {
 
 /// Drops a caught panic's payload, whose `Drop` is user code that may panic in turn. A
 /// payload that keeps panicking is leaked after a few attempts rather than unwinding the slot.
-fn drop_panic_payload(payload: Box<dyn Any + Send>) {
+pub(super) fn drop_panic_payload(payload: Box<dyn Any + Send>) {
     let mut payload = payload;
     for _ in 0..4 {
         match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
@@ -340,7 +364,7 @@ fn drop_panic_payload(payload: Box<dyn Any + Send>) {
     std::mem::forget(payload);
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
+pub(super) fn panic_message(panic: &(dyn Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()

@@ -100,16 +100,17 @@ impl<T> Shared<T> {
             // intake's lock so that the push that follows sees this slot idle.
             let leave_when_empty = state.closed && state.retries.waiting() == 0;
             let empty = self.refill(state, |intake| {
-                if leave_when_empty {
-                    return intake.idle.any_parked();
+                if !leave_when_empty {
+                    register();
+                    intake.idle.park();
                 }
-                register();
-                intake.idle.park();
-                false
             });
-            if let Some(others_idle) = empty {
+            if empty.is_some() {
                 if leave_when_empty {
-                    return self.leave_empty(state, others_idle);
+                    // Slots that parked while a retry was still to come are woken when the
+                    // last outcome settles the coordinator (`notify_if_settled`).
+                    state.workers -= 1;
+                    return Step::Exit;
                 }
                 *waiting = Waiting::ForItems;
                 return Step::Wait {
@@ -133,18 +134,6 @@ impl<T> Shared<T> {
             self.policies_see_start(state, limit, &mut probe);
         }
         self.take_head(state, probe)
-    }
-
-    /// Leaves a closed coordinator with nothing left to run. Slots still idle (`others_idle`)
-    /// parked while a retry was still to come, and nothing will push again: they are woken
-    /// to leave too (their `Notified` was created before their look, so this reaches them
-    /// even before they sleep).
-    fn leave_empty(&self, state: &mut State<T>, others_idle: bool) -> Step<T> {
-        state.workers -= 1;
-        if others_idle {
-            self.wake.notify_waiters();
-        }
-        Step::Exit
     }
 
     /// Policies learn that the head starts: each half-open breaker of the worker's own counts
