@@ -185,6 +185,7 @@ mod config_file;
 pub mod connector;
 mod coordinator;
 pub mod error;
+pub mod limit;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod policy;

@@ -132,9 +132,16 @@ async fn a_clone_that_panics_does_not_kill_the_slot() {
     let stats = consistent(coordinator.stats());
     assert_eq!(stats.completed + stats.panicked, 3, "{stats:?}");
     assert!(!stats.closed || stats.queued == 0, "{stats:?}");
-    assert_eq!((stats.dead_lettered, runs.load(Ordering::SeqCst)), (3, 0), "{stats:?}");
+    assert_eq!(
+        (stats.dead_lettered, runs.load(Ordering::SeqCst)),
+        (3, 0),
+        "{stats:?}"
+    );
     let records = coordinator.dead_letter_records();
-    assert!(records.iter().all(|r| r.permanent && r.attempts == 0), "{records:?}");
+    assert!(
+        records.iter().all(|r| r.permanent && r.attempts == 0),
+        "{records:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -23,6 +23,7 @@ use backpressure::error::{
     PatternError, PolicyError, RegistryError, RetryError, SignalError, StreamClosed,
     TryEnqueueError, WorkerEnqueueError,
 };
+use backpressure::limit::Rate;
 #[cfg(feature = "metrics")]
 use backpressure::metrics::{
     describe, DEFER_TIMEOUTS, ITEMS_DEAD_LETTERED, ITEMS_ENQUEUED, ITEMS_FINISHED, ITEMS_RETRIED,
@@ -126,6 +127,11 @@ fn the_policy_module_items_are_nameable() {
     named::<PolicyState>();
     named::<Watermark>();
     named::<WindowCounts>();
+}
+
+#[test]
+fn the_limit_module_items_are_nameable() {
+    named::<Rate>();
 }
 
 #[test]

@@ -224,6 +224,13 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
+    /// At most `rate.limit` starts per `rate.per` (see [`limit`](crate::limit)): one timer
+    /// per coordinator waits for the next allowed start. Default: no rate limit.
+    pub fn rate(mut self, rate: crate::limit::Rate) -> Self {
+        self.config.rate = Some(rate);
+        self
+    }
+
     /// How long one attempt may run (see [`CoordinatorConfig::timeout`]). Must be positive.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);

@@ -61,6 +61,8 @@ pub struct CoordinatorConfig {
     /// How many dead letters a worker with `retry` keeps (when no `on_dead_letter` callback
     /// takes them); beyond it the oldest is dropped, counted and logged. Default 1,000.
     pub dead_letters: usize,
+    /// At most this many starts per period (see [`Rate`](crate::limit::Rate)). Default: none.
+    pub rate: Option<crate::limit::Rate>,
 }
 
 impl Default for CoordinatorConfig {
@@ -88,6 +90,7 @@ impl CoordinatorConfig {
             max_defer: values.max_defer.unwrap_or_default(),
             timeout: values.timeout,
             dead_letters: values.dead_letters.unwrap_or(DEFAULT_DEAD_LETTERS),
+            rate: None,
         }
     }
 }
@@ -117,5 +120,8 @@ pub(super) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
         rules::duration(&TIMEOUT, timeout).map_err(|_| BuildError::ZeroTimeout)?;
     }
     rules::count(&DEAD_LETTERS, config.dead_letters).map_err(|_| BuildError::ZeroDeadLetters)?;
+    if let Some(rate) = &config.rate {
+        rate.check().map_err(BuildError::Rate)?;
+    }
     Ok(())
 }

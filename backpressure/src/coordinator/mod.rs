@@ -16,6 +16,7 @@ mod intake;
 mod item_id;
 mod outcome;
 mod push;
+mod rate;
 mod retry_book;
 mod retrying;
 mod slot;

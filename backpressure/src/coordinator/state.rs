@@ -27,6 +27,7 @@ use super::effects::{Audience, Effects};
 use super::gate::Gate;
 use super::intake::{Intake, Queued};
 use super::outcome::Outcome;
+use super::rate::RateGate;
 use super::retry_book::{Finished, RetryBook, Retrying};
 use super::stats::Stats;
 use super::telemetry::{Gauges, Labels, Meters};
@@ -66,6 +67,8 @@ pub(super) struct Shared<T> {
     pub(super) on_skip: Option<SkipCallback<T>>,
     /// A worker with `retry(...)`: its copies, timer and dead letters.
     pub(super) retrying: Option<Retrying<T>>,
+    /// A worker with `rate(...)`: the starts it lets through.
+    pub(super) rate: Option<RateGate>,
     pub(super) policies: Policies,
     pub(super) labels: Labels,
     pub(super) meters: Meters,
@@ -90,6 +93,8 @@ pub(super) struct State<T> {
     pub(super) active: usize,
     /// Since when the current head of the queue has been held by signals.
     pub(super) head_held_since: Option<Instant>,
+    /// Whether the current head's start was delayed by the rate (counted once per item).
+    pub(super) head_rate_limited: bool,
     /// Slots waiting on the closed gate, and whether one of them sleeps until the head's
     /// `max_defer` deadline.
     pub(super) held: HeldSlots,
@@ -114,6 +119,7 @@ pub(super) struct Counts {
     pub(super) retried: u64,
     pub(super) dead_lettered: u64,
     pub(super) timed_out: u64,
+    pub(super) rate_limited: u64,
 }
 
 impl Counts {
@@ -145,6 +151,7 @@ impl<T> Shared<T> {
         labels: Labels,
     ) -> Self {
         let ItemCare { on_skip, retrying } = care;
+        let rate = config.rate.as_ref().map(RateGate::new);
         let watch_queue = policies.watches_queue();
         // Every item of a worker with `retry(...)` carries its attempt; a `timeout` needs the
         // observed path (its own token and timer per running item).
@@ -159,6 +166,7 @@ impl<T> Shared<T> {
                 workers: config.concurrency,
                 active: 0,
                 head_held_since: None,
+                head_rate_limited: false,
                 held: HeldSlots::default(),
                 counts: Counts::default(),
                 retries: RetryBook::default(),
@@ -177,6 +185,7 @@ impl<T> Shared<T> {
             max_defer,
             on_skip,
             retrying,
+            rate,
             policies,
             meters: Meters::new(&labels),
             labels,
@@ -366,6 +375,7 @@ impl<T> Shared<T> {
             retried: counts.retried,
             dead_lettered: counts.dead_lettered,
             timed_out: counts.timed_out,
+            rate_limited: counts.rate_limited,
             retry_waiting: state.retries.waiting(),
             gate_rechecks: counts.gate_rechecks,
             concurrency: state.target,

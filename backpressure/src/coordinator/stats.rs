@@ -41,6 +41,8 @@ pub struct Stats {
     pub dead_lettered: u64,
     /// Attempts that ran past the worker's `timeout` (retried or final).
     pub timed_out: u64,
+    /// Starts delayed by the worker's [`rate`](crate::limit::Rate) (each item once).
+    pub rate_limited: u64,
     /// Items waiting for their retry's instant.
     pub retry_waiting: usize,
     /// Times a held slot woke up to look at the gate again: a signal or control change that

@@ -130,10 +130,46 @@ impl<T> Shared<T> {
                 }
             }
         }
+        if let Some(until) = self.rate_refuses(state) {
+            // The rate, not the gate, holds the head: its probes (if any) go back.
+            drop(probe);
+            return self.hold_for_rate(state, waiting, until, gate);
+        }
         if !self.policies.is_empty() {
             self.policies_see_start(state, limit, &mut probe);
         }
         self.take_head(state, probe)
+    }
+
+    /// Whether the worker's rate refuses the head's start now (taking the start if it
+    /// allows it): the instant it will allow one. A skip (`cancel_on`) is not a start.
+    fn rate_refuses(&self, state: &mut State<T>) -> Option<Instant> {
+        let rate = self.rate.as_ref()?;
+        if self.gate.cancels() {
+            return None;
+        }
+        let until = rate.try_start().err()?;
+        if !std::mem::replace(&mut state.head_rate_limited, true) {
+            state.counts.rate_limited += 1;
+        }
+        Some(until)
+    }
+
+    /// The rate holds the head until `until`: one held slot per coordinator sleeps on that
+    /// instant (the same single timer as `max_defer`'s, handed over the same way).
+    fn hold_for_rate(
+        &self,
+        state: &mut State<T>,
+        waiting: &mut Waiting,
+        until: Instant,
+        gate: Answer,
+    ) -> Step<T> {
+        let timer = state.held.hold(true);
+        *waiting = Waiting::OnGate { timer };
+        Step::Wait {
+            deadline: Some(until).filter(|_| timer),
+            gate,
+        }
     }
 
     /// Policies learn that the head starts: each half-open breaker of the worker's own counts
@@ -244,6 +280,7 @@ impl<T> Shared<T> {
             unreachable!("the queue was checked to be non-empty under the same lock")
         };
         state.retries.at_head = state.retries.at_head.saturating_sub(1);
+        state.head_rate_limited = false;
         state.active += 1;
         if self.retrying.is_some() {
             // It keeps its place in `capacity` until its final outcome.

@@ -80,6 +80,11 @@ pub enum BuildError {
     /// of an item that a dead letter hands over.
     #[error("`on_dead_letter` needs `retry(...)`: only a worker that retries keeps a copy of its items (use `retry(Retry::new(1))` for dead letters without retries)")]
     DeadLetterWithoutRetry,
+    /// The `rate` options break a rule.
+    #[error(
+        "invalid `rate`: {0} (allowed: `limit` and `burst` at least 1, `per` a positive duration)"
+    )]
+    Rate(String),
     /// `build` was called outside a tokio runtime.
     #[error("a coordinator must be built inside a tokio runtime (call `build` from async code or inside `Runtime::enter`)")]
     NoRuntime,
