@@ -11,6 +11,11 @@
 //! probe comes back unused, the owner's sink emits
 //! [`ProbeReturned`](crate::SignalEventKind::ProbeReturned), for the connector to pass on.
 //!
+//! A worker with `global_concurrency` keeps its [`Permits`] on its sink
+//! ([`Sink::permit_pools`](crate::Sink::permit_pools)); the connector serving that sink
+//! ([`Sink::serve_permits`](crate::Sink::serve_permits)) holds the fleet's permits for this
+//! process, grants them to the worker and takes back the unused ones.
+//!
 //! # Examples
 //!
 //! ```
@@ -25,4 +30,4 @@
 //! # let _ = Duration::ZERO;
 //! ```
 
-pub use crate::sink::{ProbeSource, ProbeTicket};
+pub use crate::sink::{PermitCounts, Permits, ProbeSource, ProbeTicket};

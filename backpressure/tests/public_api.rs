@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use backpressure::connector::{ProbeSource, ProbeTicket};
+use backpressure::connector::{PermitCounts, Permits, ProbeSource, ProbeTicket};
 use backpressure::error::{
     BuildError, ConfigError, EnqueueError, Lagged, LevelError, NameError, NameErrorKind,
     PatternError, PolicyError, RegistryError, RetryError, SignalError, StreamClosed,
@@ -90,6 +90,8 @@ fn the_root_items_are_nameable() {
 #[test]
 fn the_connector_module_items_are_nameable() {
     named::<ProbeTicket>();
+    named::<Permits>();
+    named::<PermitCounts>();
     fn source(_: Option<&dyn ProbeSource>) {}
     source(None);
 }

@@ -20,6 +20,7 @@ use super::retrying::run_retry_timer;
 use super::slot::{run_slot, SlotGuard, Spawner};
 use super::state::{ItemCare, Shared, SkipCallback};
 use super::telemetry::Labels;
+use crate::connector::Permits;
 use crate::error::BuildError;
 use crate::policy::{Host, Policies, Policy};
 use crate::retry::{DeadLetter, Retry};
@@ -231,6 +232,15 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         self
     }
 
+    /// At most `limit` items of this worker run at once across every process sharing its
+    /// sink through a connector (`backpressure-redis`), as well as at most `concurrency` in
+    /// this one. The sink must be connected first: [`build`](Self::build) refuses an
+    /// unconnected one ([`BuildError::GlobalConcurrencyNeedsBridge`]).
+    pub fn global_concurrency(mut self, limit: usize) -> Self {
+        self.config.global_concurrency = Some(limit);
+        self
+    }
+
     /// How long one attempt may run (see [`CoordinatorConfig::timeout`]). Must be positive.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
@@ -285,6 +295,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
         let retrying = retrying(self.retry, self.on_dead_letter, config.dead_letters)?;
 
         let sink = self.sink.unwrap_or_else(|| crate::sink("default"));
+        let permits = permits(&config, &sink, owner.key())?;
         let wake = Arc::new(Notify::new());
         let gate = Gate::new(&sink, &wake, owner.label(), patterns);
         let context = Arc::new(ContextShared {
@@ -311,10 +322,12 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
             ItemCare {
                 on_skip: self.on_skip,
                 retrying,
+                permits,
             },
             policies,
             labels,
         ));
+        attach_permits(&shared);
         if let Some(retrying) = &shared.retrying {
             let timer = Arc::clone(&retrying.timer);
             runtime.spawn(run_retry_timer(Arc::downgrade(&shared), timer));
@@ -339,6 +352,37 @@ fn compile_patterns(config: &CoordinatorConfig) -> Result<[Option<Pattern>; 3], 
         compile("resume_on", &config.resume_on)?,
         compile("cancel_on", &config.cancel_on)?,
     ])
+}
+
+/// A worker's permits of its `global_concurrency`, if it has one: only on a sink that a
+/// connector serves.
+fn permits(
+    config: &CoordinatorConfig,
+    sink: &Sink,
+    key: &str,
+) -> Result<Option<Permits>, BuildError> {
+    let Some(limit) = config.global_concurrency else {
+        return Ok(None);
+    };
+    if !sink.serves_permits() {
+        return Err(BuildError::GlobalConcurrencyNeedsBridge);
+    }
+    Ok(Some(Permits::new(key, limit)))
+}
+
+/// Keeps a worker's permits on its sink, for the connector to serve; a grant wakes its
+/// held slots.
+fn attach_permits<T: Send + 'static>(shared: &Arc<Shared<T>>) {
+    let Some(permits) = &shared.permits else {
+        return;
+    };
+    let weak = Arc::downgrade(shared);
+    permits.on_grant(Box::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.gate_changed();
+        }
+    }));
+    shared.context.sink.add_permits(permits.clone());
 }
 
 /// A worker's retry side, if it has `retry(...)`: checked, with its dead-letter callback.

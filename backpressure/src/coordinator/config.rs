@@ -63,6 +63,9 @@ pub struct CoordinatorConfig {
     pub dead_letters: usize,
     /// At most this many starts per period (see [`Rate`](crate::limit::Rate)). Default: none.
     pub rate: Option<crate::limit::Rate>,
+    /// At most this many items of this worker run at once across every process sharing its
+    /// sink through a connector (`backpressure-redis`). Default: none.
+    pub global_concurrency: Option<usize>,
 }
 
 impl Default for CoordinatorConfig {
@@ -91,6 +94,7 @@ impl CoordinatorConfig {
             timeout: values.timeout,
             dead_letters: values.dead_letters.unwrap_or(DEFAULT_DEAD_LETTERS),
             rate: None,
+            global_concurrency: None,
         }
     }
 }
@@ -120,6 +124,9 @@ pub(super) fn validate(config: &CoordinatorConfig) -> Result<(), BuildError> {
         rules::duration(&TIMEOUT, timeout).map_err(|_| BuildError::ZeroTimeout)?;
     }
     rules::count(&DEAD_LETTERS, config.dead_letters).map_err(|_| BuildError::ZeroDeadLetters)?;
+    if config.global_concurrency == Some(0) {
+        return Err(BuildError::ZeroGlobalConcurrency);
+    }
     if let Some(rate) = &config.rate {
         rate.check().map_err(BuildError::Rate)?;
     }

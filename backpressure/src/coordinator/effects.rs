@@ -30,6 +30,8 @@ pub(super) struct Effects {
     retry_timer: bool,
     /// Closed and nothing left: slots that waited for retries to come due may leave.
     release_slots: bool,
+    /// A permit was put back or is wanted: the connector serving them must look.
+    permit_server: bool,
 }
 
 impl Effects {
@@ -43,6 +45,10 @@ impl Effects {
 
     pub(super) fn defer_timeout(&mut self, held: Duration) {
         self.defer_timeout = Some(held);
+    }
+
+    pub(super) fn wake_permit_server(&mut self) {
+        self.permit_server = true;
     }
 
     pub(super) fn release_slots(&mut self) {
@@ -64,6 +70,9 @@ impl Effects {
         }
         if self.settled {
             to.settled.notify_waiters();
+        }
+        if let (true, Some(permits)) = (self.permit_server, to.permits) {
+            permits.notify_server();
         }
         if self.release_slots {
             to.slots.notify_waiters();
@@ -95,6 +104,7 @@ pub(super) struct Audience<'a> {
     pub(super) space: &'a Notify,
     pub(super) settled: &'a Notify,
     pub(super) retry_timer: Option<&'a Notify>,
+    pub(super) permits: Option<&'a crate::connector::Permits>,
     /// Wakes the slots (waiting for items or on the gate).
     pub(super) slots: &'a Notify,
     pub(super) meters: &'a Meters,

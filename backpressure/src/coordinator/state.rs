@@ -31,6 +31,7 @@ use super::rate::RateGate;
 use super::retry_book::{Finished, RetryBook, Retrying};
 use super::stats::Stats;
 use super::telemetry::{Gauges, Labels, Meters};
+use crate::connector::Permits;
 use crate::policy::{Host, Policies};
 use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, Mutex, MutexGuard, Outbox, Space};
 
@@ -41,6 +42,7 @@ pub(super) type SkipCallback<T> = Box<dyn Fn(T) + Send + Sync>;
 pub(super) struct ItemCare<T> {
     pub(super) on_skip: Option<SkipCallback<T>>,
     pub(super) retrying: Option<Retrying<T>>,
+    pub(super) permits: Option<Permits>,
 }
 
 pub(super) struct Shared<T> {
@@ -69,6 +71,8 @@ pub(super) struct Shared<T> {
     pub(super) retrying: Option<Retrying<T>>,
     /// A worker with `rate(...)`: the starts it lets through.
     pub(super) rate: Option<RateGate>,
+    /// A worker with `global_concurrency`: its share of the fleet's permits.
+    pub(super) permits: Option<Permits>,
     pub(super) policies: Policies,
     pub(super) labels: Labels,
     pub(super) meters: Meters,
@@ -150,7 +154,11 @@ impl<T> Shared<T> {
         policies: Policies,
         labels: Labels,
     ) -> Self {
-        let ItemCare { on_skip, retrying } = care;
+        let ItemCare {
+            on_skip,
+            retrying,
+            permits,
+        } = care;
         let rate = config.rate.as_ref().map(RateGate::new);
         let watch_queue = policies.watches_queue();
         // Every item of a worker with `retry(...)` carries its attempt; a `timeout` needs the
@@ -186,6 +194,7 @@ impl<T> Shared<T> {
             on_skip,
             retrying,
             rate,
+            permits,
             policies,
             meters: Meters::new(&labels),
             labels,
@@ -260,6 +269,10 @@ impl<T> Shared<T> {
     /// Counts how a started item's attempt ended, and what follows it.
     pub(super) fn record(&self, state: &mut State<T>, finished: Finished<T>) {
         state.active -= 1;
+        if let (Some(permits), false) = (&self.permits, finished.outcome == Outcome::Skipped) {
+            permits.put_back();
+            state.effects.wake_permit_server();
+        }
         self.settle_attempt(state, finished.outcome, finished.then);
     }
 
@@ -376,6 +389,7 @@ impl<T> Shared<T> {
             dead_lettered: counts.dead_lettered,
             timed_out: counts.timed_out,
             rate_limited: counts.rate_limited,
+            permits: self.permits.as_ref().map(Permits::counts),
             retry_waiting: state.retries.waiting(),
             gate_rechecks: counts.gate_rechecks,
             concurrency: state.target,
@@ -414,6 +428,7 @@ impl<T> Drop for Locked<'_, T> {
             space: &shared.space,
             settled: &shared.settled,
             retry_timer: shared.retrying.as_ref().map(|r| &*r.timer),
+            permits: shared.permits.as_ref(),
             slots: &shared.wake,
             meters: &shared.meters,
             labels: &shared.labels,

@@ -43,6 +43,9 @@ pub struct Stats {
     pub timed_out: u64,
     /// Starts delayed by the worker's [`rate`](crate::limit::Rate) (each item once).
     pub rate_limited: u64,
+    /// The worker's permits of its `global_concurrency` in this process (limit, granted,
+    /// in use), if it has one.
+    pub permits: Option<crate::connector::PermitCounts>,
     /// Items waiting for their retry's instant.
     pub retry_waiting: usize,
     /// Times a held slot woke up to look at the gate again: a signal or control change that

@@ -130,10 +130,10 @@ impl<T> Shared<T> {
                 }
             }
         }
-        if let Some(until) = self.rate_refuses(state) {
-            // The rate, not the gate, holds the head: its probes (if any) go back.
+        if let Some(wait) = self.quotas_hold(state, waiting, gate) {
+            // A quota, not the gate, holds the head: its probes (if any) go back.
             drop(probe);
-            return self.hold_for_rate(state, waiting, until, gate);
+            return wait;
         }
         if !self.policies.is_empty() {
             self.policies_see_start(state, limit, &mut probe);
@@ -141,13 +141,41 @@ impl<T> Shared<T> {
         self.take_head(state, probe)
     }
 
-    /// Whether the worker's rate refuses the head's start now (taking the start if it
-    /// allows it): the instant it will allow one. A skip (`cancel_on`) is not a start.
-    fn rate_refuses(&self, state: &mut State<T>) -> Option<Instant> {
-        let rate = self.rate.as_ref()?;
+    /// The worker's quotas on the head's start (a skip, under `cancel_on`, is not a start):
+    /// a permit of its `global_concurrency` (held without a deadline: a grant wakes the
+    /// slots), then its rate (held until the allowed instant; the permit goes back).
+    fn quotas_hold(
+        &self,
+        state: &mut State<T>,
+        waiting: &mut Waiting,
+        gate: Answer,
+    ) -> Option<Step<T>> {
         if self.gate.cancels() {
             return None;
         }
+        if let Some(permits) = &self.permits {
+            if permits.try_take().is_err() {
+                state.effects.wake_permit_server();
+                let timer = state.held.hold(false);
+                *waiting = Waiting::OnGate { timer };
+                return Some(Step::Wait {
+                    deadline: None,
+                    gate,
+                });
+            }
+        }
+        let until = self.rate_refuses(state)?;
+        if let Some(permits) = &self.permits {
+            permits.put_back();
+            state.effects.wake_permit_server();
+        }
+        Some(self.hold_for_rate(state, waiting, until, gate))
+    }
+
+    /// Whether the worker's rate refuses the head's start now (taking the start if it
+    /// allows it): the instant it will allow one.
+    fn rate_refuses(&self, state: &mut State<T>) -> Option<Instant> {
+        let rate = self.rate.as_ref()?;
         let until = rate.try_start().err()?;
         if !std::mem::replace(&mut state.head_rate_limited, true) {
             state.counts.rate_limited += 1;

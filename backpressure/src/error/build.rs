@@ -80,6 +80,13 @@ pub enum BuildError {
     /// of an item that a dead letter hands over.
     #[error("`on_dead_letter` needs `retry(...)`: only a worker that retries keeps a copy of its items (use `retry(Retry::new(1))` for dead letters without retries)")]
     DeadLetterWithoutRetry,
+    /// `global_concurrency` is zero.
+    #[error("invalid `global_concurrency`: must be at least 1, found 0 (allowed: the most items of this worker running at once across the fleet)")]
+    ZeroGlobalConcurrency,
+    /// `global_concurrency` was given on a sink that no connector serves: one process cannot
+    /// keep a fleet-wide cap.
+    #[error("`global_concurrency` needs its sink shared across processes: connect the sink with `backpressure_redis::connect` (or a `[sinks.NAME.redis]` section and `backpressure_redis::start`) before building the worker, or use `concurrency` for a per-process limit")]
+    GlobalConcurrencyNeedsBridge,
     /// The `rate` options break a rule.
     #[error(
         "invalid `rate`: {0} (allowed: `limit` and `burst` at least 1, `per` a positive duration)"

@@ -17,6 +17,8 @@ pub(crate) struct SinkCore {
     state: Mutex<Entries>,
     pub(super) events: Events,
     reaper: Reaper,
+    /// Workers' permits of their `global_concurrency`.
+    pub(super) permits: super::permits::PermitPools,
 }
 
 /// The sink's lock. On release it wakes the listeners the transitions queued, then performs
@@ -33,6 +35,7 @@ impl SinkCore {
             state: Mutex::new(Entries::new()),
             events,
             reaper: Reaper::default(),
+            permits: Default::default(),
         }
     }
 

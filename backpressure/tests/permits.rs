@@ -1,0 +1,92 @@
+//! `global_concurrency` through the connector API, with a hand-driven connector: a worker
+//! starts only with a permit granted to its process, puts it back when the attempt ends,
+//! and waits (without polling) for a grant.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backpressure::error::BuildError;
+use backpressure::{Coordinator, Sink, WorkContext};
+use tokio::sync::Semaphore;
+
+fn worker(
+    sink: &Sink,
+    running: &Arc<AtomicUsize>,
+    peak: &Arc<AtomicUsize>,
+    gate: &Arc<Semaphore>,
+) -> Coordinator<u32> {
+    let (running, peak, gate) = (Arc::clone(running), Arc::clone(peak), Arc::clone(gate));
+    Coordinator::builder()
+        .sink(sink.clone())
+        .name("mailer")
+        .concurrency(4)
+        .global_concurrency(3)
+        .build(move |_: u32, _: WorkContext| {
+            let (running, peak, gate) =
+                (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unconnected_sink_refuses_global_concurrency() {
+    let err = Coordinator::<u8>::builder()
+        .sink(Sink::new())
+        .global_concurrency(3)
+        .build(|_, _: WorkContext| async {})
+        .unwrap_err();
+    assert_eq!(err, BuildError::GlobalConcurrencyNeedsBridge);
+    assert!(
+        err.to_string().contains("backpressure_redis::connect"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_start_only_with_a_granted_permit_and_wake_on_a_grant() {
+    let sink = Sink::new();
+    sink.serve_permits();
+    let (running, peak) = (Arc::default(), Arc::default());
+    let finish = Arc::new(Semaphore::new(0));
+    let coordinator = worker(&sink, &running, &peak, &finish);
+    let permits = sink
+        .permit_pools()
+        .pop()
+        .expect("the worker keeps its permits on the sink");
+    assert_eq!((permits.worker(), permits.limit()), ("mailer", 3));
+    coordinator.enqueue_many(0..6).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 0, "no permit, no start");
+    assert!(
+        permits.counts().wanted,
+        "the connector is told a start waits"
+    );
+
+    permits.grant(1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 1, "one grant, one start");
+    permits.grant(1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 2);
+    let stats = coordinator.stats().permits.unwrap();
+    assert_eq!((stats.granted, stats.in_use, stats.limit), (2, 2, 3));
+
+    // A finished item's permit goes to the next item of this process.
+    finish.add_permits(6);
+    coordinator.drain().await;
+    assert_eq!(coordinator.stats().completed, 6);
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than granted");
+    assert_eq!(permits.counts().in_use, 0);
+    assert_eq!(
+        permits.revoke_all(),
+        2,
+        "unused permits go back to the connector"
+    );
+}
