@@ -234,6 +234,12 @@ impl Space {
         self.kept.fetch_sub(n, Ordering::AcqRel);
     }
 
+    /// Items ever taken out of the queue (exact under the state's lock, where takes are
+    /// stored).
+    pub(crate) fn taken_total(&self) -> u64 {
+        self.taken.load(Ordering::Acquire)
+    }
+
     /// `n` items go back into the queue (due retries, under the state's lock).
     pub(crate) fn untake(&self, n: usize) {
         let taken = self.taken.load(Ordering::Relaxed);

@@ -21,11 +21,21 @@ use std::collections::VecDeque;
 use super::telemetry::Enqueued;
 use crate::sync::IdleSlots;
 
-/// A queued item, in either half of the queue.
+/// A queued item, in either half of the queue: the item and, only when someone listens or
+/// the worker keeps per-item state, its trace. No id: an item without a trace is the
+/// `n`-th taken out of the queue (it is FIFO), so its id is the queue's take count when it
+/// is taken (see [`Taken`]); an item with one carries its id there.
 pub(super) struct Queued<T> {
+    pub(super) item: T,
+    /// Captured at enqueue when a subscriber or metrics listen (and for every item of a
+    /// worker with `retry(...)` or a `timeout`).
+    pub(super) trace: Option<Box<Enqueued>>,
+}
+
+/// A queued item taken out of the queue to start, with its id.
+pub(super) struct Taken<T> {
     pub(super) id: u64,
     pub(super) item: T,
-    /// Captured at enqueue when a subscriber or metrics listen.
     pub(super) trace: Option<Box<Enqueued>>,
 }
 

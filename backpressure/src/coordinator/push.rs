@@ -57,7 +57,11 @@ impl<T> Shared<T> {
                 intake.next_id += 1;
                 intake.next_id - 1
             });
-            intake.items.push_back(Queued { id, item, trace });
+            let mut trace = trace;
+            if let Some(trace) = trace.as_mut() {
+                trace.set_id(id);
+            }
+            intake.items.push_back(Queued { item, trace });
             self.space_count.pushed();
             if intake.idle.wake_one() {
                 self.wake.notify_one();

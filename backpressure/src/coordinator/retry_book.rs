@@ -111,7 +111,8 @@ pub(super) struct Due<T> {
 
 impl<T> Due<T> {
     fn key(&self) -> (Instant, u64) {
-        (self.at, self.queued.id)
+        let id = self.queued.trace.as_ref().map_or(0, |trace| trace.id());
+        (self.at, id)
     }
 }
 

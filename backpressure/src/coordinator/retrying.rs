@@ -19,7 +19,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::intake::Queued;
+use super::intake::{Queued, Taken};
 use super::outcome::Outcome;
 use super::retry_book::{Due, Fault, Then};
 use super::state::{Shared, State};
@@ -47,7 +47,7 @@ impl<T> Shared<T> {
     /// permanent dead letter at once (nothing is lost), counted as panicked.
     pub(super) fn uncopyable(
         &self,
-        queued: Queued<T>,
+        queued: Taken<T>,
         enqueued: &Enqueued,
         panic: String,
     ) -> Then<T> {
@@ -132,7 +132,6 @@ impl<T> Shared<T> {
         );
         let at = Instant::now().checked_add(delay).unwrap_or_else(far_future);
         let queued = Queued {
-            id,
             item: kept,
             trace: Some(enqueued.next_attempt()),
         };

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::context::WorkContext;
 use super::gate::Answer;
-use super::intake::Queued;
+use super::intake::Taken;
 use super::outcome::{HandlerOutcome, Outcome};
 use super::retry_book::{Fault, Finished, Then};
 use super::state::Shared;
@@ -159,7 +159,7 @@ async fn wait<T>(
 async fn run_observed<T, F, Fut>(
     shared: &Shared<T>,
     handler: &F,
-    queued: Queued<T>,
+    queued: Taken<T>,
     context: WorkContext,
     started: Option<Started>,
     probe: Option<ProbeClaim>,
@@ -237,7 +237,7 @@ fn then<T>(
 /// any, go back: it said nothing about the downstream).
 fn uncopyable<T>(
     shared: &Shared<T>,
-    queued: Queued<T>,
+    queued: Taken<T>,
     started: Option<Started>,
     probe: Option<ProbeClaim>,
     panic: String,

@@ -10,7 +10,7 @@
 use tokio::time::Instant;
 
 use super::gate::Answer;
-use super::intake::Queued;
+use super::intake::Taken;
 use super::outcome::Outcome;
 use super::retry_book::Finished;
 use super::state::{Shared, State};
@@ -22,8 +22,8 @@ use crate::sync::lock;
 /// its claim: reported when the item finishes, given back if it never does (skipped, cut
 /// short, dropped).
 pub(super) enum Job<T> {
-    Run(Queued<T>, Option<Started>, Option<ProbeClaim>),
-    Skip(Queued<T>, Option<ProbeClaim>),
+    Run(Taken<T>, Option<Started>, Option<ProbeClaim>),
+    Skip(Taken<T>, Option<ProbeClaim>),
 }
 
 /// The result of one look at the state by a slot.
@@ -304,8 +304,18 @@ impl<T> Shared<T> {
     /// Takes the head of the queue for a slot to start.
     fn take_head(&self, state: &mut State<T>, probe: Option<ProbeClaim>) -> Step<T> {
         let held_since = state.head_held_since.take();
-        let Some(mut queued) = state.items.pop_front() else {
+        let Some(queued) = state.items.pop_front() else {
             unreachable!("the queue was checked to be non-empty under the same lock")
+        };
+        // FIFO: an item without a trace is the one whose id is the take count.
+        let taken_before = self.space_count.taken_total();
+        let mut queued = Taken {
+            id: queued
+                .trace
+                .as_ref()
+                .map_or(taken_before, |trace| trace.id()),
+            item: queued.item,
+            trace: queued.trace,
         };
         state.retries.at_head = state.retries.at_head.saturating_sub(1);
         state.head_rate_limited = false;

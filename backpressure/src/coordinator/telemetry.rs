@@ -32,6 +32,8 @@ pub(super) struct Enqueued {
     /// `retry(...)`, whose every item carries this.
     first_at: Instant,
     attempt: u32,
+    /// The item's id (an item without a trace has its id from its place in the queue).
+    id: u64,
 }
 
 impl Enqueued {
@@ -48,6 +50,7 @@ impl Enqueued {
             at,
             first_at: at,
             attempt: 1,
+            id: 0,
         }))
     }
 
@@ -60,6 +63,16 @@ impl Enqueued {
     /// It joins the queue again now (a retry come due).
     pub(super) fn rejoined(&mut self, at: Instant) {
         self.at = at;
+    }
+
+    /// The item's id.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sets the item's id, once it is known (at its push).
+    pub(super) fn set_id(&mut self, id: u64) {
+        self.id = id;
     }
 
     /// Which attempt this is, 1-based.
