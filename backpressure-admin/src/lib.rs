@@ -54,13 +54,14 @@
 //! | Route | What |
 //! | --- | --- |
 //! | `GET /`, `GET index.html` | the dashboard page (nested at `/admin`, `/admin` redirects to `/admin/index.html`) |
-//! | `GET assets/app.js`, `assets/timeline.js`, `assets/charts.js`, `assets/app.css`, `assets/favicon.svg` | its files |
+//! | `GET assets/app.js`, `assets/timeline.js`, `assets/charts.js`, `assets/retries.js`, `assets/app.css`, `assets/favicon.svg` | its files |
 //! | `GET api/overview` | everything at once: summary, workers, sinks and their signals |
-//! | `GET api/workers`, `api/workers/{name}` | workers: config, stats, policies, gate, rates |
+//! | `GET api/workers`, `api/workers/{name}` | workers: config, stats (retries and dead letters included), policies, gate, rates, `retry` (`null` without `retry(...)`), `dead_letters` (`count`, `evicted`, `last`: the last 20, oldest first, each `id`, `error`, `attempts`, `permanent`) |
 //! | `GET api/sinks`, `api/sinks/{sink}` | sinks and their active signals (key, level, TTL left) |
 //! | `POST api/sinks/{sink}/raise` | `{"name", "key"?, "ttl"?, "level"?}` raises a signal |
 //! | `POST api/sinks/{sink}/retract` | `{"name", "key"?}` retracts it (without `key`: every entry of the name) |
 //! | `POST api/workers/{name}/pause`, `…/resume` | pauses or resumes a worker |
+//! | `POST api/workers/{name}/requeue` | `{}` runs the worker's dead letters again, as far as its queue has room: `{"requeued": n}` |
 //! | `GET api/history[?since=rev]` | what happened: signal bars, gate spans, policy changes, per-second samples |
 //! | `GET api/events` | the event stream |
 //!
@@ -99,7 +100,8 @@
 //!
 //! # Safety of the controls
 //!
-//! * [`AdminConfig::read_only`] hides the controls and answers every change with 403.
+//! * [`AdminConfig::read_only`] hides the controls and answers every change (requeue
+//!   included) with 403.
 //! * [`AdminConfig::authorize`] decides per request ([`Access::Read`] or [`Access::Write`]).
 //! * Changes take `Content-Type: application/json` only (415 otherwise), so a plain HTML form
 //!   on another site cannot post one, and a request whose `Origin` is not the router's own
@@ -158,6 +160,7 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/assets/app.js", get(assets::app_js))
         .route("/assets/timeline.js", get(assets::timeline_js))
         .route("/assets/charts.js", get(assets::charts_js))
+        .route("/assets/retries.js", get(assets::retries_js))
         .route("/assets/app.css", get(assets::app_css))
         .route("/assets/favicon.svg", get(assets::favicon))
         .route("/api/overview", get(api::overview))
@@ -165,6 +168,7 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/api/workers/{name}", get(api::worker))
         .route("/api/workers/{name}/pause", post(api::pause))
         .route("/api/workers/{name}/resume", post(api::resume))
+        .route("/api/workers/{name}/requeue", post(api::requeue))
         .route("/api/sinks", get(api::sinks))
         .route("/api/sinks/{sink}", get(api::sink))
         .route("/api/sinks/{sink}/raise", post(api::raise))
