@@ -86,13 +86,13 @@
 //!
 //! The router keeps what happened over the last 15 minutes ([`AdminConfig::history_window`]):
 //! one sample per worker per second (queued, deferred, running, limit, completed/s,
-//! failed/s), a bar per signal entry while it was raised at one level and phase (and which
+//! failed/s, retried/s, dead-lettered/s), a bar per signal entry while it was raised at one level and phase (and which
 //! policy's verdict it was), a span per worker while its gate was held, limited or paused, and
 //! each policy state change. Times come from tokio's clock. Memory is bounded:
-//! `window / 1 s` samples per worker (40 B each: 40 KiB per worker for 15 minutes) and at most
+//! `window / 1 s` samples per worker (48 B each: 42 KiB per worker for 15 minutes) and at most
 //! [`AdminConfig::history_transitions`] transitions (2048 by default; at most 264 B each plus
 //! their names, at most 4 × 256 B), plus the bars open right now: with the defaults and one
-//! worker, at most 2.8 MB with names of the longest allowed length, and 0.36 MB measured after
+//! worker, at most 2.8 MB with names of the longest allowed length, and 0.37 MB measured after
 //! 10,000 transitions with typical names (`tests/history.rs`). `api/history` reports its
 //! `bounds`: what it holds (`bytes`, measured) and the bound that stays within
 //! (`max_bytes`). A tokio runtime must be running when the router is built, or

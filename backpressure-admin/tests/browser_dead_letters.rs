@@ -127,6 +127,12 @@ async fn dead_letters_show_their_errors_as_text_and_requeue_runs_them_again() {
     assert_eq!(shown["images"], 0, "no markup made from an error: {shown}");
     assert_eq!(shown["tableShown"], true);
     assert_eq!(shown["retry"], "1 attempt");
+    until(
+        &page,
+        "the chart's retried and dead-lettered rows",
+        r#"['retried_per_s', 'dead_lettered_per_s'].every(k => document.querySelector(`.chart-card[data-worker="page::send"] [data-series="${k}"]`) !== null)"#,
+    )
+    .await;
     assert!(eval::<bool>(&page, "(window.__noReload = true)").await);
 
     FIXED.store(true, Ordering::SeqCst);

@@ -125,6 +125,8 @@ async fn the_workers_json_carries_the_retry_its_counters_and_the_last_errors() {
     let runtime = start();
     let app = backpressure_admin::router(Arc::clone(&runtime), AdminConfig::new());
     let coordinator = runtime.coordinator::<Mail>("dead::send").unwrap();
+    // The history's first samples, of nothing yet.
+    tokio::time::advance(Duration::from_millis(1500)).await;
     for to in ["a@json", "b@json", "c@json", "d@json"] {
         coordinator.enqueue(Mail(to.to_owned())).await.unwrap();
     }
