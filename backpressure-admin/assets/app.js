@@ -71,6 +71,9 @@
     for (const row of existing.values()) row.remove();
   }
 
+  // retries.js's panel, or a stand-in when it did not load.
+  const retries = window.bpRetries ? window.bpRetries({ el, syncRows }) : { render() {} };
+
   // ---- connection -------------------------------------------------------------------
 
   function setMode(mode, text) {
@@ -184,10 +187,12 @@
     state.serverNow = overview.now_ms;
     document.body.classList.toggle('controls', Boolean(overview.controls && overview.controls.signals));
     document.body.classList.toggle('pause-controls', Boolean(overview.controls && overview.controls.pause));
+    document.body.classList.toggle('requeue-controls', Boolean(overview.controls && overview.controls.requeue));
     document.body.classList.toggle('read-only', Boolean(overview.read_only));
     renderSummary(overview.summary);
     history.setWorkers(overview.workers);
     renderWorkers(overview.workers, overview.controls, overview.sinks);
+    retries.render(overview.workers, overview.controls);
     renderSinkChoices(overview.sinks);
     renderSignals(overview.sinks.flatMap((sink) => sink.signals), overview.controls);
     tick();
@@ -199,7 +204,7 @@
       let value = summary[key];
       if (key === 'active') value = `${summary.active} / ${summary.concurrency}`;
       node.textContent = String(value);
-      node.parentElement.classList.toggle('alert', (key === 'held' || key === 'failed') && summary[key] > 0);
+      node.parentElement.classList.toggle('alert', ['held', 'failed', 'dead_letters'].includes(key) && summary[key] > 0);
     }
   }
 
@@ -509,8 +514,8 @@
     const { worker, action } = button.dataset;
     button.disabled = true;
     try {
-      await post(`api/workers/${encodeURIComponent(worker)}/${action}`, {});
-      showStatus(`${action}d ${worker}`);
+      const result = await post(`api/workers/${encodeURIComponent(worker)}/${action}`, {});
+      showStatus(action === 'requeue' ? `requeued ${result.requeued} of ${worker}'s dead letters` : `${action}d ${worker}`);
     } catch (err) {
       button.disabled = false;
       showStatus(`${action} refused: ${err.message}`, true);
@@ -524,6 +529,7 @@
     $('#raise-form').addEventListener('submit', onRaise);
     $('#signals').addEventListener('click', onSignalsClick);
     $('#workers').addEventListener('click', onWorkersClick);
+    $('#retries').addEventListener('click', onWorkersClick);
     setInterval(tick, 250);
     connect();
   }

@@ -1,5 +1,5 @@
-// Per-worker history charts: queued, running, completed/s and failed/s over the timeline's
-// window, as small hand-written SVG line charts with the worker's held / limited / paused
+// Per-worker history charts: queued, running, completed/s and failed/s (and for a worker
+// with `retry(...)`, retried/s and dead-lettered/s) over the timeline's window, as small hand-written SVG line charts with the worker's held / limited / paused
 // spans shaded behind them. Fed by timeline.js's store (window.bpHistory).
 'use strict';
 
@@ -12,6 +12,15 @@
     { key: 'completed_per_s', label: 'completed', unit: '/s' },
     { key: 'failed_per_s', label: 'failed', unit: '/s' },
   ];
+  const RETRY_SERIES = [
+    { key: 'retried_per_s', label: 'retried', unit: '/s' },
+    { key: 'dead_lettered_per_s', label: 'dead-lettered', unit: '/s' },
+  ];
+  // The rows of worker `name`'s chart.
+  const seriesOf = (name) => {
+    const worker = H.store.workers.find((w) => w.name === name);
+    return worker && worker.retry ? SERIES.concat(RETRY_SERIES) : SERIES;
+  };
   const ROW_H = 34;
   const LEFT = 110;
 
@@ -48,14 +57,16 @@
       let card = this.cards.get(name);
       if (card) return card;
       if (this.width === 0) this.measure();
-      const height = SERIES.length * ROW_H + 4;
-      const root = H.svg('svg', { class: 'chart', width: this.width, height, role: 'img', 'aria-label': `${name}: queued, running, completed and failed per second over the window` });
+      const lines = seriesOf(name);
+      const height = lines.length * ROW_H + 4;
+      const words = lines.length > SERIES.length ? 'completed, failed, retried and dead-lettered' : 'completed and failed';
+      const root = H.svg('svg', { class: 'chart', width: this.width, height, role: 'img', 'aria-label': `${name}: queued, running, ${words} per second over the window` });
       const clip = `ch-clip-${this.cards.size}`;
       root.append(H.svg('defs', {}, [H.svg('clipPath', { id: clip }, [H.svg('rect', { x: LEFT, y: 0, width: this.width - LEFT, height })])]));
       const plot = H.svg('g', { class: 'plot' });
       const gates = H.svg('g', { class: 'gates' });
       plot.append(gates);
-      const rows = SERIES.map((series, i) => {
+      const rows = lines.map((series, i) => {
         const y = i * ROW_H;
         root.append(H.svg('text', { class: 'series-label', x: 4, y: y + 14 }, [document.createTextNode(series.label)]));
         const value = H.svg('text', { class: 'series-value', x: 4, y: y + 28, 'data-series': series.key });
@@ -99,7 +110,7 @@
         const card = this.card(span.worker);
         let rect = card.gateRects.get(span.id);
         if (!rect) {
-          rect = H.svg('rect', { class: `gate ${span.state}`, y: 0, height: SERIES.length * ROW_H, 'data-id': span.id }, [H.svg('title')]);
+          rect = H.svg('rect', { class: `gate ${span.state}`, y: 0, height: card.rows.length * ROW_H, 'data-id': span.id }, [H.svg('title')]);
           card.gates.append(rect);
           card.gateRects.set(span.id, rect);
         }

@@ -18,7 +18,7 @@
     spans: new Map(),
     marks: new Map(),
     samples: new Map(),
-    workers: [], // [{name, sink}] from the overview
+    workers: [], // [{name, sink, retry}] from the overview (retry: whether it retries)
     // performance.now() and the server clock at the last answer.
     base: { local: 0, server: 0 },
     live: true,
@@ -155,7 +155,7 @@
     const sampled = [];
     for (const worker of data.workers) {
       if (worker.at_ms.length === 0) continue;
-      const mine = store.samples.get(worker.name) || { at_ms: [], queued: [], active: [], limit: [], completed_per_s: [], failed_per_s: [], deferred: [] };
+      const mine = store.samples.get(worker.name) || { at_ms: [], queued: [], active: [], limit: [], completed_per_s: [], failed_per_s: [], retried_per_s: [], dead_lettered_per_s: [], deferred: [] };
       const last = mine.at_ms.length ? mine.at_ms[mine.at_ms.length - 1] : -Infinity;
       worker.at_ms.forEach((at, i) => {
         if (at <= last) return;
@@ -499,9 +499,10 @@
   };
 
   function setWorkers(workers) {
-    const names = workers.map((w) => `${w.name}@${w.sink}`).join('\n');
-    if (names === store.workers.map((w) => `${w.name}@${w.sink}`).join('\n')) return;
-    store.workers = workers.map((w) => ({ name: w.name, sink: w.sink }));
+    const key = (w) => `${w.name}@${w.sink}${w.retry ? ' retry' : ''}`;
+    const names = workers.map(key).join('\n');
+    if (names === store.workers.map(key).join('\n')) return;
+    store.workers = workers.map((w) => ({ name: w.name, sink: w.sink, retry: Boolean(w.retry) }));
     if (timeline.root) timeline.layoutLanes();
     for (const view of views) if (view.workersChanged) view.workersChanged();
   }

@@ -1,4 +1,4 @@
-//! The JSON API: reads, raise / retract, pause / resume. Path names and bodies arrive
+//! The JSON API: reads, raise / retract, pause / resume, requeue. Path names and bodies arrive
 //! through the extractors of `extract.rs`, the fields of a change through `fields.rs`;
 //! headers are added by the router's layer.
 
@@ -138,6 +138,27 @@ pub(crate) async fn resume(
 ) -> ApiResult<WorkerView> {
     no_more(&fields)?;
     control(&shared, &name, Runtime::resume)
+}
+
+/// `POST api/workers/{name}/requeue`: runs the worker's dead letters again.
+pub(crate) async fn requeue(
+    State(shared): State<Shared>,
+    PathName(name): PathName,
+    JsonObject(fields): JsonObject,
+) -> ApiResult<Requeued> {
+    no_more(&fields)?;
+    let requeued = shared
+        .runtime
+        .requeue_dead_letters(&name)
+        .map_err(|_| ApiError::not_found("worker", &name))?;
+    Ok(Json(Requeued { requeued }))
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Requeued {
+    /// How many dead letters rejoined the queue (as far as it had room; 0 for a worker
+    /// without `retry(...)`).
+    requeued: usize,
 }
 
 /// Pauses or resumes worker `name` and answers with its view.

@@ -10,6 +10,7 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const TIMELINE_JS: &str = include_str!("../assets/timeline.js");
 const CHARTS_JS: &str = include_str!("../assets/charts.js");
+const RETRIES_JS: &str = include_str!("../assets/retries.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
 
@@ -49,6 +50,10 @@ pub(crate) async fn timeline_js() -> Response {
 
 pub(crate) async fn charts_js() -> Response {
     file("text/javascript; charset=utf-8", CHARTS_JS)
+}
+
+pub(crate) async fn retries_js() -> Response {
+    file("text/javascript; charset=utf-8", RETRIES_JS)
 }
 
 pub(crate) async fn app_css() -> Response {

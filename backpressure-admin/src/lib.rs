@@ -54,13 +54,14 @@
 //! | Route | What |
 //! | --- | --- |
 //! | `GET /`, `GET index.html` | the dashboard page (nested at `/admin`, `/admin` redirects to `/admin/index.html`) |
-//! | `GET assets/app.js`, `assets/timeline.js`, `assets/charts.js`, `assets/app.css`, `assets/favicon.svg` | its files |
+//! | `GET assets/app.js`, `assets/timeline.js`, `assets/charts.js`, `assets/retries.js`, `assets/app.css`, `assets/favicon.svg` | its files |
 //! | `GET api/overview` | everything at once: summary, workers, sinks and their signals |
-//! | `GET api/workers`, `api/workers/{name}` | workers: config, stats, policies, gate, rates |
+//! | `GET api/workers`, `api/workers/{name}` | workers: config, stats (retries and dead letters included), policies, gate, rates, `retry` (`null` without `retry(...)`), `dead_letters` (`count`, `evicted`, `last`: the last 20, oldest first, each `id`, `error`, `attempts`, `permanent`) |
 //! | `GET api/sinks`, `api/sinks/{sink}` | sinks and their active signals (key, level, TTL left) |
 //! | `POST api/sinks/{sink}/raise` | `{"name", "key"?, "ttl"?, "level"?}` raises a signal |
 //! | `POST api/sinks/{sink}/retract` | `{"name", "key"?}` retracts it (without `key`: every entry of the name) |
 //! | `POST api/workers/{name}/pause`, `…/resume` | pauses or resumes a worker |
+//! | `POST api/workers/{name}/requeue` | `{}` runs the worker's dead letters again, as far as its queue has room: `{"requeued": n}` |
 //! | `GET api/history[?since=rev]` | what happened: signal bars, gate spans, policy changes, per-second samples |
 //! | `GET api/events` | the event stream |
 //!
@@ -85,13 +86,13 @@
 //!
 //! The router keeps what happened over the last 15 minutes ([`AdminConfig::history_window`]):
 //! one sample per worker per second (queued, deferred, running, limit, completed/s,
-//! failed/s), a bar per signal entry while it was raised at one level and phase (and which
+//! failed/s, retried/s, dead-lettered/s), a bar per signal entry while it was raised at one level and phase (and which
 //! policy's verdict it was), a span per worker while its gate was held, limited or paused, and
 //! each policy state change. Times come from tokio's clock. Memory is bounded:
-//! `window / 1 s` samples per worker (40 B each: 40 KiB per worker for 15 minutes) and at most
+//! `window / 1 s` samples per worker (48 B each: 42 KiB per worker for 15 minutes) and at most
 //! [`AdminConfig::history_transitions`] transitions (2048 by default; at most 264 B each plus
 //! their names, at most 4 × 256 B), plus the bars open right now: with the defaults and one
-//! worker, at most 2.8 MB with names of the longest allowed length, and 0.36 MB measured after
+//! worker, at most 2.8 MB with names of the longest allowed length, and 0.37 MB measured after
 //! 10,000 transitions with typical names (`tests/history.rs`). `api/history` reports its
 //! `bounds`: what it holds (`bytes`, measured) and the bound that stays within
 //! (`max_bytes`). A tokio runtime must be running when the router is built, or
@@ -99,7 +100,8 @@
 //!
 //! # Safety of the controls
 //!
-//! * [`AdminConfig::read_only`] hides the controls and answers every change with 403.
+//! * [`AdminConfig::read_only`] hides the controls and answers every change (requeue
+//!   included) with 403.
 //! * [`AdminConfig::authorize`] decides per request ([`Access::Read`] or [`Access::Write`]).
 //! * Changes take `Content-Type: application/json` only (415 otherwise), so a plain HTML form
 //!   on another site cannot post one, and a request whose `Origin` is not the router's own
@@ -158,6 +160,7 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/assets/app.js", get(assets::app_js))
         .route("/assets/timeline.js", get(assets::timeline_js))
         .route("/assets/charts.js", get(assets::charts_js))
+        .route("/assets/retries.js", get(assets::retries_js))
         .route("/assets/app.css", get(assets::app_css))
         .route("/assets/favicon.svg", get(assets::favicon))
         .route("/api/overview", get(api::overview))
@@ -165,6 +168,7 @@ pub fn router(runtime: impl Into<Arc<Runtime>>, config: AdminConfig) -> Router {
         .route("/api/workers/{name}", get(api::worker))
         .route("/api/workers/{name}/pause", post(api::pause))
         .route("/api/workers/{name}/resume", post(api::resume))
+        .route("/api/workers/{name}/requeue", post(api::requeue))
         .route("/api/sinks", get(api::sinks))
         .route("/api/sinks/{sink}", get(api::sink))
         .route("/api/sinks/{sink}/raise", post(api::raise))

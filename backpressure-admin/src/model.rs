@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backpressure::{
     policy::{PolicyChange, PolicyInfo},
+    retry::{DeadLetterRecord, Retry},
     ActiveSignal, CoordinatorConfig, Runtime, SignalEvent, SignalEventKind, Stats, WorkerInfo,
 };
 use serde::Serialize;
@@ -32,6 +33,8 @@ pub(crate) struct Overview {
 pub(crate) struct Controls {
     pub(crate) signals: bool,
     pub(crate) pause: bool,
+    /// Requeueing a worker's dead letters.
+    pub(crate) requeue: bool,
 }
 
 /// Totals over all workers and sinks.
@@ -48,9 +51,14 @@ pub(crate) struct Summary {
     pub(crate) completed: u64,
     pub(crate) failed: u64,
     pub(crate) completed_per_s: f64,
+    /// Items waiting for a retry's instant, over all workers.
+    pub(crate) retry_waiting: usize,
+    /// Dead letters kept now, over all workers.
+    pub(crate) dead_letters: usize,
 }
 
-/// One worker: its registration, config, counters, policies, gate and rates.
+/// One worker: its registration, config, counters, policies, gate, rates, retry and dead
+/// letters.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct WorkerView {
     pub(crate) name: String,
@@ -61,6 +69,21 @@ pub(crate) struct WorkerView {
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) gate: Gate,
     pub(crate) rates: Rates,
+    /// Its `retry(...)`; `null`: it does not retry and keeps no dead letters.
+    pub(crate) retry: Option<Retry>,
+    pub(crate) dead_letters: DeadLetters,
+}
+
+/// The dead letters a worker keeps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct DeadLetters {
+    /// How many it keeps now (all of them, not only those in `last`).
+    pub(crate) count: usize,
+    /// How many its full buffer evicted, oldest first.
+    pub(crate) evicted: u64,
+    /// The last ones (at most 20), oldest first, without their items: id, error text,
+    /// attempts, whether the failure was permanent.
+    pub(crate) last: Vec<DeadLetterRecord>,
 }
 
 /// Why a worker does or does not start work.
@@ -162,6 +185,7 @@ impl Shared {
         Controls {
             signals: !self.config.read_only,
             pause: !self.config.read_only,
+            requeue: !self.config.read_only,
         }
     }
 
@@ -233,6 +257,12 @@ impl Shared {
             policies: info.policies.clone(),
             gate: gate(&info.stats, self.defer.holding(&info.name, active)),
             rates: self.rates.rates(&info.name, &info.stats, now),
+            retry: info.retry.clone(),
+            dead_letters: DeadLetters {
+                count: info.dead_letter_count,
+                evicted: info.dead_letters_evicted,
+                last: info.dead_letters.clone(),
+            },
         }
     }
 }
@@ -317,6 +347,8 @@ fn summary(workers: &[WorkerView], sinks: &[SinkView]) -> Summary {
         summary.completed += stats.completed;
         summary.failed += stats.failed;
         summary.completed_per_s += worker.rates.completed_per_s;
+        summary.retry_waiting += stats.retry_waiting;
+        summary.dead_letters += worker.dead_letters.count;
     }
     summary.completed_per_s = round2(summary.completed_per_s);
     summary

@@ -83,7 +83,7 @@ fn longest(prefix: &str) -> String {
 #[tokio::test]
 async fn no_asset_writes_markup_from_data() {
     let served = serve(AdminConfig::new()).await;
-    for asset in ["app.js", "timeline.js", "charts.js"] {
+    for asset in ["app.js", "timeline.js", "charts.js", "retries.js"] {
         let text = served.get(&format!("assets/{asset}")).await;
         for sink in [
             "innerHTML",

@@ -101,14 +101,14 @@ async fn the_page_is_served_with_its_files_a_strict_csp_and_no_inline_script() {
     let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
     let html = String::from_utf8(body).unwrap();
-    for script in ["timeline", "charts", "app"] {
+    for script in ["timeline", "charts", "retries", "app"] {
         let tag = format!(r#"<script src="assets/{script}.js" defer></script>"#);
         assert!(html.contains(&tag), "{tag}");
     }
     assert_eq!(
         html.matches("<script").count(),
-        3,
-        "three scripts, all external"
+        4,
+        "four scripts, all external"
     );
     assert!(!html.contains("style="), "no inline style");
     assert!(!html.contains(" on"), "no inline handler attribute");
@@ -122,6 +122,7 @@ async fn the_page_is_served_with_its_files_a_strict_csp_and_no_inline_script() {
         ("/assets/app.js", "text/javascript; charset=utf-8"),
         ("/assets/timeline.js", "text/javascript; charset=utf-8"),
         ("/assets/charts.js", "text/javascript; charset=utf-8"),
+        ("/assets/retries.js", "text/javascript; charset=utf-8"),
         ("/assets/app.css", "text/css; charset=utf-8"),
         ("/assets/favicon.svg", "image/svg+xml"),
         ("/index.html", "text/html; charset=utf-8"),
@@ -136,6 +137,7 @@ async fn the_page_is_served_with_its_files_a_strict_csp_and_no_inline_script() {
         include_str!("../assets/app.js"),
         include_str!("../assets/timeline.js"),
         include_str!("../assets/charts.js"),
+        include_str!("../assets/retries.js"),
     ]
     .concat();
     for absolute in [
@@ -533,13 +535,14 @@ async fn read_only_mode_shows_no_controls_and_refuses_every_change() {
     assert_eq!(overview["read_only"], true);
     assert_eq!(
         overview["controls"],
-        json!({"signals": false, "pause": false})
+        json!({"signals": false, "pause": false, "requeue": false})
     );
     for uri in [
         "/api/sinks/mail/raise",
         "/api/sinks/mail/retract",
         "/api/workers/http::mail/pause",
         "/api/workers/http::mail/resume",
+        "/api/workers/http::mail/requeue",
     ] {
         let (status, error) = post_json(&app, uri, json!({"name": "backpressure.smtp"})).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");

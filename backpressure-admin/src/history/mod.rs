@@ -2,7 +2,7 @@
 //! and of per-second samples of each worker, kept by the admin router so that the page and
 //! `GET api/history` can show the last minutes.
 //!
-//! `ring.rs` holds the data and its bounds, `recorder.rs` the task that feeds it from the
+//! `ring.rs` holds the data and its bounds (`samples.rs` a worker's samples and their rates), `recorder.rs` the task that feeds it from the
 //! sinks' subscriptions and a one-second tick, `view.rs` its JSON. Time comes from tokio
 //! (`tokio::time::Instant`), turned into wall-clock milliseconds through one anchor taken
 //! when the router is built, so that tests on tokio's paused clock see exact durations.
@@ -10,6 +10,7 @@
 mod clock;
 mod recorder;
 mod ring;
+mod samples;
 mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};

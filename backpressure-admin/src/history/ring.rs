@@ -18,6 +18,7 @@ use backpressure::{ActiveSignal, Phase, SignalEvent, SignalEventKind, Stats, MAX
 use tokio::time::Instant;
 
 use super::clock::Clock;
+pub(crate) use super::samples::{Sample, Samples};
 
 /// How often each worker is sampled.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -107,41 +108,6 @@ pub(crate) struct Mark {
     pub(crate) signal: Arc<str>,
     pub(crate) worker: Option<Arc<str>>,
     pub(crate) change: PolicyChange,
-}
-
-/// One worker at one second.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Sample {
-    pub(crate) rev: u64,
-    pub(crate) at_ms: u64,
-    pub(crate) queued: u32,
-    pub(crate) deferred: u32,
-    pub(crate) active: u32,
-    pub(crate) limit: u32,
-    pub(crate) completed_per_s: f32,
-    pub(crate) failed_per_s: f32,
-}
-
-impl Sample {
-    /// Whether `other` says the same (its time aside).
-    fn same_values(&self, other: &Sample) -> bool {
-        Sample {
-            rev: 0,
-            at_ms: 0,
-            ..*self
-        } == Sample {
-            rev: 0,
-            at_ms: 0,
-            ..*other
-        }
-    }
-}
-
-/// A worker's samples, and its counters at the last one (for the rates).
-#[derive(Debug, Default)]
-pub(crate) struct Samples {
-    pub(crate) samples: VecDeque<Sample>,
-    last: Option<(Instant, u64, u64)>,
 }
 
 type EntryKey = (Arc<str>, Arc<str>, Option<Arc<str>>);
@@ -344,43 +310,9 @@ impl Ring {
         for (name, stats) in workers {
             let name = self.intern(name);
             let samples = self.workers.entry(name).or_default();
-            let (completed_per_s, failed_per_s) = match samples.last {
-                Some((then, completed, failed)) => {
-                    let secs = now.saturating_duration_since(then).as_secs_f64();
-                    let rate = |n: u64, m: u64| {
-                        if secs > 0.0 {
-                            (n.saturating_sub(m) as f64 / secs) as f32
-                        } else {
-                            0.0
-                        }
-                    };
-                    (rate(stats.completed, completed), rate(stats.failed, failed))
-                }
-                None => (0.0, 0.0),
-            };
-            samples.last = Some((now, stats.completed, stats.failed));
-            let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-            let sample = Sample {
-                rev,
-                at_ms,
-                queued: clamp(stats.queued),
-                deferred: clamp(stats.deferred),
-                active: clamp(stats.active),
-                limit: clamp(stats.limit),
-                completed_per_s,
-                failed_per_s,
-            };
-            if samples
-                .samples
-                .back()
-                .is_none_or(|last| !last.same_values(&sample))
-            {
+            if samples.push((rev, at_ms), stats, now, cap) {
                 self.news = rev;
             }
-            while samples.samples.len() >= cap.max(1) {
-                samples.samples.pop_front();
-            }
-            samples.samples.push_back(sample);
         }
     }
 

@@ -103,6 +103,8 @@ pub(crate) struct WorkerSamples {
     limit: Vec<u32>,
     completed_per_s: Vec<f32>,
     failed_per_s: Vec<f32>,
+    retried_per_s: Vec<f32>,
+    dead_lettered_per_s: Vec<f32>,
 }
 
 impl HistoryView {
@@ -204,6 +206,8 @@ fn worker_samples(name: &str, samples: &Samples, since: u64) -> WorkerSamples {
         limit,
         completed_per_s,
         failed_per_s,
+        retried_per_s,
+        dead_lettered_per_s,
         ..
     } in fresh
     {
@@ -214,6 +218,8 @@ fn worker_samples(name: &str, samples: &Samples, since: u64) -> WorkerSamples {
         out.limit.push(limit);
         out.completed_per_s.push(round2(completed_per_s));
         out.failed_per_s.push(round2(failed_per_s));
+        out.retried_per_s.push(round2(retried_per_s));
+        out.dead_lettered_per_s.push(round2(dead_lettered_per_s));
     }
     out
 }
