@@ -15,11 +15,13 @@ use syn::parse::Parser;
 
 mod args;
 mod expand;
+mod list;
 mod policies;
-mod retry;
 mod suggest;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rate;
 mod validate;
 mod value;
 
