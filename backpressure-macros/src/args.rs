@@ -6,14 +6,15 @@
 //! The keys, their kinds and examples come from `backpressure_pattern::options`.
 
 use backpressure_pattern::options::policies::PolicyKind;
+use backpressure_pattern::options::rate::RATE;
 use backpressure_pattern::options::retry::RETRY;
 use backpressure_pattern::options::{self, Key, Kind, KEYS};
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::Ident;
 
+use crate::list::{RateArg, RetryArg};
 use crate::policies::{self, PolicyArg};
-use crate::retry::RetryArg;
 use crate::suggest::suggest;
 use crate::value::{int_value, patterns_value, str_value, Value};
 
@@ -39,6 +40,8 @@ pub(crate) struct RawArgs {
     pub(crate) policies: Vec<PolicyArg>,
     /// `retry(...)`, if written.
     pub(crate) retry: Option<RetryArg>,
+    /// `rate(...)`, if written.
+    pub(crate) rate: Option<RateArg>,
 }
 
 impl RawArgs {
@@ -60,6 +63,14 @@ impl RawArgs {
                 return Err(syn::Error::new(ident.span(), message));
             }
             self.retry = Some(RetryArg::parse(&meta, ident)?);
+            return Ok(());
+        }
+        if name == RATE {
+            if self.rate.is_some() {
+                let message = format!("`{RATE}` specified more than once");
+                return Err(syn::Error::new(ident.span(), message));
+            }
+            self.rate = Some(RateArg::parse(&meta, ident)?);
             return Ok(());
         }
         if let Some(kind) = PolicyKind::from_name(&name) {

@@ -16,6 +16,7 @@ use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
 use backpressure_pattern::options::policies::{PolicySpec, PolicyValue};
+use backpressure_pattern::options::rate::{self, RateSpec};
 use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::{MaxDefer, OptionValue, Values, DEFAULT_CRATE};
 
@@ -221,6 +222,7 @@ fn registration(config: &Config, private: &TokenStream) -> TokenStream {
     let policies = config.policies.iter().map(|spec| policy(spec, private));
     let count = config.policies.len();
     let retry = option(config.retry.as_ref().map(|spec| retry_spec(spec, private)));
+    let rate = option(config.rate.as_ref().map(|spec| rate_spec(spec, private)));
     quote! {
         static __BACKPRESSURE_POLICIES: [#private::PolicySpec; #count] = [#(#policies),*];
 
@@ -230,6 +232,7 @@ fn registration(config: &Config, private: &TokenStream) -> TokenStream {
                 values: #values,
                 policies: &__BACKPRESSURE_POLICIES,
                 retry: #retry,
+                rate: #rate,
                 build: __backpressure_build,
                 file: ::core::file!(),
                 line: ::core::line!(),
@@ -292,7 +295,21 @@ fn retry_spec(spec: &RetrySpec, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// One value of a policy's or `retry`'s key, as a const expression.
+/// `rate(...)` as a const `RateSpec`: every field, named like its key.
+fn rate_spec(spec: &RateSpec, private: &TokenStream) -> TokenStream {
+    let fields = rate::KEYS.iter().map(|&key| {
+        let field = format_ident!("{}", key.name);
+        let value = option(spec.get(key).map(policy_value));
+        quote!(#field: #value)
+    });
+    quote! {
+        #private::RateSpec {
+            #(#fields,)*
+        }
+    }
+}
+
+/// One value of a policy's, `retry`'s or `rate`'s key, as a const expression.
 fn policy_value(value: PolicyValue) -> TokenStream {
     match value {
         PolicyValue::Text(text) => {

@@ -15,11 +15,13 @@ use syn::parse::Parser;
 
 mod args;
 mod expand;
+mod list;
 mod policies;
-mod retry;
 mod suggest;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rate;
 mod validate;
 mod value;
 
@@ -52,6 +54,7 @@ mod value;
 /// | `max_defer` | duration or `"never"` (instead of `max_defer_attempts`) | 10 s |
 /// | `timeout` | duration: how long one attempt may run | none |
 /// | `dead_letters` | integer ≥ 1: dead letters kept (with `retry(...)`) | `1000` |
+/// | `rate(...)` | `limit`, `per`, `burst`: starts per period (see Rate limits) | none |
 /// | `name` | worker name | module path + `::` + function name |
 /// | `crate` | path to `backpressure` (attribute only) | `"::backpressure"` |
 ///
@@ -127,6 +130,26 @@ mod value;
 /// async fn send_email(email: Email) -> Result<(), Failure<String>> {
 ///     let _ = email.to;
 ///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// # Rate limits
+///
+/// `rate(limit = 100, per = "1s", burst = 10)` starts at most `limit` items per `per`, evenly
+/// spaced, with up to `burst` at once after a quiet spell (see `backpressure::limit`, and
+/// `docs/limits.md` for how it composes with signals, levels, pause and retries). `limit` and
+/// `per` are required: `limit` ≥ 1 (32-bit), `per` a positive duration long enough for one
+/// nanosecond per start; `burst` ≥ 1, default 1. While the next start is not yet allowed, one
+/// timer per coordinator waits for it. A config file's `[workers."name".rate]` table tunes
+/// these keys one by one, or gives a rate to a worker whose attribute has none.
+///
+/// ```
+/// use backpressure::backpressure_worker;
+///
+/// #[backpressure_worker(concurrency = 8, rate(limit = 100, per = "1s", burst = 10))]
+/// async fn relay(message: String) {
+///     let _ = message;
 /// }
 /// # fn main() {}
 /// ```

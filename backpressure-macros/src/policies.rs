@@ -6,6 +6,7 @@
 //! that broke it. No rule is written here.
 
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec, PolicyValue, POLICIES};
+use backpressure_pattern::options::rate::RATE;
 use backpressure_pattern::options::retry::RETRY;
 use backpressure_pattern::options::{rules, Key, Kind, OptionError, Problem};
 use syn::meta::ParseNestedMeta;
@@ -101,13 +102,13 @@ impl PolicyArg {
     }
 }
 
-/// `name(...)` where `name` is neither a policy nor `retry`.
+/// `name(...)` where `name` is neither a policy nor `retry` or `rate`.
 pub(crate) fn unknown(ident: &Ident) -> syn::Error {
     let name = ident.to_string();
     let names = POLICIES.iter().map(|policy| policy.name());
     let message = format!(
-        "unknown policy `{name}`{}; valid policies are {} (and `{RETRY}(...)` retries failed items)",
-        suggest(&name, names.clone().chain([RETRY])),
+        "unknown policy `{name}`{}; valid policies are {} (and `{RETRY}(...)` retries failed items, `{RATE}(...)` limits starts)",
+        suggest(&name, names.clone().chain([RETRY, RATE])),
         backpressure_pattern::options::list(names)
     );
     syn::Error::new(ident.span(), message)

@@ -16,7 +16,7 @@ use syn::parse::Parser;
 
 use crate::args::RawArgs;
 
-type Builder = fn(CoordinatorBuilder<u8>) -> CoordinatorBuilder<u8>;
+pub(crate) type Builder = fn(CoordinatorBuilder<u8>) -> CoordinatorBuilder<u8>;
 
 /// One invalid value, as `key = value` lines of the attribute and of TOML (the same syntax), how the
 /// builder expresses it (when it can), and the core message of the rule it breaks.
@@ -255,7 +255,7 @@ const RETRY_CASES: &[RetryCase] = &[
     },
 ];
 
-fn attribute(written: &[&str]) -> String {
+pub(crate) fn attribute(written: &[&str]) -> String {
     let mut raw = RawArgs::default();
     let tokens: proc_macro2::TokenStream = written.join(", ").parse().expect("valid tokens");
     match syn::meta::parser(|meta| raw.parse(meta)).parse2(tokens) {
@@ -271,7 +271,7 @@ fn config_file(written: &[&str]) -> String {
     config_text(format!("[workers.w]\n{}\n", written.join("\n")))
 }
 
-fn config_text(text: String) -> String {
+pub(crate) fn config_text(text: String) -> String {
     match Runtime::builder()
         .only::<_, &str>([])
         .config_toml("t.toml", text)
@@ -282,7 +282,7 @@ fn config_text(text: String) -> String {
     }
 }
 
-fn builder(set: Builder) -> String {
+pub(crate) fn builder(set: Builder) -> String {
     builder_with(set)
 }
 

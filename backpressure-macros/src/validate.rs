@@ -5,6 +5,7 @@
 //! `Values::read`). Errors point at the literal (or key) that is wrong and say what is allowed.
 
 use backpressure_pattern::options::policies::PolicySpec;
+use backpressure_pattern::options::rate::RateSpec;
 use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::{
     rules, Key, Kind, OptionError, Problem, Values, Written, WrittenValues, CRATE,
@@ -28,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) policies: Vec<PolicySpec>,
     /// `retry(...)`, checked: the item type must then be `Clone`.
     pub(crate) retry: Option<RetrySpec>,
+    /// `rate(...)`, checked.
+    pub(crate) rate: Option<RateSpec>,
 }
 
 impl RawArgs {
@@ -44,10 +47,14 @@ impl RawArgs {
         if let Some(retry) = &self.retry {
             retry.check()?;
         }
+        if let Some(rate) = &self.rate {
+            rate.check()?;
+        }
         Ok(Config {
             values,
             policies: self.policies.iter().map(|p| p.spec.clone()).collect(),
             retry: self.retry.as_ref().map(|r| r.spec.clone()),
+            rate: self.rate.as_ref().map(|r| r.spec.clone()),
             name: self.name(&NAME)?,
             krate: self.krate()?,
         })

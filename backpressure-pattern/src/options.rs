@@ -32,12 +32,14 @@
 //! as an unknown field.
 //!
 //! A key of a health policy (`error_rate(window = "30s")`) is added in [`policies`] instead;
-//! its top comment says how. The keys of the `retry(...)` list are in [`retry`].
+//! its top comment says how. The keys of the `retry(...)` list are in [`retry`], those of
+//! `rate(...)` in [`rate`].
 
 mod max_defer;
 pub mod policies;
 mod policy_kind;
 mod problem;
+pub mod rate;
 mod read;
 pub mod retry;
 pub mod rules;

@@ -16,6 +16,7 @@ pub use crate::registry::{
 };
 pub use crate::{Coordinator, ItemId, MaxDefer, Stats, WorkContext};
 pub use backpressure_pattern::options::policies::PolicySpec;
+pub use backpressure_pattern::options::rate::RateSpec;
 pub use backpressure_pattern::options::retry::RetrySpec;
 pub use backpressure_pattern::options::Values;
 pub use inventory;

@@ -20,10 +20,10 @@ use std::path::Path;
 use backpressure::connector::{PermitCounts, Permits, ProbeSource, ProbeTicket};
 use backpressure::error::{
     BuildError, ConfigError, EnqueueError, Lagged, LevelError, NameError, NameErrorKind,
-    PatternError, PolicyError, RegistryError, RetryError, SignalError, StreamClosed,
+    PatternError, PolicyError, RateError, RegistryError, RetryError, SignalError, StreamClosed,
     TryEnqueueError, WorkerEnqueueError,
 };
-use backpressure::limit::Rate;
+use backpressure::limit::{Rate, RateSpec};
 #[cfg(feature = "metrics")]
 use backpressure::metrics::{
     describe, DEFER_TIMEOUTS, ITEMS_DEAD_LETTERED, ITEMS_ENQUEUED, ITEMS_FINISHED, ITEMS_RETRIED,
@@ -108,6 +108,7 @@ fn the_error_module_items_are_nameable() {
     named::<PatternError>();
     named::<PolicyError>();
     named::<RegistryError>();
+    named::<RateError>();
     named::<RetryError>();
     named::<SignalError>();
     named::<StreamClosed<u32>>();
@@ -134,6 +135,7 @@ fn the_policy_module_items_are_nameable() {
 #[test]
 fn the_limit_module_items_are_nameable() {
     named::<Rate>();
+    named::<RateSpec>();
 }
 
 #[test]

@@ -26,6 +26,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 mod matrix;
 mod pools;
+mod rates;
 mod retries;
 
 // ---------------------------------------------------------------------------------------------
@@ -1337,6 +1338,10 @@ struct Idle {
     held_100x16: Vec<IdleSample>,
     /// 1,000,000 items waiting for a retry an hour away.
     retry_waiting: Vec<IdleSample>,
+    /// 100,000 items deferred by a rate whose next start is an hour away.
+    rate_deferred: Vec<IdleSample>,
+    /// `rate_local_error_pct`, once per idle round.
+    rate_error_pct: Vec<f64>,
 }
 
 fn median_of(samples: &[IdleSample], f: impl Fn(&IdleSample) -> f64) -> f64 {
@@ -1476,7 +1481,11 @@ fn pools_mode(args: &[String]) -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if profile_mode(&args) || pools_mode(&args) || retries::retries_mode(&args) {
+    if profile_mode(&args)
+        || pools_mode(&args)
+        || retries::retries_mode(&args)
+        || rates::rates_mode(&args)
+    {
         return;
     }
     let s = Settings::from_args();
@@ -1508,6 +1517,8 @@ fn main() {
                 idle.held_1x4.push(idle_held(HELD_1X4).await);
                 idle.held_100x16.push(idle_held(HELD_100X16).await);
                 idle.retry_waiting.push(retries::idle_retry_waiting().await);
+                idle.rate_deferred.push(rates::idle_rate_deferred().await);
+                idle.rate_error_pct.push(rates::rate_error_pct().await);
             }
             (tp, pools, resume, idle)
         })
@@ -1735,6 +1746,24 @@ fn main() {
         empty_ms + 2.0,
         verdict(retry_ms <= empty_ms + 2.0)
     );
+    let rate_ms = median_of(&idle.rate_deferred, |x| x.cpu_ms);
+    println!(
+        "   100,000 deferred by a rate        {rate_ms:>9.2}   {:>14}   {:>15}   \
+         (next start in 1 h; one timer)",
+        median_of(&idle.rate_deferred, |x| x.rechecks as f64),
+        wakeups(&idle.rate_deferred)
+    );
+    println!(
+        "   target rate-deferred <= idle runtime + 1 ms: {rate_ms:.2} <= {:.2}: {}",
+        empty_ms + 1.0,
+        verdict(rate_ms <= empty_ms + 1.0)
+    );
+    let rate_error = median(&idle.rate_error_pct);
+    println!(
+        "   rate accuracy: {} starts at {}/s, |achieved - expected| / expected = {rate_error:.3} %",
+        rates::STARTS,
+        rates::PER_SECOND
+    );
     println!();
 
     println!(
@@ -1849,4 +1878,6 @@ fn main() {
     println!("bytes_per_queued_item: {:.2}", mem.coordinator_bytes);
     println!("retry_waiting_cpu_ms_1m: {retry_ms:.2}");
     println!("retry_waiting_bytes_per_item: {retry_bytes:.2}");
+    println!("rate_wait_cpu_ms: {rate_ms:.2}");
+    println!("rate_local_error_pct: {rate_error:.3}");
 }

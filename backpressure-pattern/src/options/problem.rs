@@ -60,7 +60,8 @@ pub enum Problem {
         /// The value given.
         found: String,
     },
-    /// A policy lacks a key it needs (`signal`; `slow_after` for `slow_call`).
+    /// A policy lacks a key it needs (`signal`; `slow_after` for `slow_call`), or `rate` its
+    /// `limit` or `per`.
     Missing,
     /// A [`Kind::Path`] is not a path of identifiers.
     BadPath {
@@ -216,7 +217,11 @@ impl Core<'_> {
                 key.name,
                 key.example
             ),
-            None => write!(f, "`{}` is required", key.name),
+            None => write!(
+                f,
+                "`{}` is required, such as `{} = {}`",
+                key.name, key.name, key.example
+            ),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use backpressure_pattern::options;
 use backpressure_pattern::options::policies::{PolicyKind, POLICIES};
-use backpressure_pattern::options::retry;
+use backpressure_pattern::options::{rate, retry};
 
 use super::connectors::SINK_SECTIONS;
 
@@ -40,7 +40,7 @@ pub enum ConfigError {
     /// A worker section holds a field that does not exist.
     #[error(
         "config file `{file}`, worker `{worker}`: unknown field `{field}` (valid fields: {}; \
-         policies: {}; retries: `retry`)",
+         policies: {}; retries: `retry`; rate limits: `rate`)",
         options::list(options::KEYS.iter().filter(|key| key.in_file).map(|key| key.name)),
         options::list(POLICIES.iter().map(|policy| policy.name()))
     )]
@@ -148,6 +148,32 @@ pub enum ConfigError {
         worker: String,
         /// The unknown field.
         field: String,
+    },
+    /// A worker's `[workers."name".rate]` table holds a field that `rate` does not take.
+    #[error(
+        "config file `{file}`, worker `{worker}`, `rate`: unknown field `{field}` (valid fields: {})",
+        options::list(rate::KEYS.iter().map(|key| key.name))
+    )]
+    UnknownRateField {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The unknown field.
+        field: String,
+    },
+    /// A worker's rate has a wrong or missing value once the file's `rate` table is laid
+    /// over the attribute's `rate(...)` (if any).
+    #[error("config file `{file}`, worker `{worker}`, `rate`, field `{field}`: {message}")]
+    InvalidRateValue {
+        /// The file.
+        file: String,
+        /// The worker section.
+        worker: String,
+        /// The field.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
     },
     /// A worker's retry has a wrong value once the file's `retry` table is laid over the
     /// attribute's `retry(...)`.

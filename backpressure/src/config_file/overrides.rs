@@ -1,6 +1,7 @@
 //! [`Overrides`]: a worker's validated values, laid over its registration's.
 
 use backpressure_pattern::options::policies::PolicySpec;
+use backpressure_pattern::options::rate::RateSpec;
 use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::Values;
 
@@ -15,4 +16,7 @@ pub(crate) struct Overrides {
     /// The `retry` table, checked as far as it goes alone; laid over the attribute's
     /// `retry(...)` when the worker is built.
     pub(crate) retry: Option<RetrySpec>,
+    /// The `rate` table, checked as far as it goes alone; laid over the attribute's
+    /// `rate(...)` (or alone, for a worker without one) when the worker is built.
+    pub(crate) rate: Option<RateSpec>,
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use backpressure_pattern::options::policies::{PolicyKind, PolicySpec, PolicyValue};
+use backpressure_pattern::options::rate::{self, RateSpec, RATE};
 use backpressure_pattern::options::retry::{self, RetrySpec, RETRY};
 use backpressure_pattern::options::{
     self, rules, Key, Kind, OptionError, Values, Written, WrittenValues,
@@ -45,6 +46,7 @@ struct Section<'a> {
     values: BTreeMap<&'static str, Written>,
     policies: Vec<PolicySpec>,
     retry: Option<RetrySpec>,
+    rate: Option<RateSpec>,
 }
 
 impl Section<'_> {
@@ -67,6 +69,10 @@ impl Section<'_> {
         for (field, value) in table {
             if field == RETRY {
                 self.retry = Some(self.retry(value)?);
+                continue;
+            }
+            if field == RATE {
+                self.rate = Some(self.rate(value)?);
                 continue;
             }
             if let Some(policy) = PolicyKind::from_name(&field) {
@@ -141,6 +147,39 @@ impl Section<'_> {
         Ok(spec)
     }
 
+    /// Reads the `[workers."name".rate]` table by each key's kind, and checks what it gives.
+    fn rate(&self, value: toml::Value) -> Result<RateSpec, ConfigError> {
+        let toml::Value::Table(table) = value else {
+            let message = format!("expected a table such as `[workers.{}.rate]`", self.worker);
+            return Err(self.invalid(RATE, message));
+        };
+        let mut spec = RateSpec::new();
+        for (field, value) in table {
+            let Some(key) = rate::key(&field) else {
+                return Err(ConfigError::UnknownRateField {
+                    file: self.file.to_owned(),
+                    worker: self.worker.to_owned(),
+                    field,
+                });
+            };
+            let value =
+                policy_value(key, value).map_err(|message| self.invalid_rate(key.name, message))?;
+            spec.set(key, value);
+        }
+        spec.check_given()
+            .map_err(|err| self.invalid_rate(err.key().name, err.message()))?;
+        Ok(spec)
+    }
+
+    fn invalid_rate(&self, field: &str, message: String) -> ConfigError {
+        ConfigError::InvalidRateValue {
+            file: self.file.to_owned(),
+            worker: self.worker.to_owned(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+
     fn invalid_retry(&self, field: &str, message: String) -> ConfigError {
         ConfigError::InvalidRetryValue {
             file: self.file.to_owned(),
@@ -174,7 +213,7 @@ impl WrittenValues for Section<'_> {
     }
 }
 
-/// A policy's or `retry`'s field's value, read as its key's [`Kind`] says; the message names
+/// A policy's, `retry`'s or `rate`'s field's value, read as its key's [`Kind`] says; the message names
 /// what is wrong.
 fn policy_value(key: &'static Key, value: toml::Value) -> Result<PolicyValue, String> {
     let message = |err: toml::de::Error| err.message().to_owned();
@@ -205,11 +244,13 @@ pub(super) fn overrides(
         values: BTreeMap::new(),
         policies: Vec::new(),
         retry: None,
+        rate: None,
     };
     section.read(table)?;
     Ok(Overrides {
         values: Values::read(&section)?,
         policies: section.policies,
         retry: section.retry,
+        rate: section.rate,
     })
 }

@@ -88,10 +88,8 @@ pub enum BuildError {
     #[error("`global_concurrency` needs its sink shared across processes: connect the sink with `backpressure_redis::connect` (or a `[sinks.NAME.redis]` section and `backpressure_redis::start`) before building the worker, or use `concurrency` for a per-process limit")]
     GlobalConcurrencyNeedsBridge,
     /// The `rate` options break a rule.
-    #[error(
-        "invalid `rate`: {0} (allowed: `limit` and `burst` at least 1, `per` a positive duration)"
-    )]
-    Rate(String),
+    #[error(transparent)]
+    Rate(#[from] super::RateError),
     /// `build` was called outside a tokio runtime.
     #[error("a coordinator must be built inside a tokio runtime (call `build` from async code or inside `Runtime::enter`)")]
     NoRuntime,

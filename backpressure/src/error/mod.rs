@@ -21,7 +21,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! * Coordinators: [`BuildError`] (an option out of range, a [`RetryError`]), [`EnqueueError`] and
+//! * Coordinators: [`BuildError`] (an option out of range, a [`RetryError`] or
+//!   [`RateError`]), [`EnqueueError`] and
 //!   [`TryEnqueueError`] (an item refused and handed back).
 //! * Sinks: [`SignalError`] (a bad name, key, pattern or ttl), with the naming rules'
 //!   [`NameError`] / [`NameErrorKind`] and [`PatternError`]; [`LevelError`] (a level out of
@@ -34,15 +35,17 @@
 //! services return it.
 //!
 //! The types are defined next to what raises them; this module only gathers them. The ones
-//! defined here are the coordinator's (`build.rs`, `enqueue.rs`, `retry.rs`) and the sink's (`signal.rs`).
+//! defined here are the coordinator's (`build.rs`, `enqueue.rs`, `rate.rs`, `retry.rs`) and the sink's (`signal.rs`).
 
 mod build;
 mod enqueue;
+mod rate;
 mod retry;
 mod signal;
 
 pub use self::build::BuildError;
 pub use self::enqueue::{EnqueueError, StreamClosed, TryEnqueueError};
+pub use self::rate::RateError;
 pub use self::retry::RetryError;
 pub use self::signal::SignalError;
 pub use crate::config_file::ConfigError;

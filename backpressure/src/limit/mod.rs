@@ -31,4 +31,5 @@
 
 mod rate;
 
+pub use backpressure_pattern::options::rate::RateSpec;
 pub use rate::Rate;

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use backpressure_pattern::options::rate::{RateSpec, DEFAULT_BURST};
 use serde::{Deserialize, Serialize};
+
+use crate::error::RateError;
 
 /// At most `limit` starts per `per`, spaced evenly (one every `per / limit`), with up to
 /// `burst` starts at once after a quiet spell: the generic cell rate algorithm (GCRA), as
@@ -34,7 +37,7 @@ pub struct Rate {
 }
 
 fn one() -> u32 {
-    1
+    DEFAULT_BURST
 }
 
 impl Rate {
@@ -58,20 +61,51 @@ impl Rate {
         self.per / self.limit.max(1)
     }
 
-    /// Checks the values: what is wrong and what is allowed.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        if self.limit == 0 {
-            return Err("`limit` must be at least 1, found 0".into());
+    /// Checks the values against the rules of `rate(...)` in the attribute and a config file.
+    pub(crate) fn check(&self) -> Result<(), RateError> {
+        self.spec()
+            .check()
+            .map_err(|err| RateError::from_rule(&err))
+    }
+
+    /// This rate as the attribute and a config file write it: every field given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backpressure::limit::Rate;
+    ///
+    /// let rate = Rate::new(100, Duration::from_secs(1)).burst(10);
+    /// assert_eq!(rate.spec().limit, Some(100));
+    /// assert_eq!(Rate::from_spec(&rate.spec()), rate);
+    /// ```
+    pub fn spec(&self) -> RateSpec {
+        RateSpec {
+            limit: Some(self.limit),
+            per: Some(self.per),
+            burst: Some(self.burst),
         }
-        if self.burst == 0 {
-            return Err("`burst` must be at least 1, found 0".into());
+    }
+
+    /// The rate a spec describes, `burst` 1 where it gives none (not checked: building the
+    /// coordinator checks it; a `limit` or `per` not given is 0 there, which the check
+    /// refuses, so check the spec first to say which is missing).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backpressure::limit::{Rate, RateSpec};
+    ///
+    /// let spec = RateSpec { limit: Some(5), per: Some(Duration::from_secs(1)), ..RateSpec::new() };
+    /// assert_eq!(Rate::from_spec(&spec), Rate::new(5, Duration::from_secs(1)));
+    /// ```
+    pub fn from_spec(spec: &RateSpec) -> Self {
+        Self {
+            limit: spec.limit.unwrap_or(0),
+            per: spec.per.unwrap_or(Duration::ZERO),
+            burst: spec.burst.unwrap_or(DEFAULT_BURST),
         }
-        if self.interval().is_zero() {
-            return Err(format!(
-                "`per` must be long enough for `limit` starts ({} per {:?} leaves no time between two)",
-                self.limit, self.per
-            ));
-        }
-        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use super::registration::{registrations, Registration};
 use super::runtime::{Runtime, Worker};
 use super::worker::BuildContext;
 use super::{global, RegistryError};
-use super::{policies, retry};
+use super::{policies, rate, retry};
 use crate::config_file::{ConfigFile, SinkSection, CONFIG_ENV_VAR};
 use crate::{CoordinatorConfig, Sink};
 
@@ -333,7 +333,8 @@ fn build_all(
     for &registration in selected {
         let overrides = config.workers.get(registration.name);
         let (values, sink_name) = registration.values(overrides);
-        let effective = CoordinatorConfig::from_values(&values);
+        let mut effective = CoordinatorConfig::from_values(&values);
+        effective.rate = rate::build(registration, overrides, &config.file)?;
         let sink = sinks
             .entry(sink_name.clone())
             .or_insert_with(|| {

@@ -24,6 +24,7 @@ mod cell;
 mod error;
 mod global;
 mod policies;
+mod rate;
 mod registration;
 mod retry;
 mod runtime;

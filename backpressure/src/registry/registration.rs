@@ -1,6 +1,7 @@
 //! [`Registration`]: one `#[backpressure_worker]`, as submitted to `inventory`.
 
 use backpressure_pattern::options::policies::PolicySpec;
+use backpressure_pattern::options::rate::RateSpec;
 use backpressure_pattern::options::retry::RetrySpec;
 use backpressure_pattern::options::{Values, DEFAULT_SINK};
 
@@ -21,6 +22,8 @@ pub struct Registration {
     /// `retry(...)`, if given (the item type is then `Clone`, and `build` builds through
     /// [`BuildContext::build_retrying`]).
     pub retry: Option<RetrySpec>,
+    /// `rate(...)`, if given (a config file's `[workers."name".rate]` may add or tune one).
+    pub rate: Option<RateSpec>,
     /// Builds the worker's coordinator.
     pub build: fn(&BuildContext<'_>) -> Result<BuiltWorker, RegistryError>,
     /// Where the attribute was written.
