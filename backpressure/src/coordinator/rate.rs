@@ -10,6 +10,12 @@ use tokio::time::Instant;
 
 use crate::limit::Rate;
 
+/// The resolution of tokio's timer.
+const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+/// How late a held slot may wake (a tick, and the scheduling of a loaded machine) without
+/// the rate losing the time: the smallest burst covers this much.
+const WAKE_SLACK: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// tokio's clock for governor: paused and advanced time apply to rate limits too.
 #[derive(Debug, Clone, Copy, Default)]
 struct TokioClock;
@@ -29,8 +35,18 @@ pub(super) struct RateGate {
 
 impl RateGate {
     /// A gate for a checked `rate`.
+    ///
+    /// The burst is at least `WAKE_SLACK`'s worth of starts (5 ms): tokio's timer sleeps in
+    /// whole milliseconds and a loaded machine wakes a slot later still, and without that
+    /// credit (GCRA banks no time past its burst) a rate above 1,000 starts a second ran at
+    /// one start per tick (`rate_local_error_pct` 91.9 % at 10,000/s; 0.42 % with it). Above
+    /// 200 starts a second, starts may come in groups of up to 5 ms' worth; the long-run rate
+    /// is the one asked for.
     pub(super) fn new(rate: &Rate) -> Self {
-        let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
+        let interval = rate.interval().as_nanos().max(1);
+        let per_tick = WAKE_SLACK.max(TIMER_TICK).as_nanos().div_ceil(interval);
+        let burst = u32::try_from(per_tick).unwrap_or(u32::MAX).max(rate.burst);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(rate.interval())
             .expect("a checked rate has a positive interval")
             .allow_burst(burst);
