@@ -127,12 +127,17 @@ fn mailer(sink: &Sink, relay: &Arc<Relay>) -> Coordinator<Mail> {
 /// One status line: what waits where, and who holds the worker.
 fn status(at: f64, coordinator: &Coordinator<Mail>) -> String {
     let s = coordinator.stats();
-    let held = coordinator.held_by().map_or("-".to_owned(), |signal| {
-        let phase = signal
-            .phase
-            .map_or("raised".to_owned(), |p| format!("{p:?}"));
-        format!("{} {phase}", signal.name)
-    });
+    let held = coordinator
+        .held_by()
+        .map_or("-".to_owned(), |held| match held.signal() {
+            Some(signal) => {
+                let phase = signal
+                    .phase
+                    .map_or("raised".to_owned(), |p| format!("{p:?}"));
+                format!("{} {phase}", signal.name)
+            }
+            None => held.describe(),
+        });
     format!(
         "{at:>6.1}s  ── queued {} (held {}), retry_waiting {}, active {}, held by {held}",
         s.queued, s.deferred, s.retry_waiting, s.active

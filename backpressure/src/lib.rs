@@ -198,8 +198,8 @@ pub mod tower;
 
 pub use backpressure_pattern::{validate_name, Pattern, MAX_NAME_LEN};
 pub use coordinator::{
-    Coordinator, CoordinatorBuilder, CoordinatorConfig, HandlerOutcome, ItemId, MaxDefer, Stats,
-    WeakCoordinator, WorkContext, MAX_CONCURRENCY,
+    Coordinator, CoordinatorBuilder, CoordinatorConfig, HandlerOutcome, HeldBy, ItemId, MaxDefer,
+    Stats, WeakCoordinator, WorkContext, MAX_CONCURRENCY,
 };
 pub use sink::{
     sink, ActiveSignal, Level, Phase, RaiseOptions, SignalEvent, SignalEventKind, Sink,

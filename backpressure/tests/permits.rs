@@ -90,3 +90,37 @@ async fn items_start_only_with_a_granted_permit_and_wake_on_a_grant() {
         "unused permits go back to the connector"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn held_by_names_the_permits_then_the_rate() {
+    use backpressure::limit::Rate;
+    use backpressure::HeldBy;
+    let sink = Sink::new();
+    sink.serve_permits();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .name("limited")
+        .concurrency(2)
+        .global_concurrency(2)
+        .rate(Rate::new(1, Duration::from_secs(60)))
+        .build(|_: u32, _: WorkContext| async {})
+        .unwrap();
+    coordinator.enqueue_many(0..3).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(
+        matches!(coordinator.held_by(), Some(HeldBy::Permits(c)) if c.wanted && c.granted == 0)
+    );
+    sink.permit_pools()[0].grant(2);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // One start, then the rate holds the next for a minute.
+    assert_eq!(coordinator.stats().completed, 1);
+    assert_eq!(coordinator.held_by(), Some(HeldBy::Rate));
+    coordinator.pause();
+    assert_eq!(coordinator.held_by(), Some(HeldBy::Paused));
+    coordinator.resume();
+    sink.raise("backpressure.relay").unwrap();
+    assert_eq!(
+        coordinator.held_by().unwrap().describe(),
+        "backpressure.relay"
+    );
+}

@@ -41,10 +41,10 @@ use backpressure::tower::handle_error;
 use backpressure::tower::{Hold, HoldError, HoldLayer, HoldMode, ResponseFuture, WorkerHoldError};
 use backpressure::{
     backpressure_worker, sink, start, validate_name, ActiveSignal, Coordinator, CoordinatorBuilder,
-    CoordinatorConfig, HandlerOutcome, ItemId, Level, MaxDefer, Pattern, Phase, RaiseOptions,
-    Runtime, RuntimeBuilder, ShutdownReport, SignalEvent, SignalEventKind, Sink, SinkSection,
-    Stats, Subscription, WeakCoordinator, WorkContext, WorkerInfo, CONFIG_ENV_VAR, MAX_CONCURRENCY,
-    MAX_NAME_LEN,
+    CoordinatorConfig, HandlerOutcome, HeldBy, ItemId, Level, MaxDefer, Pattern, Phase,
+    RaiseOptions, Runtime, RuntimeBuilder, ShutdownReport, SignalEvent, SignalEventKind, Sink,
+    SinkSection, Stats, Subscription, WeakCoordinator, WorkContext, WorkerInfo, CONFIG_ENV_VAR,
+    MAX_CONCURRENCY, MAX_NAME_LEN,
 };
 
 /// Names a type, so that its import counts as used.
@@ -59,6 +59,7 @@ async fn pinned_worker(_item: u32) {}
 
 #[test]
 fn the_root_items_are_nameable() {
+    named::<HeldBy>();
     named::<ActiveSignal>();
     named::<Coordinator<u32>>();
     named::<CoordinatorBuilder<u32>>();

@@ -253,9 +253,11 @@ impl<T: Send + 'static> Coordinator<T> {
         self.inner.shared.policies.infos()
     }
 
-    /// The signal that sets the current limit: among the active signals matching `defer_on`,
-    /// the one with the lowest level (a full stop before any level). `None` while no such
-    /// signal is active. [`Stats::limit`] says how many items it lets run.
+    /// What holds the next start ([`HeldBy`](crate::HeldBy)): the signal that sets the
+    /// current limit (among the active signals matching `defer_on`, the one with the lowest
+    /// level, a full stop before any level; [`Stats::limit`] says how many items it lets
+    /// run), else a pause, else a wait for a `global_concurrency` permit, else the worker's
+    /// rate. `None` while nothing holds.
     ///
     /// This scans the sink's active signals (it is for operators and dashboards); the gate
     /// itself never does.
@@ -273,17 +275,30 @@ impl<T: Send + 'static> Coordinator<T> {
     ///     .build(|_: u32, _| async {})?;
     /// sink.raise_with("backpressure.db", RaiseOptions::new().level(Level::new(0.5)?))?;
     /// sink.raise_with("backpressure.smtp", RaiseOptions::new().level(Level::new(0.2)?))?;
-    /// assert_eq!(coordinator.held_by().unwrap().name.as_ref(), "backpressure.smtp");
+    /// let held = coordinator.held_by().unwrap();
+    /// assert_eq!(held.signal().unwrap().name.as_ref(), "backpressure.smtp");
     /// assert_eq!(coordinator.stats().limit, 2);
     /// # Ok(()) }
     /// ```
-    pub fn held_by(&self) -> Option<crate::ActiveSignal> {
-        let pattern = self.inner.shared.gate.defer_pattern()?;
-        self.sink()
-            .snapshot()
-            .into_iter()
-            .filter(|entry| pattern.matches(&entry.name))
-            .min_by_key(|entry| entry.level)
+    pub fn held_by(&self) -> Option<crate::HeldBy> {
+        use crate::HeldBy;
+        let shared = &self.inner.shared;
+        let signal = shared.gate.defer_pattern().and_then(|pattern| {
+            (self.sink().snapshot().into_iter())
+                .filter(|entry| pattern.matches(&entry.name))
+                .min_by_key(|entry| entry.level)
+        });
+        if let Some(signal) = signal {
+            return Some(HeldBy::Signal(signal));
+        }
+        if shared.gate.is_paused() {
+            return Some(HeldBy::Paused);
+        }
+        let permits = shared.permits.as_ref().map(|p| p.counts());
+        if let Some(counts) = permits.filter(|c| c.wanted) {
+            return Some(HeldBy::Permits(counts));
+        }
+        shared.rate_holds().then_some(HeldBy::Rate)
     }
 
     /// A consistent snapshot of the counters.

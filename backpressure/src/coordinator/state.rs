@@ -364,6 +364,11 @@ impl<T> Shared<T> {
         self.wake.notify_waiters();
     }
 
+    /// Whether the worker's rate holds the head's start now.
+    pub(super) fn rate_holds(&self) -> bool {
+        self.rate.is_some() && self.lock().head_rate_limited
+    }
+
     pub(super) fn stats(&self) -> Stats {
         let state = self.lock();
         // Every take is counted under this lock together with `active` or `returned`, and a
