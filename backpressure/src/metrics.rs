@@ -12,6 +12,7 @@
 //! | `backpressure_items_retried_total` | counter | sink, worker |
 //! | `backpressure_items_dead_lettered_total` | counter | sink, worker |
 //! | `backpressure_defer_timeouts_total` | counter | sink, worker |
+//! | `backpressure_rate_limited_total` | counter | sink, worker |
 //! | `backpressure_signal_transitions_total` | counter | sink, signal, transition |
 //! | `backpressure_worker_queued` | gauge | sink, worker |
 //! | `backpressure_worker_deferred` | gauge | sink, worker |
@@ -34,6 +35,8 @@ pub const ITEMS_FINISHED: &str = "backpressure_items_finished_total";
 pub const ITEMS_RETRIED: &str = "backpressure_items_retried_total";
 /// Items whose last attempt failed, handed to the dead letters.
 pub const ITEMS_DEAD_LETTERED: &str = "backpressure_items_dead_lettered_total";
+/// Starts delayed by the worker's `rate(...)` (each item once).
+pub const RATE_LIMITED: &str = "backpressure_rate_limited_total";
 /// Items started anyway after `max_defer`.
 pub const DEFER_TIMEOUTS: &str = "backpressure_defer_timeouts_total";
 /// Signal raises, retracts, expiries, level and policy changes.
@@ -78,6 +81,11 @@ pub fn describe() {
         ITEMS_DEAD_LETTERED,
         Unit::Count,
         "Items whose last attempt failed (dead letters)"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        Unit::Count,
+        "Starts delayed by the worker's rate"
     );
     describe_counter!(
         DEFER_TIMEOUTS,

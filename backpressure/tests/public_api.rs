@@ -27,7 +27,7 @@ use backpressure::limit::{Rate, RateSpec};
 #[cfg(feature = "metrics")]
 use backpressure::metrics::{
     describe, DEFER_TIMEOUTS, ITEMS_DEAD_LETTERED, ITEMS_ENQUEUED, ITEMS_FINISHED, ITEMS_RETRIED,
-    ITEM_DURATION, ITEM_WAIT, SIGNAL_TRANSITIONS, WORKER_ACTIVE, WORKER_CONCURRENCY,
+    ITEM_DURATION, ITEM_WAIT, RATE_LIMITED, SIGNAL_TRANSITIONS, WORKER_ACTIVE, WORKER_CONCURRENCY,
     WORKER_DEFERRED, WORKER_GATE_OPEN, WORKER_QUEUED,
 };
 use backpressure::policy::{
@@ -166,7 +166,8 @@ fn the_feature_modules_items_are_nameable() {
     #[cfg(feature = "metrics")]
     {
         let _ = describe;
-        let _: [&str; 13] = [
+        let _: [&str; 14] = [
+            RATE_LIMITED,
             DEFER_TIMEOUTS,
             ITEMS_DEAD_LETTERED,
             ITEMS_ENQUEUED,

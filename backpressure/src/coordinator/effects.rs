@@ -32,6 +32,8 @@ pub(super) struct Effects {
     release_slots: bool,
     /// A permit was put back or is wanted: the connector serving them must look.
     permit_server: bool,
+    /// The head's start was delayed by the rate (counted once per item).
+    rate_limited: bool,
 }
 
 impl Effects {
@@ -45,6 +47,10 @@ impl Effects {
 
     pub(super) fn defer_timeout(&mut self, held: Duration) {
         self.defer_timeout = Some(held);
+    }
+
+    pub(super) fn rate_limited(&mut self) {
+        self.rate_limited = true;
     }
 
     pub(super) fn wake_permit_server(&mut self) {
@@ -70,6 +76,9 @@ impl Effects {
         }
         if self.settled {
             to.settled.notify_waiters();
+        }
+        if self.rate_limited {
+            to.meters.rate_limited();
         }
         if let (true, Some(permits)) = (self.permit_server, to.permits) {
             permits.notify_server();

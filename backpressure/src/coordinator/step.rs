@@ -179,6 +179,7 @@ impl<T> Shared<T> {
         let until = rate.try_start().err()?;
         if !std::mem::replace(&mut state.head_rate_limited, true) {
             state.counts.rate_limited += 1;
+            state.effects.rate_limited();
         }
         Some(until)
     }

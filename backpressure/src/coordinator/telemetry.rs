@@ -179,6 +179,7 @@ pub(super) struct Meters {
     enqueued: metrics::Counter,
     retried: metrics::Counter,
     dead_lettered: metrics::Counter,
+    rate_limited: metrics::Counter,
     defer_timeouts: metrics::Counter,
     queued: metrics::Gauge,
     deferred: metrics::Gauge,
@@ -202,6 +203,7 @@ impl Meters {
             enqueued: metrics::counter!(m::ITEMS_ENQUEUED, &l),
             retried: metrics::counter!(m::ITEMS_RETRIED, &l),
             dead_lettered: metrics::counter!(m::ITEMS_DEAD_LETTERED, &l),
+            rate_limited: metrics::counter!(m::RATE_LIMITED, &l),
             defer_timeouts: metrics::counter!(m::DEFER_TIMEOUTS, &l),
             queued: metrics::gauge!(m::WORKER_QUEUED, &l),
             deferred: metrics::gauge!(m::WORKER_DEFERRED, &l),
@@ -228,6 +230,10 @@ impl Meters {
 
     pub(super) fn dead_lettered(&self) {
         self.dead_lettered.increment(1);
+    }
+
+    pub(super) fn rate_limited(&self) {
+        self.rate_limited.increment(1);
     }
 
     pub(super) fn started(&self, started: Option<&Started>) {
@@ -279,6 +285,7 @@ impl Meters {
     pub(super) fn defer_timeout(&self) {}
     pub(super) fn retried(&self) {}
     pub(super) fn dead_lettered(&self) {}
+    pub(super) fn rate_limited(&self) {}
     pub(super) fn started(&self, _: Option<&Started>) {}
     pub(super) fn finished(&self, _: Outcome, _: Option<Duration>) {}
     pub(super) fn gauges(&self, _: Gauges) {}
