@@ -2,7 +2,8 @@
 //!
 //! The user's function is emitted untouched. Next to it go a hidden alias for the item type and a
 //! module with the function's name and visibility that holds the typed API (`enqueue`,
-//! `try_enqueue`, `coordinator`, `stats`, `shutdown`, `NAME`) and the `inventory` registration.
+//! `try_enqueue`, `coordinator`, `stats`, `shutdown`, `NAME`, and each of them `_in` a given
+//! runtime) and the `inventory` registration.
 //! Everything reaches the runtime through `<crate>::__private` (`crate = "..."`, by default
 //! `::backpressure`); other absolute paths name only `core` and `std`.
 //!
@@ -89,7 +90,9 @@ fn module(
     let doc = format!(
         "The `#[backpressure_worker]` generated API of [`{ident}`](fn@{ident}).\n\n\
          Call `backpressure::start()` inside a tokio runtime first; before that, \
-         [`enqueue`] and [`try_enqueue`] hand the item back in an error."
+         [`enqueue`] and [`try_enqueue`] hand the item back in an error. The `_in` \
+         functions ([`enqueue_in`], ...) reach the worker in a given runtime instead, such \
+         as an isolated one in a test."
     );
     let name = match name {
         Some(name) => quote!(#name),
@@ -124,6 +127,7 @@ fn module(
 /// The typed API around the worker's static cell: `enqueue`, `try_enqueue`, `coordinator`,
 /// `stats`, `shutdown`.
 fn api(private: &TokenStream) -> TokenStream {
+    let api_in = api_in(private);
     quote! {
         #[doc(hidden)]
         pub static __BACKPRESSURE_CELL: #private::WorkerCell<Item> =
@@ -167,6 +171,59 @@ fn api(private: &TokenStream) -> TokenStream {
         /// started (empty when the runtime is not started).
         pub async fn shutdown() -> ::std::vec::Vec<Item> {
             __BACKPRESSURE_CELL.shutdown().await
+        }
+
+        #api_in
+    }
+}
+
+/// The same API in a given runtime (an isolated one in tests): `enqueue_in`,
+/// `try_enqueue_in`, `coordinator_in`, `stats_in`, `shutdown_in`.
+fn api_in(private: &TokenStream) -> TokenStream {
+    quote! {
+        /// Enqueues an item on this worker in `runtime` (an isolated one, say), waiting while
+        /// its queue is full.
+        ///
+        /// # Errors
+        ///
+        /// Hands the item back when `runtime` has no such worker (`NotInRuntime`) or the
+        /// worker's intake is closed.
+        pub async fn enqueue_in(
+            runtime: &#private::Runtime,
+            item: Item,
+        ) -> ::core::result::Result<#private::ItemId, #private::WorkerEnqueueError<Item>> {
+            __BACKPRESSURE_CELL.enqueue_in(runtime, item).await
+        }
+
+        /// Enqueues an item on this worker in `runtime` if there is room right now.
+        ///
+        /// # Errors
+        ///
+        /// Hands the item back when the queue is full, `runtime` has no such worker
+        /// (`NotInRuntime`) or the worker's intake is closed.
+        pub fn try_enqueue_in(
+            runtime: &#private::Runtime,
+            item: Item,
+        ) -> ::core::result::Result<#private::ItemId, #private::WorkerEnqueueError<Item>> {
+            __BACKPRESSURE_CELL.try_enqueue_in(runtime, item)
+        }
+
+        /// This worker's coordinator in `runtime`, if it has this worker.
+        pub fn coordinator_in(
+            runtime: &#private::Runtime,
+        ) -> ::core::option::Option<#private::Coordinator<Item>> {
+            __BACKPRESSURE_CELL.coordinator_in(runtime)
+        }
+
+        /// This worker's statistics in `runtime`, if it has this worker.
+        pub fn stats_in(runtime: &#private::Runtime) -> ::core::option::Option<#private::Stats> {
+            __BACKPRESSURE_CELL.stats_in(runtime)
+        }
+
+        /// Shuts this worker down in `runtime`: cancels running work and returns the items
+        /// that never started (empty when `runtime` has no such worker).
+        pub async fn shutdown_in(runtime: &#private::Runtime) -> ::std::vec::Vec<Item> {
+            __BACKPRESSURE_CELL.shutdown_in(runtime).await
         }
     }
 }

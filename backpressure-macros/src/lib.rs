@@ -33,11 +33,53 @@ mod value;
 /// * `name::enqueue(item).await` and `name::try_enqueue(item)`: hand work to the worker
 ///   (an error hands the item back, also when `backpressure::start()` has not run yet);
 /// * `name::coordinator()`, `name::stats()`, `name::shutdown().await`;
+/// * each of these `_in` a given runtime: `name::enqueue_in(&runtime, item).await`,
+///   `name::try_enqueue_in(&runtime, item)`, `name::coordinator_in(&runtime)`,
+///   `name::stats_in(&runtime)`, `name::shutdown_in(&runtime).await` (below);
 /// * `name::NAME`: the registered name (the key of its section in a config file);
 /// * `name::Item`: the item type.
 ///
 /// `backpressure::start()` finds every worker through `inventory` and builds each one's
 /// coordinator on its named sink.
+///
+/// # In a given runtime (tests)
+///
+/// `name::enqueue(item)` reaches the global runtime of `backpressure::start()`. Code that
+/// takes a `&Runtime` and calls `name::enqueue_in(runtime, item)` instead can be handed an
+/// isolated runtime in a test (`Runtime::builder().isolated()` or `.only([...])`: its own
+/// coordinators on its own fresh sinks), and any number of such tests run in parallel. A
+/// runtime without the worker is `WorkerEnqueueError::NotInRuntime`, naming it.
+///
+/// ```
+/// use backpressure::{backpressure_worker, error::WorkerEnqueueError, Runtime};
+///
+/// #[backpressure_worker(sink = "mail")]
+/// async fn send_mail(to: String) {
+///     let _ = to;
+/// }
+///
+/// // The code under test is handed the runtime.
+/// async fn sign_up(runtime: &Runtime, email: &str) -> Result<(), WorkerEnqueueError<String>> {
+///     send_mail::enqueue_in(runtime, email.to_owned()).await?;
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let runtime = Runtime::builder().only([send_mail::NAME]).start().unwrap();
+/// let sink = runtime.sink("mail").unwrap();
+/// sink.raise("backpressure.smtp").unwrap();
+/// sign_up(&runtime, "ada@example.com").await.unwrap();
+/// assert_eq!(send_mail::stats_in(&runtime).unwrap().queued, 1); // held
+/// sink.retract("backpressure.smtp").unwrap();
+/// runtime.drain_all().await;
+/// assert_eq!(send_mail::stats_in(&runtime).unwrap().completed, 1);
+/// assert!(send_mail::stats().is_none()); // the global runtime was never started
+///
+/// let empty = Runtime::builder().only::<_, &str>([]).start().unwrap();
+/// let err = sign_up(&empty, "grace@example.com").await.unwrap_err();
+/// assert!(matches!(err, WorkerEnqueueError::NotInRuntime { worker, .. } if worker == send_mail::NAME));
+/// # }
+/// ```
 ///
 /// # Keys
 ///

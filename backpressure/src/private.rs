@@ -14,7 +14,7 @@ use crate::HandlerOutcome;
 pub use crate::registry::{
     BuildContext, BuiltWorker, Registration, RegistryError, WorkerCell, WorkerEnqueueError,
 };
-pub use crate::{Coordinator, ItemId, MaxDefer, Stats, WorkContext};
+pub use crate::{Coordinator, ItemId, MaxDefer, Runtime, Stats, WorkContext};
 pub use backpressure_pattern::options::policies::PolicySpec;
 pub use backpressure_pattern::options::rate::RateSpec;
 pub use backpressure_pattern::options::retry::RetrySpec;

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::registration::{registrations, Registration};
 use super::runtime::{Runtime, Worker};
+use super::runtime_id::RuntimeId;
 use super::worker::BuildContext;
 use super::{global, RegistryError};
 use super::{policies, rate, retry};
@@ -245,7 +246,8 @@ impl RuntimeBuilder {
         if global && !global::claim() {
             return Err(RegistryError::AlreadyStarted);
         }
-        let built = build_all(&selected, &config, self.sinks, self.isolated);
+        let id = RuntimeId::next();
+        let built = build_all(id, &selected, &config, self.sinks, self.isolated);
         let (workers, sinks) = match built {
             Ok(built) => built,
             Err(err) => {
@@ -261,6 +263,7 @@ impl RuntimeBuilder {
             }
         }
         Ok(Runtime {
+            id,
             workers,
             sinks,
             global,
@@ -324,6 +327,7 @@ fn check_duplicates(selected: &[&'static Registration]) -> Result<(), RegistryEr
 type Built = (Vec<Worker>, BTreeMap<String, Sink>);
 
 fn build_all(
+    runtime: RuntimeId,
     selected: &[&'static Registration],
     config: &ConfigFile,
     mut sinks: BTreeMap<String, Sink>,
@@ -349,6 +353,7 @@ fn build_all(
         let policies = policies::build(registration, overrides, &config.file, defer_on)?;
         let retry = retry::build(registration, overrides, &config.file)?;
         let context = BuildContext {
+            runtime,
             name: registration.name,
             config: effective,
             sink,

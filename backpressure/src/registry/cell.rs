@@ -1,21 +1,31 @@
-//! [`WorkerCell`]: the static behind a worker's generated `enqueue`.
+//! [`WorkerCell`]: the static behind a worker's generated `enqueue` and `enqueue_in`.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use futures_util::future::BoxFuture;
 
+use super::runtime_id::RuntimeId;
 use super::WorkerEnqueueError;
 use crate::{Coordinator, ItemId, Stats};
 
-/// The per-worker static behind the generated `enqueue` / `try_enqueue`: holds the worker's
-/// coordinator while a global runtime (`backpressure::start()`) is running.
+/// The per-worker static behind the generated functions: holds the worker's coordinator while
+/// a global runtime (`backpressure::start()`) is running (`enqueue`, `try_enqueue`, ...), and
+/// a weak link to its coordinator in every runtime that built it (`enqueue_in`, ...).
 ///
 /// It places no bounds on `T`, so that a worker whose item is not `Send` fails to compile with
-/// one error on the item type (from the checks) rather than one per generated function.
+/// one error on the item type (from the checks) rather than one per generated function: the
+/// `_in` functions find their coordinator here by the runtime's id, not by a typed look-up in
+/// the runtime (which would need `T: Send + 'static`).
 pub struct WorkerCell<T> {
     name: &'static str,
     current: RwLock<Option<Arc<dyn CellOps<T>>>>,
+    /// One entry per runtime that built this worker, alive while that runtime's worker is
+    /// (it holds the strong side); dead entries are pruned when a runtime attaches.
+    runtimes: RwLock<Vec<RuntimeLink<T>>>,
 }
+
+/// A runtime's weak link to this worker's coordinator in it.
+type RuntimeLink<T> = (RuntimeId, Weak<dyn CellOps<T>>);
 
 impl<T> std::fmt::Debug for WorkerCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,7 +36,7 @@ impl<T> std::fmt::Debug for WorkerCell<T> {
 }
 
 /// A coordinator seen through a bound-free interface.
-trait CellOps<T>: Send + Sync {
+pub(super) trait CellOps<T>: Send + Sync {
     fn enqueue(&self, item: T) -> BoxFuture<'static, Result<ItemId, WorkerEnqueueError<T>>>;
     fn try_enqueue(&self, item: T) -> Result<ItemId, WorkerEnqueueError<T>>;
     fn coordinator(&self) -> Coordinator<T>;
@@ -75,6 +85,38 @@ impl<T> WorkerCell<T> {
         Self {
             name,
             current: RwLock::new(None),
+            runtimes: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Links `runtime` to `coordinator`, for as long as the caller keeps it.
+    pub(super) fn attach(&self, runtime: RuntimeId, coordinator: &Arc<Coordinator<T>>)
+    where
+        T: Send + 'static,
+    {
+        let weak: Weak<Coordinator<T>> = Arc::downgrade(coordinator);
+        let weak: Weak<dyn CellOps<T>> = weak;
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        runtimes.retain(|(_, link)| link.strong_count() > 0);
+        runtimes.push((runtime, weak));
+    }
+
+    /// This worker's coordinator in runtime `id`, if that runtime built it.
+    pub(super) fn in_runtime(&self, id: RuntimeId) -> Option<Arc<dyn CellOps<T>>> {
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
+        runtimes
+            .iter()
+            .find(|(of, _)| *of == id)
+            .and_then(|(_, link)| link.upgrade())
+    }
+
+    pub(super) fn not_in(&self, item: T) -> WorkerEnqueueError<T> {
+        WorkerEnqueueError::NotInRuntime {
+            worker: self.name,
+            item,
         }
     }
 

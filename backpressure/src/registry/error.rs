@@ -65,7 +65,8 @@ pub enum RegistryError {
     },
 }
 
-/// A generated `enqueue` / `try_enqueue` could not take the item; the item is handed back.
+/// A generated `enqueue` / `try_enqueue` (or `enqueue_in` / `try_enqueue_in`) could not take
+/// the item; the item is handed back.
 ///
 /// # Examples
 ///
@@ -88,6 +89,14 @@ pub enum WorkerEnqueueError<T> {
         /// The item.
         item: T,
     },
+    /// The runtime given to `enqueue_in` / `try_enqueue_in` has no such worker (it was not
+    /// selected by [`RuntimeBuilder::only`](crate::RuntimeBuilder::only)).
+    NotInRuntime {
+        /// The worker's name.
+        worker: &'static str,
+        /// The item.
+        item: T,
+    },
     /// The queue is full (`try_enqueue` only).
     Full(T),
     /// The worker's intake is closed (it was drained or shut down).
@@ -99,6 +108,7 @@ impl<T> WorkerEnqueueError<T> {
     pub fn into_inner(self) -> T {
         match self {
             WorkerEnqueueError::NotStarted { item, .. }
+            | WorkerEnqueueError::NotInRuntime { item, .. }
             | WorkerEnqueueError::Full(item)
             | WorkerEnqueueError::Closed(item) => item,
         }
@@ -110,6 +120,10 @@ impl<T> fmt::Debug for WorkerEnqueueError<T> {
         match self {
             WorkerEnqueueError::NotStarted { worker, .. } => f
                 .debug_struct("NotStarted")
+                .field("worker", worker)
+                .finish_non_exhaustive(),
+            WorkerEnqueueError::NotInRuntime { worker, .. } => f
+                .debug_struct("NotInRuntime")
                 .field("worker", worker)
                 .finish_non_exhaustive(),
             WorkerEnqueueError::Full(_) => f.write_str("Full(..)"),
@@ -125,6 +139,11 @@ impl<T> fmt::Display for WorkerEnqueueError<T> {
                 f,
                 "worker `{worker}` is not running: call `backpressure::start()` first \
                  (the item is handed back)"
+            ),
+            WorkerEnqueueError::NotInRuntime { worker, .. } => write!(
+                f,
+                "worker `{worker}` is not in this runtime: it was not selected when the runtime \
+                 was built (`Runtime::builder().only([...])`) (the item is handed back)"
             ),
             WorkerEnqueueError::Full(_) => {
                 f.write_str("the worker's queue is full (the item is handed back)")

@@ -21,6 +21,7 @@
 
 mod builder;
 mod cell;
+mod cell_in;
 mod error;
 mod global;
 mod policies;
@@ -28,6 +29,7 @@ mod rate;
 mod registration;
 mod retry;
 mod runtime;
+mod runtime_id;
 mod worker;
 
 pub use builder::{start, RuntimeBuilder};

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::global;
 use super::registration::Registration;
+use super::runtime_id::RuntimeId;
 use super::worker::{ErasedWorker, TypedWorker};
 use super::RegistryError;
 use crate::policy::PolicyInfo;
@@ -70,6 +71,7 @@ pub(super) struct Worker {
 /// Dropping the handle does not stop the workers; call [`Runtime::shutdown`] (or
 /// [`Runtime::drain_all`]).
 pub struct Runtime {
+    pub(super) id: RuntimeId,
     pub(super) workers: Vec<Worker>,
     pub(super) sinks: BTreeMap<String, Sink>,
     pub(super) global: bool,
@@ -175,6 +177,11 @@ impl Runtime {
     /// its own for an isolated one.
     pub fn sink(&self, name: &str) -> Option<Sink> {
         self.sinks.get(name).cloned()
+    }
+
+    /// The key its workers' cells know it by.
+    pub(crate) fn id(&self) -> RuntimeId {
+        self.id
     }
 
     /// Whether this is the global runtime of [`start`](crate::start).

@@ -2,11 +2,12 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use super::runtime_id::RuntimeId;
 use super::{RegistryError, WorkerCell};
 use crate::policy::{Policy, PolicyInfo};
 use crate::retry::{DeadLetterRecord, Retry};
@@ -15,6 +16,8 @@ use crate::{Coordinator, CoordinatorConfig, HandlerOutcome, Sink, Stats, WorkCon
 /// What a registration's `build` function gets: the effective config and the sink.
 #[derive(Debug)]
 pub struct BuildContext<'a> {
+    /// The runtime being built.
+    pub(crate) runtime: RuntimeId,
     /// The worker's registered name.
     pub(crate) name: &'a str,
     pub(crate) config: CoordinatorConfig,
@@ -85,8 +88,11 @@ impl BuildContext<'_> {
                 worker: self.name.to_owned(),
                 source,
             })?;
+        let attached = Arc::new(coordinator.clone());
+        cell.attach(self.runtime, &attached);
         Ok(BuiltWorker(Box::new(TypedWorker {
             coordinator,
+            _attached: attached,
             cell,
             retry,
             returned: Mutex::new(Vec::new()),
@@ -137,6 +143,8 @@ pub(super) const KEPT_RECORDS: usize = 20;
 
 pub(super) struct TypedWorker<T: 'static> {
     pub(super) coordinator: Coordinator<T>,
+    /// What the cell's entry for this runtime points to: the entry lives as long as this.
+    _attached: Arc<Coordinator<T>>,
     cell: &'static WorkerCell<T>,
     retry: Option<Retry>,
     pub(super) returned: Mutex<Vec<T>>,
