@@ -162,7 +162,8 @@
 //! The root holds what a program names constantly: [`Coordinator`] and its builder, [`Sink`]
 //! and [`sink`], [`WorkContext`], the attribute and the [`Runtime`] it [`start`]s. Every error
 //! type is in [`error`] (none at the root: `?` into `Box<dyn Error>` needs no name), every
-//! health policy type in [`policy`], and the optional integrations in `tower` and `metrics`.
+//! health policy type in [`policy`], and the optional integrations in `tower` and `metrics`
+//! (and, for tests, `testing`: feature `test-util`).
 //! Each item has exactly one public path; `tests/public_api.rs` lists them all, so a change
 //! to the surface is a deliberate edit of that list.
 //!
@@ -193,6 +194,8 @@ mod registry;
 pub mod retry;
 mod sink;
 mod sync;
+#[cfg(feature = "test-util")]
+pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 

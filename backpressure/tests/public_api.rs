@@ -35,6 +35,8 @@ use backpressure::policy::{
     PolicyDetail, PolicyInfo, PolicyState, Watermark, WindowCounts,
 };
 use backpressure::retry::{DeadLetter, DeadLetterRecord, Failure, Retry, RetrySpec};
+#[cfg(feature = "test-util")]
+use backpressure::testing::{Recorded, Timeline};
 #[cfg(feature = "axum")]
 use backpressure::tower::handle_error;
 #[cfg(feature = "tower")]
@@ -150,6 +152,11 @@ fn the_retry_module_items_are_nameable() {
 
 #[test]
 fn the_feature_modules_items_are_nameable() {
+    #[cfg(feature = "test-util")]
+    {
+        named::<Timeline>();
+        outcome::<Recorded<()>>();
+    }
     #[cfg(feature = "tower")]
     {
         named::<Hold<()>>();
