@@ -115,6 +115,7 @@ async fn held_by_names_the_permits_then_the_rate() {
     // One start, then the rate holds the next for a minute.
     assert_eq!(coordinator.stats().completed, 1);
     assert_eq!(coordinator.held_by(), Some(HeldBy::Rate));
+    assert!(coordinator.stats().rate_holding);
     coordinator.pause();
     assert_eq!(coordinator.held_by(), Some(HeldBy::Paused));
     coordinator.resume();

@@ -394,6 +394,7 @@ impl<T> Shared<T> {
             dead_lettered: counts.dead_lettered,
             timed_out: counts.timed_out,
             rate_limited: counts.rate_limited,
+            rate_holding: self.rate.is_some() && state.head_rate_limited,
             permits: self.permits.as_ref().map(Permits::counts),
             retry_waiting: state.retries.waiting(),
             gate_rechecks: counts.gate_rechecks,

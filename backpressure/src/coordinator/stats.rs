@@ -43,6 +43,8 @@ pub struct Stats {
     pub timed_out: u64,
     /// Starts delayed by the worker's [`rate`](crate::limit::Rate) (each item once).
     pub rate_limited: u64,
+    /// Whether the worker's rate holds the head's start right now.
+    pub rate_holding: bool,
     /// The worker's permits of its `global_concurrency` in this process (limit, granted,
     /// in use), if it has one.
     pub permits: Option<crate::connector::PermitCounts>,
