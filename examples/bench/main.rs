@@ -27,7 +27,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 mod matrix;
 mod pools;
 mod rates;
+mod resume;
 mod retries;
+mod stream;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator (for bytes per queued item).
@@ -345,8 +347,8 @@ std::thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// [`coordinator_throughput`] with a `tracing` subscriber listening at INFO: the registry
-/// (span storage) behind an INFO `LevelFilter` and a layer that does nothing, so each item
+/// [`coordinator_throughput`] with a `tracing` subscriber listening at `level` (INFO or DEBUG):
+/// the registry (span storage) behind that `LevelFilter` and a layer that does nothing, so each item
 /// pays what the library does when someone listens (the `backpressure.item` span, the
 /// enqueue-time capture) and nothing a particular output adds.
 ///
@@ -355,13 +357,13 @@ std::thread_local! {
 /// untimed. It runs on a plain thread, which the calling worker of the main runtime joins
 /// (nothing else runs there meanwhile). Afterwards the global max level is put back to OFF,
 /// so the other variants run exactly as with no subscriber at all (checked).
-fn traced_throughput(n: u64) -> f64 {
+fn traced_throughput(n: u64, level: LevelFilter) -> f64 {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
                 let subscriber = Arc::new(
                     tracing_subscriber::registry()
-                        .with(LevelFilter::INFO)
+                        .with(level)
                         .with(Identity::new()),
                 );
                 let on_start = Arc::clone(&subscriber);
@@ -378,7 +380,7 @@ fn traced_throughput(n: u64) -> f64 {
                     .expect("runtime");
                 let rate = rt.block_on(async move {
                     tokio::spawn(async move {
-                        assert_eq!(LevelFilter::current(), LevelFilter::INFO);
+                        assert_eq!(LevelFilter::current(), level);
                         coordinator_throughput(n / 10).await;
                         coordinator_throughput(n).await
                     })
@@ -1354,6 +1356,8 @@ struct Throughput {
     via_macro: Vec<f64>,
     /// The coordinator with a subscriber at INFO (multi-thread only; empty otherwise).
     traced: Vec<f64>,
+    /// The same with a subscriber at DEBUG (multi-thread only; empty otherwise).
+    traced_debug: Vec<f64>,
 }
 
 async fn throughput(s: Settings) -> Throughput {
@@ -1367,16 +1371,20 @@ async fn throughput(s: Settings) -> Throughput {
         baseline: vec![],
         via_macro: vec![],
         traced: vec![],
+        traced_debug: vec![],
     };
     for rep in 0..s.throughput_reps {
         // Rotate which variant goes first.
-        for k in 0..4 {
-            match (k + rep) % 4 {
+        for k in 0..5 {
+            match (k + rep) % 5 {
                 0 => t.coordinator.push(coordinator_throughput(n).await),
                 1 => t.baseline.push(baseline_throughput(n).await),
                 2 => t.via_macro.extend(macro_throughput(n).await),
                 // Blocks this worker until the traced runtime is done (see the function).
-                _ => t.traced.push(traced_throughput(n)),
+                3 => t.traced.push(traced_throughput(n, LevelFilter::INFO)),
+                _ => t
+                    .traced_debug
+                    .push(traced_throughput(n, LevelFilter::DEBUG)),
             }
         }
     }
@@ -1433,6 +1441,7 @@ async fn single_thread(s: Settings) -> Throughput {
         baseline: vec![],
         via_macro: vec![],
         traced: vec![],
+        traced_debug: vec![],
     };
     for rep in 0..s.throughput_reps.div_ceil(2) {
         for k in 0..3 {
@@ -1485,6 +1494,7 @@ fn main() {
         || pools_mode(&args)
         || retries::retries_mode(&args)
         || rates::rates_mode(&args)
+        || resume::resume_mode(&args)
     {
         return;
     }
@@ -1504,10 +1514,11 @@ fn main() {
     println!();
 
     // Sections 1-3 run as tasks on the multi-thread runtime (producers included).
-    let (tp, pools, resume, idle) = rt.block_on(async move {
+    let (tp, pools, intake, resume, idle) = rt.block_on(async move {
         tokio::spawn(async move {
             let tp = throughput(s).await;
             let pools = matrix::run(s.throughput_items, s.throughput_reps).await;
+            let intake = stream::run(s.throughput_items, s.throughput_reps).await;
             let resume = resume_latency(s).await;
             let mut idle = Idle::default();
             for _ in 0..s.idle_windows {
@@ -1520,7 +1531,7 @@ fn main() {
                 idle.rate_deferred.push(rates::idle_rate_deferred().await);
                 idle.rate_error_pct.push(rates::rate_error_pct().await);
             }
-            (tp, pools, resume, idle)
+            (tp, pools, intake, resume, idle)
         })
         .await
         .expect("benchmark task")
@@ -1529,6 +1540,8 @@ fn main() {
 
     // Section 2b on a runtime of its own with exactly 2 workers.
     let one_slot = one_slot_resume(s);
+    // Section 2c, likewise on a 2-worker runtime of its own.
+    let after_hold = resume::run(s.resume_trials);
 
     // Sections 4-5 on a current-thread runtime: a woken watcher runs only when the timing loop
     // yields, and nothing else allocates while memory is counted.
@@ -1573,6 +1586,13 @@ fn main() {
          ({:.3} of the coordinator without; registry + INFO filter + no-op layer)",
         median_ratio(&tp.traced, &tp.coordinator)
     );
+    let traced_debug = median(&tp.traced_debug);
+    let traced_debug_ratio = median_ratio(&tp.traced_debug, &tp.baseline);
+    println!(
+        "   coordinator, tracing DEBUG {traced_debug:>10.0}   {traced_debug_ratio:>6.3}   \
+         ({:.3} of the coordinator without; registry + DEBUG filter + no-op layer)",
+        median_ratio(&tp.traced_debug, &tp.coordinator)
+    );
     println!("   baseline mpsc + 4 tasks  {base:>12.0}   (receiver shared via tokio Mutex)");
     let (sc, sb) = (median(&single.coordinator), median(&single.baseline));
     let sm = (!single.via_macro.is_empty()).then(|| median(&single.via_macro));
@@ -1597,6 +1617,7 @@ fn main() {
     );
     println!("   baseline mpsc + 4 tasks  {:>12.1}", 1e9 / sb);
     pools.report(n);
+    intake.report();
     println!();
 
     let c = &resume.coordinator_us;
@@ -1653,6 +1674,7 @@ fn main() {
             one_slot.leaks
         );
     }
+    after_hold.report();
     println!();
 
     let (ours, model, empty) = (&idle.ours, &idle.model, &idle.empty);
@@ -1849,6 +1871,8 @@ fn main() {
     // ------------------------------------------------------------------ contract lines
     println!("throughput_ratio: {ratio:.3}");
     println!("throughput_ratio_tracing_info: {traced_ratio:.3}");
+    println!("throughput_ratio_tracing_debug: {traced_debug_ratio:.3}");
+    intake.contract_lines();
     // Shape 0 of section 1c: one producer, no-op handler.
     println!(
         "throughput_ratio_vs_sharded: {:.3}",
@@ -1866,6 +1890,7 @@ fn main() {
     println!("resume_p99_us: {:.1}", percentile(c, 99.0));
     println!("resume_1slot_p50_us: {:.1}", percentile(one, 50.0));
     println!("resume_1slot_p99_us: {:.1}", percentile(one, 99.0));
+    after_hold.contract_lines();
     println!("original_model_resume_p50_us: {:.1}", percentile(m, 50.0));
     println!("idle_cpu_ms: {idle_ms:.2}");
     println!("idle_runtime_cpu_ms: {empty_ms:.2}");

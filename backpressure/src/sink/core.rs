@@ -101,9 +101,7 @@ impl Drop for Locked<'_> {
             .then(|| state.outbox.claim())
             .flatten();
         drop(state);
-        for listener in wakes {
-            listener.notify_waiters();
-        }
+        wakes.notify_all();
         if let Some(batch) = batch {
             let events = &self.core.events;
             drain_outbox(

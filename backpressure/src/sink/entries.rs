@@ -19,7 +19,7 @@ use super::event::SignalEventKind;
 use super::level::Level;
 use super::phase::Phase;
 use super::probe::ProbeSource;
-use super::watch::{Listener, Mark, Watch, WatchEntry};
+use super::watch::{Listener, Mark, Wakes, Watch, WatchEntry};
 use crate::sync::Outbox;
 
 /// The smallest heap of TTL deadlines worth compacting.
@@ -38,7 +38,7 @@ pub(super) struct Entries {
     compact_at: usize,
     next_seq: u64,
     /// Listeners to wake once the lock is released.
-    pub(super) wakes: Vec<Arc<Notify>>,
+    pub(super) wakes: Wakes,
     /// What to report once the lock is released, in transition order.
     pub(super) outbox: Outbox<Emit>,
 }
@@ -110,7 +110,7 @@ impl Entries {
             deadlines: BinaryHeap::new(),
             compact_at: MIN_COMPACTION,
             next_seq: 0,
-            wakes: Vec::new(),
+            wakes: Wakes::default(),
             outbox: Outbox::default(),
         }
     }
@@ -163,7 +163,7 @@ impl Entries {
                 None => SignalEventKind::Raised,
                 Some(_) => SignalEventKind::LevelChanged,
             };
-            self.record(events, kind, &name, &key, mark, now);
+            self.record(events, kind, &name, &key, mark, || now);
         }
         match expires_at {
             Some(at) => {
@@ -232,7 +232,7 @@ impl Entries {
         name: &Arc<str>,
         key: &Key,
         mark: Mark,
-        at: Instant,
+        at: impl FnOnce() -> Instant,
     ) {
         if events.listening() {
             self.outbox.push(Emit::Transition {
@@ -241,7 +241,7 @@ impl Entries {
                 key: key.clone(),
                 level: mark.level,
                 phase: mark.phase,
-                at,
+                at: at(),
             });
         }
     }
@@ -282,7 +282,7 @@ impl Entries {
             self.names.remove(name);
         }
         self.update_watches(name, Some(removed.mark()), None, false, unnamed);
-        self.record(events, kind, name, key, removed.mark(), Instant::now());
+        self.record(events, kind, name, key, removed.mark(), Instant::now);
         true
     }
 
@@ -381,7 +381,7 @@ impl Entries {
             &name,
             &key,
             mark,
-            Instant::now(),
+            Instant::now,
         );
     }
 

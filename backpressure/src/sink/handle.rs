@@ -214,15 +214,21 @@ impl Sink {
     pub fn retract(&self, name: &str) -> Result<usize, SignalError> {
         validate_name(name)?;
         let mut state = self.lock_current();
-        let Some(keys) = state.names.get(name) else {
+        // The stored name and one key at a time: no allocation (a name usually has one key).
+        let Some((name, _)) = state.names.get_key_value(name) else {
             return Ok(0);
         };
-        let keys: Vec<Key> = keys.keys().cloned().collect();
-        let name: Arc<str> = name.into();
-        for key in &keys {
-            state.remove(&self.shared.events, &name, key, SignalEventKind::Retracted);
+        let name = Arc::clone(name);
+        let mut removed = 0;
+        while let Some(key) = state
+            .names
+            .get(&name)
+            .and_then(|keys| keys.keys().next().cloned())
+        {
+            state.remove(&self.shared.events, &name, &key, SignalEventKind::Retracted);
+            removed += 1;
         }
-        Ok(keys.len())
+        Ok(removed)
     }
 
     /// Retracts the entry of `name` raised under `key`; returns whether it was active.

@@ -293,8 +293,10 @@ impl WatchEntry {
     }
 
     /// Queues the listeners for a wake-up once the sink's lock is released.
-    pub(super) fn wake(&self, wakes: &mut Vec<Arc<Notify>>) {
-        wakes.extend(self.listeners.iter().map(|l| Arc::clone(&l.notify)));
+    pub(super) fn wake(&self, wakes: &mut Wakes) {
+        for listener in &self.listeners {
+            wakes.push(Arc::clone(&listener.notify));
+        }
     }
 
     /// Who watches, for a gate trace (each worker once).
@@ -309,5 +311,32 @@ impl WatchEntry {
             }
         }
         Watchers { workers, others }
+    }
+}
+
+/// The listeners a transition queued for a wake-up once the sink's lock is released. The
+/// first is kept inline: the usual transition wakes one coordinator, and taking the list out
+/// of the lock then costs no allocation (a `Vec` taken leaves none behind, so the next push
+/// would allocate again).
+#[derive(Debug, Default)]
+pub(super) struct Wakes {
+    first: Option<Arc<Notify>>,
+    more: Vec<Arc<Notify>>,
+}
+
+impl Wakes {
+    fn push(&mut self, listener: Arc<Notify>) {
+        if self.first.is_none() {
+            self.first = Some(listener);
+        } else {
+            self.more.push(listener);
+        }
+    }
+
+    /// Wakes every queued listener, in the order queued.
+    pub(super) fn notify_all(self) {
+        for listener in self.first.into_iter().chain(self.more) {
+            listener.notify_waiters();
+        }
     }
 }
