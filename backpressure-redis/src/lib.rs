@@ -113,12 +113,14 @@
 mod bridge;
 mod config;
 mod error;
+mod permits;
 mod start;
 mod wire;
 
 pub use bridge::{connect, Bridge, BridgeStats, Status};
-pub use config::{Config, OnDisconnect, RedisUrl};
+pub use config::{Config, LimitsOnDisconnect, OnDisconnect, RedisUrl};
 pub use error::Error;
+pub use permits::PermitStats;
 pub use start::{start, start_with, StartError, Started};
 
 /// The version of the message format this build writes and reads on the channel (the

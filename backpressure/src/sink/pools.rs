@@ -29,9 +29,12 @@ impl Sink {
         served.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The coordinator keeps its permits here.
+    /// The coordinator keeps its permits here. The connector is woken if it waits, and
+    /// otherwise finds the wake-up stored for its next wait (it may be between a look at
+    /// the pools and its wait).
     pub(crate) fn add_permits(&self, permits: Permits) {
         lock(&self.shared.permits.pools).push(permits);
         self.shared.permits.added.notify_waiters();
+        self.shared.permits.added.notify_one();
     }
 }
