@@ -8,7 +8,7 @@ use backpressure::connector::Permits;
 use tokio::time::Instant;
 
 use crate::config::LimitsOnDisconnect;
-use crate::wire::{Answer, PermitKeys};
+use crate::wire::{Answer, Call, PermitKeys};
 
 /// What a pool needs from Redis now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,15 +107,17 @@ impl Pool {
         slots
     }
 
-    /// Redis answered a call for `asked` (`release`: the release script): records what is
-    /// held now and grants the new slots. Returns how many new slots were acquired and how
-    /// many held ones were lost (the next [`plan`](Self::plan) revokes their grants).
+    /// Redis answered `call` for `asked`: records what is held now; an acquisition grants
+    /// its new slots (a renewal's new slots cover grants made during an outage). Returns
+    /// how many new slots were recorded and how many held ones were lost (the next
+    /// [`plan`](Self::plan) revokes their grants).
     pub(super) fn answered(
         &mut self,
+        call: Call,
         asked: &[u32],
         answer: &Answer,
-        release: bool,
     ) -> (usize, usize) {
+        let release = call == Call::Release;
         self.broken = false;
         self.live = answer.live.max(1);
         let now: BTreeSet<u32> = answer.slots.iter().copied().collect();
@@ -134,7 +136,9 @@ impl Pool {
                 self.held.remove(slot);
             }
         }
-        self.permits.grant(gained);
+        if call == Call::Acquire {
+            self.permits.grant(gained);
+        }
         self.retry_at = match (gained, answer.next_free_ms) {
             (0, Some(free)) => {
                 let wait = free.saturating_sub(answer.now_ms) + 1;
@@ -200,7 +204,7 @@ mod tests {
         let (mut pool, _c) = waiting_pool().await;
         assert_eq!(pool.plan(2), Plan::Acquire(vec![0, 1]));
         assert_eq!(
-            pool.answered(&[0, 1], &answer(&[0], Some(1_500)), false),
+            pool.answered(Call::Acquire, &[0, 1], &answer(&[0], Some(1_500))),
             (1, 0)
         );
         assert_eq!(pool.held.iter().copied().collect::<Vec<_>>(), vec![0]);
@@ -212,7 +216,7 @@ mod tests {
     async fn none_got_waits_for_the_earliest_lease_and_cut_off_follows_the_policy() {
         let (mut pool, _c) = waiting_pool().await;
         let before = Instant::now();
-        pool.answered(&[0, 1], &answer(&[], Some(1_500)), false);
+        pool.answered(Call::Acquire, &[0, 1], &answer(&[], Some(1_500)));
         let at = pool.retry_at.expect("a timer for the earliest lease end");
         assert!(at >= before + Duration::from_millis(500));
         pool.cut_off(LimitsOnDisconnect::LocalShare);

@@ -177,8 +177,10 @@ impl Server {
         );
         match ran.await {
             Ok(answer) => {
-                let (gained, lost) = pool.answered(&slots, &answer, call == Call::Release);
-                Counters::add(&self.counters.acquired, gained);
+                let (gained, lost) = pool.answered(call, &slots, &answer);
+                if call == Call::Acquire {
+                    Counters::add(&self.counters.acquired, gained);
+                }
                 Counters::add(&self.counters.lost, lost);
                 if call == Call::Release {
                     Counters::add(&self.counters.released, slots.len());
@@ -286,8 +288,10 @@ impl Server {
         match self.connect().await {
             Ok(()) => {
                 let was_down = self.down.take().is_some();
-                self.status.send_replace(Status::Synced);
                 self.renew_all(was_down).await;
+                if self.down.is_none() {
+                    self.status.send_replace(Status::Synced);
+                }
             }
             Err(()) => {
                 let backoff = self.down.map_or(FIRST_BACKOFF, |d| d.backoff * 2);
