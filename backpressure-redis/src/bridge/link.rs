@@ -16,7 +16,7 @@ pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Liveness {
     pub(super) probe_every: Duration,
-    pub(super) response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
 }
 
 impl Liveness {

@@ -1,6 +1,6 @@
 //! The task serving a bridge's permits: one loop that wakes on a worker's change (a permit
 //! put back, a start waiting), a permit-channel message, a pool added, or its one timer
-//! (the renewal every lease / 3, the earliest moment a permit may be free, a reconnect).
+//! (the renewal, the earliest moment a permit may be free, a reconnect).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,21 @@ use crate::wire::{self, permit_channel, Call, PermitArgs, PermitNews, PermitScri
 
 /// How long a clean shutdown waits for Redis to take the release of the permits.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often a process renews its permits (and its presence): a third of the lease, at
+/// most a second, so that a record flushed away is rebuilt quickly.
+pub(crate) fn renew_every(lease: Duration) -> Duration {
+    (lease / 3).min(Duration::from_secs(1))
+}
+
+/// How long a new record (a fresh namespace, a Redis restarted empty, a flush) grants no new
+/// permit: a renewal, the longest a call may take, and half a renewal of margin (3.5 s with
+/// the default lease, 450 ms with a lease of 600 ms). Within it every process still running
+/// items records them again.
+pub(crate) fn grace(lease: Duration) -> Duration {
+    let every = renew_every(lease);
+    every + Liveness::of(lease).response_timeout + every / 2
+}
 
 /// The connection, while it is thought to work.
 struct Conn {
@@ -43,6 +58,7 @@ pub(super) struct Server {
     down: Option<Down>,
     pools: Vec<Pool>,
     renew_at: Instant,
+    renew_every: Duration,
     status: watch::Sender<Status>,
     counters: Arc<Counters>,
 }
@@ -56,11 +72,12 @@ impl Server {
         counters: Arc<Counters>,
     ) -> Self {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        let renew_every = renew_every(config.lease);
         let args = PermitArgs {
             instance: instance.to_owned(),
             lease_ms: ms(config.lease),
             max_lease_ms: ms(config.max_remote_lease),
-            grace_ms: ms(config.lease / 2),
+            grace_ms: ms(grace(config.lease)),
             channel: permit_channel(&config.namespace),
         };
         Self {
@@ -72,6 +89,7 @@ impl Server {
             down: None,
             pools: Vec::new(),
             renew_at: Instant::now(),
+            renew_every,
             status,
             counters,
         }
@@ -202,7 +220,7 @@ impl Server {
     /// Renews every pool's slots (`cover`: after an outage, also those granted locally),
     /// then brings each in line.
     async fn renew_all(&mut self, cover: bool) {
-        self.renew_at = Instant::now() + self.config.lease / 3;
+        self.renew_at = Instant::now() + self.renew_every;
         for i in 0..self.pools.len() {
             let slots = self.pools[i].to_renew(cover);
             self.call(i, Call::Renew, slots).await;

@@ -12,13 +12,14 @@
 //! the longest lease a process may ask (forged or junk: they never hold capacity for long),
 //! so the set's size is the number of permits held in the fleet, and nothing is added
 //! beyond the limit. A process renews its own members (`renew`: a member gone, by a flush or
-//! an eviction, is added again while there is room) every lease / 3.
+//! an eviction, is added again while there is room) every lease / 3, at most every second.
 //!
 //! **The grace after a new record.** When `since` is missing (a fresh namespace, a Redis
 //! restarted empty, a `FLUSHALL`), the script that finds it so starts a new record and no
-//! process is granted a *new* permit for `grace` (half a lease): within it, every process
-//! still running items renews, re-adding what it holds, so the fleet never runs more than
-//! the limit after a flush.
+//! process is granted a *new* permit for `grace` (a renewal, a call's timeout and half a
+//! renewal: 3.5 s with the default lease): within it, every process still running items
+//! renews, re-adding what it holds, so the fleet never runs more than the limit after a
+//! flush.
 
 use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
