@@ -23,6 +23,13 @@ impl Sink {
         served.store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// The registry: a connector that declared it handles this sink's section
+    /// (`RuntimeBuilder::handles`) connects it right after the workers are built, so
+    /// workers with `global_concurrency` may be built on it first.
+    pub(crate) fn promise_permits(&self) {
+        self.serve_permits();
+    }
+
     /// Whether a connector serves this sink's permits.
     pub fn serves_permits(&self) -> bool {
         let served = &self.shared.permits.served;
