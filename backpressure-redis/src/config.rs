@@ -17,8 +17,11 @@ use serde::Deserialize;
 ///     lease = "5s"
 ///     share = "backpressure.*"
 ///     on_disconnect = "hold_until_reconnect"
+///     limits_on_disconnect = "hold"
+///     permit_batch = 1
 /// "#)?;
 /// assert_eq!(config.lease, std::time::Duration::from_secs(5));
+/// assert_eq!(config.limits_on_disconnect, backpressure_redis::LimitsOnDisconnect::Hold);
 /// assert!(!format!("{config:?}").contains("secret"));
 /// # Ok(()) }
 /// ```
