@@ -49,7 +49,11 @@ async fn a_config_file_gives_a_worker_global_concurrency_and_the_same_refusal() 
     );
     let runtime = start("global::plain", "").unwrap();
     assert_eq!(
-        runtime.worker("global::plain").unwrap().config.global_concurrency,
+        runtime
+            .worker("global::plain")
+            .unwrap()
+            .config
+            .global_concurrency,
         None
     );
 }

@@ -183,3 +183,27 @@ async fn a_permit_key_of_the_wrong_type_grants_nothing() {
         .expect("a repaired record grants again within 30 s");
     assert_eq!(coordinator.stats().completed, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_worker_gives_back_every_permit() {
+    let test = "drained";
+    let Some(server) = redis(test) else { return };
+    let url = server.url();
+    let (sink, _bridge) = bridged(&url, "ns", LEASE).await;
+    let coordinator = worker(&sink, &url, test, 4, Hold::For(Duration::ZERO)).await;
+    coordinator.enqueue_many(0..8).await.unwrap();
+    tokio::time::timeout(WAIT, coordinator.drain())
+        .await
+        .expect("the items ran within 30 s");
+    // An idle worker may keep permit_batch - 1 = 1 unused; a drained one keeps none.
+    let members = || {
+        let mut conn = server.raw();
+        let n: usize = redis::cmd("ZCARD")
+            .arg("bp:{ns}:permits:mailer")
+            .query(&mut conn)
+            .unwrap();
+        n
+    };
+    assert_eq!(until(WAIT, members, |n| *n == 0).await, 0);
+    assert_eq!(coordinator.stats().permits.unwrap().granted, 0);
+}

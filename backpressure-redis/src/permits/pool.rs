@@ -72,7 +72,7 @@ impl Pool {
             let want = batch.max(1).min(limit - held);
             return Plan::Acquire(self.free_slots(want));
         }
-        let keep = if self.peer_wants || self.broken {
+        let keep = if self.peer_wants || self.broken || self.permits.is_closed() {
             0
         } else {
             batch.saturating_sub(1)
@@ -85,6 +85,14 @@ impl Pool {
         let given = self.permits.revoke(unused - keep);
         let slots: Vec<u32> = self.held.iter().rev().take(given).copied().collect();
         Plan::Release(slots)
+    }
+
+    /// A closed worker's pool with nothing held or wanted (a drain may still be running the
+    /// queue's rest): no call for it any more (its presence lapses, so it no longer counts
+    /// as a process serving the worker).
+    pub(super) fn retired(&self) -> bool {
+        let counts = self.permits.counts();
+        self.permits.is_closed() && self.held.is_empty() && counts.granted == 0 && !counts.wanted
     }
 
     /// `n` slot numbers this process does not hold, smallest first.

@@ -222,6 +222,9 @@ impl Server {
     async fn renew_all(&mut self, cover: bool) {
         self.renew_at = Instant::now() + self.renew_every;
         for i in 0..self.pools.len() {
+            if self.pools[i].retired() {
+                continue;
+            }
             let slots = self.pools[i].to_renew(cover);
             self.call(i, Call::Renew, slots).await;
             if self.down.is_some() {
