@@ -97,6 +97,7 @@ mod value;
 /// | `timeout` | duration: how long one attempt may run | none |
 /// | `dead_letters` | integer ≥ 1: dead letters kept (with `retry(...)`) | `1000` |
 /// | `rate(...)` | `limit`, `per`, `burst`: starts per period (see Rate limits) | none |
+/// | `global_concurrency` | integer ≥ 1: items running at once across every process sharing the sink (needs a connector: `backpressure_redis::start`) | none |
 /// | `name` | worker name | module path + `::` + function name |
 /// | `crate` | path to `backpressure` (attribute only) | `"::backpressure"` |
 ///

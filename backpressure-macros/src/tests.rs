@@ -104,6 +104,11 @@ const CASES: &[Case] = &[
         core: "must be at least 1, found 0",
     },
     Case {
+        written: &["global_concurrency = 0"],
+        builder: Some(|b| b.global_concurrency(0)),
+        core: "must be at least 1, found 0",
+    },
+    Case {
         written: &["sink = \"main sink\""],
         builder: None,
         core: "invalid sink name `main sink`: character ' ' at byte 4 is not allowed",

@@ -157,6 +157,9 @@ pub const MAX_DEFER: Key = Key::new("max_defer", Kind::DurationOrNever, "\"10s\"
 pub const TIMEOUT: Key = Key::new("timeout", Kind::Duration, "\"30s\"");
 /// `dead_letters`: how many dead letters a worker with `retry(...)` keeps.
 pub const DEAD_LETTERS: Key = Key::new("dead_letters", Kind::Count, "1000");
+/// `global_concurrency`: the most items of this worker running at once across every process
+/// sharing its sink through a connector (`backpressure-redis`).
+pub const GLOBAL_CONCURRENCY: Key = Key::new("global_concurrency", Kind::Count, "20");
 /// `name`: the worker's registered name (attribute only: a config file is keyed by it).
 pub const NAME: Key = Key {
     in_file: false,
@@ -189,6 +192,7 @@ pub const KEYS: &[Key] = &[
     MAX_DEFER,
     TIMEOUT,
     DEAD_LETTERS,
+    GLOBAL_CONCURRENCY,
     NAME,
     CRATE,
 ];

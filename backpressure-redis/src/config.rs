@@ -17,8 +17,11 @@ use serde::Deserialize;
 ///     lease = "5s"
 ///     share = "backpressure.*"
 ///     on_disconnect = "hold_until_reconnect"
+///     limits_on_disconnect = "hold"
+///     permit_batch = 1
 /// "#)?;
 /// assert_eq!(config.lease, std::time::Duration::from_secs(5));
+/// assert_eq!(config.limits_on_disconnect, backpressure_redis::LimitsOnDisconnect::Hold);
 /// assert!(!format!("{config:?}").contains("secret"));
 /// # Ok(()) }
 /// ```
@@ -63,6 +66,16 @@ pub struct Config {
     /// How long [`connect`](crate::connect) waits for the first sync. Default 5 s.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// What the fleet-wide limits (`global_concurrency`) of the sink's workers do while
+    /// Redis is unreachable. Default [`LimitsOnDisconnect::LocalShare`].
+    #[serde(default)]
+    pub limits_on_disconnect: LimitsOnDisconnect,
+    /// How many permits of a worker's `global_concurrency` a process asks for at once when
+    /// a start waits, at least 1. Default 2. A process keeps at most `permit_batch - 1`
+    /// unused permits while none of its starts waits (so a busy worker takes the next item
+    /// without a round trip), and lets them go at once when another process's start waits.
+    #[serde(default = "default_permit_batch")]
+    pub permit_batch: usize,
 }
 
 impl Config {
@@ -78,7 +91,21 @@ impl Config {
             max_remote_lease: default_max_remote_lease(),
             reconnect_max_delay: default_reconnect_max_delay(),
             connect_timeout: default_connect_timeout(),
+            limits_on_disconnect: LimitsOnDisconnect::default(),
+            permit_batch: default_permit_batch(),
         }
+    }
+
+    /// Sets [`limits_on_disconnect`](Self::limits_on_disconnect).
+    pub fn limits_on_disconnect(mut self, policy: LimitsOnDisconnect) -> Self {
+        self.limits_on_disconnect = policy;
+        self
+    }
+
+    /// Sets [`permit_batch`](Self::permit_batch).
+    pub fn permit_batch(mut self, batch: usize) -> Self {
+        self.permit_batch = batch;
+        self
     }
 
     /// Sets [`namespace`](Self::namespace).
@@ -147,6 +174,28 @@ fn default_reconnect_max_delay() -> Duration {
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
+}
+fn default_permit_batch() -> usize {
+    2
+}
+
+/// What a worker's fleet-wide limit (`global_concurrency`) allows in this process while
+/// Redis is unreachable. Items already running keep running under every policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LimitsOnDisconnect {
+    /// Run up to the limit divided by the number of processes last seen serving the worker
+    /// (rounded down): the fleet stays within its limit if every process is cut off alike
+    /// (default). A process that alone is cut off may run its share beside permits the
+    /// others take once its leases lapse.
+    #[default]
+    LocalShare,
+    /// Start nothing new until Redis is back (the unused permits are given up at once).
+    Hold,
+    /// Run up to the whole limit in this process: **breaks the fleet-wide cap** while Redis
+    /// is down (each cut-off process may run the limit).
+    Ignore,
 }
 
 /// What a bridge does with other processes' signals while Redis is unreachable.

@@ -76,6 +76,16 @@
 //!   [`BridgeStats`] and logged once per kind. Credentials never appear in logs, errors or
 //!   `Debug` output ([`RedisUrl`]).
 //!
+//! **Fleet-wide concurrency.** A bridge serves the `global_concurrency` of its sink's workers
+//! ([`Sink::serve_permits`](backpressure::Sink::serve_permits)): it holds the fleet's leased
+//! permits in Redis (a sorted set per worker, acquired, renewed and released in Lua, never
+//! more members than the limit), grants them to this process's workers and gives back the
+//! unused ones (keeping at most [`Config::permit_batch`] − 1). Waiting starts are woken by
+//! release messages, not polling; a killed holder's permits lapse with its lease; while
+//! Redis is unreachable the limits follow [`LimitsOnDisconnect`]
+//! ([`Bridge::permit_status`], [`PermitStats`]). The crate's README gives the details and
+//! the slack.
+//!
 //! Mirrored entries are the remote owner's: a local `retract`/`clear` removes them from this
 //! sink only, and the owner's next renewal (within lease / 3) brings them back. Only
 //! entries the bridge mirrored are mirrors: an entry raised locally is this process's own
@@ -113,12 +123,14 @@
 mod bridge;
 mod config;
 mod error;
+mod permits;
 mod start;
 mod wire;
 
 pub use bridge::{connect, Bridge, BridgeStats, Status};
-pub use config::{Config, OnDisconnect, RedisUrl};
+pub use config::{Config, LimitsOnDisconnect, OnDisconnect, RedisUrl};
 pub use error::Error;
+pub use permits::PermitStats;
 pub use start::{start, start_with, StartError, Started};
 
 /// The version of the message format this build writes and reads on the channel (the

@@ -44,7 +44,11 @@ pub enum StartError {
 /// lease = "15s"                          # how long a dead process's signals survive
 /// share = "backpressure.*"               # which names cross (default: all)
 /// on_disconnect = "keep_until_lease_ends" # or "drop", "hold_until_reconnect"
+/// limits_on_disconnect = "local_share"    # or "hold", "ignore": global_concurrency while cut off
 /// ```
+///
+/// Workers with `global_concurrency` on such a sink are built before the bridge connects and
+/// start once it serves their permits.
 ///
 /// Every field but `url` is optional ([`Config`] lists them with their defaults). An
 /// unreachable server is an error here, not a degraded start (see [`connect`]): a process

@@ -131,3 +131,31 @@ async fn without_this_crate_a_redis_section_is_refused_with_the_way_to_start() {
         "{err}"
     );
 }
+
+#[backpressure_worker(name = "declarative::limited", sink = "mail", global_concurrency = 2)]
+async fn limited(_item: u32) {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_global_concurrency_builds_on_a_connected_sink_and_runs() {
+    let Some(server) = redis("a_declared_global_concurrency_builds") else {
+        return;
+    };
+    let builder = Runtime::builder()
+        .isolated()
+        .only(["declarative::limited"])
+        .config_toml("app.toml", config(&server.url(), "limited"));
+    let started = start_with(builder).await.expect("start");
+    let coordinator = started
+        .runtime
+        .coordinator::<u32>("declarative::limited")
+        .unwrap();
+    coordinator.enqueue_many(0..6).await.unwrap();
+    tokio::time::timeout(WAIT, coordinator.drain())
+        .await
+        .expect("the bridge serves the worker's permits");
+    let stats = coordinator.stats();
+    assert_eq!(stats.completed, 6);
+    assert_eq!(stats.permits.map(|p| p.limit), Some(2));
+    assert!(started.bridges[0].1.permit_stats().acquired > 0);
+    started.runtime.shutdown().await;
+}

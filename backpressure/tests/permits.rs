@@ -125,3 +125,27 @@ async fn held_by_names_the_permits_then_the_rate() {
         "backpressure.relay"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_worker_says_it_is_closed_and_wakes_the_connector() {
+    let sink = Sink::new();
+    sink.serve_permits();
+    let (running, peak) = (Arc::default(), Arc::default());
+    let coordinator = worker(&sink, &running, &peak, &Arc::new(Semaphore::new(0)));
+    let permits = sink.permit_pools().pop().unwrap();
+    assert!(!permits.is_closed());
+    let woken = tokio::spawn({
+        let permits = permits.clone();
+        async move { permits.changed().await }
+    });
+    tokio::task::yield_now().await;
+    coordinator.drain().await;
+    assert!(
+        permits.is_closed(),
+        "no new work: the connector keeps no permit unused"
+    );
+    tokio::time::timeout(Duration::from_secs(1), woken)
+        .await
+        .expect("the connector is woken")
+        .unwrap();
+}

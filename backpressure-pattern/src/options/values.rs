@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{
     Key, MaxDefer, CANCEL_ON, CAPACITY, CONCURRENCY, DEAD_LETTERS, DEFER_CHECK_INTERVAL, DEFER_ON,
-    MAX_DEFER, RESUME_ON, SINK, TIMEOUT,
+    GLOBAL_CONCURRENCY, MAX_DEFER, RESUME_ON, SINK, TIMEOUT,
 };
 
 /// One coordinator option's value, of the form its key's kind asks for.
@@ -106,6 +106,7 @@ values! {
     max_defer: MaxDefer => MAX_DEFER as MaxDefer,
     timeout: Duration => TIMEOUT as Duration,
     dead_letters: usize => DEAD_LETTERS as Count,
+    global_concurrency: usize => GLOBAL_CONCURRENCY as Count,
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::stats::{BridgeStats, Counters};
 use super::task::Task;
 use crate::config::{Config, RedisUrl};
 use crate::error::Error;
+use crate::permits::{PermitServer, PermitStats};
 use crate::wire::{self, Keys, Remote};
 
 /// A running bridge between a local [`Sink`] and a Redis namespace, made by
@@ -35,6 +36,8 @@ pub struct Bridge {
     counters: Arc<Counters>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The permits of the sink's workers with `global_concurrency`.
+    permits: Option<PermitServer>,
 }
 
 impl Bridge {
@@ -73,10 +76,30 @@ impl Bridge {
         self.counters.snapshot()
     }
 
+    /// The status of the permits' own connection (workers with `global_concurrency`):
+    /// `Disconnected` while their limits follow
+    /// [`limits_on_disconnect`](crate::Config::limits_on_disconnect); `Synced` otherwise
+    /// (also while no worker of the sink has `global_concurrency`).
+    pub fn permit_status(&self) -> watch::Receiver<Status> {
+        self.permits
+            .as_ref()
+            .map_or_else(|| watch::channel(Status::Synced).1, PermitServer::status)
+    }
+
+    /// The permits' counters.
+    pub fn permit_stats(&self) -> PermitStats {
+        self.permits
+            .as_ref()
+            .map_or_else(PermitStats::default, PermitServer::stats)
+    }
+
     /// Stops the bridge: retracts this process's entries from Redis (so that other
     /// processes drop them at once instead of at the end of their lease) and the mirrored
     /// entries of other processes from the local sink, then ends the background task.
     pub async fn shutdown(mut self) {
+        if let Some(permits) = self.permits.take() {
+            permits.shutdown().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -140,6 +163,7 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         share,
         probe_every: liveness.probe_every,
     };
+    let (sink_for_permits, config_for_permits) = (sink.clone(), config.clone());
     let (mut task, status, counters) = assemble(sink, &config, remote, pushes, parts);
     if let Err(e) = task.first_sync().await {
         return Err(connect_error(&config, &e));
@@ -154,8 +178,15 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         counters,
         stop: Some(stop),
         task: Some(task),
+        permits: None,
     };
-    first_sync(bridge, config.connect_timeout).await
+    let mut bridge = first_sync(bridge, config.connect_timeout).await?;
+    bridge.permits = Some(PermitServer::start(
+        sink_for_permits,
+        &config_for_permits,
+        &bridge.instance,
+    ));
+    Ok(bridge)
 }
 
 /// What `connect` has worked out for the task.
@@ -262,7 +293,7 @@ fn connect_error(config: &Config, e: &redis::RedisError) -> Error {
 
 /// Opens a RESP3 connection manager that sends pushes to the returned receiver and
 /// resubscribes by itself after a reconnect.
-async fn open(
+pub(crate) async fn open(
     config: &Config,
     liveness: Liveness,
 ) -> Result<(ConnectionManager, mpsc::UnboundedReceiver<PushInfo>), Error> {

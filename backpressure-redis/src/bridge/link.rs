@@ -9,21 +9,21 @@ use super::stats::Counters;
 use crate::wire::{Position, Remote};
 
 /// The first reconnect delay; it doubles up to `reconnect_max_delay`.
-pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How often the bridge confirms its link when nothing else was answered lately, and how long
 /// any call may take before the link counts as lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Liveness {
+pub(crate) struct Liveness {
     pub(super) probe_every: Duration,
-    pub(super) response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
 }
 
 impl Liveness {
     /// Each a quarter of the lease (at least 25 ms; the timeout at most 2 s): a link that
     /// goes silent is `Disconnected` within half a lease (at least 50 ms) of its last
     /// answer, before the mirrors' leases could run out because of it.
-    pub(super) fn of(lease: Duration) -> Self {
+    pub(crate) fn of(lease: Duration) -> Self {
         let quarter = (lease / 4).max(Duration::from_millis(25));
         Self {
             probe_every: quarter,

@@ -26,6 +26,8 @@ mod probes;
 mod stats;
 mod task;
 
+pub(crate) use handle::open;
 pub use handle::{connect, Bridge};
 pub use link::Status;
+pub(crate) use link::{Liveness, FIRST_BACKOFF};
 pub use stats::BridgeStats;

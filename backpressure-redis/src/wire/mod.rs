@@ -50,6 +50,7 @@
 //! one takes; `message.rs` reads what comes back.
 
 mod message;
+mod permits;
 mod probe;
 mod remote;
 
@@ -59,6 +60,9 @@ use std::time::Duration;
 use backpressure::{validate_name, Phase};
 
 pub(crate) use message::{decode_push, decode_snapshot, Push};
+pub(crate) use permits::{
+    decode_news, permit_channel, Answer, Call, PermitArgs, PermitKeys, PermitNews, PermitScripts,
+};
 pub(crate) use probe::{ProbeMessage, ProbeOp};
 pub(crate) use remote::{answered, denied, Lease, Remote};
 

@@ -113,7 +113,7 @@ fn errors_name_the_file_the_worker_and_the_field() {
         "config file `test.toml`, worker `a`: unknown field `concurrenc` (valid fields: \
          `sink`, `concurrency`, `capacity`, `defer_on`, `resume_on`, `cancel_on`, \
          `defer_check_interval`, `max_defer_attempts`, `max_defer`, `timeout`, \
-         `dead_letters`; policies: `error_rate`, `slow_call`, `adaptive`, `watermark`; \
+         `dead_letters`, `global_concurrency`; policies: `error_rate`, `slow_call`, `adaptive`, `watermark`; \
          retries: `retry`; rate limits: `rate`)"
     );
     assert_eq!(

@@ -94,7 +94,7 @@ impl CoordinatorConfig {
             timeout: values.timeout,
             dead_letters: values.dead_letters.unwrap_or(DEFAULT_DEAD_LETTERS),
             rate: None,
-            global_concurrency: None,
+            global_concurrency: values.global_concurrency,
         }
     }
 }

@@ -312,6 +312,9 @@ impl<T> Shared<T> {
             // Shut down: the timer hands its items back and ends.
             retrying.timer.notify_one();
         }
+        if let Some(permits) = &self.permits {
+            permits.close();
+        }
         was_open
     }
 

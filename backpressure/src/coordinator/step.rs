@@ -380,6 +380,9 @@ impl<T> Shared<T> {
         drop(state);
         if last {
             self.space().notify_waiters();
+            if let Some(permits) = &self.permits {
+                permits.close();
+            }
         }
     }
 }

@@ -247,7 +247,11 @@ impl RuntimeBuilder {
             return Err(RegistryError::AlreadyStarted);
         }
         let id = RuntimeId::next();
-        let built = build_all(id, &selected, &config, self.sinks, self.isolated);
+        let connected = Connected {
+            handled: &self.handled,
+            sections: &config.sinks,
+        };
+        let built = build_all(id, &selected, &config, self.sinks, self.isolated, connected);
         let (workers, sinks) = match built {
             Ok(built) => built,
             Err(err) => {
@@ -326,12 +330,49 @@ fn check_duplicates(selected: &[&'static Registration]) -> Result<(), RegistryEr
 
 type Built = (Vec<Worker>, BTreeMap<String, Sink>);
 
+/// Which sinks a connector will connect once the workers are built: those whose config
+/// section is of a kind the caller [handles](RuntimeBuilder::handles).
+#[derive(Clone, Copy)]
+struct Connected<'a> {
+    handled: &'a [&'static str],
+    sections: &'a [crate::config_file::SinkSection],
+}
+
+impl Connected<'_> {
+    /// A worker with `global_concurrency` needs its sink served: already (a connected sink
+    /// passed in), or by the connector about to connect it (promised here, so it builds).
+    fn check(
+        &self,
+        worker: &str,
+        config: &CoordinatorConfig,
+        sink_name: &str,
+        sink: &Sink,
+    ) -> Result<(), RegistryError> {
+        if config.global_concurrency.is_none() || sink.serves_permits() {
+            return Ok(());
+        }
+        let handled = self
+            .sections
+            .iter()
+            .any(|s| s.sink() == sink_name && self.handled.contains(&s.section()));
+        if !handled {
+            return Err(RegistryError::GlobalConcurrencyNeedsConnector {
+                worker: worker.to_owned(),
+                sink: sink_name.to_owned(),
+            });
+        }
+        sink.promise_permits();
+        Ok(())
+    }
+}
+
 fn build_all(
     runtime: RuntimeId,
     selected: &[&'static Registration],
     config: &ConfigFile,
     mut sinks: BTreeMap<String, Sink>,
     isolated: bool,
+    connected: Connected<'_>,
 ) -> Result<Built, RegistryError> {
     let mut workers = Vec::with_capacity(selected.len());
     for &registration in selected {
@@ -349,6 +390,7 @@ fn build_all(
                 }
             })
             .clone();
+        connected.check(registration.name, &effective, &sink_name, &sink)?;
         let defer_on = effective.defer_on.as_deref();
         let policies = policies::build(registration, overrides, &config.file, defer_on)?;
         let retry = retry::build(registration, overrides, &config.file)?;

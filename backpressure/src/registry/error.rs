@@ -55,6 +55,15 @@ pub enum RegistryError {
     /// The config file could not be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A worker with `global_concurrency` is on a sink that nothing shares across
+    /// processes: one process cannot keep a fleet-wide limit.
+    #[error("worker `{worker}` has `global_concurrency`, but its sink `{sink}` is not shared across processes: give the config file a `[sinks.{sink}.redis]` section and start with `backpressure_redis::start()` (or connect the sink with `backpressure_redis::connect` and pass it with `RuntimeBuilder::sink`), or use `concurrency` for a per-process limit")]
+    GlobalConcurrencyNeedsConnector {
+        /// The worker.
+        worker: String,
+        /// Its sink.
+        sink: String,
+    },
     /// A worker's coordinator could not be built.
     #[error("cannot build worker `{worker}`: {source}")]
     Build {

@@ -27,6 +27,8 @@ struct Inner {
     worker: String,
     limit: usize,
     counts: Mutex<PermitCounts>,
+    /// The coordinator takes no new work (drained, shut down, or gone).
+    closed: std::sync::atomic::AtomicBool,
     /// Wakes the connector serving these permits.
     server: Notify,
     /// Wakes the coordinator's held slots (set by the coordinator).
@@ -58,6 +60,7 @@ impl Permits {
                     limit,
                     ..PermitCounts::default()
                 }),
+                closed: std::sync::atomic::AtomicBool::new(false),
                 server: Notify::new(),
                 slots: OnceLock::new(),
             }),
@@ -108,8 +111,22 @@ impl Permits {
         self.revoke(usize::MAX)
     }
 
-    /// The connector waits here for a change it must react to: a permit put back, or a start
-    /// held for want of one.
+    /// Whether the worker takes no new work any more (drained, shut down, or gone): the
+    /// connector keeps none of its permits unused, and once none is in use it may forget it.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The coordinator: it takes no new work; wakes the connector.
+    pub(crate) fn close(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify_server();
+    }
+
+    /// The connector waits here for a change it must react to: a permit put back, a start
+    /// held for want of one, or the worker closed.
     pub async fn changed(&self) {
         self.inner.server.notified().await;
     }

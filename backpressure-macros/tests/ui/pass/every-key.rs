@@ -12,6 +12,7 @@ use backpressure::backpressure_worker;
     max_defer_attempts = 10,
     timeout = "30s",
     dead_letters = 100,
+    global_concurrency = 3,
     name = "pass::every_key",
 )]
 async fn every_key(item: u32) {
