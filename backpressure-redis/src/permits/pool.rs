@@ -30,8 +30,10 @@ pub(super) struct Pool {
     /// When a permit may next be free (a lease's end, a new record's grace): a waiting
     /// start is retried then (the only timer besides the renewal).
     pub(super) retry_at: Option<Instant>,
-    /// Processes last seen serving the worker (for `local_share`).
-    pub(super) live: usize,
+    /// Processes last seen serving the worker (for `local_share`); `None` until Redis first
+    /// answered: a process that never reached Redis has no basis for a share and grants
+    /// none (it would otherwise take the whole fleet's limit for itself at start).
+    pub(super) live: Option<usize>,
     /// A peer's start waits: keep no unused permit.
     pub(super) peer_wants: bool,
     /// Redis answered this pool's last call with an error (a key of the wrong type): it
@@ -47,7 +49,7 @@ impl Pool {
             keys,
             held: BTreeSet::new(),
             retry_at: None,
-            live: 1,
+            live: None,
             peer_wants: false,
             broken: false,
         }
@@ -127,7 +129,7 @@ impl Pool {
     ) -> (usize, usize) {
         let release = call == Call::Release;
         self.broken = false;
-        self.live = answer.live.max(1);
+        self.live = Some(answer.live.max(1));
         let now: BTreeSet<u32> = answer.slots.iter().copied().collect();
         let (mut gained, mut lost) = (0, 0);
         for slot in asked {
@@ -164,7 +166,7 @@ impl Pool {
         let target = match policy {
             _ if self.broken => 0,
             LimitsOnDisconnect::Hold => 0,
-            LimitsOnDisconnect::LocalShare => limit / self.live.max(1),
+            LimitsOnDisconnect::LocalShare => self.live.map_or(0, |live| limit / live),
             LimitsOnDisconnect::Ignore => limit,
         };
         let granted = self.permits.counts().granted;

@@ -336,8 +336,16 @@ impl Server {
         }
         let conn = self.conn.as_mut().ok_or(())?;
         let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn.conn).await;
-        pong.map_err(drop)?;
-        conn.conn.subscribe(&self.args.channel).await.map_err(drop)
+        let checked = match pong {
+            Ok(_) => conn.conn.subscribe(&self.args.channel).await,
+            Err(e) => Err(e),
+        };
+        if checked.is_err() {
+            // A connection that failed its check is not tried again (one opened into a black
+            // hole stays desynchronised after the path heals): the next try opens a new one.
+            self.conn = None;
+        }
+        checked.map_err(drop)
     }
 
     /// On shutdown: the unused permits go back to the fleet (best effort, briefly); those
