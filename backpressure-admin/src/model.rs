@@ -89,7 +89,9 @@ pub(crate) struct DeadLetters {
 /// Why a worker does or does not start work.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Gate {
-    /// `open`, `held` (nothing starts), `limited` (a level lets part through) or `paused`.
+    /// `open`, `held` (nothing starts), `limited` (a level lets part through), `paused`,
+    /// `permits` (open to signals, but a start waits for a fleet permit) or `rate` (open to
+    /// signals, but the worker's rate holds the next start).
     pub(crate) state: &'static str,
     /// The active `defer_on` signals at the lowest level: the ones holding the worker.
     pub(crate) signals: Vec<String>,
@@ -304,17 +306,25 @@ fn sink_view(
     }
 }
 
-/// The gate as the dashboard shows it: its state from the counters, and while it is not
-/// open the signals that hold it.
+/// The gate as the dashboard shows it: its state from the counters, and while signals or a
+/// pause hold it the signals that do. In the order of
+/// [`held_by`](backpressure::Coordinator::held_by): a pause, then signals (`held`,
+/// `limited`), then the quotas, which only show while nothing of those holds it: `permits`
+/// (a start waits for a permit of the fleet's `global_concurrency`), then `rate` (the
+/// worker's rate holds the next start).
 pub(crate) fn gate(stats: &Stats, holding: Holding) -> Gate {
     let state = if stats.paused {
         "paused"
-    } else if stats.gate_open {
-        "open"
-    } else if stats.limit == 0 {
+    } else if !stats.gate_open && stats.limit == 0 {
         "held"
-    } else {
+    } else if !stats.gate_open {
         "limited"
+    } else if stats.permits.is_some_and(|p| p.wanted) {
+        "permits"
+    } else if stats.rate_holding {
+        "rate"
+    } else {
+        "open"
     };
     if stats.gate_open {
         return Gate {
