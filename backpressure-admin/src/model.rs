@@ -381,3 +381,52 @@ pub(crate) fn wall_ms(at: Instant) -> u64 {
     };
     millis(wall)
 }
+
+#[cfg(test)]
+mod tests {
+    use backpressure::connector::PermitCounts;
+    use backpressure::Stats;
+
+    use super::gate;
+    use crate::defer::Holding;
+
+    /// Counters of a worker of concurrency 2 whose gate signals leave open, then `change`d.
+    fn stats(change: impl FnOnce(&mut Stats)) -> Stats {
+        let mut stats = Stats::default();
+        (stats.concurrency, stats.limit, stats.gate_open) = (2, 2, true);
+        change(&mut stats);
+        stats
+    }
+
+    fn state(stats: &Stats) -> &'static str {
+        gate(stats, Holding::default()).state
+    }
+
+    #[test]
+    fn the_quotas_show_only_while_signals_and_a_pause_leave_the_gate_open() {
+        let mut waiting = PermitCounts::default();
+        waiting.wanted = true;
+        let waiting = Some(waiting);
+        assert_eq!(state(&stats(|_| {})), "open");
+        assert_eq!(state(&stats(|s| s.rate_holding = true)), "rate");
+        let idle = stats(|s| s.permits = Some(PermitCounts::default()));
+        assert_eq!(state(&idle), "open", "permits, none wanted");
+        let both = |s: &mut Stats| (s.permits, s.rate_holding) = (waiting, true);
+        assert_eq!(state(&stats(both)), "permits", "as held_by: permits first");
+        let limited = stats(|s| {
+            both(s);
+            (s.limit, s.gate_open) = (1, false);
+        });
+        assert_eq!(state(&limited), "limited");
+        let held = stats(|s| {
+            both(s);
+            (s.limit, s.gate_open) = (0, false);
+        });
+        assert_eq!(state(&held), "held");
+        let paused = stats(|s| {
+            both(s);
+            (s.limit, s.gate_open, s.paused) = (0, false, true);
+        });
+        assert_eq!(state(&paused), "paused");
+    }
+}

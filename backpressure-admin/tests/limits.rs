@@ -38,10 +38,7 @@ async fn get_json(app: &Router, uri: &str) -> Value {
         .await
         .expect("the router answers");
     assert_eq!(response.status(), StatusCode::OK, "{uri}");
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "application/json"
-    );
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
     let body = response.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&body).expect("JSON")
 }
@@ -75,7 +72,11 @@ async fn a_rate_that_holds_the_next_start_is_the_gate_state_rate_with_its_counte
         "{worker}"
     );
     assert_eq!(worker["config"]["global_concurrency"], Value::Null);
-    assert_eq!(worker["stats"]["permits"], Value::Null, "no global_concurrency");
+    assert_eq!(
+        worker["stats"]["permits"],
+        Value::Null,
+        "no global_concurrency"
+    );
     assert_eq!(worker["gate"]["state"], "open");
 
     let coordinator = runtime.coordinator::<u32>(RELAY).unwrap();
@@ -84,10 +85,7 @@ async fn a_rate_that_holds_the_next_start_is_the_gate_state_rate_with_its_counte
     // The burst of 2 started at once; the third waits for its instant.
     let (gate, delayed, holding, completed) = relay_now(&app).await;
     assert_eq!(completed, 2);
-    assert_eq!(
-        gate,
-        json!({"state": "rate", "signals": [], "level": null})
-    );
+    assert_eq!(gate, json!({"state": "rate", "signals": [], "level": null}));
     assert!(holding);
     assert_eq!(delayed, 1, "the third item's start is delayed");
 
@@ -123,7 +121,11 @@ async fn signals_and_a_pause_name_the_gate_before_the_rate() {
     assert!(holding, "the counters still say the rate holds");
     runtime.resume(RELAY);
 
-    runtime.sink("relay").unwrap().raise("backpressure.relay").unwrap();
+    runtime
+        .sink("relay")
+        .unwrap()
+        .raise("backpressure.relay")
+        .unwrap();
     let (gate, ..) = relay_now(&app).await;
     assert_eq!(
         gate,
