@@ -1,6 +1,8 @@
 //! The quotas in the JSON API: a worker's `rate(...)` and `global_concurrency` config, its
 //! `rate_limited` / `rate_holding` / `permits` counters, and the gate states `rate` and
-//! `permits`, which show only while signals and a pause leave the gate open.
+//! `permits`, which show only while signals and a pause leave the gate open. The permits
+//! come from a sink that says a connector serves them (`Sink::serve_permits`), granted here
+//! by hand as `backpressure/tests/permits.rs` does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use backpressure::{backpressure_worker, Runtime};
+use backpressure::{backpressure_worker, Runtime, Sink};
 use backpressure_admin::AdminConfig;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -26,6 +28,23 @@ const RELAY: &str = "limits::relay";
 async fn relay(item: u32) {
     let _ = item;
 }
+
+const FLEET: &str = "limits::fleet";
+
+#[backpressure_worker(
+    name = "limits::fleet",
+    sink = "fleet",
+    concurrency = 4,
+    global_concurrency = 3,
+    defer_on = "backpressure.fleet"
+)]
+async fn fleet(item: u32) {
+    // Runs until the test lets it finish.
+    FINISH.acquire().await.unwrap().forget();
+    let _ = item;
+}
+
+static FINISH: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
 
 fn app(runtime: &Arc<Runtime>) -> Router {
     backpressure_admin::router(Arc::clone(runtime), AdminConfig::new())
@@ -138,4 +157,70 @@ async fn signals_and_a_pause_name_the_gate_before_the_rate() {
         .unwrap();
     settle().await;
     assert_eq!(relay_now(&app).await.0["state"], "rate");
+}
+
+/// The fleet worker's `gate` and `permits`, from the API.
+async fn fleet_now(app: &Router) -> (Value, Value) {
+    let worker = get_json(app, &format!("/api/workers/{FLEET}")).await;
+    (worker["gate"].clone(), worker["stats"]["permits"].clone())
+}
+
+fn permits(limit: u64, granted: u64, in_use: u64, wanted: bool) -> Value {
+    json!({"limit": limit, "granted": granted, "in_use": in_use, "wanted": wanted})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_waiting_for_a_fleet_permit_is_the_gate_state_permits() {
+    // A sink served by a connector: here the test grants the permits by hand.
+    let sink = Sink::new();
+    sink.serve_permits();
+    let runtime = Arc::new(
+        Runtime::builder()
+            .only([FLEET])
+            .sink("fleet", sink.clone())
+            .start()
+            .unwrap(),
+    );
+    let app = app(&runtime);
+    let worker = get_json(&app, &format!("/api/workers/{FLEET}")).await;
+    assert_eq!(worker["config"]["global_concurrency"], 3, "{worker}");
+    assert_eq!(worker["config"]["rate"], Value::Null);
+    assert_eq!(
+        fleet_now(&app).await,
+        (
+            json!({"state": "open", "signals": [], "level": null}),
+            permits(3, 0, 0, false)
+        )
+    );
+
+    let coordinator = runtime.coordinator::<u32>(FLEET).unwrap();
+    coordinator.enqueue_many(0..3).await.unwrap();
+    settle().await;
+    let (gate, counts) = fleet_now(&app).await;
+    assert_eq!(gate["state"], "permits", "no permit granted: {gate}");
+    assert_eq!(counts, permits(3, 0, 0, true));
+
+    let pool = sink.permit_pools().pop().expect("the worker's permits");
+    pool.grant(2);
+    settle().await;
+    let (gate, counts) = fleet_now(&app).await;
+    assert_eq!(counts, permits(3, 2, 2, true), "two run, the third waits");
+    assert_eq!(gate["state"], "permits");
+
+    // A signal is named before the permits.
+    sink.raise("backpressure.fleet").unwrap();
+    let (gate, _) = fleet_now(&app).await;
+    assert_eq!(gate["state"], "held");
+    assert_eq!(gate["signals"], json!(["backpressure.fleet"]));
+    sink.retract("backpressure.fleet").unwrap();
+
+    // A finished item's permit goes to the third: nothing waits, the gate is open.
+    FINISH.add_permits(1);
+    settle().await;
+    let (gate, counts) = fleet_now(&app).await;
+    assert_eq!(counts, permits(3, 2, 2, false));
+    assert_eq!(gate["state"], "open");
+    FINISH.add_permits(2);
+    coordinator.drain().await;
+    assert_eq!(fleet_now(&app).await.1["in_use"], 0);
 }
