@@ -208,11 +208,15 @@
     }
   }
 
+  // What holds a gate that signals leave open, in words after the state.
+  const QUOTA_WORDS = { rate: ' holds the next start', permits: ' waiting for a fleet permit' };
+
   function gateBadge(gate) {
     const badge = el('span', { className: 'badge gate', dataset: { gate: gate.state } });
     let label = gate.state;
     if (gate.state === 'limited' && gate.level !== null) label = `limited ${history.percent(gate.level)}`;
     badge.append(label);
+    if (QUOTA_WORDS[gate.state]) badge.append(el('span', { className: 'by', text: QUOTA_WORDS[gate.state] }));
     if (gate.signals.length > 0) {
       badge.append(el('span', { className: 'by', text: ` by ${gate.signals.join(', ')}` }));
     }
@@ -271,6 +275,32 @@
     return n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
   }
 
+  // The worker's quotas: "rate 50/s (burst 10), delayed 3 starts" and "permits 1 in use /
+  // 2 granted / limit 3"; a dash without either.
+  function limitsCell(worker) {
+    const cell = el('td', { className: 'limits' });
+    const r = worker.config.rate;
+    const s = worker.stats;
+    if (r) {
+      const per = r.per === '1s' ? '/s' : ` per ${r.per}`;
+      const burst = r.burst > 1 ? ` (burst ${r.burst})` : '';
+      const starts = `${s.rate_limited} start${s.rate_limited === 1 ? '' : 's'}`;
+      cell.append(el('span', { className: 'limit', dataset: { field: 'rate' }, text: `rate ${r.limit}${per}${burst}, delayed ${starts}` }));
+    }
+    const p = s.permits;
+    if (p) {
+      cell.append(el('span', {
+        className: 'limit', dataset: { field: 'permits' },
+        title: 'permits of the fleet-wide global_concurrency: running items of this process / held by this process / the fleet\'s limit',
+        text: `permits ${p.in_use} in use / ${p.granted} granted / limit ${p.limit}`,
+      }));
+    } else if (worker.config.global_concurrency) {
+      cell.append(el('span', { className: 'limit', dataset: { field: 'permits' }, text: `fleet limit ${worker.config.global_concurrency}` }));
+    }
+    if (!cell.childElementCount) cell.append(el('span', { className: 'muted', text: '—' }));
+    return cell;
+  }
+
   function renderWorkers(workers, controls, sinks) {
     syncRows($('#workers tbody'), workers, (worker) => worker.name, (worker) => {
       const s = worker.stats;
@@ -293,6 +323,7 @@
         ]),
         el('td', { text: worker.sink }),
         el('td', null, [gateBadge(worker.gate)]),
+        limitsCell(worker),
         el('td', { className: 'num', text: running }),
         el('td', { className: 'num', text: s.queued }),
         el('td', { className: 'num', text: s.deferred }),

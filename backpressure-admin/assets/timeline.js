@@ -276,7 +276,7 @@
       const words = kind === 'worker' ? `${laneTitle(span)} (worker)` : `${laneTitle(span)} · ${span.sink}`;
       label.append(document.createTextNode(words));
       const title = svg('title');
-      title.textContent = kind === 'worker' ? `worker ${span.worker}: held / limited / paused; running otherwise` : `signal ${laneTitle(span)} on sink ${span.sink}`;
+      title.textContent = kind === 'worker' ? `worker ${span.worker}: held / limited / paused / rate / permits; running otherwise` : `signal ${laneTitle(span)} on sink ${span.sink}`;
       label.append(title);
       lane = { id, sink, kind, group, label, first: span.start_ms };
       this.lanes.set(id, lane);

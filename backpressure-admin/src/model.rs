@@ -89,7 +89,9 @@ pub(crate) struct DeadLetters {
 /// Why a worker does or does not start work.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Gate {
-    /// `open`, `held` (nothing starts), `limited` (a level lets part through) or `paused`.
+    /// `open`, `held` (nothing starts), `limited` (a level lets part through), `paused`,
+    /// `permits` (open to signals, but a start waits for a fleet permit) or `rate` (open to
+    /// signals, but the worker's rate holds the next start).
     pub(crate) state: &'static str,
     /// The active `defer_on` signals at the lowest level: the ones holding the worker.
     pub(crate) signals: Vec<String>,
@@ -304,17 +306,25 @@ fn sink_view(
     }
 }
 
-/// The gate as the dashboard shows it: its state from the counters, and while it is not
-/// open the signals that hold it.
+/// The gate as the dashboard shows it: its state from the counters, and while signals or a
+/// pause hold it the signals that do. In the order of
+/// [`held_by`](backpressure::Coordinator::held_by): a pause, then signals (`held`,
+/// `limited`), then the quotas, which only show while nothing of those holds it: `permits`
+/// (a start waits for a permit of the fleet's `global_concurrency`), then `rate` (the
+/// worker's rate holds the next start).
 pub(crate) fn gate(stats: &Stats, holding: Holding) -> Gate {
     let state = if stats.paused {
         "paused"
-    } else if stats.gate_open {
-        "open"
-    } else if stats.limit == 0 {
+    } else if !stats.gate_open && stats.limit == 0 {
         "held"
-    } else {
+    } else if !stats.gate_open {
         "limited"
+    } else if stats.permits.is_some_and(|p| p.wanted) {
+        "permits"
+    } else if stats.rate_holding {
+        "rate"
+    } else {
+        "open"
     };
     if stats.gate_open {
         return Gate {
@@ -370,4 +380,53 @@ pub(crate) fn wall_ms(at: Instant) -> u64 {
         wall.saturating_add(at - now)
     };
     millis(wall)
+}
+
+#[cfg(test)]
+mod tests {
+    use backpressure::connector::PermitCounts;
+    use backpressure::Stats;
+
+    use super::gate;
+    use crate::defer::Holding;
+
+    /// Counters of a worker of concurrency 2 whose gate signals leave open, then `change`d.
+    fn stats(change: impl FnOnce(&mut Stats)) -> Stats {
+        let mut stats = Stats::default();
+        (stats.concurrency, stats.limit, stats.gate_open) = (2, 2, true);
+        change(&mut stats);
+        stats
+    }
+
+    fn state(stats: &Stats) -> &'static str {
+        gate(stats, Holding::default()).state
+    }
+
+    #[test]
+    fn the_quotas_show_only_while_signals_and_a_pause_leave_the_gate_open() {
+        let mut waiting = PermitCounts::default();
+        waiting.wanted = true;
+        let waiting = Some(waiting);
+        assert_eq!(state(&stats(|_| {})), "open");
+        assert_eq!(state(&stats(|s| s.rate_holding = true)), "rate");
+        let idle = stats(|s| s.permits = Some(PermitCounts::default()));
+        assert_eq!(state(&idle), "open", "permits, none wanted");
+        let both = |s: &mut Stats| (s.permits, s.rate_holding) = (waiting, true);
+        assert_eq!(state(&stats(both)), "permits", "as held_by: permits first");
+        let limited = stats(|s| {
+            both(s);
+            (s.limit, s.gate_open) = (1, false);
+        });
+        assert_eq!(state(&limited), "limited");
+        let held = stats(|s| {
+            both(s);
+            (s.limit, s.gate_open) = (0, false);
+        });
+        assert_eq!(state(&held), "held");
+        let paused = stats(|s| {
+            both(s);
+            (s.limit, s.gate_open, s.paused) = (0, false, true);
+        });
+        assert_eq!(state(&paused), "paused");
+    }
 }

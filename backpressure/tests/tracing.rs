@@ -248,3 +248,31 @@ async fn a_raise_logs_one_info_gate_line_per_held_worker_and_the_rest_at_debug()
         "the cancel_on watch"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_item_span_says_when_the_rate_delayed_the_start() {
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .name("relay")
+        .rate(backpressure::limit::Rate::new(10, Duration::from_secs(1)).burst(2))
+        .build(|_: u32, _: WorkContext| async {})
+        .unwrap();
+    coordinator.enqueue_many(0..3).await.unwrap();
+    coordinator.drain().await;
+
+    let seen = recorder.0.lock().unwrap();
+    let mut delayed: Vec<(String, Option<String>)> = (seen.spans.values())
+        .filter(|(name, _)| name == "backpressure.item")
+        .map(|(_, f)| (f["item_id"].clone(), f.get("rate_limited").cloned()))
+        .collect();
+    delayed.sort();
+    let want = |id: &str, rate: Option<&str>| (id.to_owned(), rate.map(str::to_owned));
+    // The burst of two starts at once; the third waits for its instant.
+    assert_eq!(
+        delayed,
+        [want("0", None), want("1", None), want("2", Some("true"))]
+    );
+}

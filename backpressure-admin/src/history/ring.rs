@@ -1,5 +1,5 @@
 //! The ring itself: spans (a signal entry while it was raised at one level and phase; a
-//! worker while its gate was held, limited or paused), policy changes, and one sample per
+//! worker while its gate was held, limited, paused or held by a quota), policy changes, and one sample per
 //! second per worker, all within the window and the transition cap.
 //!
 //! Bounds: at most `window / 1 s` samples per worker; at most `max_transitions` spans and
@@ -79,7 +79,7 @@ pub(crate) struct SignalSpan {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GateSpan {
     pub(crate) worker: Arc<str>,
-    /// `held`, `limited` or `paused`.
+    /// `held`, `limited`, `paused`, `rate` or `permits` (see [`crate::model::gate`]).
     pub(crate) state: &'static str,
     pub(crate) level: Option<f64>,
     /// The first [`MAX_BY`] signals holding it.
@@ -92,7 +92,7 @@ pub(crate) struct GateSpan {
 #[derive(Debug, Clone)]
 pub(crate) struct GateNow {
     pub(crate) worker: String,
-    /// `open`, `held`, `limited` or `paused`.
+    /// `open`, `held`, `limited`, `paused`, `rate` or `permits`.
     pub(crate) state: &'static str,
     pub(crate) level: Option<f64>,
     pub(crate) by: Vec<String>,

@@ -61,7 +61,7 @@ pub(crate) enum SpanView {
         policy: Option<&'static str>,
         ended: Option<SignalEventKind>,
     },
-    /// A worker's gate while held, limited or paused.
+    /// A worker's gate while held, limited, paused, or held by its rate or permits.
     Worker {
         id: u64,
         rev: u64,

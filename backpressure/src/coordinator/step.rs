@@ -319,7 +319,7 @@ impl<T> Shared<T> {
             trace: queued.trace,
         };
         state.retries.at_head = state.retries.at_head.saturating_sub(1);
-        state.head_rate_limited = false;
+        let rate_limited = std::mem::take(&mut state.head_rate_limited);
         state.active += 1;
         if self.retrying.is_some() {
             // It keeps its place in `capacity` until its final outcome.
@@ -336,7 +336,7 @@ impl<T> Shared<T> {
         let started = queued
             .trace
             .take()
-            .map(|trace| Started::new(trace, held_since));
+            .map(|trace| Started::new(trace, held_since, rate_limited));
         Step::Job(Job::Run(queued, started, probe))
     }
 

@@ -100,21 +100,28 @@ impl Enqueued {
     }
 }
 
-/// An item about to start: how long it waited in the queue (`queued_ms`) and, if the gate
-/// held it at the head of the queue, for how long (`held_ms`).
+/// An item about to start: how long it waited in the queue (`queued_ms`), if the gate held
+/// it at the head of the queue for how long (`held_ms`), and whether the worker's rate
+/// delayed its start (`rate_limited`, only present when it did).
 #[derive(Debug)]
 pub(super) struct Started {
     enqueued: Box<Enqueued>,
     queued_for: Duration,
     held_for: Option<Duration>,
+    rate_limited: bool,
 }
 
 impl Started {
-    pub(super) fn new(enqueued: Box<Enqueued>, held_since: Option<Instant>) -> Self {
+    pub(super) fn new(
+        enqueued: Box<Enqueued>,
+        held_since: Option<Instant>,
+        rate_limited: bool,
+    ) -> Self {
         let now = Instant::now();
         Self {
             queued_for: now.saturating_duration_since(enqueued.at),
             held_for: held_since.map(|since| now.saturating_duration_since(since)),
+            rate_limited,
             enqueued,
         }
     }
@@ -131,6 +138,7 @@ impl Started {
             attempt = self.enqueued.attempt,
             queued_ms = tenths_of_ms(self.queued_for),
             held_ms = self.held_for.map(tenths_of_ms),
+            rate_limited = self.rate_limited.then_some(true),
             outcome = tracing::field::Empty,
         );
         if let Some(follows) = &self.enqueued.follows {
