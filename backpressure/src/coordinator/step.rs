@@ -150,7 +150,8 @@ impl<T> Shared<T> {
         waiting: &mut Waiting,
         gate: Answer,
     ) -> Option<Step<T>> {
-        if self.gate.cancels() {
+        // A worker without quotas (the common case) reads nothing more per start.
+        if (self.permits.is_none() && self.rate.is_none()) || self.gate.cancels() {
             return None;
         }
         if let Some(permits) = &self.permits {
