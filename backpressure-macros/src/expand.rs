@@ -377,6 +377,7 @@ fn policy_value(value: PolicyValue) -> TokenStream {
         PolicyValue::Number(x) => quote!(#x),
         PolicyValue::Duration(d) => duration(d),
         PolicyValue::Seed(n) => quote!(#n),
+        PolicyValue::Flag(b) => quote!(#b),
     }
 }
 

@@ -80,6 +80,8 @@ pub enum Kind {
     Fraction,
     /// Any unsigned 64-bit integer, such as a jitter seed.
     Seed,
+    /// `true` or `false`, such as a rate's `shared`.
+    Flag,
 }
 
 /// One option: everything the front-ends need to read it and to explain a mistake.
@@ -113,6 +115,7 @@ impl Key {
             Kind::Factor => "a finite number of at least 1",
             Kind::Fraction => "a number in [0, 1]",
             Kind::Seed => "an integer from 0 to 18446744073709551615",
+            Kind::Flag => "`true` or `false`",
         };
         Self {
             name,

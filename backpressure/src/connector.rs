@@ -14,7 +14,10 @@
 //! A worker with `global_concurrency` keeps its [`Permits`] on its sink
 //! ([`Sink::permit_pools`](crate::Sink::permit_pools)); the connector serving that sink
 //! ([`Sink::serve_permits`](crate::Sink::serve_permits)) holds the fleet's permits for this
-//! process, grants them to the worker and takes back the unused ones.
+//! process, grants them to the worker and takes back the unused ones. A worker with a shared
+//! `rate` keeps its [`RateTokens`] there too ([`Sink::rate_pools`](crate::Sink::rate_pools),
+//! served once the connector calls [`Sink::serve_rates`](crate::Sink::serve_rates)): the
+//! connector draws starts from the fleet's rate when one waits and grants them in batches.
 //!
 //! # Examples
 //!
@@ -30,4 +33,6 @@
 //! # let _ = Duration::ZERO;
 //! ```
 
-pub use crate::sink::{PermitCounts, Permits, ProbeSource, ProbeTicket};
+pub use crate::sink::{
+    PermitCounts, Permits, ProbeSource, ProbeTicket, RateTokenCounts, RateTokens,
+};

@@ -17,7 +17,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use backpressure::connector::{PermitCounts, Permits, ProbeSource, ProbeTicket};
+use backpressure::connector::{
+    PermitCounts, Permits, ProbeSource, ProbeTicket, RateTokenCounts, RateTokens,
+};
 use backpressure::error::{
     BuildError, ConfigError, EnqueueError, Lagged, LevelError, NameError, NameErrorKind,
     PatternError, PolicyError, RateError, RegistryError, RetryError, SignalError, StreamClosed,
@@ -95,6 +97,8 @@ fn the_connector_module_items_are_nameable() {
     named::<ProbeTicket>();
     named::<Permits>();
     named::<PermitCounts>();
+    named::<RateTokens>();
+    named::<RateTokenCounts>();
     fn source(_: Option<&dyn ProbeSource>) {}
     source(None);
 }

@@ -195,6 +195,8 @@ pub enum PolicyValue {
     Duration(Duration),
     /// A [`Kind::Seed`] (`retry`'s `jitter_seed`; no policy key has this kind).
     Seed(u64),
+    /// A [`Kind::Flag`] (`rate`'s `shared`; no policy key has this kind).
+    Flag(bool),
 }
 
 macro_rules! fields {
@@ -440,7 +442,7 @@ impl PolicySpec {
                 Some(PolicyValue::Count(n)) => drop(rules::count(key, n as usize)?),
                 Some(PolicyValue::Number(x)) => drop(rules::number(key, x)?),
                 Some(PolicyValue::Duration(d)) => drop(rules::duration(key, d)?),
-                Some(PolicyValue::Seed(_)) => {}
+                Some(PolicyValue::Seed(_) | PolicyValue::Flag(_)) => {}
             }
         }
         Ok(())

@@ -36,8 +36,12 @@ pub const BURST: Key = Key {
     ..Key::new("burst", Kind::Count, "10")
 };
 
+/// `shared`: the limit is the whole fleet's, kept in Redis (the worker's sink must be bridged
+/// through `backpressure-redis`); otherwise each process has its own.
+pub const SHARED: Key = Key::new("shared", Kind::Flag, "true");
+
 /// Every key of `rate(...)`, in the order errors and docs list them.
-pub const KEYS: &[&Key] = &[&LIMIT, &PER, &BURST];
+pub const KEYS: &[&Key] = &[&LIMIT, &PER, &BURST, &SHARED];
 
 /// The key of `rate(...)` called `name`, if there is one.
 pub fn key(name: &str) -> Option<&'static Key> {
@@ -48,7 +52,7 @@ pub fn key(name: &str) -> Option<&'static Key> {
 pub const DEFAULT_BURST: u32 = 1;
 
 /// `rate(...)` as configured: `None` is "not given" (`limit` and `per` have no default,
-/// `burst` defaults to 1). Const-constructible, so the attribute's rate can live in its static
+/// `burst` defaults to 1, `shared` to `false`). Const-constructible, so the attribute's rate can live in its static
 /// registration; a config file's table gives only some. Each field is named like its key.
 ///
 /// # Examples
@@ -71,6 +75,8 @@ pub struct RateSpec {
     pub per: Option<Duration>,
     /// `burst`
     pub burst: Option<u32>,
+    /// `shared`
+    pub shared: Option<bool>,
 }
 
 impl RateSpec {
@@ -80,6 +86,7 @@ impl RateSpec {
             limit: None,
             per: None,
             burst: None,
+            shared: None,
         }
     }
 
@@ -89,6 +96,7 @@ impl RateSpec {
             name if name == LIMIT.name => self.limit.map(PolicyValue::Count),
             name if name == PER.name => self.per.map(PolicyValue::Duration),
             name if name == BURST.name => self.burst.map(PolicyValue::Count),
+            name if name == SHARED.name => self.shared.map(PolicyValue::Flag),
             _ => None,
         }
     }
@@ -99,6 +107,7 @@ impl RateSpec {
             PolicyValue::Count(n) if key.name == LIMIT.name => self.limit = Some(n),
             PolicyValue::Duration(d) if key.name == PER.name => self.per = Some(d),
             PolicyValue::Count(n) if key.name == BURST.name => self.burst = Some(n),
+            PolicyValue::Flag(b) if key.name == SHARED.name => self.shared = Some(b),
             _ => return false,
         }
         true
@@ -109,6 +118,7 @@ impl RateSpec {
         self.limit = over.limit.or(self.limit);
         self.per = over.per.or(self.per);
         self.burst = over.burst.or(self.burst);
+        self.shared = over.shared.or(self.shared);
     }
 
     /// Every rule: `limit` and `per` given, each value's own rule, and `per` long enough
@@ -123,7 +133,7 @@ impl RateSpec {
     /// let err = RateSpec { limit: Some(10), ..RateSpec::new() }.check().unwrap_err();
     /// assert_eq!(err.to_string(), "`per` is required, such as `per = \"1s\"`");
     ///
-    /// let tight = RateSpec { limit: Some(10), per: Some(Duration::from_nanos(5)), burst: None };
+    /// let tight = RateSpec { limit: Some(10), per: Some(Duration::from_nanos(5)), ..RateSpec::new() };
     /// assert_eq!(
     ///     tight.check().unwrap_err().message(),
     ///     "must be at least one nanosecond times `limit` (10ns), found 5ns"
@@ -180,7 +190,7 @@ mod tests {
         RateSpec {
             limit: Some(limit),
             per: Some(per),
-            burst: None,
+            ..RateSpec::new()
         }
     }
 
@@ -189,6 +199,7 @@ mod tests {
         for &each in KEYS {
             let value = match each.kind {
                 Kind::Duration => PolicyValue::Duration(Duration::from_secs(1)),
+                Kind::Flag => PolicyValue::Flag(true),
                 _ => PolicyValue::Count(2),
             };
             let mut spec = RateSpec::new();

@@ -201,7 +201,8 @@ impl RetrySpec {
                 Some(PolicyValue::Count(n)) => drop(rules::count(key, n as usize)?),
                 Some(PolicyValue::Number(x)) => drop(rules::number(key, x)?),
                 Some(PolicyValue::Duration(d)) => drop(rules::duration(key, d)?),
-                Some(PolicyValue::Text(_) | PolicyValue::Seed(_)) | None => {}
+                Some(PolicyValue::Text(_) | PolicyValue::Seed(_) | PolicyValue::Flag(_)) | None => {
+                }
             }
         }
         if let (Some(backoff), Some(max)) = (self.backoff, self.max_backoff) {

@@ -223,6 +223,7 @@ fn policy_value(key: &'static Key, value: toml::Value) -> Result<PolicyValue, St
             PolicyValue::Number(f64::deserialize(value).map_err(message)?)
         }
         Kind::Seed => PolicyValue::Seed(u64::deserialize(value).map_err(message)?),
+        Kind::Flag => PolicyValue::Flag(bool::deserialize(value).map_err(message)?),
         Kind::Duration => {
             let text = String::deserialize(value).map_err(message)?;
             let d = rules::parse_duration(key, &text).map_err(|err| err.message())?;

@@ -15,12 +15,13 @@ use super::context::{ContextShared, WorkContext};
 use super::gate::Gate;
 use super::handle::Coordinator;
 use super::outcome::HandlerOutcome;
+use super::rate::RateGate;
 use super::retry_book::{CloneFn, DeadLetterCallback, Retrying};
 use super::retrying::run_retry_timer;
 use super::slot::{run_slot, SlotGuard, Spawner};
 use super::state::{ItemCare, Shared, SkipCallback};
 use super::telemetry::Labels;
-use crate::connector::Permits;
+use crate::connector::{Permits, RateTokens};
 use crate::error::BuildError;
 use crate::policy::{Host, Policies, Policy};
 use crate::retry::{DeadLetter, Retry};
@@ -227,6 +228,11 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
 
     /// At most `rate.limit` starts per `rate.per` (see [`limit`](crate::limit)): one timer
     /// per coordinator waits for the next allowed start. Default: no rate limit.
+    ///
+    /// A [`shared`](crate::limit::Rate::shared) rate is the whole fleet's: the sink must be
+    /// connected first ([`build`](Self::build) refuses an unconnected one with
+    /// [`BuildError::SharedRateNeedsBridge`]), and a start waits, without a timer, for the
+    /// connector's grant of a token.
     pub fn rate(mut self, rate: crate::limit::Rate) -> Self {
         self.config.rate = Some(rate);
         self
@@ -296,6 +302,7 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
 
         let sink = self.sink.unwrap_or_else(|| crate::sink("default"));
         let permits = permits(&config, &sink, owner.key())?;
+        let rate_tokens = rate_tokens(&config, &sink, owner.key())?;
         let wake = Arc::new(Notify::new());
         let gate = Gate::new(&sink, &wake, owner.label(), patterns);
         let context = Arc::new(ContextShared {
@@ -323,11 +330,12 @@ impl<T: Send + 'static> CoordinatorBuilder<T> {
                 on_skip: self.on_skip,
                 retrying,
                 permits,
+                rate_tokens,
             },
             policies,
             labels,
         ));
-        attach_permits(&shared);
+        attach_quotas(&shared);
         if let Some(retrying) = &shared.retrying {
             let timer = Arc::clone(&retrying.timer);
             runtime.spawn(run_retry_timer(Arc::downgrade(&shared), timer));
@@ -370,19 +378,41 @@ fn permits(
     Ok(Some(Permits::new(key, limit)))
 }
 
-/// Keeps a worker's permits on its sink, for the connector to serve; a grant wakes its
-/// held slots.
-fn attach_permits<T: Send + 'static>(shared: &Arc<Shared<T>>) {
-    let Some(permits) = &shared.permits else {
-        return;
+/// A worker's tokens of its shared `rate`, if it has one: only on a sink that a connector
+/// serves.
+fn rate_tokens(
+    config: &CoordinatorConfig,
+    sink: &Sink,
+    key: &str,
+) -> Result<Option<RateTokens>, BuildError> {
+    let Some(rate) = config.rate.filter(|rate| rate.shared) else {
+        return Ok(None);
     };
-    let weak = Arc::downgrade(shared);
-    permits.on_grant(Box::new(move || {
-        if let Some(shared) = weak.upgrade() {
-            shared.gate_changed();
-        }
-    }));
-    shared.context.sink.add_permits(permits.clone());
+    if !sink.serves_rates() {
+        return Err(BuildError::SharedRateNeedsBridge);
+    }
+    Ok(Some(RateTokens::new(key, rate)))
+}
+
+/// Keeps a worker's permits and shared rate's tokens on its sink, for the connector to serve;
+/// a grant wakes its held slots.
+fn attach_quotas<T: Send + 'static>(shared: &Arc<Shared<T>>) {
+    let wake = || -> Box<dyn Fn() + Send + Sync> {
+        let weak = Arc::downgrade(shared);
+        Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.gate_changed();
+            }
+        })
+    };
+    if let Some(permits) = &shared.permits {
+        permits.on_grant(wake());
+        shared.context.sink.add_permits(permits.clone());
+    }
+    if let Some(tokens) = shared.rate.as_ref().and_then(RateGate::tokens) {
+        tokens.on_grant(wake());
+        shared.context.sink.add_rate_tokens(tokens.clone());
+    }
 }
 
 /// A worker's retry side, if it has `retry(...)`: checked, with its dead-letter callback.

@@ -32,6 +32,8 @@ pub(super) struct Effects {
     release_slots: bool,
     /// A permit was put back or is wanted: the connector serving them must look.
     permit_server: bool,
+    /// A start waits for a token of the worker's shared rate: the connector must draw some.
+    rate_server: bool,
     /// The head's start was delayed by the rate (counted once per item).
     rate_limited: bool,
 }
@@ -55,6 +57,10 @@ impl Effects {
 
     pub(super) fn wake_permit_server(&mut self) {
         self.permit_server = true;
+    }
+
+    pub(super) fn wake_rate_server(&mut self) {
+        self.rate_server = true;
     }
 
     pub(super) fn release_slots(&mut self) {
@@ -82,6 +88,9 @@ impl Effects {
         }
         if let (true, Some(permits)) = (self.permit_server, to.permits) {
             permits.notify_server();
+        }
+        if let (true, Some(tokens)) = (self.rate_server, to.rate_tokens) {
+            tokens.notify_server();
         }
         if self.release_slots {
             to.slots.notify_waiters();
@@ -114,6 +123,7 @@ pub(super) struct Audience<'a> {
     pub(super) settled: &'a Notify,
     pub(super) retry_timer: Option<&'a Notify>,
     pub(super) permits: Option<&'a crate::connector::Permits>,
+    pub(super) rate_tokens: Option<&'a crate::connector::RateTokens>,
     /// Wakes the slots (waiting for items or on the gate).
     pub(super) slots: &'a Notify,
     pub(super) meters: &'a Meters,

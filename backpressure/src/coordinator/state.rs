@@ -31,7 +31,7 @@ use super::rate::RateGate;
 use super::retry_book::{Finished, RetryBook, Retrying};
 use super::stats::Stats;
 use super::telemetry::{Gauges, Labels, Meters};
-use crate::connector::Permits;
+use crate::connector::{Permits, RateTokens};
 use crate::policy::{Host, Policies};
 use crate::sync::{drain_outbox, lock, Epoch, HeldSlots, Mutex, MutexGuard, Outbox, Space};
 
@@ -43,6 +43,8 @@ pub(super) struct ItemCare<T> {
     pub(super) on_skip: Option<SkipCallback<T>>,
     pub(super) retrying: Option<Retrying<T>>,
     pub(super) permits: Option<Permits>,
+    /// A worker with a shared `rate`: its tokens of the fleet's rate.
+    pub(super) rate_tokens: Option<RateTokens>,
 }
 
 pub(super) struct Shared<T> {
@@ -158,8 +160,12 @@ impl<T> Shared<T> {
             on_skip,
             retrying,
             permits,
+            rate_tokens,
         } = care;
-        let rate = config.rate.as_ref().map(RateGate::new);
+        let rate = match rate_tokens {
+            Some(tokens) => Some(RateGate::Shared(tokens)),
+            None => config.rate.as_ref().map(RateGate::local),
+        };
         let watch_queue = policies.watches_queue();
         // Every item of a worker with `retry(...)` carries its attempt; a `timeout` needs the
         // observed path (its own token and timer per running item).
@@ -312,10 +318,18 @@ impl<T> Shared<T> {
             // Shut down: the timer hands its items back and ends.
             retrying.timer.notify_one();
         }
+        self.close_quotas();
+        was_open
+    }
+
+    /// The connectors serving the worker's fleet-wide quotas learn that it takes no new work.
+    pub(super) fn close_quotas(&self) {
         if let Some(permits) = &self.permits {
             permits.close();
         }
-        was_open
+        if let Some(tokens) = self.rate.as_ref().and_then(RateGate::tokens) {
+            tokens.close();
+        }
     }
 
     /// Takes every unstarted item out of the queue, counting them as returned.
@@ -438,6 +452,7 @@ impl<T> Drop for Locked<'_, T> {
             settled: &shared.settled,
             retry_timer: shared.retrying.as_ref().map(|r| &*r.timer),
             permits: shared.permits.as_ref(),
+            rate_tokens: shared.rate.as_ref().and_then(RateGate::tokens),
             slots: &shared.wake,
             meters: &shared.meters,
             labels: &shared.labels,

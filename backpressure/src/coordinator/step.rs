@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::gate::Answer;
 use super::intake::Taken;
 use super::outcome::Outcome;
+use super::rate::Refusal;
 use super::retry_book::Finished;
 use super::state::{Shared, State};
 use super::telemetry::Started;
@@ -165,39 +166,47 @@ impl<T> Shared<T> {
                 });
             }
         }
-        let until = self.rate_refuses(state)?;
+        let refusal = self.rate_refuses(state)?;
         if let Some(permits) = &self.permits {
             permits.put_back();
             state.effects.wake_permit_server();
         }
-        Some(self.hold_for_rate(state, waiting, until, gate))
+        Some(self.hold_for_rate(state, waiting, refusal, gate))
     }
 
     /// Whether the worker's rate refuses the head's start now (taking the start if it
-    /// allows it): the instant it will allow one.
-    fn rate_refuses(&self, state: &mut State<T>) -> Option<Instant> {
+    /// allows it): why.
+    fn rate_refuses(&self, state: &mut State<T>) -> Option<Refusal> {
         let rate = self.rate.as_ref()?;
-        let until = rate.try_start().err()?;
+        let refusal = rate.try_start().err()?;
         if !std::mem::replace(&mut state.head_rate_limited, true) {
             state.counts.rate_limited += 1;
             state.effects.rate_limited();
         }
-        Some(until)
+        Some(refusal)
     }
 
-    /// The rate holds the head until `until`: one held slot per coordinator sleeps on that
-    /// instant (the same single timer as `max_defer`'s, handed over the same way).
+    /// The rate holds the head: until the allowed instant, on one held slot per coordinator
+    /// (the same single timer as `max_defer`'s, handed over the same way); or, for a shared
+    /// rate without a token, without a deadline (the connector is asked, its grant wakes).
     fn hold_for_rate(
         &self,
         state: &mut State<T>,
         waiting: &mut Waiting,
-        until: Instant,
+        refusal: Refusal,
         gate: Answer,
     ) -> Step<T> {
-        let timer = state.held.hold(true);
+        let until = match refusal {
+            Refusal::Until(until) => Some(until),
+            Refusal::NoToken => {
+                state.effects.wake_rate_server();
+                None
+            }
+        };
+        let timer = state.held.hold(until.is_some());
         *waiting = Waiting::OnGate { timer };
         Step::Wait {
-            deadline: Some(until).filter(|_| timer),
+            deadline: until.filter(|_| timer),
             gate,
         }
     }
@@ -381,9 +390,7 @@ impl<T> Shared<T> {
         drop(state);
         if last {
             self.space().notify_waiters();
-            if let Some(permits) = &self.permits {
-                permits.close();
-            }
+            self.close_quotas();
         }
     }
 }

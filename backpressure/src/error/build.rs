@@ -87,6 +87,10 @@ pub enum BuildError {
     /// keep a fleet-wide cap.
     #[error("`global_concurrency` needs its sink shared across processes: connect the sink with `backpressure_redis::connect` (or a `[sinks.NAME.redis]` section and `backpressure_redis::start`) before building the worker, or use `concurrency` for a per-process limit")]
     GlobalConcurrencyNeedsBridge,
+    /// `rate(..., shared = true)` was given on a sink that no connector serves: one process
+    /// cannot keep a fleet-wide rate.
+    #[error("a shared `rate` needs its sink shared across processes: connect the sink with `backpressure_redis::connect` (or a `[sinks.NAME.redis]` section and `backpressure_redis::start`) before building the worker, or drop `shared` for a per-process rate")]
+    SharedRateNeedsBridge,
     /// The `rate` options break a rule.
     #[error(transparent)]
     Rate(#[from] super::RateError),

@@ -34,6 +34,11 @@ pub struct Rate {
     /// Starts allowed at once after a quiet spell; at least 1. Default 1.
     #[serde(default = "one")]
     pub burst: u32,
+    /// The limit is the whole fleet's: every process whose worker of this name shares the
+    /// sink through `backpressure-redis` draws its starts from one GCRA kept in Redis (see
+    /// [`shared`](Self::shared)). Default `false`: each process has its own.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 fn one() -> u32 {
@@ -47,12 +52,35 @@ impl Rate {
             limit,
             per,
             burst: 1,
+            shared: false,
         }
     }
 
     /// Up to `burst` starts at once after a quiet spell.
     pub fn burst(mut self, burst: u32) -> Self {
         self.burst = burst;
+        self
+    }
+
+    /// The limit is the whole fleet's rather than this process's: the worker's sink must be
+    /// shared across processes by a connector (`backpressure_redis::connect`), which keeps
+    /// one GCRA for every process on the Redis clock and hands each process its starts in
+    /// small batches; building the worker on a sink no connector serves is
+    /// [`BuildError::SharedRateNeedsBridge`](crate::BuildError::SharedRateNeedsBridge).
+    /// While Redis cannot be reached, the connector's `limits_on_disconnect` decides (by
+    /// default each process keeps its share: `limit` over the processes last seen).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backpressure::limit::Rate;
+    ///
+    /// let fleet = Rate::new(100, Duration::from_secs(1)).shared();
+    /// assert!(fleet.shared);
+    /// ```
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
         self
     }
 
@@ -85,10 +113,11 @@ impl Rate {
             limit: Some(self.limit),
             per: Some(self.per),
             burst: Some(self.burst),
+            shared: Some(self.shared),
         }
     }
 
-    /// The rate a spec describes, `burst` 1 where it gives none (not checked: building the
+    /// The rate a spec describes, `burst` 1 and not `shared` where it gives none (not checked: building the
     /// coordinator checks it; a `limit` or `per` not given is 0 there, which the check
     /// refuses, so check the spec first to say which is missing).
     ///
@@ -106,6 +135,7 @@ impl Rate {
             limit: spec.limit.unwrap_or(0),
             per: spec.per.unwrap_or(Duration::ZERO),
             burst: spec.burst.unwrap_or(DEFAULT_BURST),
+            shared: spec.shared.unwrap_or(false),
         }
     }
 }

@@ -339,8 +339,9 @@ struct Connected<'a> {
 }
 
 impl Connected<'_> {
-    /// A worker with `global_concurrency` needs its sink served: already (a connected sink
-    /// passed in), or by the connector about to connect it (promised here, so it builds).
+    /// A worker with `global_concurrency` or a shared `rate` needs its sink served: already
+    /// (a connected sink passed in), or by the connector about to connect it (promised here,
+    /// so it builds).
     fn check(
         &self,
         worker: &str,
@@ -348,7 +349,9 @@ impl Connected<'_> {
         sink_name: &str,
         sink: &Sink,
     ) -> Result<(), RegistryError> {
-        if config.global_concurrency.is_none() || sink.serves_permits() {
+        let permits = config.global_concurrency.is_some() && !sink.serves_permits();
+        let rate = config.rate.is_some_and(|r| r.shared) && !sink.serves_rates();
+        if !permits && !rate {
             return Ok(());
         }
         let handled = self
@@ -356,12 +359,14 @@ impl Connected<'_> {
             .iter()
             .any(|s| s.sink() == sink_name && self.handled.contains(&s.section()));
         if !handled {
-            return Err(RegistryError::GlobalConcurrencyNeedsConnector {
-                worker: worker.to_owned(),
-                sink: sink_name.to_owned(),
+            let (worker, sink) = (worker.to_owned(), sink_name.to_owned());
+            return Err(if permits {
+                RegistryError::GlobalConcurrencyNeedsConnector { worker, sink }
+            } else {
+                RegistryError::SharedRateNeedsConnector { worker, sink }
             });
         }
-        sink.promise_permits();
+        sink.promise_quotas();
         Ok(())
     }
 }

@@ -64,6 +64,15 @@ pub enum RegistryError {
         /// Its sink.
         sink: String,
     },
+    /// A worker with `rate(..., shared = true)` is on a sink that nothing shares across
+    /// processes: one process cannot keep a fleet-wide rate.
+    #[error("worker `{worker}` has a shared `rate`, but its sink `{sink}` is not shared across processes: give the config file a `[sinks.{sink}.redis]` section and start with `backpressure_redis::start()` (or connect the sink with `backpressure_redis::connect` and pass it with `RuntimeBuilder::sink`), or drop `shared = true` for a per-process rate")]
+    SharedRateNeedsConnector {
+        /// The worker.
+        worker: String,
+        /// Its sink.
+        sink: String,
+    },
     /// A worker's coordinator could not be built.
     #[error("cannot build worker `{worker}`: {source}")]
     Build {

@@ -1,5 +1,5 @@
 //! [`Permits`]: a worker's share of a fleet-wide `global_concurrency`, kept by its
-//! coordinator and served by a connector (`backpressure-redis`), and the sink's list of them.
+//! coordinator and served by a connector (`backpressure-redis`).
 //!
 //! The coordinator takes a permit for every start and puts it back when the attempt ends;
 //! it never does I/O for it. A connector attached to the coordinator's sink **serves** the
@@ -168,21 +168,5 @@ impl fmt::Debug for Permits {
             .field("worker", &self.inner.worker)
             .field("counts", &self.counts())
             .finish()
-    }
-}
-
-/// The permits kept on one sink, and whether a connector serves them.
-#[derive(Default)]
-pub(crate) struct PermitPools {
-    pub(super) pools: Mutex<Vec<Permits>>,
-    pub(super) served: std::sync::atomic::AtomicBool,
-    pub(super) added: Notify,
-}
-
-impl fmt::Debug for PermitPools {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PermitPools")
-            .field("pools", &lock(&self.pools).len())
-            .finish_non_exhaustive()
     }
 }

@@ -1,14 +1,70 @@
-//! The sink's side of `global_concurrency`: the workers' [`Permits`] kept on it, and whether
-//! a connector serves them (see [`permits`](super::permits)).
+//! The sink's side of the fleet-wide quotas: the workers' [`Permits`] (`global_concurrency`)
+//! and [`RateTokens`] (`rate(..., shared = true)`) kept on it, and whether a connector serves
+//! them (see [`permits`](super::permits) and [`rate_tokens`](super::rate_tokens)).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Notify;
 
 use super::permits::Permits;
-use crate::sync::lock;
+use super::rate_tokens::RateTokens;
+use crate::sync::{lock, Mutex};
 use crate::Sink;
+
+/// One kind of quota kept on a sink: the workers' pools, whether a connector serves them, and
+/// the wake-up of a connector waiting for a new pool.
+pub(crate) struct Served<P> {
+    pools: Mutex<Vec<P>>,
+    served: AtomicBool,
+    added: Notify,
+}
+
+impl<P> Default for Served<P> {
+    fn default() -> Self {
+        Self {
+            pools: Mutex::new(Vec::new()),
+            served: AtomicBool::new(false),
+            added: Notify::new(),
+        }
+    }
+}
+
+impl<P: Clone> Served<P> {
+    fn pools(&self) -> Vec<P> {
+        lock(&self.pools).clone()
+    }
+
+    /// Keeps a pool. The connector is woken if it waits, and otherwise finds the wake-up
+    /// stored for its next wait (it may be between a look at the pools and its wait).
+    fn add(&self, pool: P) {
+        lock(&self.pools).push(pool);
+        self.added.notify_waiters();
+        self.added.notify_one();
+    }
+
+    fn serve(&self) {
+        self.served.store(true, Ordering::Release);
+    }
+
+    fn is_served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
+    }
+}
+
+impl<P> fmt::Debug for Served<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Served")
+            .field("pools", &lock(&self.pools).len())
+            .field("served", &self.served.load(Ordering::Relaxed))
+            .finish()
+    }
+}
 
 impl Sink {
     /// Every worker's [`Permits`] kept on this sink (workers with `global_concurrency`).
     pub fn permit_pools(&self) -> Vec<Permits> {
-        lock(&self.shared.permits.pools).clone()
+        self.shared.permits.pools()
     }
 
     /// Completes when a worker adds its permits to this sink (for a connector serving them).
@@ -19,29 +75,51 @@ impl Sink {
     /// A connector says it serves this sink's permits: workers with `global_concurrency`
     /// may be built on it.
     pub fn serve_permits(&self) {
-        let served = &self.shared.permits.served;
-        served.store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    /// The registry: a connector that declared it handles this sink's section
-    /// (`RuntimeBuilder::handles`) connects it right after the workers are built, so
-    /// workers with `global_concurrency` may be built on it first.
-    pub(crate) fn promise_permits(&self) {
-        self.serve_permits();
+        self.shared.permits.serve();
     }
 
     /// Whether a connector serves this sink's permits.
     pub fn serves_permits(&self) -> bool {
-        let served = &self.shared.permits.served;
-        served.load(std::sync::atomic::Ordering::Acquire)
+        self.shared.permits.is_served()
     }
 
-    /// The coordinator keeps its permits here. The connector is woken if it waits, and
-    /// otherwise finds the wake-up stored for its next wait (it may be between a look at
-    /// the pools and its wait).
+    /// Every worker's [`RateTokens`] kept on this sink (workers with a shared `rate`).
+    pub fn rate_pools(&self) -> Vec<RateTokens> {
+        self.shared.rates.pools()
+    }
+
+    /// Completes when a worker adds its rate tokens to this sink (for a connector serving
+    /// them).
+    pub async fn rate_pools_changed(&self) {
+        self.shared.rates.added.notified().await;
+    }
+
+    /// A connector says it serves this sink's shared rates: workers with
+    /// `rate(..., shared = true)` may be built on it.
+    pub fn serve_rates(&self) {
+        self.shared.rates.serve();
+    }
+
+    /// Whether a connector serves this sink's shared rates.
+    pub fn serves_rates(&self) -> bool {
+        self.shared.rates.is_served()
+    }
+
+    /// The registry: a connector that declared it handles this sink's section
+    /// (`RuntimeBuilder::handles`) connects it right after the workers are built, so
+    /// workers with fleet-wide quotas may be built on it first.
+    pub(crate) fn promise_quotas(&self) {
+        self.serve_permits();
+        self.serve_rates();
+    }
+
+    /// The coordinator keeps its permits here, for the connector to serve.
     pub(crate) fn add_permits(&self, permits: Permits) {
-        lock(&self.shared.permits.pools).push(permits);
-        self.shared.permits.added.notify_waiters();
-        self.shared.permits.added.notify_one();
+        self.shared.permits.add(permits);
+    }
+
+    /// The coordinator keeps its shared rate's tokens here, for the connector to serve.
+    pub(crate) fn add_rate_tokens(&self, tokens: RateTokens) {
+        self.shared.rates.add(tokens);
     }
 }
