@@ -96,7 +96,7 @@ mod value;
 /// | `max_defer` | duration or `"never"` (instead of `max_defer_attempts`) | 10 s |
 /// | `timeout` | duration: how long one attempt may run | none |
 /// | `dead_letters` | integer ≥ 1: dead letters kept (with `retry(...)`) | `1000` |
-/// | `rate(...)` | `limit`, `per`, `burst`: starts per period (see Rate limits) | none |
+/// | `rate(...)` | `limit`, `per`, `burst`, `shared`: starts per period (see Rate limits) | none |
 /// | `global_concurrency` | integer ≥ 1: items running at once across every process sharing the sink (needs a connector: `backpressure_redis::start`) | none |
 /// | `name` | worker name | module path + `::` + function name |
 /// | `crate` | path to `backpressure` (attribute only) | `"::backpressure"` |
@@ -184,7 +184,10 @@ mod value;
 /// `docs/limits.md` for how it composes with signals, levels, pause and retries). `limit` and
 /// `per` are required: `limit` ≥ 1 (32-bit), `per` a positive duration long enough for one
 /// nanosecond per start; `burst` ≥ 1, default 1. While the next start is not yet allowed, one
-/// timer per coordinator waits for it. A config file's `[workers."name".rate]` table tunes
+/// timer per coordinator waits for it. `shared = true` makes it the whole fleet's: one GCRA
+/// in Redis for every process whose sink is bridged by `backpressure-redis` (starting such a
+/// worker on a sink no connector serves is `RegistryError::SharedRateNeedsConnector`);
+/// default `false`, a rate per process. A config file's `[workers."name".rate]` table tunes
 /// these keys one by one, or gives a rate to a worker whose attribute has none.
 ///
 /// ```

@@ -90,7 +90,15 @@ fn the_attribute_names_what_rate_lacks_or_does_not_take() {
     let unknown = attribute(&["rate(limt = 1, per = \"1s\")"]);
     assert_eq!(
         unknown,
-        "unknown key `limt` in `rate` (did you mean `limit`?); valid keys are `limit`, `per`, `burst`"
+        "unknown key `limt` in `rate` (did you mean `limit`?); valid keys are `limit`, `per`, `burst`, `shared`"
+    );
+    assert_eq!(
+        attribute(&["rate(limit = 1, per = \"1s\", shared = 1)"]),
+        "expected `true` or `false` for `shared`, as in `shared = true`"
+    );
+    assert_eq!(
+        attribute(&["rate(limit = 1, per = \"1s\", shared = false)"]),
+        "accepted"
     );
     assert!(attribute(&["rate"]).starts_with("`rate` is a list: write `rate(limit = 100"));
     let twice = attribute(&[
@@ -121,7 +129,7 @@ fn a_rate_table_is_checked_as_far_as_it_goes_alone() {
     assert_eq!(
         unknown,
         "config file `t.toml`, worker `w`, `rate`: unknown field `limits` (valid fields: \
-         `limit`, `per`, `burst`)"
+         `limit`, `per`, `burst`, `shared`)"
     );
     let wrong = config_text("[workers.w.rate]\nper = 5\n".into());
     assert!(
