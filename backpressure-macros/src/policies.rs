@@ -185,19 +185,23 @@ pub(crate) fn read(key: &'static Key, expr: &Expr) -> Result<PolicyValue, ReadEr
             let message = format!("`{}` must be an integer that fits in `u64`", key.name);
             ReadError::Syntax(syn::Error::new_spanned(expr, message))
         }),
-        (
-            Kind::Flag,
-            Expr::Lit(ExprLit {
-                lit: Lit::Bool(b), ..
-            }),
-        ) => Ok(PolicyValue::Flag(b.value)),
-        (Kind::Flag, _) => Err(wrong("`true` or `false`")),
+        (Kind::Flag, expr) => flag(expr).ok_or_else(|| wrong("`true` or `false`")),
         (Kind::Ratio | Kind::Share | Kind::Fraction | Kind::Factor, expr) => number(expr)
             .map(PolicyValue::Number)
             .ok_or_else(|| wrong("a number")),
         (Kind::Seed, _) => Err(wrong("an integer literal")),
         (Kind::Count, _) => Err(wrong("a positive integer literal")),
         _ => Err(wrong("a string literal")),
+    }
+}
+
+/// A `true` or `false` literal.
+fn flag(expr: &Expr) -> Option<PolicyValue> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Some(PolicyValue::Flag(b.value)),
+        _ => None,
     }
 }
 

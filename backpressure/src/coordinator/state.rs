@@ -162,10 +162,8 @@ impl<T> Shared<T> {
             permits,
             rate_tokens,
         } = care;
-        let rate = match rate_tokens {
-            Some(tokens) => Some(RateGate::Shared(tokens)),
-            None => config.rate.as_ref().map(RateGate::local),
-        };
+        let rate = (rate_tokens.map(RateGate::Shared))
+            .or_else(|| config.rate.as_ref().map(RateGate::local));
         let watch_queue = policies.watches_queue();
         // Every item of a worker with `retry(...)` carries its attempt; a `timeout` needs the
         // observed path (its own token and timer per running item).

@@ -18,9 +18,9 @@ pub(crate) struct SinkCore {
     pub(super) events: Events,
     reaper: Reaper,
     /// Workers' permits of their `global_concurrency`.
-    pub(super) permits: super::pools::Served<super::permits::Permits>,
+    pub(super) permits: super::served::Served<super::permits::Permits>,
     /// Workers' tokens of their shared `rate`.
-    pub(super) rates: super::pools::Served<super::rate_tokens::RateTokens>,
+    pub(super) rates: super::served::Served<super::rate_tokens::RateTokens>,
 }
 
 /// The sink's lock. On release it wakes the listeners the transitions queued, then performs

@@ -19,6 +19,7 @@ mod pools;
 mod probe;
 mod rate_tokens;
 mod reaper;
+mod served;
 mod verdict;
 mod watch;
 mod watch_handle;

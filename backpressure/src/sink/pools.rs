@@ -2,64 +2,9 @@
 //! and [`RateTokens`] (`rate(..., shared = true)`) kept on it, and whether a connector serves
 //! them (see [`permits`](super::permits) and [`rate_tokens`](super::rate_tokens)).
 
-use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::sync::Notify;
-
 use super::permits::Permits;
 use super::rate_tokens::RateTokens;
-use crate::sync::{lock, Mutex};
 use crate::Sink;
-
-/// One kind of quota kept on a sink: the workers' pools, whether a connector serves them, and
-/// the wake-up of a connector waiting for a new pool.
-pub(crate) struct Served<P> {
-    pools: Mutex<Vec<P>>,
-    served: AtomicBool,
-    added: Notify,
-}
-
-impl<P> Default for Served<P> {
-    fn default() -> Self {
-        Self {
-            pools: Mutex::new(Vec::new()),
-            served: AtomicBool::new(false),
-            added: Notify::new(),
-        }
-    }
-}
-
-impl<P: Clone> Served<P> {
-    fn pools(&self) -> Vec<P> {
-        lock(&self.pools).clone()
-    }
-
-    /// Keeps a pool. The connector is woken if it waits, and otherwise finds the wake-up
-    /// stored for its next wait (it may be between a look at the pools and its wait).
-    fn add(&self, pool: P) {
-        lock(&self.pools).push(pool);
-        self.added.notify_waiters();
-        self.added.notify_one();
-    }
-
-    fn serve(&self) {
-        self.served.store(true, Ordering::Release);
-    }
-
-    fn is_served(&self) -> bool {
-        self.served.load(Ordering::Acquire)
-    }
-}
-
-impl<P> fmt::Debug for Served<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Served")
-            .field("pools", &lock(&self.pools).len())
-            .field("served", &self.served.load(Ordering::Relaxed))
-            .finish()
-    }
-}
 
 impl Sink {
     /// Every worker's [`Permits`] kept on this sink (workers with `global_concurrency`).
@@ -69,7 +14,7 @@ impl Sink {
 
     /// Completes when a worker adds its permits to this sink (for a connector serving them).
     pub async fn permit_pools_changed(&self) {
-        self.shared.permits.added.notified().await;
+        self.shared.permits.added().await;
     }
 
     /// A connector says it serves this sink's permits: workers with `global_concurrency`
@@ -91,7 +36,7 @@ impl Sink {
     /// Completes when a worker adds its rate tokens to this sink (for a connector serving
     /// them).
     pub async fn rate_pools_changed(&self) {
-        self.shared.rates.added.notified().await;
+        self.shared.rates.added().await;
     }
 
     /// A connector says it serves this sink's shared rates: workers with
