@@ -23,6 +23,7 @@ use super::{
 };
 use crate::Level;
 
+mod quota_grants;
 mod two_lock;
 
 /// `tokio::sync::Notify`'s `notify_waiters` semantics: a registration captures the number of
