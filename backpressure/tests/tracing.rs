@@ -276,3 +276,43 @@ async fn the_item_span_says_when_the_rate_delayed_the_start() {
         [want("0", None), want("1", None), want("2", Some("true"))]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_item_span_says_when_the_start_waited_for_a_fleet_permit() {
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sink = Sink::new();
+    sink.serve_permits();
+    let coordinator = Coordinator::builder()
+        .sink(sink.clone())
+        .name("relay")
+        .global_concurrency(2)
+        .build(|_: u32, _: WorkContext| async {})
+        .unwrap();
+    let permits = sink.permit_pools().pop().unwrap();
+    permits.grant(1);
+    coordinator.enqueue(0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    coordinator.enqueue(1).await.unwrap();
+    // The permit is back once item 0 ended: item 1 takes it without waiting.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    permits.revoke_all();
+    coordinator.enqueue(2).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(permits.counts().wanted, "item 2 waits for a permit");
+    permits.grant(1);
+    coordinator.drain().await;
+
+    let seen = recorder.0.lock().unwrap();
+    let mut waited: Vec<(String, Option<String>)> = (seen.spans.values())
+        .filter(|(name, _)| name == "backpressure.item")
+        .map(|(_, f)| (f["item_id"].clone(), f.get("permit_waited").cloned()))
+        .collect();
+    waited.sort();
+    let want = |id: &str, w: Option<&str>| (id.to_owned(), w.map(str::to_owned));
+    assert_eq!(
+        waited,
+        [want("0", None), want("1", None), want("2", Some("true"))]
+    );
+}

@@ -101,6 +101,8 @@ pub(super) struct State<T> {
     pub(super) head_held_since: Option<Instant>,
     /// Whether the current head's start was delayed by the rate (counted once per item).
     pub(super) head_rate_limited: bool,
+    /// Whether the current head's start waited for a `global_concurrency` permit.
+    pub(super) head_permit_waited: bool,
     /// Slots waiting on the closed gate, and whether one of them sleeps until the head's
     /// `max_defer` deadline.
     pub(super) held: HeldSlots,
@@ -179,6 +181,7 @@ impl<T> Shared<T> {
                 active: 0,
                 head_held_since: None,
                 head_rate_limited: false,
+                head_permit_waited: false,
                 held: HeldSlots::default(),
                 counts: Counts::default(),
                 retries: RetryBook::default(),

@@ -15,7 +15,7 @@ use super::outcome::Outcome;
 use super::rate::Refusal;
 use super::retry_book::Finished;
 use super::state::{Shared, State};
-use super::telemetry::Started;
+use super::telemetry::{StartDelays, Started};
 use crate::sink::ProbeClaim;
 use crate::sync::lock;
 
@@ -157,6 +157,7 @@ impl<T> Shared<T> {
         }
         if let Some(permits) = &self.permits {
             if permits.try_take().is_err() {
+                state.head_permit_waited = true;
                 state.effects.wake_permit_server();
                 let timer = state.held.hold(false);
                 *waiting = Waiting::OnGate { timer };
@@ -329,7 +330,10 @@ impl<T> Shared<T> {
             trace: queued.trace,
         };
         state.retries.at_head = state.retries.at_head.saturating_sub(1);
-        let rate_limited = std::mem::take(&mut state.head_rate_limited);
+        let delays = StartDelays {
+            rate_limited: std::mem::take(&mut state.head_rate_limited),
+            permit_waited: std::mem::take(&mut state.head_permit_waited),
+        };
         state.active += 1;
         if self.retrying.is_some() {
             // It keeps its place in `capacity` until its final outcome.
@@ -346,7 +350,7 @@ impl<T> Shared<T> {
         let started = queued
             .trace
             .take()
-            .map(|trace| Started::new(trace, held_since, rate_limited));
+            .map(|trace| Started::new(trace, held_since, delays));
         Step::Job(Job::Run(queued, started, probe))
     }
 

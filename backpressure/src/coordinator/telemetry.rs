@@ -100,28 +100,37 @@ impl Enqueued {
     }
 }
 
+/// What delayed an item's start besides the gate: the worker's rate, a wait for a fleet
+/// permit of its `global_concurrency`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct StartDelays {
+    pub(super) rate_limited: bool,
+    pub(super) permit_waited: bool,
+}
+
 /// An item about to start: how long it waited in the queue (`queued_ms`), if the gate held
 /// it at the head of the queue for how long (`held_ms`), and whether the worker's rate
-/// delayed its start (`rate_limited`, only present when it did).
+/// delayed its start (`rate_limited`) or it waited for a fleet permit (`permit_waited`), each
+/// only present when it did.
 #[derive(Debug)]
 pub(super) struct Started {
     enqueued: Box<Enqueued>,
     queued_for: Duration,
     held_for: Option<Duration>,
-    rate_limited: bool,
+    delays: StartDelays,
 }
 
 impl Started {
     pub(super) fn new(
         enqueued: Box<Enqueued>,
         held_since: Option<Instant>,
-        rate_limited: bool,
+        delays: StartDelays,
     ) -> Self {
         let now = Instant::now();
         Self {
             queued_for: now.saturating_duration_since(enqueued.at),
             held_for: held_since.map(|since| now.saturating_duration_since(since)),
-            rate_limited,
+            delays,
             enqueued,
         }
     }
@@ -138,7 +147,8 @@ impl Started {
             attempt = self.enqueued.attempt,
             queued_ms = tenths_of_ms(self.queued_for),
             held_ms = self.held_for.map(tenths_of_ms),
-            rate_limited = self.rate_limited.then_some(true),
+            rate_limited = self.delays.rate_limited.then_some(true),
+            permit_waited = self.delays.permit_waited.then_some(true),
             outcome = tracing::field::Empty,
         );
         if let Some(follows) = &self.enqueued.follows {
