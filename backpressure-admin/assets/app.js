@@ -275,7 +275,8 @@
     return n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
   }
 
-  // The worker's quotas: "rate 50/s (burst 10), delayed 3 starts" and "permits 1 in use /
+  // The worker's quotas: "rate 50/s (burst 10), delayed 3 starts" ("fleet rate" when shared)
+  // and "permits 1 in use /
   // 2 granted / limit 3"; a dash without either.
   function limitsCell(worker) {
     const cell = el('td', { className: 'limits' });
@@ -285,7 +286,12 @@
       const per = r.per === '1s' ? '/s' : ` per ${r.per}`;
       const burst = r.burst > 1 ? ` (burst ${r.burst})` : '';
       const starts = `${s.rate_limited} start${s.rate_limited === 1 ? '' : 's'}`;
-      cell.append(el('span', { className: 'limit', dataset: { field: 'rate' }, text: `rate ${r.limit}${per}${burst}, delayed ${starts}` }));
+      const scope = r.shared ? 'fleet rate' : 'rate';
+      cell.append(el('span', {
+        className: 'limit', dataset: { field: 'rate' },
+        title: r.shared ? 'one rate for every process sharing the sink through Redis' : 'this process\'s own rate',
+        text: `${scope} ${r.limit}${per}${burst}, delayed ${starts}`,
+      }));
     }
     const p = s.permits;
     if (p) {

@@ -1,7 +1,8 @@
 //! The quotas on the dashboard, in headless Chromium (see `browser.rs`): a worker's rate in
 //! words in its row, the gate badge `rate` with what holds it, updated live, and the
 //! timeline's worker span; a worker waiting for a fleet permit (granted by hand on a sink
-//! that says a connector serves it), its badge and permit numbers. Without `chromium` these tests print a skip line and pass, unless
+//! that says a connector serves it), its badge and permit numbers; a shared rate, named
+//! "fleet rate", and its wait for a token. Without `chromium` these tests print a skip line and pass, unless
 //! `REQUIRE_BROWSER=1` is set.
 
 use std::sync::Arc;
@@ -40,6 +41,16 @@ const WORKERS: [&str; 2] = ["quota::fast", "quota::slow"];
 #[backpressure_worker(name = "quota::fleet", sink = "fleet", global_concurrency = 2)]
 async fn fleet(item: u32) {
     std::future::pending::<()>().await;
+    let _ = item;
+}
+
+/// The fleet's rate of 2 a second, on a sink whose tokens the test grants by hand.
+#[backpressure_worker(
+    name = "quota::shared",
+    sink = "shared",
+    rate(limit = 2, per = "1s", shared = true)
+)]
+async fn shared(item: u32) {
     let _ = item;
 }
 
@@ -209,6 +220,64 @@ async fn waiting_for_a_fleet_permit_shows_on_the_badge_with_the_permit_numbers()
         eval::<Value>(&page, &shown("quota::fleet")).await["state"],
         "permits"
     );
+    assert!(
+        eval::<bool>(&page, "window.__noReload === true").await,
+        "updated live, not reloaded"
+    );
+    let problems = problems.lock().unwrap().clone();
+    assert!(problems.is_empty(), "the page logged errors: {problems:#?}");
+    chromium.close().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_rate_says_fleet_and_waiting_for_its_token_turns_the_badge_to_rate() {
+    let Some(executable) = chromium() else { return };
+    let sink = Sink::new();
+    sink.serve_rates();
+    let runtime = Arc::new(
+        Runtime::builder()
+            .only(["quota::shared"])
+            .sink("shared", sink.clone())
+            .start()
+            .unwrap(),
+    );
+    let (base, server) = serve(&runtime).await;
+    let chromium = launch(executable).await;
+    let (page, problems) = open(&chromium.browser, &format!("{base}/index.html")).await;
+    let row_shown = format!("!!document.querySelector('{}')", row("quota::shared"));
+    until(&page, "the shared worker's row", &row_shown).await;
+    let before: Value = eval(&page, &shown("quota::shared")).await;
+    assert_eq!(
+        before["rate"],
+        json!(["fleet rate 2/s, delayed 0 starts"]),
+        "{before}"
+    );
+    assert!(eval::<bool>(&page, "(window.__noReload = true)").await);
+
+    let coordinator = runtime.coordinator::<u32>("quota::shared").unwrap();
+    coordinator.enqueue(1).await.unwrap();
+    let badge = format!(
+        "document.querySelector('{} .badge.gate').dataset.gate === 'rate'",
+        row("quota::shared")
+    );
+    until(&page, "the badge to say rate", &badge).await;
+    let held: Value = eval(&page, &shown("quota::shared")).await;
+    assert_eq!(
+        held["rate"],
+        json!(["fleet rate 2/s, delayed 1 start"]),
+        "{held}"
+    );
+
+    // A token granted by hand: the item starts and the gate opens again.
+    let until_at = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    sink.rate_pools()[0].grant(1, until_at);
+    let open_again = format!(
+        "document.querySelector('{} .badge.gate').dataset.gate === 'open'",
+        row("quota::shared")
+    );
+    until(&page, "the badge to open again", &open_again).await;
+    assert_eq!(runtime.worker("quota::shared").unwrap().stats.completed, 1);
     assert!(
         eval::<bool>(&page, "window.__noReload === true").await,
         "updated live, not reloaded"
