@@ -316,3 +316,31 @@ async fn the_item_span_says_when_the_start_waited_for_a_fleet_permit() {
         [want("0", None), want("1", None), want("2", Some("true"))]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_dropped_with_their_coordinator_are_logged_by_id() {
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let coordinator = Coordinator::builder()
+        .sink(Sink::new())
+        .name("relay")
+        .retry(backpressure::retry::Retry::new(1))
+        .build(|_: u32, _: WorkContext| async { Err::<(), _>("relay down") })
+        .unwrap();
+    coordinator.enqueue_many(0..2).await.unwrap();
+    coordinator.drain().await;
+    assert_eq!(coordinator.dead_letter_counts().0, 2);
+    drop(coordinator);
+
+    let seen = recorder.0.lock().unwrap();
+    let dropped: Vec<_> = (seen.events.iter())
+        .filter(|(level, f)| {
+            *level == tracing::Level::WARN
+                && f.get("message")
+                    .is_some_and(|m| m.contains("dead letters nobody took"))
+        })
+        .map(|(_, f)| (f["count"].clone(), f["item_ids"].clone()))
+        .collect();
+    assert_eq!(dropped, [("2".to_owned(), "#0,#1".to_owned())]);
+}

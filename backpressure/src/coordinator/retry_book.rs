@@ -228,5 +228,17 @@ impl<T> Drop for Retrying<T> {
     fn drop(&mut self) {
         // The coordinator is gone: the timer wakes, finds it gone and ends.
         self.timer.notify_one();
+        // Kept dead letters nobody took go with it: say so, never silently.
+        let dead = self.dead.get_mut();
+        if !dead.kept.is_empty() {
+            let ids: Vec<String> = dead.kept.iter().map(|l| l.record.id.to_string()).collect();
+            tracing::warn!(
+                count = dead.kept.len(),
+                item_ids = %ids.join(","),
+                "a coordinator was dropped with dead letters nobody took: they are dropped with \
+                 it (take them with `take_dead_letters` or `shutdown` first, or give the worker \
+                 `on_dead_letter`)"
+            );
+        }
     }
 }
