@@ -11,11 +11,13 @@
 //! grants `k = min(n, floor((now + B*I - tat) / I))`; when `k >= 1` it stores `tat + k*I`
 //! (expiring a little after that moment: an expired key is a rate at rest). It answers the
 //! Redis clock, `k`, how long until the next start would be allowed (µs, 0 if now), and how
-//! many processes draw from the rate. Nothing is stored when nothing is granted.
+//! many processes draw from the rate. Nothing is stored when nothing is granted (but a
+//! forged TAT's clamp).
 //!
 //! **Untrusted input.** A TAT that is not a decimal number of at most 17 digits is read as no
 //! state (the rate at rest: one burst at most); one further ahead than `now + B*I` (forged)
-//! is read as `now + B*I` (a burst just spent: the next start waits one interval). So junk
+//! is read as, and replaced by, `now + B*I` (a burst just spent: the next start waits one
+//! interval). So junk
 //! in the key never holds the fleet for longer than one burst. A key of the wrong type makes
 //! `GET` fail: the call is answered with an error and that worker grants nothing until the
 //! key is repaired. Presence scores further ahead than the longest lease are dropped, as for
@@ -39,18 +41,21 @@ redis.call('ZADD', KEYS[2], fmt(now_ms + lease), instance)
 redis.call('PEXPIRE', KEYS[2], fmt(maxl))
 local live = redis.call('ZCARD', KEYS[2])
 local span = burst * interval
-local tat = now
+local tat, forged = now, false
 local raw = redis.call('GET', KEYS[1])
 if raw and #raw <= 17 and string.match(raw, '^%d+$') then
   local stored = tonumber(raw)
-  if stored > now + span then stored = now + span end
+  if stored > now + span then
+    stored = now + span
+    forged = true
+  end
   if stored > tat then tat = stored end
 end
 local k = math.floor((now + span - tat) / interval)
 if k > n then k = n end
 if k < 0 then k = 0 end
-if k >= 1 then
-  tat = tat + k * interval
+if k >= 1 then tat = tat + k * interval end
+if k >= 1 or forged then
   redis.call('SET', KEYS[1], fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000) + 100))
 end
 local wait = tat + interval - span - now
