@@ -124,6 +124,7 @@ mod bridge;
 mod config;
 mod error;
 mod permits;
+mod rates;
 mod start;
 mod wire;
 
@@ -131,6 +132,7 @@ pub use bridge::{connect, Bridge, BridgeStats, Status};
 pub use config::{Config, LimitsOnDisconnect, OnDisconnect, RedisUrl};
 pub use error::Error;
 pub use permits::PermitStats;
+pub use rates::RateStats;
 pub use start::{start, start_with, StartError, Started};
 
 /// The version of the message format this build writes and reads on the channel (the

@@ -19,6 +19,7 @@ use super::task::Task;
 use crate::config::{Config, RedisUrl};
 use crate::error::Error;
 use crate::permits::{PermitServer, PermitStats};
+use crate::rates::{RateServer, RateStats};
 use crate::wire::{self, Keys, Remote};
 
 /// A running bridge between a local [`Sink`] and a Redis namespace, made by
@@ -38,6 +39,8 @@ pub struct Bridge {
     task: Option<tokio::task::JoinHandle<()>>,
     /// The permits of the sink's workers with `global_concurrency`.
     permits: Option<PermitServer>,
+    /// The shared rates of the sink's workers with `rate(..., shared = true)`.
+    rates: Option<RateServer>,
 }
 
 impl Bridge {
@@ -93,12 +96,34 @@ impl Bridge {
             .map_or_else(PermitStats::default, PermitServer::stats)
     }
 
+    /// The status of the shared rates' own connection (workers with
+    /// `rate(..., shared = true)`): `Disconnected` while their rates follow
+    /// [`limits_on_disconnect`](crate::Config::limits_on_disconnect), from a call that
+    /// failed until a reconnect; `Synced` otherwise (also while no worker of the sink has a
+    /// shared rate). Calls are made only while a start waits, so a link lost while none
+    /// waits shows when the next one does (or when the connection reports it closed).
+    pub fn rate_status(&self) -> watch::Receiver<Status> {
+        self.rates
+            .as_ref()
+            .map_or_else(|| watch::channel(Status::Synced).1, RateServer::status)
+    }
+
+    /// The shared rates' counters.
+    pub fn rate_stats(&self) -> RateStats {
+        self.rates
+            .as_ref()
+            .map_or_else(RateStats::default, RateServer::stats)
+    }
+
     /// Stops the bridge: retracts this process's entries from Redis (so that other
     /// processes drop them at once instead of at the end of their lease) and the mirrored
     /// entries of other processes from the local sink, then ends the background task.
     pub async fn shutdown(mut self) {
         if let Some(permits) = self.permits.take() {
             permits.shutdown().await;
+        }
+        if let Some(rates) = self.rates.take() {
+            rates.shutdown().await;
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -179,9 +204,15 @@ pub async fn connect(sink: Sink, config: Config) -> Result<Bridge, Error> {
         stop: Some(stop),
         task: Some(task),
         permits: None,
+        rates: None,
     };
     let mut bridge = first_sync(bridge, config.connect_timeout).await?;
     bridge.permits = Some(PermitServer::start(
+        sink_for_permits.clone(),
+        &config_for_permits,
+        &bridge.instance,
+    ));
+    bridge.rates = Some(RateServer::start(
         sink_for_permits,
         &config_for_permits,
         &bridge.instance,

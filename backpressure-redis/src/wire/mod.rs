@@ -52,6 +52,7 @@
 mod message;
 mod permits;
 mod probe;
+mod rates;
 mod remote;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub(crate) use permits::{
     decode_news, permit_channel, Answer, Call, PermitArgs, PermitKeys, PermitNews, PermitScripts,
 };
 pub(crate) use probe::{ProbeMessage, ProbeOp};
+pub(crate) use rates::{RateAnswer, RateArgs, RateAsk, RateKeys, RateScript};
 pub(crate) use remote::{answered, denied, Lease, Remote};
 
 /// The message format version this crate writes and reads.
