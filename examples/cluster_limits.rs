@@ -1,4 +1,5 @@
-//! Three processes, one fleet-wide limit: `global_concurrency` through Redis.
+//! Three processes, two fleet-wide limits: a shared `rate` and `global_concurrency`, both
+//! through Redis.
 //!
 //! ```text
 //! cargo run --example cluster_limits
@@ -6,8 +7,9 @@
 //!
 //! Starts a throwaway `redis-server` (when one is on PATH; or uses `BACKPRESSURE_REDIS_URL`)
 //! and three processes of this same binary. Each runs one worker `mailer` with
-//! `concurrency(8)`, `rate(50 per second)` (this process's starts) and
-//! `global_concurrency(4)` (the whole fleet's items in flight), fed faster than it can go;
+//! `concurrency(8)`, `rate(50 per second, shared)` (the whole fleet's starts, one GCRA in
+//! Redis) and `global_concurrency(4)` (the whole fleet's items in flight), fed faster than it
+//! can go;
 //! items take 40 ms. Every second it prints each process's starts and the total; at the end,
 //! the fleet-wide peak in flight, measured by a counter in Redis that every item increments
 //! when it starts and decrements when it ends. Without Redis it prints one line and exits.
@@ -15,8 +17,9 @@
 //! The first seconds show no start: a new record of permits (a fresh namespace, as here, or
 //! a Redis restarted empty) grants nothing for a grace of 3.5 s with the default lease, so
 //! that processes still running items after a flush record them again before anyone takes
-//! new ones. Then the fleet runs 4 at once: about 100 starts a second in all (4 / 40 ms),
-//! below the 150 the three rates would allow.
+//! new ones. Then the fleet starts about 50 items a second in all, the shared rate (4 at
+//! once for 40 ms would allow 100), split between the processes, and never more than 4 run
+//! at once.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     };
     let namespace = format!("limits-{}", std::process::id());
-    println!("cluster_limits: {PROCESSES} processes, worker `mailer`: concurrency 8, rate 50/s each, global_concurrency {LIMIT}, items of {ITEM:?}\n");
+    println!("cluster_limits: {PROCESSES} processes, worker `mailer`: concurrency 8, rate 50/s for the fleet, global_concurrency {LIMIT}, items of {ITEM:?}\n");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
     let mut children = Vec::new();
     for id in 0..PROCESSES {
@@ -139,7 +142,7 @@ async fn process(_id: String) -> Result<(), Box<dyn std::error::Error>> {
         .name("mailer")
         .concurrency(8)
         .capacity(1_000)
-        .rate(Rate::new(50, Duration::from_secs(1)))
+        .rate(Rate::new(50, Duration::from_secs(1)).shared())
         .global_concurrency(LIMIT)
         .build(move |_: u64, _: WorkContext| {
             let (mut conn, keys, script) = (conn.clone(), Arc::clone(&keys), Arc::clone(&script));
