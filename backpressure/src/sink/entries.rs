@@ -66,6 +66,20 @@ struct Deadline {
     key: Key,
 }
 
+/// The entries of one name taken out by [`Entries::remove_name`].
+pub(super) struct Removed {
+    /// The name as it was stored.
+    _name: Arc<str>,
+    keys: HashMap<Key, Entry>,
+}
+
+impl Removed {
+    /// How many entries (keys) were removed.
+    pub(super) fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
 /// What to raise, for [`Entries::raise`].
 pub(super) struct Raise<'a> {
     pub(super) name: &'a str,
@@ -284,6 +298,27 @@ impl Entries {
         self.update_watches(name, Some(removed.mark()), None, false, unnamed);
         self.record(events, kind, name, key, removed.mark(), Instant::now);
         true
+    }
+
+    /// Removes every entry of `name`, whatever its key, with one look-up of the name; returns
+    /// them (with the stored name) so the caller can drop them after releasing the lock.
+    /// Watches and records see one removal per key, the last one unnaming the name, as if
+    /// each had been [`remove`](Self::remove)d.
+    pub(super) fn remove_name(&mut self, events: &Events, name: &str) -> Option<Removed> {
+        let (name, keys) = self.names.remove_entry(name)?;
+        let last = keys.len().saturating_sub(1);
+        for (i, (key, entry)) in keys.iter().enumerate() {
+            self.update_watches(&name, Some(entry.mark()), None, false, i == last);
+            self.record(
+                events,
+                SignalEventKind::Retracted,
+                &name,
+                key,
+                entry.mark(),
+                Instant::now,
+            );
+        }
+        Some(Removed { _name: name, keys })
     }
 
     /// Removes every entry whose TTL ran out by `now`.

@@ -212,23 +212,17 @@ impl Sink {
     ///
     /// [`SignalError::Name`] if `name` breaks the naming rules.
     pub fn retract(&self, name: &str) -> Result<usize, SignalError> {
-        validate_name(name)?;
         let mut state = self.lock_current();
-        // The stored name and one key at a time: no allocation (a name usually has one key).
-        let Some((name, _)) = state.names.get_key_value(name) else {
+        // One look-up of the name takes all its keys; a name that is found was valid when it
+        // was raised, so only a name that is not found is checked.
+        let Some(removed) = state.remove_name(&self.shared.events, name) else {
+            drop(state);
+            validate_name(name)?;
             return Ok(0);
         };
-        let name = Arc::clone(name);
-        let mut removed = 0;
-        while let Some(key) = state
-            .names
-            .get(&name)
-            .and_then(|keys| keys.keys().next().cloned())
-        {
-            state.remove(&self.shared.events, &name, &key, SignalEventKind::Retracted);
-            removed += 1;
-        }
-        Ok(removed)
+        // The lock's release wakes the watchers first; the entries are freed after that.
+        drop(state);
+        Ok(removed.len())
     }
 
     /// Retracts the entry of `name` raised under `key`; returns whether it was active.
