@@ -66,8 +66,8 @@ pub struct Config {
     /// How long [`connect`](crate::connect) waits for the first sync. Default 5 s.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// What the fleet-wide limits (`global_concurrency`) of the sink's workers do while
-    /// Redis is unreachable. Default [`LimitsOnDisconnect::LocalShare`].
+    /// What the fleet-wide limits (`global_concurrency` and shared `rate`s) of the sink's
+    /// workers do while Redis is unreachable. Default [`LimitsOnDisconnect::LocalShare`].
     #[serde(default)]
     pub limits_on_disconnect: LimitsOnDisconnect,
     /// How many permits of a worker's `global_concurrency` a process asks for at once when
@@ -179,8 +179,11 @@ fn default_permit_batch() -> usize {
     2
 }
 
-/// What a worker's fleet-wide limit (`global_concurrency`) allows in this process while
-/// Redis is unreachable. Items already running keep running under every policy.
+/// What a worker's fleet-wide limits (`global_concurrency`, a shared `rate`) allow in this
+/// process while Redis is unreachable. Items already running keep running under every
+/// policy. For a shared rate: `LocalShare` grants from a local GCRA at the limit divided by
+/// the processes last seen, `Hold` grants nothing, `Ignore` grants on demand (the rate is
+/// not kept).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -86,6 +86,13 @@
 //! ([`Bridge::permit_status`], [`PermitStats`]). The crate's README gives the details and
 //! the slack.
 //!
+//! **Fleet-wide rate.** A bridge serves the shared `rate(..., shared = true)` of its sink's
+//! workers ([`Sink::serve_rates`](backpressure::Sink::serve_rates)): one GCRA per worker in
+//! Redis, on the Redis clock, hands each process its starts in batches of 5 ms' worth of the
+//! rate, asked only while a start waits; while Redis is unreachable the rates follow
+//! [`LimitsOnDisconnect`] too ([`Bridge::rate_status`], [`RateStats`]). The README gives the
+//! keys, the bound and the slack.
+//!
 //! Mirrored entries are the remote owner's: a local `retract`/`clear` removes them from this
 //! sink only, and the owner's next renewal (within lease / 3) brings them back. Only
 //! entries the bridge mirrored are mirrors: an entry raised locally is this process's own
