@@ -158,13 +158,8 @@ impl<T> Shared<T> {
         policies: Policies,
         labels: Labels,
     ) -> Self {
-        let ItemCare {
-            on_skip,
-            retrying,
-            permits,
-            rate_tokens,
-        } = care;
-        let rate = (rate_tokens.map(RateGate::Shared))
+        let (on_skip, retrying, permits) = (care.on_skip, care.retrying, care.permits);
+        let rate = (care.rate_tokens.map(RateGate::Shared))
             .or_else(|| config.rate.as_ref().map(RateGate::local));
         let watch_queue = policies.watches_queue();
         // Every item of a worker with `retry(...)` carries its attempt; a `timeout` needs the
