@@ -57,11 +57,9 @@ async fn cut_off_runs(test: &str, policy: LimitsOnDisconnect) -> Option<u64> {
         WAIT,
         status.wait_for(|s| matches!(s, Status::Disconnected { .. })),
     )
-    .await;
-    assert!(
-        down.is_ok(),
-        "A's permits notice the black hole within 30 s"
-    );
+    .await
+    .is_ok();
+    assert!(down, "A's permits notice the black hole within 30 s");
     a_worker.enqueue_many(0..8).await.unwrap();
     let [running, _, _] = counter_keys(test);
     // Positive or negative: whatever the policy allows has started within a lease.
@@ -142,12 +140,10 @@ async fn a_process_that_never_reached_redis_takes_no_local_share() {
     never_reached("never_reached", false).await;
 }
 
-/// The same, and then the path heals: the permits should be acquired in Redis and the items
-/// run. They do not within 30 s (a bug found with this test, not fixed yet): a permit task
-/// whose first connection was opened into a black hole does not recover after it heals,
-/// although a reset of the failed connection is now in place.
+/// The same, and then the path heals: the permits are acquired in Redis and the items run
+/// (the window in real life: an outage between the bridge's own connect and the permit
+/// task's first connection).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: permits whose first connection went into a black hole do not recover"]
 async fn permits_that_never_reached_redis_recover_when_the_path_heals() {
     never_reached("never_reached_heals", true).await;
 }
@@ -170,12 +166,16 @@ async fn never_reached(test: &str, heal: bool) {
     let a_worker = worker(&a, &url, test, 4, Hold::For(Duration::ZERO)).await;
     a_worker.enqueue_many(0..8).await.unwrap();
     let mut status = bridge.permit_status();
+    // Only whether it came: the `Ref` that `wait_for` returns holds the watch's lock, and
+    // kept across the heal it would block the permit task's next status change (and so the
+    // task, and a runtime thread) until it is dropped.
     let down = tokio::time::timeout(
         WAIT,
         status.wait_for(|s| matches!(s, Status::Disconnected { .. })),
     )
-    .await;
-    assert!(down.is_ok(), "the permits notice they cannot reach Redis");
+    .await
+    .is_ok();
+    assert!(down, "the permits notice they cannot reach Redis");
     let [_, _, started] = counter_keys(test);
     let ran = until(LEASE * 2, || read(&url, &started), |n| *n > 0).await;
     assert_eq!(ran, 0, "no share without ever having seen the fleet");

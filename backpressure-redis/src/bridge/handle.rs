@@ -61,6 +61,11 @@ impl Bridge {
     }
 
     /// A receiver of status changes (`changed().await` wakes on each transition).
+    ///
+    /// Keep its borrows short: a `Ref` (from `borrow()`, or the one `wait_for` returns)
+    /// holds the channel's lock, and while one is held the bridge's task cannot publish the
+    /// next status and waits, blocking its thread. Copy the status out instead, or use
+    /// [`wait_for`](Self::wait_for).
     pub fn watch_status(&self) -> watch::Receiver<Status> {
         self.status.clone()
     }
@@ -83,6 +88,10 @@ impl Bridge {
     /// `Disconnected` while their limits follow
     /// [`limits_on_disconnect`](crate::Config::limits_on_disconnect); `Synced` otherwise
     /// (also while no worker of the sink has `global_concurrency`).
+    ///
+    /// Keep its borrows short, as with [`watch_status`](Self::watch_status): while a `Ref`
+    /// is held, the permits' task cannot publish the next status and waits (so do the
+    /// workers' permits).
     pub fn permit_status(&self) -> watch::Receiver<Status> {
         self.permits
             .as_ref()
@@ -322,6 +331,20 @@ fn connect_error(config: &Config, e: &redis::RedisError) -> Error {
     }
 }
 
+/// Connection attempts of [`open`] after the first one fails.
+const OPEN_RETRIES: u32 = 1;
+
+/// How long one connection attempt (TCP, `HELLO`) may take.
+fn attempt_timeout(config: &Config) -> Duration {
+    config.connect_timeout.min(Duration::from_secs(2))
+}
+
+/// The longest [`open`] takes: each of its attempts bounded by its timeout, and the backoff
+/// before each retry (at most `reconnect_max_delay`, which redis-rs's jitter may double).
+pub(crate) fn open_bound(config: &Config) -> Duration {
+    attempt_timeout(config) * (OPEN_RETRIES + 1) + config.reconnect_max_delay * 2 * OPEN_RETRIES
+}
+
 /// Opens a RESP3 connection manager that sends pushes to the returned receiver and
 /// resubscribes by itself after a reconnect.
 pub(crate) async fn open(
@@ -345,10 +368,10 @@ pub(crate) async fn open(
     let manager_config = ConnectionManagerConfig::new()
         .set_push_sender(push_tx)
         .set_automatic_resubscription()
-        .set_number_of_retries(1)
+        .set_number_of_retries(OPEN_RETRIES as usize)
         .set_min_delay(FIRST_BACKOFF)
         .set_max_delay(config.reconnect_max_delay)
-        .set_connection_timeout(Some(config.connect_timeout.min(Duration::from_secs(2))))
+        .set_connection_timeout(Some(attempt_timeout(config)))
         .set_response_timeout(Some(liveness.response_timeout));
     let conn = ConnectionManager::new_with_config(client, manager_config)
         .await

@@ -26,8 +26,8 @@ mod probes;
 mod stats;
 mod task;
 
-pub(crate) use handle::open;
 pub use handle::{connect, Bridge};
+pub(crate) use handle::{open, open_bound};
 pub use link::Status;
 pub(crate) use link::{Liveness, FIRST_BACKOFF};
 pub use stats::BridgeStats;

@@ -2,18 +2,19 @@
 //! put back, a start waiting), a permit-channel message, a pool added, or its one timer
 //! (the renewal, the earliest moment a permit may be free, a reconnect).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backpressure::Sink;
 use redis::aio::ConnectionManager;
-use redis::{PushInfo, PushKind, Value};
+use redis::{PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::pool::{Plan, Pool};
 use super::Counters;
-use crate::bridge::{open, Liveness, Status, FIRST_BACKOFF};
+use crate::bridge::{open, open_bound, Liveness, Status, FIRST_BACKOFF};
 use crate::config::{Config, LimitsOnDisconnect};
 use crate::wire::{self, permit_channel, Call, PermitArgs, PermitNews, PermitScripts};
 
@@ -33,6 +34,24 @@ pub(crate) fn renew_every(lease: Duration) -> Duration {
 pub(crate) fn grace(lease: Duration) -> Duration {
     let every = renew_every(lease);
     every + Liveness::of(lease).response_timeout + every / 2
+}
+
+/// The longest the task waits for one call (a `PING`, the subscription, a script): two
+/// response timeouts (a script Redis does not have yet is loaded, then run). redis-rs bounds
+/// each request by the response timeout, but a call made while its connection manager
+/// re-opens the connection first waits for that (attempts and backoff, seconds); bounded
+/// here, such a call reads as unanswered and the task reconnects by itself.
+fn call_bound(lease: Duration) -> Duration {
+    Liveness::of(lease).response_timeout * 2
+}
+
+/// `call`, or a timeout error (unanswered: the link reads as lost) after `bound`: no black
+/// hole holds the task longer.
+async fn bounded<T>(bound: Duration, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    match tokio::time::timeout(bound, call).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+    }
 }
 
 /// The connection, while it is thought to work.
@@ -59,6 +78,8 @@ pub(super) struct Server {
     pools: Vec<Pool>,
     renew_at: Instant,
     renew_every: Duration,
+    /// How long any one call may take ([`call_bound`]).
+    call_bound: Duration,
     status: watch::Sender<Status>,
     counters: Arc<Counters>,
 }
@@ -90,6 +111,7 @@ impl Server {
             pools: Vec::new(),
             renew_at: Instant::now(),
             renew_every,
+            call_bound: call_bound(config.lease),
             status,
             counters,
         }
@@ -193,7 +215,7 @@ impl Server {
             &self.args,
             &slots,
         );
-        match ran.await {
+        match bounded(self.call_bound, ran).await {
             Ok(answer) => {
                 let (gained, lost) = pool.answered(call, &slots, &answer);
                 if call == Call::Acquire {
@@ -331,13 +353,17 @@ impl Server {
     async fn connect(&mut self) -> Result<(), ()> {
         if self.conn.is_none() {
             let liveness = Liveness::of(self.config.lease);
-            let (conn, pushes) = open(&self.config, liveness).await.map_err(drop)?;
+            let opened = open(&self.config, liveness);
+            let opened = tokio::time::timeout(open_bound(&self.config), opened).await;
+            let (conn, pushes) = opened.map_err(drop)?.map_err(drop)?;
             self.conn = Some(Conn { conn, pushes });
         }
         let conn = self.conn.as_mut().ok_or(())?;
-        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn.conn).await;
+        let ping = redis::cmd("PING");
+        let pong: RedisResult<String> =
+            bounded(self.call_bound, ping.query_async(&mut conn.conn)).await;
         let checked = match pong {
-            Ok(_) => conn.conn.subscribe(&self.args.channel).await,
+            Ok(_) => bounded(self.call_bound, conn.conn.subscribe(&self.args.channel)).await,
             Err(e) => Err(e),
         };
         if checked.is_err() {
