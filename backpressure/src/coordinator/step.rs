@@ -165,7 +165,16 @@ impl<T> Shared<T> {
                 });
             }
         }
-        let until = self.rate_refuses(state)?;
+        let Some(until) = self.rate_refuses(state) else {
+            if self.permits.is_some() && state.held.held() > 0 {
+                // This start took a freed permit (which cleared `wanted`); held slots sleep
+                // until a grant, so one looks at the next head: it takes a permit, or tells
+                // the connector again that a start waits. Only a start wakes one (a permit
+                // put back because the rate refused does not), so the wakes end.
+                self.wake.notify_one();
+            }
+            return None;
+        };
         if let Some(permits) = &self.permits {
             permits.put_back();
             state.effects.wake_permit_server();
