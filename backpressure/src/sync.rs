@@ -312,7 +312,6 @@ impl HeldSlots {
     }
 
     /// Slots waiting on the gate.
-    #[cfg(all(test, backpressure_loom))]
     pub(crate) fn held(&self) -> usize {
         self.held
     }

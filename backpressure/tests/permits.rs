@@ -91,6 +91,42 @@ async fn items_start_only_with_a_granted_permit_and_wake_on_a_grant() {
     );
 }
 
+/// A start that takes a freed permit while more items wait still tells the connector that
+/// a start waits: before the fix it cleared `wanted` and the held slots slept until a grant
+/// that never came, so a busy process never held more permits than it had when its first
+/// item ended, though the fleet had room.
+#[tokio::test(start_paused = true)]
+async fn a_start_on_a_freed_permit_leaves_the_next_start_wanting() {
+    let sink = Sink::new();
+    sink.serve_permits();
+    let (running, peak) = (Arc::default(), Arc::default());
+    let finish = Arc::new(Semaphore::new(0));
+    let coordinator = worker(&sink, &running, &peak, &finish);
+    let permits = sink.permit_pools().pop().unwrap();
+    coordinator.enqueue_many(0..6).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    permits.grant(1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 1);
+    assert!(permits.counts().wanted);
+
+    // The first item ends; the next takes its permit; four more wait.
+    finish.add_permits(1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(coordinator.stats().completed, 1);
+    assert_eq!(running.load(Ordering::SeqCst), 1);
+    assert!(
+        permits.counts().wanted,
+        "the connector is told the next start waits"
+    );
+    permits.grant(1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 2, "and the grant is used");
+    finish.add_permits(6);
+    coordinator.drain().await;
+    assert_eq!(coordinator.stats().completed, 6);
+}
+
 #[tokio::test(start_paused = true)]
 async fn held_by_names_the_permits_then_the_rate() {
     use backpressure::limit::Rate;

@@ -36,6 +36,8 @@ pub(super) struct Effects {
     rate_server: bool,
     /// The head's start was delayed by the rate (counted once per item).
     rate_limited: bool,
+    /// A quota's start cleared `wanted` while slots are held: one must look again.
+    held_slot: bool,
 }
 
 impl Effects {
@@ -57,6 +59,10 @@ impl Effects {
 
     pub(super) fn wake_permit_server(&mut self) {
         self.permit_server = true;
+    }
+
+    pub(super) fn wake_held_slot(&mut self) {
+        self.held_slot = true;
     }
 
     pub(super) fn wake_rate_server(&mut self) {
@@ -94,6 +100,8 @@ impl Effects {
         }
         if self.release_slots {
             to.slots.notify_waiters();
+        } else if self.held_slot {
+            to.slots.notify_one();
         }
         if let (true, Some(timer)) = (self.retry_timer, to.retry_timer) {
             timer.notify_one();

@@ -167,7 +167,19 @@ impl<T> Shared<T> {
                 });
             }
         }
-        let refusal = self.rate_refuses(state)?;
+        let Some(refusal) = self.rate_refuses(state) else {
+            let quota =
+                self.permits.is_some() || self.rate.as_ref().is_some_and(|r| r.tokens().is_some());
+            if quota && state.held.held() > 0 {
+                // This start took a freed permit or a token (which cleared `wanted`); held
+                // slots sleep until a grant, so one looks at the next head (after the lock):
+                // it takes a permit, or tells the connector again that a start waits. Only
+                // a start wakes one (a permit put back because the rate refused does not),
+                // so the wakes end.
+                state.effects.wake_held_slot();
+            }
+            return None;
+        };
         if let Some(permits) = &self.permits {
             permits.put_back();
             state.effects.wake_permit_server();
