@@ -87,7 +87,7 @@ async fn a_rate_that_holds_the_next_start_is_the_gate_state_rate_with_its_counte
     let worker = get_json(&app, &format!("/api/workers/{RELAY}")).await;
     assert_eq!(
         worker["config"]["rate"],
-        json!({"limit": 50, "per": "1s", "burst": 2}),
+        json!({"limit": 50, "per": "1s", "burst": 2, "shared": false}),
         "{worker}"
     );
     assert_eq!(worker["config"]["global_concurrency"], Value::Null);
