@@ -131,6 +131,7 @@ mod bridge;
 mod config;
 mod error;
 mod permits;
+mod quota_task;
 mod rates;
 mod start;
 mod wire;

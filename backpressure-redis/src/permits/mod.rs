@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use backpressure::Sink;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::bridge::Status;
 use crate::config::Config;
+use crate::quota_task::ServerTask;
 
 /// Counters of a bridge's permits (`global_concurrency`), for monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,8 +73,7 @@ impl Counters {
 pub(crate) struct PermitServer {
     status: watch::Receiver<Status>,
     counters: Arc<Counters>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl PermitServer {
@@ -83,13 +83,10 @@ impl PermitServer {
         let (status_tx, status) = watch::channel(Status::Synced);
         let counters = Arc::new(Counters::default());
         let server = task::Server::new(sink, config, instance, status_tx, Arc::clone(&counters));
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server.run(stopped));
         Self {
             status,
             counters,
-            stop: Some(stop),
-            task: Some(task),
+            task: ServerTask::spawn(|stopped| server.run(stopped)),
         }
     }
 
@@ -102,20 +99,7 @@ impl PermitServer {
     }
 
     /// Releases every permit held and ends the task.
-    pub(crate) async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for PermitServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub(crate) async fn shutdown(self) {
+        self.task.shutdown().await;
     }
 }

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use super::pool::{Plan, Pool};
 use super::Counters;
-use crate::bridge::{open, open_bound, Liveness, Status, FIRST_BACKOFF};
+use crate::bridge::{open, open_bound, Liveness, Status};
 use crate::config::{Config, LimitsOnDisconnect};
+use crate::quota_task::Down;
 use crate::wire::{self, permit_channel, Call, PermitArgs, PermitNews, PermitScripts};
 
 /// How long a clean shutdown waits for Redis to take the release of the permits.
@@ -58,13 +59,6 @@ async fn bounded<T>(bound: Duration, call: impl Future<Output = RedisResult<T>>)
 struct Conn {
     conn: ConnectionManager,
     pushes: mpsc::UnboundedReceiver<PushInfo>,
-}
-
-/// Redis cannot be reached: when to try again.
-#[derive(Debug, Clone, Copy)]
-struct Down {
-    backoff: Duration,
-    retry_at: Instant,
 }
 
 pub(super) struct Server {
@@ -316,10 +310,7 @@ impl Server {
         Counters::add(&self.counters.disconnects, 1);
         let policy = self.config.limits_on_disconnect;
         tracing::warn!(namespace = %self.config.namespace, ?policy, "permits: lost the connection to Redis");
-        self.down = Some(Down {
-            backoff: FIRST_BACKOFF,
-            retry_at: Instant::now() + FIRST_BACKOFF,
-        });
+        self.down = Some(Down::first());
         let since = std::time::Instant::now();
         self.status.send_replace(Status::Disconnected { since });
         self.pools.iter_mut().for_each(|p| p.cut_off(policy));
@@ -337,15 +328,17 @@ impl Server {
                 }
             }
             Err(()) => {
-                let backoff = self.down.map_or(FIRST_BACKOFF, |d| d.backoff * 2);
-                let backoff = backoff.min(self.config.reconnect_max_delay);
+                let next = match self.down {
+                    Some(mut down) => {
+                        down.failed_again(self.config.reconnect_max_delay);
+                        down
+                    }
+                    None => Down::first(),
+                };
                 if self.down.is_none() {
                     self.lost();
                 }
-                self.down = Some(Down {
-                    backoff,
-                    retry_at: Instant::now() + backoff,
-                });
+                self.down = Some(next);
             }
         }
     }

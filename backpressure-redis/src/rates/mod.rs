@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use backpressure::Sink;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::bridge::Status;
 use crate::config::Config;
+use crate::quota_task::ServerTask;
 
 /// Counters of a bridge's shared rates (`rate(..., shared = true)`), for monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,8 +62,7 @@ pub(crate) struct RateServer {
     sink: Sink,
     status: watch::Receiver<Status>,
     counters: Arc<Counters>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl RateServer {
@@ -78,14 +78,11 @@ impl RateServer {
             status_tx,
             Arc::clone(&counters),
         );
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server.run(stopped));
         Self {
             sink,
             status,
             counters,
-            stop: Some(stop),
-            task: Some(task),
+            task: ServerTask::spawn(|stopped| server.run(stopped)),
         }
     }
 
@@ -111,20 +108,7 @@ impl RateServer {
     }
 
     /// Ends the task (the fleet's GCRA keeps no per-process state to give back).
-    pub(crate) async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RateServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub(crate) async fn shutdown(self) {
+        self.task.shutdown().await;
     }
 }

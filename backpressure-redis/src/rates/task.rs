@@ -18,6 +18,7 @@ use super::pool::Pool;
 use super::Counters;
 use crate::bridge::{open, Liveness, Status, FIRST_BACKOFF};
 use crate::config::Config;
+use crate::quota_task::Down;
 use crate::wire::{self, RateArgs, RateScript};
 
 /// The connection, while it is thought to work.
@@ -29,13 +30,6 @@ struct Conn {
 /// A reconnect attempt running beside the loop (a black hole must not stall the local
 /// grants of `limits_on_disconnect`).
 type Attempt = Pin<Box<dyn Future<Output = Option<Conn>> + Send>>;
-
-/// Redis cannot be reached: when to try again.
-#[derive(Debug, Clone, Copy)]
-struct Down {
-    backoff: Duration,
-    retry_at: Instant,
-}
 
 pub(super) struct Server {
     sink: Sink,
@@ -226,10 +220,7 @@ impl Server {
         Counters::add(&self.counters.disconnects, 1);
         let policy = self.config.limits_on_disconnect;
         tracing::warn!(namespace = %self.config.namespace, ?policy, "shared rates: lost the connection to Redis");
-        self.down = Some(Down {
-            backoff: FIRST_BACKOFF,
-            retry_at: Instant::now() + FIRST_BACKOFF,
-        });
+        self.down = Some(Down::first());
         let since = std::time::Instant::now();
         self.status.send_replace(Status::Disconnected { since });
         self.pools.iter_mut().for_each(|p| p.cut_off(policy));
@@ -243,12 +234,8 @@ impl Server {
                 self.lost();
                 self.serve_local();
             }
-            let down = self.down.get_or_insert(Down {
-                backoff: FIRST_BACKOFF,
-                retry_at: Instant::now(),
-            });
-            down.backoff = (down.backoff * 2).min(self.config.reconnect_max_delay);
-            down.retry_at = Instant::now() + down.backoff;
+            let down = self.down.get_or_insert_with(Down::first);
+            down.failed_again(self.config.reconnect_max_delay);
             return;
         };
         self.conn = Some(conn);
