@@ -17,6 +17,7 @@ mod permits;
 mod phase;
 mod pools;
 mod probe;
+mod quota_wakes;
 mod rate_tokens;
 mod reaper;
 mod served;

@@ -10,12 +10,11 @@
 //! coordinator's held slots; nothing polls.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use serde::Serialize;
-use tokio::sync::Notify;
-
+use super::quota_wakes::QuotaWakes;
 use crate::sync::{lock, Mutex};
+use serde::Serialize;
 
 /// A worker's permits of its `global_concurrency`, as its process sees them.
 #[derive(Clone)]
@@ -27,12 +26,7 @@ struct Inner {
     worker: String,
     limit: usize,
     counts: Mutex<PermitCounts>,
-    /// The coordinator takes no new work (drained, shut down, or gone).
-    closed: std::sync::atomic::AtomicBool,
-    /// Wakes the connector serving these permits.
-    server: Notify,
-    /// Wakes the coordinator's held slots (set by the coordinator).
-    slots: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    wakes: QuotaWakes,
 }
 
 /// A snapshot of a worker's permits in this process.
@@ -60,9 +54,7 @@ impl Permits {
                     limit,
                     ..PermitCounts::default()
                 }),
-                closed: std::sync::atomic::AtomicBool::new(false),
-                server: Notify::new(),
-                slots: OnceLock::new(),
+                wakes: QuotaWakes::default(),
             }),
         }
     }
@@ -89,9 +81,7 @@ impl Permits {
             return;
         }
         lock(&self.inner.counts).granted += n;
-        if let Some(wake) = self.inner.slots.get() {
-            wake();
-        }
+        self.inner.wakes.wake_slots();
     }
 
     /// The connector: gives up to `n` permits that no item uses (a lease lost, a surplus to
@@ -114,26 +104,23 @@ impl Permits {
     /// Whether the worker takes no new work any more (drained, shut down, or gone): the
     /// connector keeps none of its permits unused, and once none is in use it may forget it.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(std::sync::atomic::Ordering::Acquire)
+        self.inner.wakes.is_closed()
     }
 
     /// The coordinator: it takes no new work; wakes the connector.
     pub(crate) fn close(&self) {
-        self.inner
-            .closed
-            .store(true, std::sync::atomic::Ordering::Release);
-        self.notify_server();
+        self.inner.wakes.close();
     }
 
     /// The connector waits here for a change it must react to: a permit put back, a start
     /// held for want of one, or the worker closed.
     pub async fn changed(&self) {
-        self.inner.server.notified().await;
+        self.inner.wakes.changed().await;
     }
 
     /// The coordinator: how its held slots are woken when permits are granted.
     pub(crate) fn on_grant(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.inner.slots.set(wake);
+        self.inner.wakes.on_grant(wake);
     }
 
     /// The coordinator: takes a permit for a start, or marks one wanted (the caller wakes
@@ -158,7 +145,7 @@ impl Permits {
 
     /// Tells the connector that something changed (after the caller's locks are released).
     pub(crate) fn notify_server(&self) {
-        self.inner.server.notify_one();
+        self.inner.wakes.notify_server();
     }
 }
 

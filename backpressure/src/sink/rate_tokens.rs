@@ -14,13 +14,12 @@
 //! up later from tokens drawn earlier.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::quota_wakes::QuotaWakes;
 use crate::limit::Rate;
 use crate::sync::{lock, Mutex};
 
@@ -34,12 +33,7 @@ struct Inner {
     worker: String,
     rate: Rate,
     state: Mutex<TokenState>,
-    /// The coordinator takes no new work (drained, shut down, or gone).
-    closed: AtomicBool,
-    /// Wakes the connector serving these tokens.
-    server: Notify,
-    /// Wakes the coordinator's held slots (set by the coordinator).
-    slots: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    wakes: QuotaWakes,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,9 +76,7 @@ impl RateTokens {
                     spent: 0,
                     lapsed: 0,
                 }),
-                closed: AtomicBool::new(false),
-                server: Notify::new(),
-                slots: OnceLock::new(),
+                wakes: QuotaWakes::default(),
             }),
         }
     }
@@ -123,9 +115,7 @@ impl RateTokens {
             state.available = state.available.saturating_add(n);
             state.until = state.until.max(until);
         }
-        if let Some(wake) = self.inner.slots.get() {
-            wake();
-        }
+        self.inner.wakes.wake_slots();
     }
 
     /// The connector: every unused token goes (the fleet's record is gone, or Redis cannot be
@@ -138,24 +128,23 @@ impl RateTokens {
     /// Whether the worker takes no new work any more (drained, shut down, or gone): the
     /// connector draws no more tokens for it.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.wakes.is_closed()
     }
 
     /// The connector waits here for a change it must react to: a start held for want of a
     /// token, or the worker closed.
     pub async fn changed(&self) {
-        self.inner.server.notified().await;
+        self.inner.wakes.changed().await;
     }
 
     /// The coordinator: it takes no new work; wakes the connector.
     pub(crate) fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        self.notify_server();
+        self.inner.wakes.close();
     }
 
     /// The coordinator: how its held slots are woken when tokens are granted.
     pub(crate) fn on_grant(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.inner.slots.set(wake);
+        self.inner.wakes.on_grant(wake);
     }
 
     /// The coordinator: spends a token on a start, or marks one wanted (the caller wakes the
@@ -177,7 +166,7 @@ impl RateTokens {
 
     /// Tells the connector that something changed (after the caller's locks are released).
     pub(crate) fn notify_server(&self) {
-        self.inner.server.notify_one();
+        self.inner.wakes.notify_server();
     }
 }
 
