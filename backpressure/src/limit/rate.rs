@@ -66,7 +66,7 @@ impl Rate {
     /// shared across processes by a connector (`backpressure_redis::connect`), which keeps
     /// one GCRA for every process on the Redis clock and hands each process its starts in
     /// small batches; building the worker on a sink no connector serves is
-    /// [`BuildError::SharedRateNeedsBridge`](crate::BuildError::SharedRateNeedsBridge).
+    /// [`BuildError::SharedRateNeedsBridge`](crate::error::BuildError::SharedRateNeedsBridge).
     /// While Redis cannot be reached, the connector's `limits_on_disconnect` decides (by
     /// default each process keeps its share: `limit` over the processes last seen).
     ///
