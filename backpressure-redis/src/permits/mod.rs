@@ -24,7 +24,8 @@ use crate::quota_task::ServerTask;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PermitStats {
-    /// Permits acquired in Redis.
+    /// Permits recorded in Redis for this process: by an acquisition, or by a renewal that
+    /// records slots again (items that ran on an outage's local grants, slots a flush lost).
     pub acquired: u64,
     /// Permits released in Redis.
     pub released: u64,

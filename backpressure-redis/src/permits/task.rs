@@ -212,9 +212,9 @@ impl Server {
         match bounded(self.call_bound, ran).await {
             Ok(answer) => {
                 let (gained, lost) = pool.answered(call, &slots, &answer);
-                if call == Call::Acquire {
-                    Counters::add(&self.counters.acquired, gained);
-                }
+                // A renewal records new slots too: after an outage, those of items that
+                // ran on its local grants; after a flush, the ones the flush lost.
+                Counters::add(&self.counters.acquired, gained);
                 Counters::add(&self.counters.lost, lost);
                 if call == Call::Release {
                     Counters::add(&self.counters.released, slots.len());
